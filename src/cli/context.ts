@@ -1,0 +1,10 @@
+import type { Writable } from 'node:stream';
+
+/** What a command needs from its process: streams and environment, injectable for tests. */
+export interface CliContext {
+  stdout: Writable & { isTTY?: boolean };
+  stderr: Writable & { isTTY?: boolean };
+  env: NodeJS.ProcessEnv;
+  /** Set by a command to the exit status it wants when it returns normally (e.g. some inputs invalid). */
+  exitStatus: number;
+}

@@ -1,0 +1,5 @@
+/**
+ * kimg's public library API. Named exports only; each module's public surface is its own index.ts.
+ */
+export * from './errors/index.js';
+export * from './oci/index.js';

@@ -1,0 +1,21 @@
+/**
+ * The OCI image data model shared by the registry client and the store: media types, descriptors,
+ * manifests, indexes and configs. Types and constants only; no I/O.
+ */
+export {
+  MediaType,
+  MANIFEST_MEDIA_TYPES,
+  INDEX_MEDIA_TYPES,
+  MANIFEST_ACCEPT,
+  isManifestMediaType,
+  isIndexMediaType,
+  type MediaTypeName,
+} from './media-types.js';
+export {
+  ANNOTATION_REF_NAME,
+  type OciPlatform,
+  type Descriptor,
+  type ImageManifest,
+  type ImageIndex,
+  type ImageConfig,
+} from './types.js';
