@@ -3,3 +3,4 @@
  */
 export * from './errors/index.js';
 export * from './oci/index.js';
+export * from './reference/index.js';

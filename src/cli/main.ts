@@ -3,6 +3,7 @@
 import { runCli } from './program.js';
 
 const status = await runCli(process.argv, {
+  stdin: process.stdin,
   stdout: process.stdout,
   stderr: process.stderr,
   env: process.env,
