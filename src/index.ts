@@ -4,3 +4,5 @@
 export * from './errors/index.js';
 export * from './oci/index.js';
 export * from './reference/index.js';
+export * from './platform/index.js';
+export * from './manager/index.js';
