@@ -1,0 +1,338 @@
+/**
+ * A private containerd (Debian's 1.6 package) for tests and the bench: its own root, state, config,
+ * sockets and `certs.d` under one SHORT temp dir (`/tmp/kimg-ctrd-XXXXXX`; a unix socket path is limited
+ * to 108 bytes by `sockaddr_un.sun_path`), never /etc/containerd or /run/containerd. The CRI plugin
+ * (`io.containerd.grpc.v1.cri`, built into the daemon) is enabled, so a test can talk CRI to it over
+ * `unix://<dir>/containerd.sock` with @grpc/grpc-js. Facts: /work/shared/tools/FINDINGS.md
+ * ("containerd 1.6", "CRI plugin starts", recommendation 5).
+ *
+ * Registries: the CRI plugin resolves hosts through `registry.config_path` = `<dir>/certs.d`, one
+ * `<host>/hosts.toml` per registry (containerd docs/hosts.md). Registries listen on port 0, so the
+ * port is known only once they are up: `addPlainHttpRegistry('127.0.0.1:PORT')` writes the file then
+ * (the daemon reads it on each pull; no restart). `ctr` resolves client-side and ignores the daemon's
+ * config: give it `--plain-http` or `--hosts-dir <certsDir>`.
+ *
+ * Lifecycle: started through `spawnTracked` (setpriv --pdeathsig KILL: it dies with the test process),
+ * ready when `ctr version` answers and, with CRI, `ctr plugins ls` lists the CRI plugin as `ok`.
+ * `stop()` SIGKILLs it by PID (SIGTERM costs ~1.8 s and the data is thrown away), unmounts anything
+ * left mounted under its dir (deepest first) and removes the dir.
+ */
+import { readFileSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { requireBinary } from './components.js';
+import { killProcess, runCommand, spawnTracked, waitFor, type CommandResult } from './proc.js';
+import { makeTempDir, removeTempDir } from './tmp.js';
+
+/** `sockaddr_un.sun_path` is 108 bytes including the terminating NUL. */
+const MAX_SOCKET_PATH = 107;
+
+export interface ContainerdOptions {
+  /** Default 'overlayfs'; falls back to 'native' when an overlay mount is not permitted here. */
+  snapshotter?: 'overlayfs' | 'native';
+  /** Enable the CRI plugin (default true). Without it the daemon starts faster and has no CRI socket. */
+  cri?: boolean;
+  /** Namespace `ctr()` uses unless told otherwise; default 'default' (CRI uses 'k8s.io'). */
+  namespace?: string;
+  /** Registries ('127.0.0.1:PORT') to mark as plain HTTP right away. */
+  plainHttpRegistries?: string[];
+  /** Log level of the daemon; default 'info'. */
+  logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /** How long to wait for readiness; default 20 s. */
+  startTimeoutMs?: number;
+}
+
+export interface CtrOptions {
+  /** Default: the namespace given to startContainerd ('default'). */
+  namespace?: string;
+  /** Resolve instead of rejecting on a non-zero exit (inspect `code`). */
+  allowFailure?: boolean;
+  /** Default 120 s. */
+  timeoutMs?: number;
+}
+
+export interface StartedContainerd {
+  /** Absolute path of the gRPC socket (≤ 107 bytes). */
+  socket: string;
+  /** `unix://<socket>`: the CRI endpoint for @grpc/grpc-js. */
+  address: string;
+  /** The fixture's temp dir (config, log, root, state, certs.d); removed by stop(). */
+  baseDir: string;
+  /** containerd `root` (content store, metadata, snapshots). */
+  root: string;
+  /** containerd `state` (sockets of shims, runtime state). */
+  state: string;
+  configFile: string;
+  /** `registry.config_path` of the CRI plugin; also usable as `ctr --hosts-dir`. */
+  certsDir: string;
+  /** The snapshotter actually configured (after the overlay probe). */
+  snapshotter: 'overlayfs' | 'native';
+  /** PID of the containerd process. */
+  pid: number;
+  /** Milliseconds startContainerd took. */
+  startMs: number;
+  /** The daemon's log (stdout + stderr). */
+  log(): Promise<string>;
+  /**
+   * Runs `ctr -a <socket> -n <namespace> ...args`. Rejects with stderr on a non-zero exit unless
+   * `allowFailure`.
+   */
+  ctr(args: readonly string[], opts?: CtrOptions): Promise<CommandResult>;
+  /**
+   * Writes `<certsDir>/<host>/hosts.toml` marking `http://<endpoint>` (default: `host` itself) as the
+   * plain-HTTP server of registry `host`, with pull, resolve and push capabilities. `host` is what
+   * appears in image references (`'127.0.0.1:PORT'`); a different `endpoint` makes `host` an alias
+   * served by another registry (e.g. `addPlainHttpRegistry('kimg.invalid', reg.host)`).
+   */
+  addPlainHttpRegistry(host: string, endpoint?: string): Promise<void>;
+  /** SIGKILL by PID, wait for the exit, unmount leftovers under baseDir, rm -rf baseDir. Idempotent. */
+  stop(): Promise<void>;
+}
+
+async function readIfExists(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** TOML basic string (paths and hosts here never hold quotes, but escape anyway). */
+function tomlString(s: string): string {
+  return JSON.stringify(s);
+}
+
+/** True when this kernel/namespace lets us mount an overlay (the overlayfs snapshotter needs it). */
+async function overlayMountPermitted(dir: string): Promise<boolean> {
+  const mount = requireBinary('mount');
+  const umount = requireBinary('umount');
+  const [l, u, w, m] = ['l', 'u', 'w', 'm'].map((d) => join(dir, d)) as [string, string, string, string];
+  await Promise.all([l, u, w, m].map((d) => mkdir(d, { recursive: true })));
+  const r = await runCommand(
+    mount,
+    ['-t', 'overlay', 'overlay', '-o', `lowerdir=${l},upperdir=${u},workdir=${w}`, m],
+    { allowFailure: true, timeoutMs: 10_000 },
+  );
+  if (r.code !== 0) return false;
+  await runCommand(umount, [m], { allowFailure: true, timeoutMs: 10_000 });
+  return true;
+}
+
+/** Mount points under `dir` (from /proc/mounts, octal escapes decoded), deepest first. */
+export function mountsUnder(dir: string): string[] {
+  const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+  let text: string;
+  try {
+    text = readFileSync('/proc/mounts', 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .map((line) => line.split(' ')[1])
+    .filter((p): p is string => p !== undefined)
+    .map((p) => p.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))))
+    .filter((p) => p === dir || p.startsWith(prefix))
+    .sort((a, b) => b.length - a.length);
+}
+
+function configToml(o: {
+  baseDir: string;
+  root: string;
+  state: string;
+  socket: string;
+  certsDir: string;
+  snapshotter: string;
+  cri: boolean;
+  logLevel: string;
+}): string {
+  const lines = [
+    'version = 2',
+    `root = ${tomlString(o.root)}`,
+    `state = ${tomlString(o.state)}`,
+    // A top-level key: it must come before the first table.
+    ...(o.cri ? [] : ['disabled_plugins = ["io.containerd.grpc.v1.cri"]']),
+    '[grpc]',
+    `  address = ${tomlString(o.socket)}`,
+    '[ttrpc]',
+    `  address = ${tomlString(`${o.socket}.ttrpc`)}`,
+    '[debug]',
+    `  address = ${tomlString(join(o.baseDir, 'debug.sock'))}`,
+    `  level = ${tomlString(o.logLevel)}`,
+    '[metrics]',
+    '  address = ""',
+    '[plugins]',
+    '  [plugins."io.containerd.internal.v1.opt"]',
+    `    path = ${tomlString(join(o.baseDir, 'opt'))}`,
+  ];
+  if (o.cri) {
+    lines.push(
+      '  [plugins."io.containerd.grpc.v1.cri"]',
+      // Never pulled: images only, no pod sandboxes.
+      '    sandbox_image = "127.0.0.1:1/kimg-no-sandbox:1"',
+      '    disable_cgroup = true',
+      '    disable_apparmor = true',
+      '    restrict_oom_score_adj = true',
+      '    [plugins."io.containerd.grpc.v1.cri".containerd]',
+      `      snapshotter = ${tomlString(o.snapshotter)}`,
+      '    [plugins."io.containerd.grpc.v1.cri".cni]',
+      '      bin_dir = "/usr/lib/cni"',
+      `      conf_dir = ${tomlString(join(o.baseDir, 'cni'))}`,
+      '    [plugins."io.containerd.grpc.v1.cri".registry]',
+      `      config_path = ${tomlString(o.certsDir)}`,
+    );
+  }
+  // Plugins needing what this fixture lacks (btrfs/zfs/devmapper/aufs snapshotters, tracing) fail
+  // their own init quietly; images do not need them.
+  return lines.join('\n') + '\n';
+}
+
+/**
+ * Starts a private containerd and resolves once it serves (and, with CRI, once the CRI plugin is
+ * loaded). Throws an `Error` with the daemon log when it exits or does not become ready, after
+ * cleaning up; throws (never skips) when containerd, ctr or setpriv is missing.
+ */
+export async function startContainerd(opts: ContainerdOptions = {}): Promise<StartedContainerd> {
+  const t0 = Date.now();
+  const containerdBin = requireBinary('containerd');
+  const ctrBin = requireBinary('ctr');
+  requireBinary('setpriv');
+  const cri = opts.cri ?? true;
+  const namespace = opts.namespace ?? 'default';
+
+  const baseDir = await makeTempDir('ctrd-');
+  const root = join(baseDir, 'root');
+  const state = join(baseDir, 'state');
+  const certsDir = join(baseDir, 'certs.d');
+  const configFile = join(baseDir, 'config.toml');
+  const logFile = join(baseDir, 'containerd.log');
+  const socket = join(baseDir, 'containerd.sock');
+  const cleanupDir = async (): Promise<void> => {
+    const umount = requireBinary('umount');
+    for (const m of mountsUnder(baseDir)) {
+      const r = await runCommand(umount, [m], { allowFailure: true, timeoutMs: 30_000 });
+      if (r.code !== 0) await runCommand(umount, ['-l', m], { allowFailure: true, timeoutMs: 30_000 });
+    }
+    await removeTempDir(baseDir);
+  };
+  if (Buffer.byteLength(`${socket}.ttrpc`) > MAX_SOCKET_PATH) {
+    await cleanupDir();
+    throw new Error(
+      `containerd socket path ${socket}.ttrpc is longer than ${MAX_SOCKET_PATH} bytes (unix socket limit); set TMPDIR to a shorter directory`,
+    );
+  }
+
+  let proc: ReturnType<typeof spawnTracked> | undefined;
+  try {
+    await Promise.all(
+      [root, state, certsDir, join(baseDir, 'cni'), join(baseDir, 'opt')].map((d) => mkdir(d)),
+    );
+    let snapshotter = opts.snapshotter ?? 'overlayfs';
+    if (snapshotter === 'overlayfs' && !(await overlayMountPermitted(join(baseDir, 'probe'))))
+      snapshotter = 'native';
+    await writeFile(
+      configFile,
+      configToml({
+        baseDir,
+        root,
+        state,
+        socket,
+        certsDir,
+        snapshotter,
+        cri,
+        logLevel: opts.logLevel ?? 'info',
+      }),
+    );
+    const addPlainHttpRegistry = async (host: string, endpoint = host): Promise<void> => {
+      for (const h of [host, endpoint]) {
+        if (!/^[A-Za-z0-9.-]+(?::\d+)?$/.test(h)) {
+          throw new Error(`addPlainHttpRegistry: "${h}" is not a host[:port]`);
+        }
+      }
+      const dir = join(certsDir, host);
+      await mkdir(dir, { recursive: true });
+      const server = `http://${endpoint}`;
+      await writeFile(
+        join(dir, 'hosts.toml'),
+        [
+          `server = ${tomlString(server)}`,
+          '',
+          `[host.${tomlString(server)}]`,
+          '  capabilities = ["pull", "resolve", "push"]',
+          '',
+        ].join('\n'),
+      );
+    };
+    for (const h of opts.plainHttpRegistries ?? []) await addPlainHttpRegistry(h);
+
+    const env: NodeJS.ProcessEnv = {};
+    for (const [k, v] of Object.entries(process.env)) {
+      if (k === 'NODE_TEST_CONTEXT' || k === 'NODE_OPTIONS' || k === 'CONTAINERD_ADDRESS') continue;
+      env[k] = v;
+    }
+    const started = spawnTracked('containerd', containerdBin, ['--config', configFile], {
+      env,
+      stdoutFile: logFile,
+      stderrFile: logFile,
+    });
+    proc = started;
+    const describe = async (): Promise<string> =>
+      `containerd log (${logFile}):\n${(await readIfExists(logFile)).slice(-4000)}`;
+    const ctr = (args: readonly string[], o: CtrOptions = {}): Promise<CommandResult> =>
+      runCommand(ctrBin, ['-a', socket, '-n', o.namespace ?? namespace, ...args], {
+        env,
+        timeoutMs: o.timeoutMs ?? 120_000,
+        allowFailure: o.allowFailure === true,
+      });
+    const timeoutMs = opts.startTimeoutMs ?? 20_000;
+    await waitFor(
+      'containerd to serve (ctr version)',
+      async () =>
+        (await ctr(['version'], { allowFailure: true, timeoutMs: 5_000 })).code === 0 ? true : undefined,
+      { watch: started, describe, timeoutMs, intervalMs: 50 },
+    );
+    if (cri) {
+      await waitFor(
+        'the CRI plugin (io.containerd.grpc.v1.cri) to load',
+        async () => {
+          const r = await ctr(['plugins', 'ls'], { allowFailure: true, timeoutMs: 5_000 });
+          const line = r.stdout.split('\n').find((l) => /\bio\.containerd\.grpc\.v1\s+cri\b/.test(l));
+          if (line === undefined) return undefined;
+          if (/\bok\s*$/.test(line)) return true;
+          throw new Error(`the CRI plugin did not load: ${line.trim()}\n${await describe()}`);
+        },
+        { watch: started, describe, timeoutMs, intervalMs: 50 },
+      );
+    }
+
+    let stopping: Promise<void> | undefined;
+    let logCache: string | undefined;
+    return {
+      socket,
+      address: `unix://${socket}`,
+      baseDir,
+      root,
+      state,
+      configFile,
+      certsDir,
+      snapshotter,
+      pid: started.pid,
+      startMs: Date.now() - t0,
+      log: async () => logCache ?? (await readIfExists(logFile)),
+      ctr,
+      addPlainHttpRegistry,
+      stop: () => {
+        stopping ??= (async () => {
+          await killProcess(started);
+          logCache = await readIfExists(logFile);
+          await cleanupDir();
+        })();
+        return stopping;
+      },
+    };
+  } catch (e) {
+    if (proc !== undefined) await killProcess(proc);
+    await cleanupDir();
+    throw e;
+  }
+}
