@@ -6,3 +6,4 @@ export * from './oci/index.js';
 export * from './reference/index.js';
 export * from './platform/index.js';
 export * from './manager/index.js';
+export * from './registry/index.js';

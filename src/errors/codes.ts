@@ -47,6 +47,8 @@ export const ERROR_CODES = {
   STORE_IO: { module: 'store', summary: 'A filesystem operation on the store failed (permissions, disk full).' },
   IMAGE_NOT_PRESENT: { module: 'store', summary: 'The image is not present in the local store.' },
   LAYOUT_INVALID: { module: 'store', summary: 'An OCI image layout given to load/save is not valid.' },
+  BLOB_NOT_FOUND: { module: 'store', summary: 'A blob (manifest, config, layer) is not in the local content store; names the digest.' },
+  STORE_VERSION_UNSUPPORTED: { module: 'store', summary: 'The store root was written by a newer kimg (on-disk format version too new); names the file and versions.' },
 
   // --- credentials --------------------------------------------------------------------------------
   DOCKER_CONFIG_INVALID: { module: 'credentials', summary: 'A docker config.json / .dockercfg file is invalid; names the file and key, never the secret.' },

@@ -1,0 +1,65 @@
+/**
+ * Reading bounded response bodies: manifests (4 MiB cap), error bodies (64 KiB, go-containerregistry
+ * `transport/error.go`), token responses. Never reads without a bound.
+ */
+import type { Readable } from 'node:stream';
+
+/** Result of a capped read: the bytes (at most `cap`) and whether more was available. */
+export interface CappedBody {
+  bytes: Buffer;
+  truncated: boolean;
+}
+
+/**
+ * Reads `body` until end or until more than `cap` bytes arrived (then the stream is destroyed and
+ * `truncated` is true). Rejects with the stream's error.
+ */
+export async function readCapped(body: Readable, cap: number): Promise<CappedBody> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      if (total + chunk.length > cap) {
+        const room = cap - total;
+        if (room > 0) chunks.push(chunk.subarray(0, room));
+        total = cap;
+        destroyQuietly(body);
+        return { bytes: Buffer.concat(chunks, total), truncated: true };
+      }
+      chunks.push(chunk);
+      total += chunk.length;
+    }
+  } catch (e) {
+    destroyQuietly(body);
+    throw e;
+  }
+  return {
+    bytes: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, total),
+    truncated: false,
+  };
+}
+
+/** Discards a body we do not need, letting undici reuse the connection when the rest is small. */
+export function discard(body: Readable): void {
+  const dump = (body as { dump?: (o?: { limit: number }) => Promise<void> }).dump;
+  if (typeof dump === 'function') {
+    dump.call(body, { limit: 64 * 1024 }).catch(() => undefined);
+  } else {
+    destroyQuietly(body);
+  }
+}
+
+/** Reads an error body through the 64 KiB cap, never failing (errors give an empty body). */
+export async function readErrorBody(body: Readable): Promise<Buffer> {
+  try {
+    return (await readCapped(body, 64 * 1024)).bytes;
+  } catch {
+    return Buffer.alloc(0);
+  }
+}
+
+/** Destroys a stream without an unhandled 'error' event (undici bodies emit one when destroyed). */
+export function destroyQuietly(body: Readable): void {
+  body.on('error', () => undefined);
+  body.destroy();
+}

@@ -1,0 +1,372 @@
+/**
+ * The HTTP transport of the registry client, on undici.
+ *
+ * - One undici `Pool` per origin and TLS setting (keep-alive, HTTP/1.1 only, bounded connections),
+ *   reused for the life of the client.
+ * - TLS: Node's default roots unless an endpoint configures CA files, in which case the roots are the
+ *   bundled Mozilla set, the system bundle (`/etc/ssl/certs/ca-certificates.crt` or equivalent),
+ *   `NODE_EXTRA_CA_CERTS` and the configured files. Client certificates from hosts.toml `client`.
+ *   Verification is skipped only when an endpoint says `skip_verify = true`.
+ * - Stalls, not durations (containerd `pullProgressReporter`): undici's `headersTimeout` and
+ *   `bodyTimeout` are both set to the stall window. undici's body timer measures time between
+ *   received chunks and is suspended while the consumer applies backpressure, which is exactly "no
+ *   bytes for N seconds". Failures become `STALLED`.
+ * - Transport failures become coded errors: `TLS_ERROR`, `REGISTRY_UNAVAILABLE`, `ABORTED`, `STALLED`.
+ * - Every request start / end / error is published on the diagnostics channels with a redacted URL.
+ *
+ * Redirects are not followed here; the client follows them so that it can drop `Authorization`
+ * when the origin changes.
+ */
+import { readFile } from 'node:fs/promises';
+import { rootCertificates } from 'node:tls';
+import type { Readable } from 'node:stream';
+import { Pool, type Dispatcher } from 'undici';
+import { KimgError, isKimgError } from '../../errors/index.js';
+import type { EndpointTls } from '../hosts.js';
+import { endChannel, errorChannel, startChannel, type DebugLog } from '../diagnostics.js';
+import { redactUrl } from './redact.js';
+import { isRetryableNetworkError } from '../retry.js';
+
+/** Response headers as undici gives them: lower-case names. */
+export type ResponseHeaders = Record<string, string | string[] | undefined>;
+
+/** One HTTP request. */
+export interface HttpRequest {
+  method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  url: URL;
+  headers: Record<string, string | string[]>;
+  body?: Buffer | Readable | null;
+  /** The caller's cancellation signal. */
+  signal?: AbortSignal | undefined;
+  /** Stall window in ms (no response headers, or no body bytes, for this long fails the request). */
+  stallMs: number;
+  /** TLS settings for this origin; undefined = defaults. */
+  tls?: EndpointTls | undefined;
+  /** Connect timeout in ms. */
+  connectTimeoutMs?: number | undefined;
+}
+
+/** A response whose body must be consumed or destroyed by the caller. */
+export interface HttpResponse {
+  status: number;
+  headers: ResponseHeaders;
+  body: Readable;
+  url: URL;
+  method: string;
+}
+
+/** First value of a header. */
+export function header(h: ResponseHeaders, name: string): string | undefined {
+  const v = h[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+const SYSTEM_BUNDLES = [
+  '/etc/ssl/certs/ca-certificates.crt',
+  '/etc/pki/tls/certs/ca-bundle.crt',
+  '/etc/ssl/ca-bundle.pem',
+  '/etc/ssl/cert.pem',
+];
+
+const TLS_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_REVOKED',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'CERT_SIGNATURE_FAILURE',
+  'HOSTNAME_MISMATCH',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'ERR_TLS_HANDSHAKE_TIMEOUT',
+  'ERR_SSL_WRONG_VERSION_NUMBER',
+  'EPROTO',
+]);
+
+function findCode(e: unknown): string | undefined {
+  for (let cur: unknown = e, d = 0; cur && d < 5; cur = (cur as { cause?: unknown }).cause, d++) {
+    const c = (cur as { code?: unknown }).code;
+    if (typeof c === 'string' && (TLS_CODES.has(c) || c.startsWith('ERR_SSL_') || c.startsWith('ERR_TLS_')))
+      return c;
+  }
+  for (let cur: unknown = e, d = 0; cur && d < 5; cur = (cur as { cause?: unknown }).cause, d++) {
+    const c = (cur as { code?: unknown }).code;
+    if (typeof c === 'string') return c;
+  }
+  return undefined;
+}
+
+/** The most specific one-line message of an error chain (OpenSSL's `reason` when there is one). */
+function innermostMessage(e: unknown): string {
+  let msg = e instanceof Error ? e.message : String(e);
+  let reason: string | undefined;
+  for (let cur: unknown = e, d = 0; cur && d < 5; cur = (cur as { cause?: unknown }).cause, d++) {
+    if (cur !== e && cur instanceof Error && cur.message) msg = cur.message;
+    const r = (cur as { reason?: unknown }).reason;
+    if (typeof r === 'string' && r.length > 0) reason = r;
+  }
+  return (reason ?? msg).split('\n')[0]!.trim();
+}
+
+/** Whether a transport error code is a TLS failure. */
+export function isTlsErrorCode(code: string | undefined): boolean {
+  return (
+    code !== undefined && (TLS_CODES.has(code) || code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_'))
+  );
+}
+
+/**
+ * Maps a transport failure to a coded error naming method, redacted URL and host.
+ * `signal` tells a caller's cancellation apart from everything else.
+ */
+export function transportError(
+  e: unknown,
+  req: { method: string; url: URL; stallMs: number },
+  signal?: AbortSignal,
+): KimgError {
+  if (isKimgError(e)) return e as KimgError;
+  const url = redactUrl(req.url);
+  const host = req.url.host;
+  const base = { method: req.method, url, host, cause: e };
+  if (signal?.aborted) {
+    return new KimgError('ABORTED', `${req.method} ${url} was cancelled`, { ...base, retryable: false });
+  }
+  const code = findCode(e);
+  if (code === 'UND_ERR_HEADERS_TIMEOUT') {
+    return new KimgError(
+      'STALLED',
+      `${host} sent no response to ${req.method} ${url} for ${seconds(req.stallMs)}: the registry is stalled or overloaded; retry later or raise the stall timeout`,
+      {
+        ...base,
+        bytesRead: 0,
+        retryable: true,
+      },
+    );
+  }
+  if (code === 'UND_ERR_BODY_TIMEOUT') {
+    return new KimgError(
+      'STALLED',
+      `no bytes from ${host} for ${seconds(req.stallMs)} during ${req.method} ${url}: the registry stalled; retry later or raise the stall timeout`,
+      {
+        ...base,
+        retryable: true,
+      },
+    );
+  }
+  if (isTlsErrorCode(code)) {
+    const wrongVersion = code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code === 'EPROTO';
+    const hint = wrongVersion
+      ? `the host may speak plain HTTP: if so, list it with --plain-http ${host} (or set server = "http://${host}" in hosts.toml)`
+      : `give kimg the registry's CA certificate (--ca-file, or "ca" in hosts.toml for ${host})`;
+    return new KimgError(
+      'TLS_ERROR',
+      `TLS handshake with ${host} failed (${code}: ${innermostMessage(e)}) for ${req.method} ${url}: ${hint}`,
+      {
+        ...base,
+        retryable: false,
+      },
+    );
+  }
+  const retryable = isRetryableNetworkError(e) || code === 'ENOTFOUND';
+  return new KimgError(
+    'REGISTRY_UNAVAILABLE',
+    `cannot reach registry host ${host} (${req.method} ${url}: ${code ? code + ': ' : ''}${innermostMessage(e)}): check that the registry is running and that host and port are right`,
+    { ...base, retryable },
+  );
+}
+
+function seconds(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${(ms / 1000).toFixed(3)}s`;
+}
+
+let nextRequestId = 1;
+
+/** Options of the {@link Transport}. */
+export interface TransportOptions {
+  /** Max connections per origin. Default 16. */
+  connectionsPerOrigin?: number;
+  /** Keep-alive of idle connections. Default 30 s. */
+  keepAliveTimeoutMs?: number;
+  /** Default connect timeout. Default 30 s (containerd `dial_timeout` default). */
+  connectTimeoutMs?: number;
+  userAgent?: string;
+  debug?: DebugLog;
+}
+
+/** Pools per origin + TLS setting; sends requests; maps failures; publishes diagnostics. */
+export class Transport {
+  private readonly pools = new Map<string, Pool>();
+  private readonly tlsCache = new Map<string, Promise<Record<string, unknown>>>();
+  private closed = false;
+
+  constructor(private readonly options: TransportOptions = {}) {}
+
+  /** Closes every pool (idle connections end, in-flight requests are destroyed). */
+  async close(): Promise<void> {
+    this.closed = true;
+    const pools = [...this.pools.values()];
+    this.pools.clear();
+    await Promise.all(pools.map((p) => p.destroy().catch(() => undefined)));
+  }
+
+  private tlsKey(tls: EndpointTls | undefined, connectTimeoutMs: number | undefined): string {
+    if (!tls) return `default|${connectTimeoutMs ?? ''}`;
+    return JSON.stringify([tls.caFiles, tls.clientPairs, tls.skipVerify ?? null, connectTimeoutMs ?? null]);
+  }
+
+  private async connectOptions(
+    tls: EndpointTls | undefined,
+    connectTimeoutMs: number | undefined,
+  ): Promise<Record<string, unknown>> {
+    const key = this.tlsKey(tls, connectTimeoutMs);
+    let p = this.tlsCache.get(key);
+    if (!p) {
+      p = buildConnectOptions(tls, connectTimeoutMs ?? this.options.connectTimeoutMs ?? 30_000);
+      this.tlsCache.set(key, p);
+      p.catch(() => this.tlsCache.delete(key));
+    }
+    return p;
+  }
+
+  private async pool(
+    url: URL,
+    tls: EndpointTls | undefined,
+    connectTimeoutMs: number | undefined,
+  ): Promise<Pool> {
+    if (this.closed) throw new KimgError('ABORTED', 'the registry client was closed');
+    const useTls = url.protocol === 'https:' ? tls : undefined;
+    const key = `${url.origin}|${this.tlsKey(useTls, connectTimeoutMs)}`;
+    let pool = this.pools.get(key);
+    if (!pool) {
+      const connect =
+        url.protocol === 'https:'
+          ? await this.connectOptions(useTls, connectTimeoutMs)
+          : { timeout: connectTimeoutMs ?? this.options.connectTimeoutMs ?? 30_000 };
+      pool = this.pools.get(key);
+      if (!pool) {
+        pool = new Pool(url.origin, {
+          connections: this.options.connectionsPerOrigin ?? 16,
+          pipelining: 1,
+          keepAliveTimeout: this.options.keepAliveTimeoutMs ?? 30_000,
+          allowH2: false,
+          connect,
+        });
+        this.pools.set(key, pool);
+      }
+    }
+    return pool;
+  }
+
+  /**
+   * Sends one request (no redirects followed). Resolves with the response once headers arrive.
+   * @throws KimgError `REGISTRY_UNAVAILABLE`, `TLS_ERROR`, `STALLED`, `ABORTED`.
+   */
+  async send(req: HttpRequest): Promise<HttpResponse> {
+    const id = nextRequestId++;
+    const url = redactUrl(req.url);
+    const start = performance.now();
+    const msg = { id, method: req.method, url, host: req.url.host };
+    if (startChannel.hasSubscribers) startChannel.publish(msg);
+    this.options.debug?.(`#${id} ${req.method} ${url}`);
+    try {
+      if (req.signal?.aborted) throw req.signal.reason ?? new Error('aborted');
+      const pool = await this.pool(req.url, req.tls, req.connectTimeoutMs);
+      const headers: Record<string, string | string[]> = {
+        'user-agent': this.options.userAgent ?? 'kimg',
+        ...req.headers,
+      };
+      const opts: Dispatcher.RequestOptions = {
+        method: req.method,
+        path: req.url.pathname + req.url.search,
+        headers,
+        body: req.body ?? null,
+        headersTimeout: req.stallMs,
+        bodyTimeout: req.stallMs,
+        highWaterMark: 256 * 1024,
+      };
+      if (req.signal) opts.signal = req.signal;
+      const res = await pool.request(opts);
+      const durationMs = performance.now() - start;
+      if (endChannel.hasSubscribers) endChannel.publish({ ...msg, status: res.statusCode, durationMs });
+      this.options.debug?.(`#${id} ${res.statusCode} ${req.method} ${url} (${durationMs.toFixed(1)} ms)`);
+      return {
+        status: res.statusCode,
+        headers: res.headers as ResponseHeaders,
+        body: res.body as unknown as Readable,
+        url: req.url,
+        method: req.method,
+      };
+    } catch (e) {
+      const err = transportError(e, req, req.signal);
+      const durationMs = performance.now() - start;
+      if (errorChannel.hasSubscribers)
+        errorChannel.publish({ ...msg, code: err.code, message: err.message, durationMs });
+      this.options.debug?.(`#${id} failed ${req.method} ${url}: ${err.code}: ${err.message}`);
+      throw err;
+    }
+  }
+}
+
+async function buildConnectOptions(
+  tls: EndpointTls | undefined,
+  timeout: number,
+): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = { timeout };
+  if (!tls) return out;
+  if (tls.caFiles.length > 0) {
+    const ca: string[] = [...rootCertificates];
+    for (const f of SYSTEM_BUNDLES) {
+      const text = await readFile(f, 'utf8').catch(() => undefined);
+      if (text) {
+        ca.push(text);
+        break;
+      }
+    }
+    const extra = process.env.NODE_EXTRA_CA_CERTS;
+    if (extra) {
+      const text = await readFile(extra, 'utf8').catch(() => undefined);
+      if (text) ca.push(text);
+    }
+    for (const f of tls.caFiles) {
+      let text: string;
+      try {
+        text = await readFile(f, 'utf8');
+      } catch (e) {
+        throw new KimgError(
+          'FILE_NOT_FOUND',
+          `cannot read CA certificate file ${f}: ${(e as Error).message}`,
+          { file: f, cause: e },
+        );
+      }
+      if (!text.includes('-----BEGIN CERTIFICATE-----')) {
+        throw new KimgError(
+          'TLS_ERROR',
+          `CA file ${f} contains no PEM certificate ("-----BEGIN CERTIFICATE-----")`,
+          { file: f },
+        );
+      }
+      ca.push(text);
+    }
+    out.ca = ca;
+  }
+  if (tls.clientPairs.length > 0) {
+    const [certFile, keyFile] = tls.clientPairs[0] as [string, string];
+    try {
+      const cert = await readFile(certFile, 'utf8');
+      out.cert = cert;
+      out.key = keyFile ? await readFile(keyFile, 'utf8') : cert;
+    } catch (e) {
+      throw new KimgError(
+        'FILE_NOT_FOUND',
+        `cannot read client certificate ${certFile}${keyFile ? ` / key ${keyFile}` : ''}: ${(e as Error).message}`,
+        { file: certFile, cause: e },
+      );
+    }
+  }
+  if (tls.skipVerify === true) out.rejectUnauthorized = false;
+  return out;
+}
