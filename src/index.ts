@@ -7,3 +7,4 @@ export * from './reference/index.js';
 export * from './platform/index.js';
 export * from './manager/index.js';
 export * from './registry/index.js';
+export * from './credentials/index.js';

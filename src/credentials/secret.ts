@@ -57,6 +57,8 @@ export class Secret {
 export interface AuthConfig {
   username?: string;
   password?: Secret;
+  /** docker config `email` (deprecated by docker, still hashed by kubelet: see `credentialHash`). */
+  email?: string;
   /** OAuth2 refresh token (docker config `identitytoken`, CRI `identity_token`). */
   identityToken?: Secret;
   /** A bearer token for the registry itself (docker config `registrytoken`, CRI `registry_token`). */

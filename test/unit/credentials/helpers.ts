@@ -1,0 +1,60 @@
+/**
+ * Shared helpers of the credentials tests: an in-memory CLI runner, docker config builders, plugin
+ * scripts written to temp dirs, and a fake clock.
+ */
+import { chmod, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import type { CliContext } from '../../../src/cli/context.js';
+import { runCli } from '../../../src/cli/program.js';
+
+export class Sink extends Writable {
+  text = '';
+  override _write(chunk: Buffer | string, _enc: BufferEncoding, cb: () => void): void {
+    this.text += chunk.toString();
+    cb();
+  }
+}
+
+/** Runs `kimg ARGS` in-process with the given environment. */
+export async function kimg(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ status: number; stdout: string; stderr: string }> {
+  const stdout = new Sink();
+  const stderr = new Sink();
+  const ctx: CliContext = { stdout, stderr, env, exitStatus: 0 };
+  const status = await runCli(['node', 'kimg', ...args], ctx);
+  return { status, stdout: stdout.text, stderr: stderr.text };
+}
+
+/** base64(`user:pass`), as docker writes the `auth` field. */
+export function authField(user: string, pass: string): string {
+  return Buffer.from(`${user}:${pass}`, 'utf8').toString('base64');
+}
+
+/** A config.json text with the given keys, each `{"auth": base64(user:pass)}`. */
+export function configJson(entries: Record<string, [string, string]>): string {
+  return JSON.stringify({
+    auths: Object.fromEntries(Object.entries(entries).map(([k, [u, p]]) => [k, { auth: authField(u, p) }])),
+  });
+}
+
+/** Writes an executable `sh` script and returns its path. */
+export async function writeScript(dir: string, name: string, body: string): Promise<string> {
+  const path = join(dir, name);
+  await writeFile(path, `#!/bin/sh\n${body}\n`);
+  await chmod(path, 0o755);
+  return path;
+}
+
+/** A clock that moves only when told to. */
+export class FakeClock {
+  constructor(public t = 1_000_000) {}
+  now(): number {
+    return this.t;
+  }
+  advance(ms: number): void {
+    this.t += ms;
+  }
+}
