@@ -8,3 +8,4 @@ export * from './platform/index.js';
 export * from './manager/index.js';
 export * from './registry/index.js';
 export * from './credentials/index.js';
+export * from './store/index.js';

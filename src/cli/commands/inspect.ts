@@ -1,0 +1,33 @@
+/**
+ * `kimg inspect IMAGE [-o json|yaml]`: one stored image — its record, the platform manifest, the
+ * config and (when pulled from one) the index — read from the content store and verified. IMAGE is a
+ * reference (`busybox` means `docker.io/library/busybox:latest`) or an image id / id prefix.
+ */
+import type { Command } from 'commander';
+import { lookupImage } from '../../store/index.js';
+import type { CliContext } from '../context.js';
+import { parseOutputFormat, toJson, toYaml } from '../output.js';
+import { addStoreOptions, withStore, type StoreCliOptions } from '../store-options.js';
+
+export function registerInspect(program: Command, ctx: CliContext): void {
+  addStoreOptions(
+    program
+      .command('inspect')
+      .description('show a stored image: record, manifest and config')
+      .argument('<image>', 'image reference or image id')
+      .option('-o, --output <format>', 'output format: json or yaml', 'json')
+      .option('--runtime-handler <name>', 'runtime handler the image is stored for', ''),
+  ).action(async (image: string, opts: StoreCliOptions & { output: string; runtimeHandler: string }) => {
+    const format = parseOutputFormat(opts.output, ['json', 'yaml']);
+    const out = await withStore(opts, ctx, async (store) => {
+      const record = await lookupImage(store.images, image, { runtimeHandler: opts.runtimeHandler });
+      const read = async (d: string) =>
+        JSON.parse((await store.content.readBlob(d)).toString('utf8')) as unknown;
+      const manifest = await read(record.manifestDigest);
+      const config = await read(record.imageId);
+      const index = record.indexDigest ? await read(record.indexDigest) : undefined;
+      return { record, manifest, config, ...(index !== undefined ? { index } : {}) };
+    });
+    ctx.stdout.write(format === 'yaml' ? toYaml(out) : toJson(out));
+  });
+}

@@ -1,0 +1,119 @@
+/**
+ * `kimg pull IMAGE... [--platform P] [registry options] [--root DIR] [-o table|json|yaml] [--progress MODE]`:
+ * pulls images from their registries into the local store (several images are pulled concurrently, and
+ * blobs they share are downloaded once). Credentials: `--creds`, else every matching `--docker-config`
+ * entry in kubelet order until one works, else anonymous. A thin face over `pullImage`.
+ */
+import type { Command } from 'commander';
+import { KimgError } from '../../errors/index.js';
+import { formatPlatform, type Platform } from '../../platform/index.js';
+import { pullImage, humanSize, truncateId, type ImagePullResult } from '../../store/index.js';
+import type { CliContext } from '../context.js';
+import { parseOutputFormat, toJson, toTable, toYaml } from '../output.js';
+import { createProgressRenderer, parseProgressMode } from '../progress.js';
+import { addRegistryOptions, registrySession, type RegistryCliOptions } from '../registry-options.js';
+import { addStoreOptions, withStore, type StoreCliOptions } from '../store-options.js';
+import type { RegisterCommand } from './index.js';
+
+interface PullCliOptions extends RegistryCliOptions, StoreCliOptions {
+  platform?: string;
+  output: string;
+  progress: string;
+  concurrency: string;
+  defaultRegistry?: string;
+}
+
+/** What `-o json` prints per image. */
+export interface PullOutput {
+  name: string;
+  digest: string;
+  id: string;
+  size: number;
+  platform: string;
+  stats: ImagePullResult['stats'];
+  /** Peak resident set size of this kimg process, KiB (process.resourceUsage().maxRSS). */
+  maxRSS: number;
+}
+
+export const registerPull: RegisterCommand = (program: Command, ctx: CliContext) => {
+  const cmd = program
+    .command('pull')
+    .description('pull images from their registries into the local store (verified, durable, resumable)')
+    .argument('<image...>', 'image references (nginx:1.27, reg:5000/team/app@sha256:…); several are pulled concurrently')
+    .option('--platform <os/arch[/variant]>', 'platform to select from a multi-platform image (default: this host)')
+    .option('--default-registry <host>', 'registry for names without one (default docker.io)')
+    .option('--concurrency <n>', 'blobs downloaded at once per image', '3')
+    .option('-o, --output <format>', 'output format: table, json or yaml', 'table')
+    .option('--progress <mode>', 'progress on stderr: auto (bars on a terminal, JSON lines otherwise), tty, json, none', 'auto');
+  addStoreOptions(cmd);
+  addRegistryOptions(cmd).action(async (images: string[], options: PullCliOptions) => {
+    await run(images, options, ctx);
+  });
+};
+
+async function run(images: string[], options: PullCliOptions, ctx: CliContext): Promise<void> {
+  const format = parseOutputFormat(options.output, ['table', 'json', 'yaml']);
+  const progress = createProgressRenderer(parseProgressMode(options.progress), ctx.stderr);
+  const concurrency = Number(options.concurrency);
+  if (!Number.isSafeInteger(concurrency) || concurrency < 1) {
+    throw new KimgError('USAGE', `--concurrency must be a positive integer, got ${JSON.stringify(options.concurrency)}`, {
+      input: options.concurrency,
+    });
+  }
+  const session = await registrySession(options, ctx);
+  const controller = new AbortController();
+  const onSignal = () => controller.abort(new Error('interrupted'));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const results = await withStore(options, ctx, (store) =>
+      Promise.all(
+        images.map((image) =>
+          session.withCredentials(image, async (auth) => {
+            const r = await pullImage(image, {
+              store,
+              registry: session.client,
+              auth,
+              platform: options.platform,
+              defaultRegistry: options.defaultRegistry,
+              concurrency,
+              signal: controller.signal,
+              onProgress: (e) => progress.event(image, e),
+            });
+            progress.summary(image, r.stats, r.record.size);
+            return r;
+          }),
+        ),
+      ),
+    );
+    progress.close();
+    const maxRSS = process.resourceUsage().maxRSS;
+    const rows: PullOutput[] = results.map((r) => ({
+      name: r.record.name,
+      digest: r.record.digest,
+      id: r.record.imageId,
+      size: r.record.size,
+      platform: formatPlatform(platformOf(r.record.platform)),
+      stats: r.stats,
+      maxRSS,
+    }));
+    if (format === 'json') ctx.stdout.write(toJson(rows.length === 1 ? rows[0] : rows));
+    else if (format === 'yaml') ctx.stdout.write(toYaml(rows.length === 1 ? rows[0] : rows));
+    else
+      ctx.stdout.write(
+        toTable(
+          ['IMAGE', 'DIGEST', 'IMAGE ID', 'SIZE', 'PLATFORM'],
+          rows.map((r) => [r.name, truncateId(r.digest), truncateId(r.id), humanSize(r.size), r.platform]),
+        ),
+      );
+  } finally {
+    progress.close();
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    await session.close();
+  }
+}
+
+function platformOf(p: { os: string; architecture: string; variant?: string }): Platform {
+  return { os: p.os, architecture: p.architecture, ...(p.variant ? { variant: p.variant } : {}) };
+}

@@ -1,0 +1,817 @@
+/**
+ * The content store: blobs addressed by digest under an OCI image layout's `blobs/<alg>/<hex>`, written
+ * through an ingest area and made visible only by an atomic, durable commit.
+ *
+ * Shape follows containerd `core/content/content.go` (Provider = `openRead`/`readBlob`, InfoProvider =
+ * `info`, Ingester = `writer`, IngestManager = `ingestStatus`/`listIngests`/`abortIngest`, Manager =
+ * `walk`/`delete`) and the local implementation `plugins/content/local/{store,writer}.go`:
+ *
+ * - Ingest: `<ingestRoot>/<sha256(ref)>/{data,ref,expected,startedat,updatedat,total,lock}`, outside
+ *   `blobs/`, so an in-progress download is never visible as a blob.
+ * - Commit: fsync `data` → check size and digest (`SIZE_MISMATCH` / `DIGEST_MISMATCH` with expected
+ *   and actual) → chmod read-only → rename into `blobs/<alg>/<hex>` → fsync that directory → remove the
+ *   ingest. A blob that already exists is success (`alreadyExisted`).
+ * - Resume: re-opening a writer for the same ref continues from the bytes already in `data` (they are
+ *   re-hashed first, like containerd's `resumeHash`), so a pull can continue with a `Range` request.
+ * - Locks: one writer per ref, in process and across processes (`lock` file with holder, PID and
+ *   since); a second writer gets `STORE_LOCKED` saying who holds it and for how long.
+ *
+ * SIGKILL at any point leaves at most an ingest directory and never a visible blob whose bytes do not
+ * match its name: the only way into `blobs/` is the rename after verification.
+ */
+import { createHash } from 'node:crypto';
+import { promises as fsp, constants as fsc } from 'node:fs';
+import { join } from 'node:path';
+import { Writable, type Readable } from 'node:stream';
+import { KimgError, quote } from '../errors/index.js';
+import { type DigestAlgorithm, DIGEST_ALGORITHMS, parseDigest } from './internal/digest.js';
+import {
+  ensureDir,
+  fsyncDir,
+  ioError,
+  isNotFound,
+  isTempName,
+  readDirIfExists,
+  FILE_MODE,
+} from './internal/fsutil.js';
+import {
+  acquireFileLock,
+  type FileLock,
+  isStale,
+  type LockInfo,
+  LockTable,
+  readLockFile,
+} from './internal/locks.js';
+import { createHasherFactory, type HasherFactory, type HashingMode, type StreamHasher } from './hasher.js';
+
+/** What the store knows about a committed blob. */
+export interface BlobInfo {
+  digest: string;
+  size: number;
+  /** When the blob was committed (or last re-committed / touched). */
+  committedAt: Date;
+}
+
+/** The blob a writer must produce. `size` is optional but strongly advised (bounds the write). */
+export interface ExpectedBlob {
+  digest: string;
+  size?: number;
+}
+
+/** Options of `ContentStore.writer`. */
+export interface WriterOptions {
+  /** Ingest key; the same ref resumes the same ingest. Defaults to the expected digest. */
+  ref?: string;
+  expected: ExpectedBlob;
+  /** Who writes (shown in STORE_LOCKED messages), e.g. `pull 127.0.0.1:5000/small:1`. */
+  holder?: string;
+}
+
+/** Progress of one ingest (containerd `content.Status`). */
+export interface IngestStatus {
+  ref: string;
+  /** Bytes persisted in the ingest so far. */
+  offset: number;
+  /** Expected total size, when known. */
+  total?: number;
+  expected?: string;
+  startedAt: Date;
+  updatedAt: Date;
+  /** The lock on this ingest, if a live writer holds it. */
+  lock?: LockInfo;
+}
+
+/** Result of a commit. */
+export interface CommitResult extends BlobInfo {
+  /** True when the blob was already in the store (the ingest was discarded). */
+  alreadyExisted: boolean;
+}
+
+/**
+ * One write transaction (containerd `content.Writer`). Write chunks in order with `write`, then
+ * `commit()`; `close()` keeps the ingest for a later resume; `abort()` deletes it. Not safe for
+ * concurrent calls: await each `write` before the next (or use `writable()` with `stream.pipeline`).
+ */
+export interface IngestWriter {
+  readonly ref: string;
+  readonly expected: Readonly<ExpectedBlob>;
+  /**
+   * Bytes accepted so far (buffered up to 1 MiB, all persisted by `close`/`commit`); after a resume it
+   * starts at the resumed offset (ask the registry for `Range: bytes=<offset>-`).
+   */
+  readonly offset: number;
+  /** The offset the writer was opened at (0 for a fresh ingest). */
+  readonly resumedFrom: number;
+  /** True when the blob was already committed when the writer was opened: skip the download and `commit()`. */
+  readonly existing: boolean;
+  /** Appends a chunk. Refuses bytes past the expected size (`SIZE_MISMATCH`, the ingest is discarded). */
+  write(chunk: Uint8Array): Promise<void>;
+  /** Truncates to zero and restarts the digest (the server ignored a `Range` request). */
+  reset(): Promise<void>;
+  /**
+   * fsync → verify size and digest → rename into blobs → fsync directory. `SIZE_MISMATCH` when short
+   * (the ingest is kept for resume), `DIGEST_MISMATCH` (the ingest is discarded). Releases the lock.
+   */
+  commit(): Promise<CommitResult>;
+  /** Flushes and closes, keeping the ingest for a later resume. Releases the lock. Idempotent. */
+  close(): Promise<void>;
+  /** Deletes the ingest. Releases the lock. Idempotent. */
+  abort(): Promise<void>;
+  status(): IngestStatus;
+  /** A Writable over `write` for `stream.pipeline` (backpressure included). It does not commit. */
+  writable(): Writable;
+}
+
+/** The content store seam (containerd `content.Store`). */
+export interface ContentStore {
+  /** Metadata of a committed blob; `BLOB_NOT_FOUND` when absent. */
+  info(digest: string): Promise<BlobInfo>;
+  /** Whether a blob is committed. */
+  hasBlob(digest: string): Promise<boolean>;
+  /** Streams a committed blob from `offset` (default 0); `BLOB_NOT_FOUND` when absent. */
+  openRead(digest: string, options?: { offset?: number }): Promise<Readable>;
+  /** Reads a whole blob into memory, refusing blobs over `maxBytes` (default 4 MiB, for manifests/configs). */
+  readBlob(digest: string, options?: { maxBytes?: number; verify?: boolean }): Promise<Buffer>;
+  /** Opens (or resumes) a write transaction. `STORE_LOCKED` when another writer holds the ref. */
+  writer(options: WriterOptions): Promise<IngestWriter>;
+  /** Writes a small blob in one call (manifests, configs, indexes) and commits it. */
+  writeBlob(data: Uint8Array, expected?: ExpectedBlob): Promise<CommitResult>;
+  /** Status of the ingest for `ref`, or undefined. */
+  ingestStatus(ref: string): Promise<IngestStatus | undefined>;
+  /** Every ingest on disk (live or left over). */
+  listIngests(): Promise<IngestStatus[]>;
+  /** Removes an ingest; `STORE_LOCKED` when a live writer holds it. */
+  abortIngest(ref: string): Promise<void>;
+  /** The in-process lock on `ref`, if any (for single-flight decisions of the pull pipeline). */
+  lockStatus(ref: string): LockInfo | undefined;
+  /** Deletes a committed blob; `BLOB_NOT_FOUND` when absent. */
+  delete(digest: string): Promise<void>;
+  /** Every committed blob (order unspecified). */
+  walk(): AsyncIterable<BlobInfo>;
+  /** The path of a blob's file (whether or not it exists). */
+  blobPath(digest: string): string;
+  /** Stops the hashing workers. */
+  close(): Promise<void>;
+}
+
+/** Options of `LocalContentStore`. */
+export interface LocalContentStoreOptions {
+  /** The `blobs` directory of an OCI layout. */
+  blobsDir: string;
+  /** The ingest area (same filesystem as `blobsDir`, outside it). */
+  ingestDir: string;
+  /** Where sha256 runs; default `DEFAULT_HASHING`. Or pass a shared `hasher`. */
+  hashing?: HashingMode;
+  hasher?: HasherFactory;
+}
+
+/**
+ * Where hashing runs by default: `auto` measures this CPU's single-thread sha256 once and hashes inline
+ * when it is fast (SHA extensions), in the worker pool otherwise (`AUTO_INLINE_MIN_MBPS` documents the
+ * measurements behind it).
+ */
+export const DEFAULT_HASHING: HashingMode = 'auto';
+
+/** Default cap for `readBlob` (manifests are capped at 4 MiB by the registry client too). */
+export const DEFAULT_READ_BLOB_MAX = 4 * 1024 * 1024;
+
+function sha256Hex(s: string): string {
+  return createHash('sha256').update(s).digest('hex');
+}
+
+function blobNotFound(digest: string, cause?: unknown): KimgError {
+  return new KimgError(
+    'BLOB_NOT_FOUND',
+    `blob ${digest} is not in the content store: pull or load the image again`,
+    {
+      input: digest,
+      ...(cause === undefined ? {} : { cause }),
+    },
+  );
+}
+
+/** The durable, local, OCI-layout content store. */
+export class LocalContentStore implements ContentStore {
+  readonly blobsDir: string;
+  readonly ingestDir: string;
+  readonly hasher: HasherFactory;
+  private readonly ownsHasher: boolean;
+  private readonly locks = new LockTable();
+
+  constructor(options: LocalContentStoreOptions) {
+    this.blobsDir = options.blobsDir;
+    this.ingestDir = options.ingestDir;
+    this.ownsHasher = options.hasher === undefined;
+    this.hasher = options.hasher ?? createHasherFactory(options.hashing ?? DEFAULT_HASHING);
+  }
+
+  blobPath(digest: string): string {
+    const { algorithm, encoded } = parseDigest(digest);
+    return join(this.blobsDir, algorithm, encoded);
+  }
+
+  async info(digest: string): Promise<BlobInfo> {
+    const p = this.blobPath(digest);
+    try {
+      const st = await fsp.stat(p);
+      return { digest, size: st.size, committedAt: st.mtime };
+    } catch (e) {
+      if (isNotFound(e)) throw blobNotFound(digest, e);
+      throw ioError('stat blob', p, e);
+    }
+  }
+
+  async hasBlob(digest: string): Promise<boolean> {
+    try {
+      await fsp.access(this.blobPath(digest));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async openRead(digest: string, options: { offset?: number } = {}): Promise<Readable> {
+    const p = this.blobPath(digest);
+    let fh: fsp.FileHandle;
+    try {
+      fh = await fsp.open(p, 'r');
+    } catch (e) {
+      if (isNotFound(e)) throw blobNotFound(digest, e);
+      throw ioError('open blob', p, e);
+    }
+    return fh.createReadStream({ start: options.offset ?? 0, highWaterMark: 256 * 1024 });
+  }
+
+  async readBlob(digest: string, options: { maxBytes?: number; verify?: boolean } = {}): Promise<Buffer> {
+    const max = options.maxBytes ?? DEFAULT_READ_BLOB_MAX;
+    const info = await this.info(digest);
+    if (info.size > max) {
+      throw new KimgError(
+        'STORE_CORRUPT',
+        `blob ${digest} is ${info.size} bytes, over the ${max}-byte limit for in-memory reads`,
+        {
+          input: digest,
+          file: this.blobPath(digest),
+          expected: max,
+          actual: info.size,
+        },
+      );
+    }
+    const p = this.blobPath(digest);
+    let buf: Buffer;
+    try {
+      buf = await fsp.readFile(p);
+    } catch (e) {
+      if (isNotFound(e)) throw blobNotFound(digest, e);
+      throw ioError('read blob', p, e);
+    }
+    if (options.verify !== false) {
+      const { algorithm } = parseDigest(digest);
+      const actual = `${algorithm}:${createHash(algorithm).update(buf).digest('hex')}`;
+      if (actual !== digest) {
+        throw new KimgError(
+          'STORE_CORRUPT',
+          `blob file ${quote(p)} does not match its digest (got ${actual}): run \`kimg store verify --repair\``,
+          {
+            input: digest,
+            file: p,
+            expected: digest,
+            actual,
+          },
+        );
+      }
+    }
+    return buf;
+  }
+
+  private ingestPath(ref: string): string {
+    return join(this.ingestDir, sha256Hex(ref));
+  }
+
+  lockStatus(ref: string): LockInfo | undefined {
+    return this.locks.get(ref);
+  }
+
+  async writer(options: WriterOptions): Promise<IngestWriter> {
+    const { algorithm } = parseDigest(options.expected.digest);
+    const expected: ExpectedBlob = { ...options.expected };
+    if (expected.size !== undefined && (!Number.isSafeInteger(expected.size) || expected.size < 0)) {
+      throw new KimgError(
+        'INVALID_ARGUMENT',
+        `invalid expected size ${String(expected.size)} for ${expected.digest}: must be a non-negative integer`,
+        {
+          input: String(expected.size),
+        },
+      );
+    }
+    const ref = options.ref ?? expected.digest;
+    const holder = options.holder ?? `pid ${process.pid}`;
+    const target = this.blobPath(expected.digest);
+    const existingSize = await fsp.stat(target).then(
+      (s) => s.size,
+      () => undefined,
+    );
+    if (existingSize !== undefined && (expected.size === undefined || expected.size === existingSize)) {
+      return new ExistingWriter(ref, expected, existingSize, target);
+    }
+    this.locks.acquire(ref, holder, `ingest ${quote(ref)}`);
+    let fileLock: FileLock | undefined;
+    try {
+      const dir = this.ingestPath(ref);
+      await ensureDir(this.ingestDir);
+      await ensureDir(dir);
+      fileLock = await acquireFileLock(join(dir, 'lock'), holder, `ingest ${quote(ref)}`, 0);
+      const w = new LocalIngestWriter(this, ref, expected, algorithm, dir, target, fileLock, () =>
+        this.locks.release(ref),
+      );
+      await w.open();
+      return w;
+    } catch (e) {
+      await fileLock?.release().catch(() => undefined);
+      this.locks.release(ref);
+      throw e;
+    }
+  }
+
+  async writeBlob(data: Uint8Array, expected?: ExpectedBlob): Promise<CommitResult> {
+    const algorithm: DigestAlgorithm = expected ? parseDigest(expected.digest).algorithm : 'sha256';
+    const digest = expected?.digest ?? `${algorithm}:${createHash(algorithm).update(data).digest('hex')}`;
+    const w = await this.writer({ expected: { digest, size: expected?.size ?? data.byteLength } });
+    try {
+      if (!w.existing) await w.write(data);
+      return await w.commit();
+    } catch (e) {
+      await w.close().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  private async readIngest(dir: string): Promise<IngestStatus | undefined> {
+    const read = (name: string) => fsp.readFile(join(dir, name), 'utf8').catch(() => undefined);
+    const ref = await read('ref');
+    if (ref === undefined) return undefined;
+    const [expected, total, startedat, updatedat] = await Promise.all([
+      read('expected'),
+      read('total'),
+      read('startedat'),
+      read('updatedat'),
+    ]);
+    const st = await fsp.stat(join(dir, 'data')).catch(() => undefined);
+    const started = startedat ? new Date(startedat) : new Date(st?.birthtimeMs ?? 0);
+    const updatedFile = updatedat ? Date.parse(updatedat) : 0;
+    const updated = new Date(
+      Math.max(Number.isNaN(updatedFile) ? 0 : updatedFile, st?.mtimeMs ?? 0, started.getTime() || 0),
+    );
+    const totalN = total !== undefined && total !== '' ? Number(total) : undefined;
+    const inProc = this.locks.get(ref);
+    const fileLock = await readLockFile(join(dir, 'lock'));
+    const lock = inProc ?? (fileLock && !isStale(fileLock) ? fileLock : undefined);
+    return {
+      ref,
+      offset: st?.size ?? 0,
+      ...(totalN !== undefined && Number.isFinite(totalN) ? { total: totalN } : {}),
+      ...(expected ? { expected } : {}),
+      startedAt: started,
+      updatedAt: updated,
+      ...(lock ? { lock } : {}),
+    };
+  }
+
+  async ingestStatus(ref: string): Promise<IngestStatus | undefined> {
+    return this.readIngest(this.ingestPath(ref));
+  }
+
+  async listIngests(): Promise<IngestStatus[]> {
+    const out: IngestStatus[] = [];
+    for (const name of await readDirIfExists(this.ingestDir)) {
+      const dir = join(this.ingestDir, name);
+      const st = await this.readIngest(dir);
+      if (st) out.push(st);
+      else {
+        // A torn ingest (killed before its `ref` file was written): report it by directory name.
+        const stat = await fsp.stat(dir).catch(() => undefined);
+        if (stat?.isDirectory()) {
+          out.push({ ref: `<unknown:${name}>`, offset: 0, startedAt: stat.mtime, updatedAt: stat.mtime });
+        }
+      }
+    }
+    return out;
+  }
+
+  async abortIngest(ref: string): Promise<void> {
+    const dir =
+      ref.startsWith('<unknown:') && ref.endsWith('>')
+        ? join(this.ingestDir, ref.slice(9, -1))
+        : this.ingestPath(ref);
+    const inProc = this.locks.get(ref);
+    if (inProc)
+      throw new KimgError(
+        'STORE_LOCKED',
+        `ingest ${quote(ref)} is being written by ${quote(inProc.holder)} since ${inProc.since}`,
+        { input: ref, retryable: true },
+      );
+    const lock = await acquireFileLock(join(dir, 'lock'), `abort ${ref}`, `ingest ${quote(ref)}`, 0).catch(
+      (e: unknown) => {
+        if (e instanceof KimgError && e.code === 'STORE_IO' && isNotFound(e.cause)) return undefined;
+        throw e;
+      },
+    );
+    try {
+      await fsp.rm(dir, { recursive: true, force: true });
+    } catch (e) {
+      throw ioError('remove ingest', dir, e);
+    } finally {
+      await lock?.release().catch(() => undefined);
+    }
+  }
+
+  async delete(digest: string): Promise<void> {
+    const p = this.blobPath(digest);
+    try {
+      await fsp.unlink(p);
+    } catch (e) {
+      if (isNotFound(e)) throw blobNotFound(digest, e);
+      throw ioError('delete blob', p, e);
+    }
+    await fsyncDir(join(p, '..'));
+  }
+
+  async *walk(): AsyncIterable<BlobInfo> {
+    for (const alg of Object.keys(DIGEST_ALGORITHMS) as DigestAlgorithm[]) {
+      const dir = join(this.blobsDir, alg);
+      for (const name of await readDirIfExists(dir)) {
+        if (isTempName(name) || name.length !== DIGEST_ALGORITHMS[alg] || !/^[a-f0-9]+$/.test(name)) continue;
+        const st = await fsp.stat(join(dir, name)).catch(() => undefined);
+        if (st?.isFile()) yield { digest: `${alg}:${name}`, size: st.size, committedAt: st.mtime };
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.ownsHasher) await this.hasher.close();
+  }
+}
+
+/** The writer handed out when the blob is already committed: writes are counted and dropped. */
+class ExistingWriter implements IngestWriter {
+  readonly existing = true;
+  readonly resumedFrom = 0;
+  offset = 0;
+  private readonly startedAt = new Date();
+  constructor(
+    readonly ref: string,
+    readonly expected: ExpectedBlob,
+    private readonly size: number,
+    private readonly target: string,
+  ) {}
+  write(chunk: Uint8Array): Promise<void> {
+    this.offset += chunk.byteLength;
+    return Promise.resolve();
+  }
+  reset(): Promise<void> {
+    this.offset = 0;
+    return Promise.resolve();
+  }
+  async commit(): Promise<CommitResult> {
+    // Touch: a blob re-used by a new pull counts as just committed for GC's lease protection.
+    const now = new Date();
+    await fsp.utimes(this.target, now, now).catch(() => undefined);
+    return { digest: this.expected.digest, size: this.size, committedAt: now, alreadyExisted: true };
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+  abort(): Promise<void> {
+    return Promise.resolve();
+  }
+  status(): IngestStatus {
+    return {
+      ref: this.ref,
+      offset: this.offset,
+      total: this.size,
+      expected: this.expected.digest,
+      startedAt: this.startedAt,
+      updatedAt: new Date(),
+    };
+  }
+  writable(): Writable {
+    return writableOver(this);
+  }
+}
+
+function writableOver(w: IngestWriter): Writable {
+  return new Writable({
+    highWaterMark: 1024 * 1024,
+    write(chunk: Buffer, _enc, cb) {
+      w.write(chunk).then(() => cb(), cb);
+    },
+  });
+}
+
+type WriterState = 'open' | 'failed' | 'done';
+
+/** Chunks are coalesced into buffers of this size before each positional write (fewer syscalls and promises). */
+const WRITE_BUFFER_BYTES = 1024 * 1024;
+
+class LocalIngestWriter implements IngestWriter {
+  readonly existing = false;
+  /** Bytes accepted (written + buffered). */
+  offset = 0;
+  /** Bytes written to the data file. */
+  private written = 0;
+  private buf: Buffer | undefined;
+  private used = 0;
+  resumedFrom = 0;
+  private fh: fsp.FileHandle | undefined;
+  private hash: StreamHasher | undefined;
+  private state: WriterState = 'open';
+  private startedAt = new Date();
+  private updatedAt = new Date();
+  private failure: unknown;
+
+  constructor(
+    private readonly store: LocalContentStore,
+    readonly ref: string,
+    readonly expected: ExpectedBlob,
+    private readonly algorithm: DigestAlgorithm,
+    private readonly dir: string,
+    private readonly target: string,
+    private readonly fileLock: FileLock,
+    private readonly unlockRef: () => void,
+  ) {}
+
+  private get dataPath(): string {
+    return join(this.dir, 'data');
+  }
+
+  /** Opens the ingest: fresh, or resumed from the persisted bytes (re-hashed). */
+  async open(): Promise<void> {
+    const meta = async (name: string) => fsp.readFile(join(this.dir, name), 'utf8').catch(() => undefined);
+    const [prevExpected, prevStarted] = await Promise.all([meta('expected'), meta('startedat')]);
+    let fh: fsp.FileHandle;
+    try {
+      fh = await fsp.open(this.dataPath, fsc.O_RDWR | fsc.O_CREAT, FILE_MODE);
+    } catch (e) {
+      throw ioError('open ingest', this.dataPath, e);
+    }
+    this.fh = fh;
+    const size = (await fh.stat()).size;
+    const resumable =
+      size > 0 &&
+      prevExpected === this.expected.digest &&
+      (this.expected.size === undefined || size <= this.expected.size);
+    this.hash = this.store.hasher.create(this.algorithm);
+    if (resumable) {
+      await this.rehash(size);
+      this.offset = size;
+      this.written = size;
+      this.resumedFrom = size;
+      const started = prevStarted ? new Date(prevStarted) : undefined;
+      if (started && !Number.isNaN(started.getTime())) this.startedAt = started;
+    } else {
+      if (size > 0) await fh.truncate(0);
+      const write = (name: string, v: string) => fsp.writeFile(join(this.dir, name), v, { mode: FILE_MODE });
+      try {
+        await Promise.all([
+          write('ref', this.ref),
+          write('expected', this.expected.digest),
+          write('total', this.expected.size === undefined ? '' : String(this.expected.size)),
+          write('startedat', this.startedAt.toISOString()),
+          write('updatedat', this.startedAt.toISOString()),
+        ]);
+      } catch (e) {
+        throw ioError('write ingest metadata', this.dir, e);
+      }
+    }
+  }
+
+  private async rehash(size: number): Promise<void> {
+    const fh = this.fh as fsp.FileHandle;
+    const hash = this.hash as StreamHasher;
+    let pos = 0;
+    while (pos < size) {
+      const buf = Buffer.allocUnsafeSlow(Math.min(WRITE_BUFFER_BYTES, size - pos));
+      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+      if (bytesRead === 0) break;
+      hash.take(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead));
+      pos += bytesRead;
+      await hash.capacity();
+    }
+  }
+
+  private check(): void {
+    if (this.state === 'done') throw new KimgError('INTERNAL', `writer for ${quote(this.ref)} is closed`);
+    if (this.state === 'failed') {
+      throw new KimgError(
+        'STORE_IO',
+        `writer for ${quote(this.ref)} failed earlier: close it and open a new writer to resume`,
+        {
+          input: this.ref,
+          cause: this.failure,
+        },
+      );
+    }
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    this.check();
+    const n = chunk.byteLength;
+    if (n === 0) return;
+    if (this.expected.size !== undefined && this.offset + n > this.expected.size) {
+      const actual = this.offset + n;
+      await this.discard();
+      throw new KimgError(
+        'SIZE_MISMATCH',
+        `content for ${this.expected.digest} is longer than its descriptor: ${actual} > ${this.expected.size} bytes (ingest discarded)`,
+        { input: this.expected.digest, expected: this.expected.size, actual, bytesRead: actual },
+      );
+    }
+    let off = 0;
+    while (off < n) {
+      if (!this.buf) {
+        this.buf = Buffer.allocUnsafeSlow(WRITE_BUFFER_BYTES);
+        this.used = 0;
+      }
+      const k = Math.min(n - off, this.buf.byteLength - this.used);
+      this.buf.set(chunk.subarray(off, off + k), this.used);
+      this.used += k;
+      off += k;
+      this.offset += k;
+      if (this.used === this.buf.byteLength) await this.flush();
+    }
+    this.updatedAt = new Date();
+  }
+
+  /**
+   * Writes the coalescing buffer at the file offset, then hands it to the hasher (which may move it to
+   * a worker without copying). Hashing what was written, after it was written, keeps the digest and the
+   * file in step even when a write fails half way.
+   */
+  private async flush(): Promise<void> {
+    const buf = this.buf;
+    const used = this.used;
+    this.buf = undefined;
+    this.used = 0;
+    if (!buf || used === 0) return;
+    const fh = this.fh as fsp.FileHandle;
+    try {
+      let done = 0;
+      while (done < used) {
+        const { bytesWritten } = await fh.write(buf, done, used - done, this.written + done);
+        done += bytesWritten;
+      }
+    } catch (e) {
+      this.state = 'failed';
+      this.failure = e;
+      throw ioError('write ingest', this.dataPath, e);
+    }
+    this.written += used;
+    const hash = this.hash as StreamHasher;
+    hash.take(used === buf.byteLength ? buf : buf.subarray(0, used));
+    await hash.capacity();
+  }
+
+  async reset(): Promise<void> {
+    this.check();
+    this.buf = undefined;
+    this.used = 0;
+    this.written = 0;
+    await (this.fh as fsp.FileHandle).truncate(0);
+    this.hash?.dispose();
+    this.hash = this.store.hasher.create(this.algorithm);
+    this.offset = 0;
+    this.resumedFrom = 0;
+  }
+
+  private async release(): Promise<void> {
+    this.state = 'done';
+    this.hash?.dispose();
+    this.hash = undefined;
+    const fh = this.fh;
+    this.fh = undefined;
+    await fh?.close().catch(() => undefined);
+    await this.fileLock.release().catch(() => undefined);
+    this.unlockRef();
+  }
+
+  private async discard(): Promise<void> {
+    const fh = this.fh;
+    this.fh = undefined;
+    await fh?.close().catch(() => undefined);
+    this.state = 'done';
+    this.hash?.dispose();
+    this.hash = undefined;
+    await fsp.rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
+    this.unlockRef();
+  }
+
+  async commit(): Promise<CommitResult> {
+    this.check();
+    const fh = this.fh as fsp.FileHandle;
+    let size: number;
+    try {
+      await this.flush();
+      await fh.sync();
+      size = (await fh.stat()).size;
+    } catch (e) {
+      this.state = 'failed';
+      this.failure = e;
+      await this.release();
+      throw e instanceof KimgError ? e : ioError('fsync ingest', this.dataPath, e);
+    }
+    if (this.expected.size !== undefined && size !== this.expected.size) {
+      // Short: keep the ingest so a later writer resumes it with a Range request.
+      await fsp.writeFile(join(this.dir, 'updatedat'), new Date().toISOString()).catch(() => undefined);
+      await this.release();
+      throw new KimgError(
+        'SIZE_MISMATCH',
+        `content for ${this.expected.digest} is ${size} bytes, descriptor says ${this.expected.size} (ingest kept for resume)`,
+        { input: this.expected.digest, expected: this.expected.size, actual: size, bytesRead: size },
+      );
+    }
+    let actual: string;
+    try {
+      actual = await (this.hash as StreamHasher).digest();
+    } catch (e) {
+      await this.release();
+      throw e;
+    }
+    this.hash = undefined;
+    if (actual !== this.expected.digest) {
+      await this.discard();
+      throw new KimgError(
+        'DIGEST_MISMATCH',
+        `content does not match its digest: expected ${this.expected.digest}, got ${actual} (ingest discarded)`,
+        {
+          input: this.expected.digest,
+          expected: this.expected.digest,
+          actual,
+          bytesRead: size,
+        },
+      );
+    }
+    const blobDir = join(this.target, '..');
+    try {
+      await fh.chmod(0o444);
+    } catch {
+      // read-only is protection, not correctness
+    }
+    const fhClose = this.fh;
+    this.fh = undefined;
+    await fhClose?.close().catch(() => undefined);
+    let alreadyExisted = false;
+    try {
+      await ensureDir(blobDir, 0o755);
+      const present = await fsp.stat(this.target).catch(() => undefined);
+      if (present && present.size === size) {
+        alreadyExisted = true;
+      } else {
+        // Absent, or present with the wrong size (a damaged blob): the verified ingest replaces it.
+        await fsp.rename(this.dataPath, this.target);
+      }
+    } catch (e) {
+      await this.release();
+      throw e instanceof KimgError ? e : ioError('commit blob', this.target, e);
+    }
+    await fsyncDir(blobDir);
+    const now = new Date();
+    if (alreadyExisted) await fsp.utimes(this.target, now, now).catch(() => undefined);
+    await fsp.rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
+    this.state = 'done';
+    this.unlockRef();
+    return { digest: this.expected.digest, size, committedAt: now, alreadyExisted };
+  }
+
+  async close(): Promise<void> {
+    if (this.state === 'done') return;
+    try {
+      if (this.state === 'open') await this.flush();
+      await this.fh?.sync();
+    } catch {
+      // best effort: a resume re-hashes whatever is there
+    }
+    await fsp.writeFile(join(this.dir, 'updatedat'), this.updatedAt.toISOString()).catch(() => undefined);
+    await this.release();
+  }
+
+  async abort(): Promise<void> {
+    if (this.state === 'done') return;
+    await this.discard();
+  }
+
+  status(): IngestStatus {
+    return {
+      ref: this.ref,
+      offset: this.offset,
+      ...(this.expected.size !== undefined ? { total: this.expected.size } : {}),
+      expected: this.expected.digest,
+      startedAt: this.startedAt,
+      updatedAt: this.updatedAt,
+      lock: this.fileLock.info,
+    };
+  }
+
+  writable(): Writable {
+    return writableOver(this);
+  }
+}

@@ -1,0 +1,176 @@
+/**
+ * The OCI image layout on disk (opencontainers/image-spec `image-layout.md`): an `oci-layout` file
+ * `{"imageLayoutVersion":"1.0.0"}`, an `index.json` image index whose entries name images with the
+ * `org.opencontainers.image.ref.name` annotation, and `blobs/<alg>/<encoded>`.
+ *
+ * This file parses and validates those documents and the manifests they point at, for the store's own
+ * layout (failures are `STORE_CORRUPT`, naming the file) and for layouts given to `load`/`save`
+ * (failures are `LAYOUT_INVALID`). Manifests are never re-serialized: the store keeps registry bytes.
+ */
+import { KimgError, quote, type KimgErrorCode } from '../errors/index.js';
+import {
+  isIndexMediaType,
+  isManifestMediaType,
+  MediaType,
+  type Descriptor,
+  type ImageIndex,
+  type ImageManifest,
+  type OciPlatform,
+} from '../oci/index.js';
+import { isValidDigest } from './internal/digest.js';
+
+/** The `oci-layout` file name and the version kimg writes. */
+export const OCI_LAYOUT_FILE = 'oci-layout';
+export const OCI_LAYOUT_VERSION = '1.0.0';
+/** The layout's index file name. */
+export const INDEX_FILE = 'index.json';
+
+/** Annotations kimg puts on its own `index.json` entries (entries without them are left alone). */
+export const ANNOTATION_KIMG_NAME = 'io.kimg.image.name';
+export const ANNOTATION_KIMG_HANDLER = 'io.kimg.runtime-handler';
+
+type LayoutErrorCode = Extract<KimgErrorCode, 'STORE_CORRUPT' | 'LAYOUT_INVALID'>;
+
+function invalid(code: LayoutErrorCode, file: string, what: string, cause?: unknown): KimgError {
+  const hint = code === 'STORE_CORRUPT' ? 'run `kimg store verify --repair`' : 'check the OCI layout';
+  return new KimgError(code, `${quote(file)} is not valid: ${what}: ${hint}`, {
+    file,
+    ...(cause === undefined ? {} : { cause }),
+  });
+}
+
+/** Parses JSON or throws `code` naming the file. */
+export function parseJsonFile(text: string | Uint8Array, file: string, code: LayoutErrorCode): unknown {
+  try {
+    return JSON.parse(typeof text === 'string' ? text : Buffer.from(text).toString('utf8')) as unknown;
+  } catch (e) {
+    throw invalid(
+      code,
+      file,
+      `not JSON (${(e instanceof Error ? e.message : String(e)).replace(/\s+/g, ' ')})`,
+      e,
+    );
+  }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Validates the `oci-layout` document. */
+export function parseOciLayout(
+  text: string | Uint8Array,
+  file: string,
+  code: LayoutErrorCode,
+): { imageLayoutVersion: string } {
+  const v = parseJsonFile(text, file, code);
+  if (!isObject(v) || typeof v.imageLayoutVersion !== 'string')
+    throw invalid(code, file, 'missing imageLayoutVersion');
+  return { imageLayoutVersion: v.imageLayoutVersion };
+}
+
+/** Validates one descriptor (mediaType, digest, size; annotations are string maps). */
+export function checkDescriptor(v: unknown, file: string, where: string, code: LayoutErrorCode): Descriptor {
+  if (!isObject(v)) throw invalid(code, file, `${where} is not an object`);
+  if (typeof v.mediaType !== 'string' || v.mediaType === '')
+    throw invalid(code, file, `${where}.mediaType is missing`);
+  if (!isValidDigest(v.digest))
+    throw invalid(code, file, `${where}.digest ${quote(String(v.digest))} is not a valid digest`);
+  if (typeof v.size !== 'number' || !Number.isSafeInteger(v.size) || v.size < 0)
+    throw invalid(code, file, `${where}.size is not a non-negative integer`);
+  if (v.annotations !== undefined) {
+    if (!isObject(v.annotations) || Object.values(v.annotations).some((x) => typeof x !== 'string')) {
+      throw invalid(code, file, `${where}.annotations must map strings to strings`);
+    }
+  }
+  if (
+    v.platform !== undefined &&
+    (!isObject(v.platform) ||
+      typeof v.platform.os !== 'string' ||
+      typeof v.platform.architecture !== 'string')
+  ) {
+    throw invalid(code, file, `${where}.platform needs os and architecture`);
+  }
+  return v as unknown as Descriptor;
+}
+
+/** Validates an image index document (the layout's `index.json`, or an index blob). */
+export function parseIndexDocument(
+  text: string | Uint8Array,
+  file: string,
+  code: LayoutErrorCode,
+): ImageIndex {
+  const v = parseJsonFile(text, file, code);
+  if (!isObject(v)) throw invalid(code, file, 'not a JSON object');
+  if (v.schemaVersion !== 2)
+    throw invalid(code, file, `schemaVersion is ${JSON.stringify(v.schemaVersion)}, expected 2`);
+  if (!Array.isArray(v.manifests)) throw invalid(code, file, 'manifests is not an array');
+  v.manifests.forEach((d, i) => checkDescriptor(d, file, `manifests[${i}]`, code));
+  return v as unknown as ImageIndex;
+}
+
+/** A parsed manifest or index blob. */
+export type ParsedManifest =
+  | { kind: 'manifest'; mediaType: string; manifest: ImageManifest }
+  | { kind: 'index'; mediaType: string; index: ImageIndex };
+
+/**
+ * Parses a manifest blob. The media type comes from the document's `mediaType` field, else from the
+ * descriptor that pointed at it (OCI makes the field optional), else from its shape. Failures name the
+ * file with `code`; an unknown media type is `UNSUPPORTED_MEDIA_TYPE`.
+ */
+export function parseManifestBlob(
+  bytes: Uint8Array,
+  descriptorMediaType: string | undefined,
+  file: string,
+  code: LayoutErrorCode,
+): ParsedManifest {
+  const v = parseJsonFile(bytes, file, code);
+  if (!isObject(v)) throw invalid(code, file, 'manifest is not a JSON object');
+  let mediaType = typeof v.mediaType === 'string' && v.mediaType !== '' ? v.mediaType : descriptorMediaType;
+  if (mediaType === undefined)
+    mediaType = Array.isArray(v.manifests) ? MediaType.OciIndex : MediaType.OciManifest;
+  if (isIndexMediaType(mediaType)) {
+    return { kind: 'index', mediaType, index: parseIndexDocument(bytes, file, code) };
+  }
+  if (!isManifestMediaType(mediaType)) {
+    throw new KimgError(
+      'UNSUPPORTED_MEDIA_TYPE',
+      `${quote(file)} has media type ${quote(mediaType)}, which kimg does not handle (OCI or Docker schema 2 only)`,
+      {
+        file,
+        input: mediaType,
+      },
+    );
+  }
+  if (v.schemaVersion !== 2)
+    throw invalid(code, file, `schemaVersion is ${JSON.stringify(v.schemaVersion)}, expected 2`);
+  const config = checkDescriptor(v.config, file, 'config', code);
+  if (!Array.isArray(v.layers)) throw invalid(code, file, 'layers is not an array');
+  const layers = v.layers.map((d, i) => checkDescriptor(d, file, `layers[${i}]`, code));
+  return { kind: 'manifest', mediaType, manifest: { ...(v as unknown as ImageManifest), config, layers } };
+}
+
+/** The platform an image config declares (image-spec `config.md`), if it declares one. */
+export function platformFromConfig(bytes: Uint8Array): OciPlatform | undefined {
+  try {
+    const v = JSON.parse(Buffer.from(bytes).toString('utf8')) as unknown;
+    if (!isObject(v) || typeof v.os !== 'string' || typeof v.architecture !== 'string') return undefined;
+    const p: OciPlatform = { os: v.os, architecture: v.architecture };
+    if (typeof v.variant === 'string' && v.variant !== '') p.variant = v.variant;
+    if (typeof v['os.version'] === 'string' && v['os.version'] !== '') p['os.version'] = v['os.version'];
+    return p;
+  } catch {
+    return undefined;
+  }
+}
+
+/** An empty image index, as written for a new layout. */
+export function emptyIndex(): ImageIndex {
+  return { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] };
+}
+
+/** Serializes an index.json the way kimg writes it (stable, two-space indent, trailing newline). */
+export function serializeIndex(index: ImageIndex): string {
+  return JSON.stringify(index, null, 2) + '\n';
+}
