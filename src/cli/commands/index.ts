@@ -1,9 +1,22 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { registerRef } from './ref.js';
+import { registerImages } from './images.js';
+import { registerInspect } from './inspect.js';
+import { registerRmi } from './rmi.js';
+import { registerLoad } from './load.js';
+import { registerSave } from './save.js';
+import { registerStore } from './store.js';
+import { registerCreds } from './creds.js';
+import { registerCreateSecret } from './create-secret.js';
+import { registerManifest } from './manifest.js';
+import { registerTags } from './tags.js';
+import { registerBlob } from './blob.js';
+import { registerPull } from './pull.js';
+import { registerPod } from './pod.js';
 
 /** A command module registers its subcommand(s) on the root program. */
 export type RegisterCommand = (program: Command, ctx: CliContext) => void;
 
 /** Every command of the CLI, in `--help` order. Add one line per command module. */
-export const COMMANDS: RegisterCommand[] = [registerRef];
+export const COMMANDS: RegisterCommand[] = [registerRef, registerPull, registerImages, registerInspect, registerRmi, registerLoad, registerSave, registerStore, registerCreds, registerCreateSecret, registerManifest, registerTags, registerBlob, registerPod];

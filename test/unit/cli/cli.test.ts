@@ -29,3 +29,9 @@ test('an unknown command is a usage error with status 2 and no stack trace', () 
   assert.equal(r.status, 2);
   assert.doesNotMatch(r.stderr, /\bat .*\.js:\d+/);
 });
+
+test('docs/cli.md is generated from the current --help of every command', () => {
+  const script = new URL('../../../../scripts/gen-cli-docs.mjs', import.meta.url).pathname;
+  const r = spawnSync(process.execPath, [script, '--check'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+});
