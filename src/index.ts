@@ -9,3 +9,4 @@ export * from './manager/index.js';
 export * from './registry/index.js';
 export * from './credentials/index.js';
 export * from './store/index.js';
+export * from './config/index.js';

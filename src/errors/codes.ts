@@ -64,6 +64,7 @@ export const ERROR_CODES = {
   INVALID_IMAGE_NAME: { module: 'manager', summary: 'The container image string could not be parsed.' },
   IMAGE_INSPECT_ERROR: { module: 'manager', summary: 'The image service failed to report whether the image is present.' },
   CREDENTIALS_NOT_VERIFIED: { module: 'manager', summary: 'The image is present but this pod\'s credentials were not verified for it.' },
+  IMAGE_SERVICE_PROTOCOL_ERROR: { module: 'manager', summary: 'The image service (kimg store or CRI runtime) answered outside the CRI contract: an empty image ref from PullImage, a present image without id or size.' },
 
   // --- config / generic ----------------------------------------------------------------------------
   CONFIG_INVALID: { module: 'config', summary: 'A configuration file fails validation; every problem is listed.' },
