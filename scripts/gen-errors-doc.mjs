@@ -18,10 +18,13 @@ export function render() {
     '| --- | --- | --- | --- |',
   ];
   for (const [code, info] of Object.entries(ERROR_CODES)) {
-    lines.push(`| \`${code}\` | ${info.module} | ${EXIT_STATUS_BY_CODE[code]} | ${info.summary.replace(/\|/g, '\\|')} |`);
+    lines.push(
+      `| \`${code}\` | ${info.module} | ${EXIT_STATUS_BY_CODE[code]} | ${info.summary.replace(/\|/g, '\\|')} |`,
+    );
   }
   lines.push('', '## CLI exit statuses', '', '| status | meaning |', '| --- | --- |');
-  for (const [status, meaning] of Object.entries(EXIT_STATUS_MEANING)) lines.push(`| ${status} | ${meaning} |`);
+  for (const [status, meaning] of Object.entries(EXIT_STATUS_MEANING))
+    lines.push(`| ${status} | ${meaning} |`);
   return lines.join('\n') + '\n';
 }
 
@@ -31,7 +34,9 @@ if (process.argv.includes('--check')) {
   let current = '';
   try {
     current = readFileSync(target, 'utf8');
-  } catch {}
+  } catch {
+    // no file yet: it is out of date
+  }
   if (current !== text) {
     console.error('docs/errors.md is out of date: run `npm run docs:errors`');
     process.exit(1);

@@ -6,9 +6,13 @@ export type OutputFormat = 'json' | 'yaml' | 'table' | 'wide';
 
 export function parseOutputFormat(value: string, allowed: readonly OutputFormat[]): OutputFormat {
   if ((allowed as readonly string[]).includes(value)) return value as OutputFormat;
-  throw new KimgError('USAGE', `unknown output format ${JSON.stringify(value)}: use one of ${allowed.join(', ')}`, {
-    input: value,
-  });
+  throw new KimgError(
+    'USAGE',
+    `unknown output format ${JSON.stringify(value)}: use one of ${allowed.join(', ')}`,
+    {
+      input: value,
+    },
+  );
 }
 
 /** JSON the way kubectl prints it: two-space indent, trailing newline. */

@@ -8,70 +8,213 @@
  */
 export const ERROR_CODES = {
   // --- reference: mirror distribution/reference and go-digest sentinels one to one -------------
-  INVALID_REFERENCE_FORMAT: { module: 'reference', summary: 'The image reference does not match the reference grammar (distribution/reference ErrReferenceInvalidFormat).' },
-  TAG_INVALID_FORMAT: { module: 'reference', summary: 'The tag does not match `[\\w][\\w.-]{0,127}` (ErrTagInvalidFormat).' },
-  DIGEST_INVALID_FORMAT: { module: 'reference', summary: 'The digest is not `algorithm:encoded` with lowercase hex (ErrDigestInvalidFormat).' },
-  DIGEST_INVALID_LENGTH: { module: 'reference', summary: 'The digest\'s encoded part has the wrong length for its algorithm (go-digest ErrDigestInvalidLength).' },
-  DIGEST_UNSUPPORTED: { module: 'reference', summary: 'The digest algorithm is well formed but not supported: only sha256, sha384, sha512 (go-digest ErrDigestUnsupported).' },
-  NAME_CONTAINS_UPPERCASE: { module: 'reference', summary: 'The repository path contains uppercase letters (ErrNameContainsUppercase).' },
+  INVALID_REFERENCE_FORMAT: {
+    module: 'reference',
+    summary:
+      'The image reference does not match the reference grammar (distribution/reference ErrReferenceInvalidFormat).',
+  },
+  TAG_INVALID_FORMAT: {
+    module: 'reference',
+    summary: 'The tag does not match `[\\w][\\w.-]{0,127}` (ErrTagInvalidFormat).',
+  },
+  DIGEST_INVALID_FORMAT: {
+    module: 'reference',
+    summary: 'The digest is not `algorithm:encoded` with lowercase hex (ErrDigestInvalidFormat).',
+  },
+  DIGEST_INVALID_LENGTH: {
+    module: 'reference',
+    summary:
+      "The digest's encoded part has the wrong length for its algorithm (go-digest ErrDigestInvalidLength).",
+  },
+  DIGEST_UNSUPPORTED: {
+    module: 'reference',
+    summary:
+      'The digest algorithm is well formed but not supported: only sha256, sha384, sha512 (go-digest ErrDigestUnsupported).',
+  },
+  NAME_CONTAINS_UPPERCASE: {
+    module: 'reference',
+    summary: 'The repository path contains uppercase letters (ErrNameContainsUppercase).',
+  },
   NAME_EMPTY: { module: 'reference', summary: 'The repository name is empty (ErrNameEmpty).' },
-  NAME_TOO_LONG: { module: 'reference', summary: 'The repository path is longer than 255 characters (ErrNameTooLong).' },
-  NAME_NOT_CANONICAL: { module: 'reference', summary: 'The name is not in canonical form where one was required (ErrNameNotCanonical).' },
+  NAME_TOO_LONG: {
+    module: 'reference',
+    summary: 'The repository path is longer than 255 characters (ErrNameTooLong).',
+  },
+  NAME_NOT_CANONICAL: {
+    module: 'reference',
+    summary: 'The name is not in canonical form where one was required (ErrNameNotCanonical).',
+  },
 
   // --- platform -------------------------------------------------------------------------------
-  PLATFORM_INVALID: { module: 'platform', summary: 'A platform specifier (`os/arch[/variant]`) could not be parsed.' },
-  PLATFORM_NOT_FOUND: { module: 'platform', summary: 'No entry of an image index matches the requested platform; the message lists what the index offers.' },
+  PLATFORM_INVALID: {
+    module: 'platform',
+    summary: 'A platform specifier (`os/arch[/variant]`) could not be parsed.',
+  },
+  PLATFORM_NOT_FOUND: {
+    module: 'platform',
+    summary:
+      'No entry of an image index matches the requested platform; the message lists what the index offers.',
+  },
 
   // --- registry (OCI distribution client) -------------------------------------------------------
-  REGISTRY_UNAVAILABLE: { module: 'registry', summary: 'The registry host could not be reached (DNS, refused, reset, timeout) or kept answering 5xx.' },
-  TLS_ERROR: { module: 'registry', summary: 'The TLS handshake with the registry failed (unknown CA, bad certificate, protocol mismatch).' },
-  UNAUTHORIZED: { module: 'registry', summary: 'The registry accepted none of the credentials offered (HTTP 401).' },
-  TOKEN_REFUSED: { module: 'registry', summary: 'The token endpoint named by the registry refused the credentials.' },
-  DENIED: { module: 'registry', summary: 'The credentials are valid but lack access to the requested scope (HTTP 403 / DENIED).' },
-  NOT_FOUND: { module: 'registry', summary: 'The registry says the repository, tag, manifest or blob does not exist.' },
-  TOO_MANY_REQUESTS: { module: 'registry', summary: 'The registry rate-limited the request (HTTP 429); carries Retry-After.' },
-  DIGEST_MISMATCH: { module: 'registry', summary: 'Content did not hash to the expected digest; carries expected and actual.' },
-  SIZE_MISMATCH: { module: 'registry', summary: 'Content length differs from the descriptor size; carries expected and actual.' },
-  UNSUPPORTED_MEDIA_TYPE: { module: 'registry', summary: 'A manifest or descriptor has a media type kimg does not handle; names the type.' },
+  REGISTRY_UNAVAILABLE: {
+    module: 'registry',
+    summary: 'The registry host could not be reached (DNS, refused, reset, timeout) or kept answering 5xx.',
+  },
+  TLS_ERROR: {
+    module: 'registry',
+    summary: 'The TLS handshake with the registry failed (unknown CA, bad certificate, protocol mismatch).',
+  },
+  UNAUTHORIZED: {
+    module: 'registry',
+    summary: 'The registry accepted none of the credentials offered (HTTP 401).',
+  },
+  TOKEN_REFUSED: {
+    module: 'registry',
+    summary: 'The token endpoint named by the registry refused the credentials.',
+  },
+  DENIED: {
+    module: 'registry',
+    summary: 'The credentials are valid but lack access to the requested scope (HTTP 403 / DENIED).',
+  },
+  NOT_FOUND: {
+    module: 'registry',
+    summary: 'The registry says the repository, tag, manifest or blob does not exist.',
+  },
+  TOO_MANY_REQUESTS: {
+    module: 'registry',
+    summary: 'The registry rate-limited the request (HTTP 429); carries Retry-After.',
+  },
+  DIGEST_MISMATCH: {
+    module: 'registry',
+    summary: 'Content did not hash to the expected digest; carries expected and actual.',
+  },
+  SIZE_MISMATCH: {
+    module: 'registry',
+    summary: 'Content length differs from the descriptor size; carries expected and actual.',
+  },
+  UNSUPPORTED_MEDIA_TYPE: {
+    module: 'registry',
+    summary: 'A manifest or descriptor has a media type kimg does not handle; names the type.',
+  },
   MANIFEST_TOO_LARGE: { module: 'registry', summary: 'A manifest exceeds the 4 MiB cap.' },
-  MANIFEST_INVALID: { module: 'registry', summary: 'A manifest or index is not valid JSON of the expected shape.' },
-  REGISTRY_PROTOCOL_ERROR: { module: 'registry', summary: 'The registry (or token server) answered in a way the distribution spec does not allow.' },
-  REGISTRY_ERROR: { module: 'registry', summary: 'The registry answered with an unexpected HTTP status; carries status and the registry\'s errors[].' },
-  STALLED: { module: 'registry', summary: 'No bytes arrived for the stall window; names the bytes received and the host.' },
+  MANIFEST_INVALID: {
+    module: 'registry',
+    summary: 'A manifest or index is not valid JSON of the expected shape.',
+  },
+  REGISTRY_PROTOCOL_ERROR: {
+    module: 'registry',
+    summary: 'The registry (or token server) answered in a way the distribution spec does not allow.',
+  },
+  REGISTRY_ERROR: {
+    module: 'registry',
+    summary:
+      "The registry answered with an unexpected HTTP status; carries status and the registry's errors[].",
+  },
+  STALLED: {
+    module: 'registry',
+    summary: 'No bytes arrived for the stall window; names the bytes received and the host.',
+  },
   ABORTED: { module: 'registry', summary: 'The operation was cancelled through its AbortSignal.' },
-  HOSTS_CONFIG_INVALID: { module: 'registry', summary: 'A containerd-style hosts.toml file could not be parsed or has invalid values.' },
+  HOSTS_CONFIG_INVALID: {
+    module: 'registry',
+    summary: 'A containerd-style hosts.toml file could not be parsed or has invalid values.',
+  },
 
   // --- store ------------------------------------------------------------------------------------
-  STORE_CORRUPT: { module: 'store', summary: 'A store file (index.json, record, blob) is unreadable or fails verification; names the file.' },
-  STORE_LOCKED: { module: 'store', summary: 'A store lock is held by another holder; says by whom and since when.' },
-  STORE_IO: { module: 'store', summary: 'A filesystem operation on the store failed (permissions, disk full).' },
+  STORE_CORRUPT: {
+    module: 'store',
+    summary: 'A store file (index.json, record, blob) is unreadable or fails verification; names the file.',
+  },
+  STORE_LOCKED: {
+    module: 'store',
+    summary: 'A store lock is held by another holder; says by whom and since when.',
+  },
+  STORE_IO: {
+    module: 'store',
+    summary: 'A filesystem operation on the store failed (permissions, disk full).',
+  },
   IMAGE_NOT_PRESENT: { module: 'store', summary: 'The image is not present in the local store.' },
   LAYOUT_INVALID: { module: 'store', summary: 'An OCI image layout given to load/save is not valid.' },
-  BLOB_NOT_FOUND: { module: 'store', summary: 'A blob (manifest, config, layer) is not in the local content store; names the digest.' },
-  STORE_VERSION_UNSUPPORTED: { module: 'store', summary: 'The store root was written by a newer kimg (on-disk format version too new); names the file and versions.' },
+  BLOB_NOT_FOUND: {
+    module: 'store',
+    summary: 'A blob (manifest, config, layer) is not in the local content store; names the digest.',
+  },
+  STORE_VERSION_UNSUPPORTED: {
+    module: 'store',
+    summary:
+      'The store root was written by a newer kimg (on-disk format version too new); names the file and versions.',
+  },
 
   // --- credentials --------------------------------------------------------------------------------
-  DOCKER_CONFIG_INVALID: { module: 'credentials', summary: 'A docker config.json / .dockercfg file is invalid; names the file and key, never the secret.' },
-  SECRET_INVALID: { module: 'credentials', summary: 'A Kubernetes Secret cannot be used as a pull secret (type, key, namespace, encoding).' },
-  SECRET_NOT_FOUND: { module: 'credentials', summary: 'A Secret or ServiceAccount named by a pod was not found.' },
-  CREDENTIAL_PROVIDER_CONFIG_INVALID: { module: 'credentials', summary: 'A CredentialProviderConfig file fails validation.' },
-  CREDENTIAL_PROVIDER_FAILED: { module: 'credentials', summary: 'An exec credential provider plugin failed, timed out or answered invalid JSON; names the plugin.' },
-  NO_CREDENTIALS_ACCEPTED: { module: 'credentials', summary: 'Every matching credential was tried and refused; names the keys tried.' },
+  DOCKER_CONFIG_INVALID: {
+    module: 'credentials',
+    summary: 'A docker config.json / .dockercfg file is invalid; names the file and key, never the secret.',
+  },
+  SECRET_INVALID: {
+    module: 'credentials',
+    summary: 'A Kubernetes Secret cannot be used as a pull secret (type, key, namespace, encoding).',
+  },
+  SECRET_NOT_FOUND: {
+    module: 'credentials',
+    summary: 'A Secret or ServiceAccount named by a pod was not found.',
+  },
+  CREDENTIAL_PROVIDER_CONFIG_INVALID: {
+    module: 'credentials',
+    summary: 'A CredentialProviderConfig file fails validation.',
+  },
+  CREDENTIAL_PROVIDER_FAILED: {
+    module: 'credentials',
+    summary:
+      'An exec credential provider plugin failed, timed out or answered invalid JSON; names the plugin.',
+  },
+  NO_CREDENTIALS_ACCEPTED: {
+    module: 'credentials',
+    summary: 'Every matching credential was tried and refused; names the keys tried.',
+  },
 
   // --- manager (kubelet image manager) -----------------------------------------------------------
-  ERR_IMAGE_NEVER_PULL: { module: 'manager', summary: 'The image is not present (or not verified) and the pull policy is Never.' },
-  IMAGE_PULL_BACKOFF: { module: 'manager', summary: 'A previous pull of this image for this pod failed and the back-off window has not passed.' },
+  ERR_IMAGE_NEVER_PULL: {
+    module: 'manager',
+    summary: 'The image is not present (or not verified) and the pull policy is Never.',
+  },
+  IMAGE_PULL_BACKOFF: {
+    module: 'manager',
+    summary: 'A previous pull of this image for this pod failed and the back-off window has not passed.',
+  },
   INVALID_IMAGE_NAME: { module: 'manager', summary: 'The container image string could not be parsed.' },
-  IMAGE_INSPECT_ERROR: { module: 'manager', summary: 'The image service failed to report whether the image is present.' },
-  CREDENTIALS_NOT_VERIFIED: { module: 'manager', summary: 'The image is present but this pod\'s credentials were not verified for it.' },
-  IMAGE_SERVICE_PROTOCOL_ERROR: { module: 'manager', summary: 'The image service (kimg store or CRI runtime) answered outside the CRI contract: an empty image ref from PullImage, a present image without id or size.' },
+  IMAGE_INSPECT_ERROR: {
+    module: 'manager',
+    summary: 'The image service failed to report whether the image is present.',
+  },
+  CREDENTIALS_NOT_VERIFIED: {
+    module: 'manager',
+    summary: "The image is present but this pod's credentials were not verified for it.",
+  },
+  IMAGE_SERVICE_PROTOCOL_ERROR: {
+    module: 'manager',
+    summary:
+      'The image service (kimg store or CRI runtime) answered outside the CRI contract: an empty image ref from PullImage, a present image without id or size.',
+  },
 
   // --- config / generic ----------------------------------------------------------------------------
-  CONFIG_INVALID: { module: 'config', summary: 'A configuration file fails validation; every problem is listed.' },
-  FILE_NOT_FOUND: { module: 'config', summary: 'A file named on the command line or in configuration does not exist.' },
-  USAGE: { module: 'cli', summary: 'The command line is invalid (unknown flag, missing argument, bad value).' },
+  CONFIG_INVALID: {
+    module: 'config',
+    summary: 'A configuration file fails validation; every problem is listed.',
+  },
+  FILE_NOT_FOUND: {
+    module: 'config',
+    summary: 'A file named on the command line or in configuration does not exist.',
+  },
+  USAGE: {
+    module: 'cli',
+    summary: 'The command line is invalid (unknown flag, missing argument, bad value).',
+  },
   INVALID_ARGUMENT: { module: 'core', summary: 'A library call was given an invalid argument.' },
-  INTERNAL: { module: 'core', summary: 'An unexpected failure inside kimg (a bug): please report it with the message.' },
+  INTERNAL: {
+    module: 'core',
+    summary: 'An unexpected failure inside kimg (a bug): please report it with the message.',
+  },
 } as const satisfies Record<string, { module: string; summary: string }>;
 
 /** Every error code kimg raises, as a literal union. */

@@ -85,7 +85,10 @@ export interface KimgErrorLike<C extends KimgErrorCode = KimgErrorCode> extends 
  * True when `e` is a KimgError (from this or any other loaded copy of kimg), optionally with the given
  * code or one of the given codes.
  */
-export function isKimgError<C extends KimgErrorCode>(e: unknown, code?: C | readonly C[]): e is KimgErrorLike<C> {
+export function isKimgError<C extends KimgErrorCode>(
+  e: unknown,
+  code?: C | readonly C[],
+): e is KimgErrorLike<C> {
   if (typeof e !== 'object' || e === null) return false;
   if ((e as Record<symbol, unknown>)[BRAND] !== true) return false;
   if (code === undefined) return true;
@@ -105,7 +108,11 @@ export function isKimgErrorCode(code: unknown): code is KimgErrorCode {
 export function toKimgError(e: unknown, context?: string): KimgErrorLike {
   if (isKimgError(e)) return e;
   if (e instanceof Error && e.name === 'AbortError') {
-    return new KimgError('ABORTED', context ? `${context}: operation was cancelled` : 'operation was cancelled', { cause: e });
+    return new KimgError(
+      'ABORTED',
+      context ? `${context}: operation was cancelled` : 'operation was cancelled',
+      { cause: e },
+    );
   }
   const msg = e instanceof Error ? e.message : String(e);
   return new KimgError('INTERNAL', `${context ? context + ': ' : ''}unexpected error: ${msg}`, { cause: e });

@@ -52,7 +52,14 @@ export interface ImageConfig {
   'os.version'?: string;
   variant?: string;
   created?: string;
-  config?: { User?: string; Env?: string[]; Entrypoint?: string[]; Cmd?: string[]; WorkingDir?: string; Labels?: Record<string, string> };
+  config?: {
+    User?: string;
+    Env?: string[];
+    Entrypoint?: string[];
+    Cmd?: string[];
+    WorkingDir?: string;
+    Labels?: Record<string, string>;
+  };
   rootfs?: { type: string; diff_ids: string[] };
   history?: unknown[];
 }

@@ -6,7 +6,9 @@
 import { isKimgError } from '../../src/errors/index.js';
 
 export const FUZZ_RUNS = Number(process.env.KIMG_FUZZ_RUNS ?? 10_000);
-export const FUZZ_SEED = process.env.KIMG_FUZZ_SEED ? Number(process.env.KIMG_FUZZ_SEED) : Date.now() % 2 ** 31;
+export const FUZZ_SEED = process.env.KIMG_FUZZ_SEED
+  ? Number(process.env.KIMG_FUZZ_SEED)
+  : Date.now() % 2 ** 31;
 
 /** fast-check parameters for every property in the suite. */
 export function fuzzParams(runs = FUZZ_RUNS): { numRuns: number; seed: number } {
@@ -22,7 +24,9 @@ export function onlyCodedErrors<T>(input: unknown, fn: () => T): T | undefined {
     return fn();
   } catch (e) {
     if (isKimgError(e)) return undefined;
-    throw new Error(`uncoded error for input ${JSON.stringify(input)?.slice(0, 300)}: ${String(e)}`);
+    throw new Error(`uncoded error for input ${JSON.stringify(input)?.slice(0, 300)}: ${String(e)}`, {
+      cause: e,
+    });
   }
 }
 

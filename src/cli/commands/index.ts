@@ -19,4 +19,19 @@ import { registerPod } from './pod.js';
 export type RegisterCommand = (program: Command, ctx: CliContext) => void;
 
 /** Every command of the CLI, in `--help` order. Add one line per command module. */
-export const COMMANDS: RegisterCommand[] = [registerRef, registerPull, registerImages, registerInspect, registerRmi, registerLoad, registerSave, registerStore, registerCreds, registerCreateSecret, registerManifest, registerTags, registerBlob, registerPod];
+export const COMMANDS: RegisterCommand[] = [
+  registerRef,
+  registerPull,
+  registerImages,
+  registerInspect,
+  registerRmi,
+  registerLoad,
+  registerSave,
+  registerStore,
+  registerCreds,
+  registerCreateSecret,
+  registerManifest,
+  registerTags,
+  registerBlob,
+  registerPod,
+];

@@ -22,13 +22,19 @@ interface PodDefaultsOptions {
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
 export const registerPod: RegisterCommand = (program: Command, ctx: CliContext) => {
-  const pod = program.command('pod').description('Kubernetes Pod helpers (defaulting as the API server does it)');
+  const pod = program
+    .command('pod')
+    .description('Kubernetes Pod helpers (defaulting as the API server does it)');
   pod
     .command('defaults')
     .description(
       'print Pods and workload objects with imagePullPolicy defaulted as the API server stores them on create',
     )
-    .requiredOption('-f, --filename <file>', 'YAML or JSON manifest (multi-document and List allowed; repeatable)', collect)
+    .requiredOption(
+      '-f, --filename <file>',
+      'YAML or JSON manifest (multi-document and List allowed; repeatable)',
+      collect,
+    )
     .option('--always-pull-images', 'apply the AlwaysPullImages admission plugin (every container: Always)')
     .option('-o, --output <format>', 'output format: yaml or json', 'yaml')
     .action(async (options: PodDefaultsOptions) => {
@@ -39,7 +45,9 @@ export const registerPod: RegisterCommand = (program: Command, ctx: CliContext) 
           file: options.filename.join(', '),
         });
       }
-      const out = objects.map((o) => applyPodDefaults(o.object, { alwaysPullImages: options.alwaysPullImages === true }));
+      const out = objects.map((o) =>
+        applyPodDefaults(o.object, { alwaysPullImages: options.alwaysPullImages === true }),
+      );
       if (format === 'json') {
         ctx.stdout.write(toJson(out.length === 1 ? out[0] : { apiVersion: 'v1', kind: 'List', items: out }));
       } else {

@@ -3,7 +3,13 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { inspect } from 'node:util';
 import vm from 'node:vm';
-import { ALL_ERROR_CODES, KimgError, isKimgError, isKimgErrorCode, toKimgError } from '../../../src/errors/index.js';
+import {
+  ALL_ERROR_CODES,
+  KimgError,
+  isKimgError,
+  isKimgErrorCode,
+  toKimgError,
+} from '../../../src/errors/index.js';
 import { EXIT_STATUS_BY_CODE } from '../../../src/cli/exit-codes.js';
 import { Secret } from '../../../src/credentials/index.js';
 
