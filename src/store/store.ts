@@ -63,6 +63,15 @@ export interface OpenStoreOptions {
   lockWaitMs?: number;
 }
 
+/**
+ * `KIMG_HASHING=inline|worker|auto` overrides where sha256 runs (for measurements and odd machines);
+ * anything else is ignored.
+ */
+function hashingFromEnv(env: NodeJS.ProcessEnv): HashingMode | undefined {
+  const v = env.KIMG_HASHING;
+  return v === 'inline' || v === 'worker' || v === 'auto' ? v : undefined;
+}
+
 /** A lease: while held, blobs committed since it started are safe from store GC. */
 export interface Lease {
   readonly holder: string;
@@ -321,7 +330,7 @@ export async function openStore(options: OpenStoreOptions = {}): Promise<Store> 
   const store = new LocalStore(
     paths,
     options.hasher,
-    options.hashing ?? DEFAULT_HASHING,
+    options.hashing ?? hashingFromEnv(options.env ?? process.env) ?? DEFAULT_HASHING,
     options.lockWaitMs ?? 30_000,
   );
   try {
