@@ -1,16 +1,20 @@
 /**
  * The pull pipeline: registry → store. `pullImage` resolves a reference, selects the platform's
- * manifest from an index, fetches the config and layers in parallel into the content store (each blob
- * hashed while it is written, verified at commit, made visible by an atomic rename) and commits the
- * image record last, so a pull that fails or is killed never leaves a half image behind: at worst an
- * ingest that the next pull of the same digest resumes with a `Range` request.
+ * manifest from an index, fetches the config (and, for a single-platform image, checks its platform
+ * before any layer is fetched), then the layers in parallel into the content store (each blob hashed
+ * while it is written, verified at commit, made visible by an atomic rename), then the manifests, and
+ * commits the image record last, so a pull that fails, is cancelled or is killed never leaves a half
+ * image behind: at worst an ingest that the next pull of the same digest resumes with a `Range`
+ * request (and downloads again from byte 0 if the resumed content fails verification).
  *
- * Shape follows containerd's pull (`core/remotes/docker`, `core/images/handlers.go`): resolve with
- * HEAD, `max_concurrent_downloads` = 3, blobs already in the store are not fetched again (so
- * `imagePullPolicy: Always` costs one manifest request when nothing changed), and concurrent pulls
- * that need the same blob download it once (containerd PR #6702; STYLE.md §7): the first asks the
- * registry, later ones join its promise. Across processes the store's per-ingest locks serialize
- * writers; a waiting process sees the blob appear and reuses it.
+ * Shape follows containerd's pull (`core/remotes/docker`, `core/images/handlers.go`): the manifest is
+ * fetched with one GET (its exact bytes are stored), `max_concurrent_downloads` = 3, blobs already in
+ * the store are not fetched again (so `imagePullPolicy: Always` costs one manifest request when
+ * nothing changed; re-used blobs are touched so a concurrent store GC keeps them under the pull's
+ * lease), and concurrent pulls that need the same blob download it once (containerd PR #6702;
+ * STYLE.md §7): the first asks the registry, later ones join its promise, and if the first is
+ * cancelled one of them takes over (resuming its ingest). Across processes the store's per-ingest
+ * locks serialize writers; a waiting process polls until the blob appears and reuses it.
  *
  * Progress is data (STYLE.md §9): typed events to a callback or an async iterator; the CLI renders them.
  */
@@ -43,13 +47,23 @@ import type { Store } from './store.js';
 
 /** Progress events of a pull, in the order they happen. */
 export type ImagePullEvent =
-  | { type: 'resolved'; image: string; digest: string; mediaType: string; manifestDigest: string; platform: string }
+  | {
+      type: 'resolved';
+      image: string;
+      digest: string;
+      mediaType: string;
+      manifestDigest: string;
+      platform: string;
+    }
   | {
       type: 'layer-start';
       digest: string;
       size: number;
       kind: 'config' | 'layer';
-      /** Already in the store (nothing to download), or joined another pull's download. */
+      /**
+       * Already in the store (nothing to download), or joined another pull's download. If that pull is
+       * cancelled, this one takes over and emits a second `layer-start` with `cached: false`.
+       */
       cached: boolean;
       /** Bytes of a previous, interrupted download that are resumed rather than fetched again. */
       resumedFrom: number;
@@ -131,10 +145,11 @@ function toPlatformObject(p: OciPlatform | Platform): OciPlatform {
 }
 
 function platformOfConfig(config: ImageConfig): OciPlatform | undefined {
-  if (!config.os || !config.architecture) return undefined;
+  const str = (v: unknown): v is string => typeof v === 'string' && v !== '';
+  if (!str(config.os) || !str(config.architecture)) return undefined;
   const p: OciPlatform = { os: config.os, architecture: config.architecture };
-  if (config.variant) p.variant = config.variant;
-  if (config['os.version']) p['os.version'] = config['os.version'];
+  if (str(config.variant)) p.variant = config.variant;
+  if (str(config['os.version'])) p['os.version'] = config['os.version'];
   return p;
 }
 
@@ -200,7 +215,9 @@ export async function pullImage(image: string, options: ImagePullOptions): Promi
       ? e
       : options.signal?.aborted
         ? abortError(options.signal)
-        : new KimgError('INTERNAL', `pulling ${JSON.stringify(image)} failed unexpectedly: ${String(e)}`, { cause: e });
+        : new KimgError('INTERNAL', `pulling ${JSON.stringify(image)} failed unexpectedly: ${String(e)}`, {
+            cause: e,
+          });
     emit({ type: 'error', code: err.code, message: err.message });
     throw err;
   }
@@ -208,7 +225,9 @@ export async function pullImage(image: string, options: ImagePullOptions): Promi
 
 /**
  * The same pull as an async iterator of its events; the last event is `committed` (or the iterator
- * throws the pull's error).
+ * throws the pull's error) and the iterator's return value is the {@link ImagePullResult}. Leaving the
+ * loop early (`break`, `return`, a throw in the loop body) cancels the pull and waits until it has
+ * stopped (its partial downloads are kept for a later pull to resume).
  */
 export async function* pullImageEvents(
   image: string,
@@ -219,8 +238,14 @@ export async function* pullImageEvents(
   let done = false;
   let result: ImagePullResult | undefined;
   let failure: unknown;
-  void pullImage(image, {
+  const controller = new AbortController();
+  const outer = options.signal;
+  const forward = () => controller.abort(outer?.reason);
+  if (outer?.aborted) forward();
+  else outer?.addEventListener('abort', forward, { once: true });
+  const running = pullImage(image, {
     ...options,
+    signal: controller.signal,
     onProgress: (e) => {
       if (e.type === 'error') return;
       queue.push(e);
@@ -238,18 +263,30 @@ export async function* pullImageEvents(
       wake?.();
     },
   );
-  for (;;) {
+  try {
+    for (;;) {
+      while (queue.length > 0) yield queue.shift()!;
+      if (done) break;
+      await new Promise<void>((r) => (wake = r));
+      wake = undefined;
+    }
     while (queue.length > 0) yield queue.shift()!;
-    if (done) break;
-    await new Promise<void>((r) => (wake = r));
-    wake = undefined;
+    if (failure !== undefined) throw failure;
+    return result!;
+  } finally {
+    outer?.removeEventListener('abort', forward);
+    if (!done) {
+      controller.abort(new Error('the pull event iterator was closed early'));
+      await running;
+    }
   }
-  while (queue.length > 0) yield queue.shift()!;
-  if (failure !== undefined) throw failure;
-  return result!;
 }
 
-async function pullInner(image: string, options: ImagePullOptions, emit: (e: ImagePullEvent) => void): Promise<ImagePullResult> {
+async function pullInner(
+  image: string,
+  options: ImagePullOptions,
+  emit: (e: ImagePullEvent) => void,
+): Promise<ImagePullResult> {
   const { store, registry, signal } = options;
   const ref: Reference = parseReference(
     image,
@@ -264,7 +301,13 @@ async function pullInner(image: string, options: ImagePullOptions, emit: (e: Ima
   const matcher: PlatformMatcher = requested ? platformMatcher(requested) : defaultMatcher(hostPlatform());
   const call = { signal, ...(options.auth !== undefined ? { auth: options.auth } : {}) };
   const repo = { domain: ref.domain, path: ref.path };
-  const stats: ImagePullStats = { blobsDownloaded: 0, blobsReused: 0, blobsResumed: 0, bytesDownloaded: 0, seconds: 0 };
+  const stats: ImagePullStats = {
+    blobsDownloaded: 0,
+    blobsReused: 0,
+    blobsResumed: 0,
+    bytesDownloaded: 0,
+    seconds: 0,
+  };
 
   const lease = await store.lease(`pull ${ref.pullRef} (pid ${process.pid})`);
   try {
@@ -272,7 +315,8 @@ async function pullInner(image: string, options: ImagePullOptions, emit: (e: Ima
       { domain: ref.domain, path: ref.path, tag: ref.tag, digest: ref.digest },
       {
         ...call,
-        select: (index, desc) => selectManifest(index.manifests, requested ?? matcher, { index: desc.digest }),
+        select: (index, desc) =>
+          selectManifest(index.manifests, requested ?? matcher, { index: desc.digest }),
       },
     );
     const manifestDoc = top.manifest;
@@ -297,36 +341,44 @@ async function pullInner(image: string, options: ImagePullOptions, emit: (e: Ima
       digest: rootDoc.digest,
       mediaType: rootDoc.mediaType,
       manifestDigest: manifestDoc.digest,
-      platform: selectedPlatform ? formatPlatform(asPlatform(selectedPlatform)) : requested ? formatPlatform(requested) : '',
+      platform: selectedPlatform
+        ? formatPlatform(asPlatform(selectedPlatform))
+        : requested
+          ? formatPlatform(requested)
+          : '',
     });
 
-    // Blobs first (config, layers), manifests after, the record last: what a record names is always there.
+    // Config first (a single-platform image for another platform fails before any layer is fetched),
+    // then the layers, manifests after, the record last: what a record names is always there.
     const limit = limiter(Math.max(1, options.concurrency ?? DEFAULT_IMAGE_PULL_OPTIONS.concurrency));
-    const blobs: { desc: Descriptor; kind: 'config' | 'layer' }[] = [
-      { desc: manifest.config, kind: 'config' },
-      ...manifest.layers.map((desc) => ({ desc, kind: 'layer' as const })),
-    ];
-    const seen = new Set<string>();
-    await settleAll(
-      blobs
-        .filter(({ desc }) => (seen.has(desc.digest) ? false : (seen.add(desc.digest), true)))
-        .map(({ desc, kind }) => limit(() => fetchBlob(desc, kind))),
-    );
-
+    await limit(() => ensureBlob(manifest.config, 'config'));
     const configBytes = await store.content.readBlob(manifest.config.digest, { maxBytes: 4 * 1024 * 1024 });
     let config: ImageConfig = {};
     try {
-      config = JSON.parse(configBytes.toString('utf8')) as ImageConfig;
+      const parsed: unknown = JSON.parse(configBytes.toString('utf8'));
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+        throw new Error('not a JSON object');
+      config = parsed as ImageConfig;
     } catch (e) {
+      // Artifacts (non-image config types) may carry anything; an image config must be a JSON object.
       if (isImageConfigType(manifest.config.mediaType)) {
-        throw new KimgError('MANIFEST_INVALID', `the image config ${manifest.config.digest} of ${ref.pullRef} is not valid JSON`, {
-          input: image,
-          cause: e,
-        });
+        throw new KimgError(
+          'MANIFEST_INVALID',
+          `the image config ${manifest.config.digest} of ${ref.pullRef} is not a valid JSON object`,
+          {
+            input: image,
+            cause: e,
+          },
+        );
       }
     }
     const configPlatform = platformOfConfig(config);
-    if (!top.index && configPlatform && isImageConfigType(manifest.config.mediaType) && !matcher.match(asPlatform(configPlatform))) {
+    if (
+      !top.index &&
+      configPlatform &&
+      isImageConfigType(manifest.config.mediaType) &&
+      !matcher.match(asPlatform(configPlatform))
+    ) {
       // containerd `images.Manifest`: a single-platform image must match the platform too.
       throw new KimgError(
         'PLATFORM_NOT_FOUND',
@@ -334,8 +386,14 @@ async function pullInner(image: string, options: ImagePullOptions, emit: (e: Ima
         { input: image, items: [formatPlatform(asPlatform(configPlatform))] },
       );
     }
-    if (top.index) await store.content.writeBlob(top.index.bytes, { digest: top.index.digest, size: top.index.bytes.length });
-    await store.content.writeBlob(manifestDoc.bytes, { digest: manifestDoc.digest, size: manifestDoc.bytes.length });
+    const seen = new Set<string>([manifest.config.digest]);
+    await settleAll(
+      manifest.layers
+        .filter((desc) => (seen.has(desc.digest) ? false : (seen.add(desc.digest), true)))
+        .map((desc) => limit(() => ensureBlob(desc, 'layer'))),
+    );
+    if (top.index) await ensureManifestBlob(top.index);
+    await ensureManifestBlob(manifestDoc);
 
     const platform: OciPlatform = toPlatformObject(
       selectedPlatform ?? configPlatform ?? requested ?? hostPlatform(),
@@ -367,56 +425,128 @@ async function pullInner(image: string, options: ImagePullOptions, emit: (e: Ima
       source: 'pull',
     };
     await store.images.put(record);
-    emit({ type: 'committed', image: record.name, id: record.imageId, digest: record.digest, size: record.size });
+    emit({
+      type: 'committed',
+      image: record.name,
+      id: record.imageId,
+      digest: record.digest,
+      size: record.size,
+    });
     return { record, stats };
   } finally {
     await lease.release();
   }
 
-  /** Downloads one blob into the store unless it is there; joins a concurrent download of the same digest. */
-  async function fetchBlob(desc: Descriptor, kind: 'config' | 'layer'): Promise<void> {
+  /**
+   * Single flight per digest within this process: joins a running `run` for `digest`, or runs it and
+   * lets later callers join. Resolves true when this call ran it. A leader that was cancelled by its
+   * own signal does not fail the joiners: one of them takes over.
+   */
+  async function singleFlight(
+    digest: string,
+    run: () => Promise<void>,
+    onJoin: () => void,
+  ): Promise<boolean> {
     const inflight = inflightFor(store);
+    let joined = false;
     for (;;) {
       if (signal?.aborted) throw abortError(signal);
-      if (await store.content.hasBlob(desc.digest)) {
-        emit({ type: 'layer-start', digest: desc.digest, size: desc.size, kind, cached: true, resumedFrom: 0 });
-        stats.blobsReused++;
-        emit({ type: 'layer-done', digest: desc.digest, size: desc.size, downloaded: false });
-        return;
-      }
-      const running = inflight.get(desc.digest);
+      const running = inflight.get(digest);
       if (running) {
-        emit({ type: 'layer-start', digest: desc.digest, size: desc.size, kind, cached: true, resumedFrom: 0 });
+        if (!joined) onJoin();
+        joined = true;
         try {
           await running;
+          return false;
         } catch (e) {
-          // The leader's own cancellation is not ours: take over. Anything else is the blob's failure.
           if (isKimgError(e, 'ABORTED') && !signal?.aborted) continue;
           throw e;
         }
-        stats.blobsReused++;
-        emit({ type: 'layer-done', digest: desc.digest, size: desc.size, downloaded: false });
-        return;
       }
-      const mine = download(desc, kind);
-      inflight.set(desc.digest, mine);
+      // A failure caused by our own cancellation is ABORTED, so joiners know to take over.
+      const mine = run().catch((e: unknown) => {
+        throw signal?.aborted && !isKimgError(e, 'ABORTED') ? abortError(signal) : e;
+      });
+      inflight.set(digest, mine);
       try {
         await mine;
-        return;
-      } catch (e) {
-        if (isKimgError(e, 'STORE_LOCKED')) {
-          // Another process is writing this blob: wait for it to commit (or give up its lock), then look again.
-          await sleep(DEFAULT_IMAGE_PULL_OPTIONS.lockPollMs, signal);
-          continue;
-        }
-        throw e;
+        return true;
       } finally {
-        if (inflight.get(desc.digest) === mine) inflight.delete(desc.digest);
+        if (inflight.get(digest) === mine) inflight.delete(digest);
       }
     }
   }
 
-  async function download(desc: Descriptor, kind: 'config' | 'layer'): Promise<void> {
+  /** Retries `fn` while another process holds the ingest lock (it commits the blob or gives up its lock). */
+  async function waitingForLocks<T>(fn: () => Promise<T>): Promise<T> {
+    for (;;) {
+      try {
+        return await fn();
+      } catch (e) {
+        if (!isKimgError(e, 'STORE_LOCKED')) throw e;
+        await sleep(DEFAULT_IMAGE_PULL_OPTIONS.lockPollMs, signal);
+      }
+    }
+  }
+
+  /** Stores a fetched manifest or index (bytes already verified by the registry client). */
+  async function ensureManifestBlob(doc: FetchedManifest): Promise<void> {
+    await singleFlight(
+      doc.digest,
+      () =>
+        waitingForLocks(
+          async () =>
+            void (await store.content.writeBlob(doc.bytes, { digest: doc.digest, size: doc.bytes.length })),
+        ),
+      () => {},
+    );
+  }
+
+  /**
+   * Makes sure a config or layer is committed: re-uses it when it is in the store (touching it, so a
+   * concurrent store GC keeps it under this pull's lease), joins a download of it by a concurrent pull
+   * in this process, or downloads it (resuming an interrupted ingest).
+   */
+  async function ensureBlob(desc: Descriptor, kind: 'config' | 'layer'): Promise<void> {
+    const ran = await singleFlight(
+      desc.digest,
+      () => waitingForLocks(() => downloadVerified(desc, kind)),
+      () =>
+        emit({
+          type: 'layer-start',
+          digest: desc.digest,
+          size: desc.size,
+          kind,
+          cached: true,
+          resumedFrom: 0,
+        }),
+    );
+    if (!ran) {
+      stats.blobsReused++;
+      emit({ type: 'layer-done', digest: desc.digest, size: desc.size, downloaded: false });
+    }
+  }
+
+  /**
+   * `download`, once more from byte 0 when a resumed ingest fails verification at commit (its prefix
+   * was damaged, e.g. by a crash of the machine; the commit already discarded it).
+   */
+  async function downloadVerified(desc: Descriptor, kind: 'config' | 'layer'): Promise<void> {
+    const attempt: { resumedFrom: number } = { resumedFrom: 0 };
+    try {
+      await download(desc, kind, attempt);
+    } catch (e) {
+      if (!(attempt.resumedFrom > 0 && isKimgError(e, 'DIGEST_MISMATCH'))) throw e;
+      await download(desc, kind, attempt);
+    }
+  }
+
+  async function download(
+    desc: Descriptor,
+    kind: 'config' | 'layer',
+    attempt: { resumedFrom: number },
+  ): Promise<void> {
+    attempt.resumedFrom = 0;
     const writer = await store.content.writer({
       ref: desc.digest,
       expected: { digest: desc.digest, size: desc.size },
@@ -430,6 +560,7 @@ async function pullInner(image: string, options: ImagePullOptions, emit: (e: Ima
       return;
     }
     const resumedFrom = writer.offset;
+    attempt.resumedFrom = resumedFrom;
     emit({ type: 'layer-start', digest: desc.digest, size: desc.size, kind, cached: false, resumedFrom });
     const interval = options.progressIntervalMs ?? DEFAULT_IMAGE_PULL_OPTIONS.progressIntervalMs;
     let lastEmit = 0;
@@ -476,13 +607,23 @@ function isImageConfigType(t: string): boolean {
 
 function checkManifestShape(m: ImageManifest, image: string, digest: string): void {
   const bad = (what: string) =>
-    new KimgError('MANIFEST_INVALID', `the manifest ${digest} of ${image} is not a valid image manifest: ${what}`, {
-      input: image,
-    });
+    new KimgError(
+      'MANIFEST_INVALID',
+      `the manifest ${digest} of ${image} is not a valid image manifest: ${what}`,
+      {
+        input: image,
+      },
+    );
   if (typeof m !== 'object' || m === null) throw bad('not an object');
   const checkDesc = (d: unknown, where: string): void => {
     const x = d as Partial<Descriptor> | undefined;
-    if (!x || typeof x.digest !== 'string' || typeof x.size !== 'number' || !Number.isSafeInteger(x.size) || x.size < 0) {
+    if (
+      !x ||
+      typeof x.digest !== 'string' ||
+      typeof x.size !== 'number' ||
+      !Number.isSafeInteger(x.size) ||
+      x.size < 0
+    ) {
       throw bad(`${where} is not a descriptor with a digest and a size`);
     }
     if (typeof x.mediaType !== 'string') throw bad(`${where} has no mediaType`);

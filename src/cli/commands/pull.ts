@@ -5,10 +5,11 @@
  * entry in kubelet order until one works, else anonymous. A thin face over `pullImage`.
  */
 import type { Command } from 'commander';
-import { KimgError } from '../../errors/index.js';
+import { KimgError, toKimgError } from '../../errors/index.js';
 import { formatPlatform, type Platform } from '../../platform/index.js';
 import { pullImage, humanSize, truncateId, type ImagePullResult } from '../../store/index.js';
 import type { CliContext } from '../context.js';
+import { EXIT_STATUS_BY_CODE, ExitStatus } from '../exit-codes.js';
 import { parseOutputFormat, toJson, toTable, toYaml } from '../output.js';
 import { createProgressRenderer, parseProgressMode } from '../progress.js';
 import { addRegistryOptions, registrySession, type RegistryCliOptions } from '../registry-options.js';
@@ -39,12 +40,22 @@ export const registerPull: RegisterCommand = (program: Command, ctx: CliContext)
   const cmd = program
     .command('pull')
     .description('pull images from their registries into the local store (verified, durable, resumable)')
-    .argument('<image...>', 'image references (nginx:1.27, reg:5000/team/app@sha256:…); several are pulled concurrently')
-    .option('--platform <os/arch[/variant]>', 'platform to select from a multi-platform image (default: this host)')
+    .argument(
+      '<image...>',
+      'image references (nginx:1.27, reg:5000/team/app@sha256:…); several are pulled concurrently',
+    )
+    .option(
+      '--platform <os/arch[/variant]>',
+      'platform to select from a multi-platform image (default: this host)',
+    )
     .option('--default-registry <host>', 'registry for names without one (default docker.io)')
     .option('--concurrency <n>', 'blobs downloaded at once per image', '3')
     .option('-o, --output <format>', 'output format: table, json or yaml', 'table')
-    .option('--progress <mode>', 'progress on stderr: auto (bars on a terminal, JSON lines otherwise), tty, json, none', 'auto');
+    .option(
+      '--progress <mode>',
+      'progress on stderr: auto (bars on a terminal, JSON lines otherwise), tty, json, none',
+      'auto',
+    );
   addStoreOptions(cmd);
   addRegistryOptions(cmd).action(async (images: string[], options: PullCliOptions) => {
     await run(images, options, ctx);
@@ -56,9 +67,13 @@ async function run(images: string[], options: PullCliOptions, ctx: CliContext): 
   const progress = createProgressRenderer(parseProgressMode(options.progress), ctx.stderr);
   const concurrency = Number(options.concurrency);
   if (!Number.isSafeInteger(concurrency) || concurrency < 1) {
-    throw new KimgError('USAGE', `--concurrency must be a positive integer, got ${JSON.stringify(options.concurrency)}`, {
-      input: options.concurrency,
-    });
+    throw new KimgError(
+      'USAGE',
+      `--concurrency must be a positive integer, got ${JSON.stringify(options.concurrency)}`,
+      {
+        input: options.concurrency,
+      },
+    );
   }
   const session = await registrySession(options, ctx);
   const controller = new AbortController();
@@ -66,8 +81,10 @@ async function run(images: string[], options: PullCliOptions, ctx: CliContext): 
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    const results = await withStore(options, ctx, (store) =>
-      Promise.all(
+    // Every pull runs to its end (the store stays open until the last one stops); one failing image
+    // does not cancel the others.
+    const settled = await withStore(options, ctx, (store) =>
+      Promise.allSettled(
         images.map((image) =>
           session.withCredentials(image, async (auth) => {
             const r = await pullImage(image, {
@@ -86,6 +103,9 @@ async function run(images: string[], options: PullCliOptions, ctx: CliContext): 
         ),
       ),
     );
+    const results = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+    const failures = settled.flatMap((s) => (s.status === 'rejected' ? [toKimgError(s.reason)] : []));
+    if (results.length === 0 && failures[0]) throw failures[0];
     progress.close();
     const maxRSS = process.resourceUsage().maxRSS;
     const rows: PullOutput[] = results.map((r) => ({
@@ -97,8 +117,10 @@ async function run(images: string[], options: PullCliOptions, ctx: CliContext): 
       stats: r.stats,
       maxRSS,
     }));
-    if (format === 'json') ctx.stdout.write(toJson(rows.length === 1 ? rows[0] : rows));
-    else if (format === 'yaml') ctx.stdout.write(toYaml(rows.length === 1 ? rows[0] : rows));
+    // One image asked for: an object; several: an array (of those that succeeded).
+    const doc = images.length === 1 ? rows[0] : rows;
+    if (format === 'json') ctx.stdout.write(toJson(doc));
+    else if (format === 'yaml') ctx.stdout.write(toYaml(doc));
     else
       ctx.stdout.write(
         toTable(
@@ -106,6 +128,11 @@ async function run(images: string[], options: PullCliOptions, ctx: CliContext): 
           rows.map((r) => [r.name, truncateId(r.digest), truncateId(r.id), humanSize(r.size), r.platform]),
         ),
       );
+    // Some images failed: each is reported like runCli reports a failure; the status is the first one's.
+    for (const [i, f] of failures.entries()) {
+      ctx.stderr.write(`error: ${f.message} (${f.code})\n`);
+      if (i === 0) ctx.exitStatus = EXIT_STATUS_BY_CODE[f.code] ?? ExitStatus.FAILURE;
+    }
   } finally {
     progress.close();
     process.removeListener('SIGINT', onSignal);
