@@ -351,8 +351,12 @@ async function buildPlatformImage(
     if (!Number.isSafeInteger(spec.size) || spec.size < 0)
       throw new Error(`layer ${i}: bad size ${spec.size}`);
     const seed = spec.seed ?? `${opts.name}\0${tag}\0${platformKey(platform)}\0${i}`;
+    // With an explicit seed the layer must be byte-identical across images, so info.txt names the
+    // seed, not the image.
     const info = Buffer.from(
-      `kimg test image ${opts.name}:${tag} layer ${i} (${kind}, ${spec.size} bytes)\n`,
+      spec.seed !== undefined
+        ? `kimg test layer seed ${JSON.stringify(spec.seed)} layer ${i} (${kind}, ${spec.size} bytes)\n`
+        : `kimg test image ${opts.name}:${tag} layer ${i} (${kind}, ${spec.size} bytes)\n`,
     );
     const source =
       kind === 'random'

@@ -178,6 +178,19 @@ describe('test harness with real components', () => {
     assert.equal((await readFile(join(work, 'rootfs', 'layer0', 'data.bin'))).length, 4096);
   });
 
+  test('layers with the same explicit seed are byte-identical across differently named images', async () => {
+    const a = await generateImage(join(work, 'seed-a'), {
+      name: 'seed-a',
+      layers: [{ size: 1000, seed: 'shared' }, { size: 10 }],
+    });
+    const b = await generateImage(join(work, 'seed-b'), {
+      name: 'seed-b',
+      layers: [{ size: 1000, seed: 'shared' }, { size: 10 }],
+    });
+    assert.equal(a.manifests[0]!.layers[0]!.digest, b.manifests[0]!.layers[0]!.digest);
+    assert.notEqual(a.manifests[0]!.layers[1]!.digest, b.manifests[0]!.layers[1]!.digest);
+  });
+
   test('plain: an OCI push keeps the digest; v2s2 and multi-platform --all pushes', async () => {
     const r = reg('plain');
     assert.equal(r.url, `http://${r.host}`);
