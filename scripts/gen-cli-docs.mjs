@@ -2,7 +2,7 @@
 // Writes docs/cli.md — the CLI reference — from the commander program itself (every command's --help),
 // so README, --help and behaviour cannot drift. `--check` exits 1 when the file is out of date
 // (the test suite runs it).
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeOrCheck } from './lib/generated-doc.mjs';
 import { buildProgram } from '../dist/src/cli/index.js';
 
 function render() {
@@ -24,19 +24,4 @@ function render() {
 }
 
 const target = new URL('../docs/cli.md', import.meta.url);
-const text = render();
-if (process.argv.includes('--check')) {
-  let current = '';
-  try {
-    current = readFileSync(target, 'utf8');
-  } catch {
-    // no file yet: it is out of date
-  }
-  if (current !== text) {
-    console.error('docs/cli.md is out of date: run `npm run docs:cli`');
-    process.exit(1);
-  }
-} else {
-  writeFileSync(target, text);
-  console.log('wrote docs/cli.md');
-}
+writeOrCheck(target, render(), 'npm run docs:cli');

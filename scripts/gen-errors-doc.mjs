@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Writes docs/errors.md from the error table (src/errors/codes.ts) and the CLI exit-status map
 // (src/cli/exit-codes.ts). `--check` exits 1 when the file is out of date (used by the test suite).
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeOrCheck } from './lib/generated-doc.mjs';
 import { ERROR_CODES } from '../dist/src/errors/index.js';
 import { EXIT_STATUS_BY_CODE, EXIT_STATUS_MEANING } from '../dist/src/cli/exit-codes.js';
 
@@ -29,19 +29,4 @@ export function render() {
 }
 
 const target = new URL('../docs/errors.md', import.meta.url);
-const text = render();
-if (process.argv.includes('--check')) {
-  let current = '';
-  try {
-    current = readFileSync(target, 'utf8');
-  } catch {
-    // no file yet: it is out of date
-  }
-  if (current !== text) {
-    console.error('docs/errors.md is out of date: run `npm run docs:errors`');
-    process.exit(1);
-  }
-} else {
-  writeFileSync(target, text);
-  console.log('wrote docs/errors.md');
-}
+writeOrCheck(target, render(), 'npm run docs:errors');
