@@ -357,6 +357,9 @@ function applyDefaults(raw: RawImageFields): KubeletImageConfig {
   const maxAgeNs = raw.imageMaximumGCAge ?? 0n;
   let policy = raw.imagePullCredentialsVerificationPolicy ?? '';
   if (gates.KubeletEnsureSecretPulledImages && policy === '') policy = 'NeverVerifyPreloadedImages';
+  // The Kubernetes "Images" concept page spells it with a capital L; the kubelet's API says
+  // `NeverVerifyAllowlistedImages`. Issue F: accept both, store upstream's spelling.
+  if (policy === 'NeverVerifyAllowListedImages') policy = 'NeverVerifyAllowlistedImages';
   const runtimeEndpoint =
     raw.containerRuntimeEndpoint === undefined || raw.containerRuntimeEndpoint === ''
       ? DEFAULT_CONTAINER_RUNTIME_ENDPOINT

@@ -293,6 +293,21 @@ export interface ListedImage extends ImageInfo {
   key: string;
 }
 
+/**
+ * A verification pull (the image is present, the pod's credentials were not verified for it) failed
+ * with an `ErrImagePull` error: say so (KEP-2535; kimg's wording, the event keeps upstream's text).
+ * Other reasons (a runtime's `RegistryUnavailable`, …) pass through unchanged.
+ */
+function credentialsNotVerified(image: string, cause: KimgErrorLike): KimgErrorLike {
+  if (reasonForCode(cause.code) !== 'ErrImagePull') return cause;
+  if (/^(RegistryUnavailable|SignatureValidationFailed)/.test(cause.message)) return cause;
+  return new KimgError(
+    'CREDENTIALS_NOT_VERIFIED',
+    `image ${goQuote(image)} is present on the node, but this pod's credentials were not verified for it and pulling with them failed: ${cause.message}`,
+    { input: image, cause },
+  );
+}
+
 function podObject(pod: PodInfo): { name: string; namespace: string; uid: string } {
   return { name: pod.name, namespace: pod.namespace, uid: pod.uid };
 }
@@ -512,8 +527,9 @@ export class ImageManager {
         const err = toKimgError(e);
         return fail(err, err.message);
       }
-      // 7. Pull.
-      return await this.pull(request, requested, spec, candidates, emit, base, fail);
+      // 7. Pull (a present image whose credentials were not verified pulls to verify them).
+      const unverified = present && verified === false;
+      return await this.pull(request, requested, spec, candidates, emit, base, fail, unverified);
     } catch (e) {
       const err = toKimgError(e);
       return fail(err, err.message);
@@ -541,6 +557,7 @@ export class ImageManager {
     emit: (type: 'Normal' | 'Warning', reason: EventReasonName, message: string) => void,
     base: { image: string; pullPolicy: string; events: ManagerEvent[] },
     fail: (error: KimgErrorLike, message: string) => EnsureImageResult,
+    unverifiedPresent = false,
   ): Promise<EnsureImageResult> {
     const { pod } = request;
     const verifying = this.gates['KubeletEnsureSecretPulledImages'] === true;
@@ -586,8 +603,9 @@ export class ImageManager {
       try {
         result = await this.puller.pull(task);
       } catch (e) {
-        const err = toKimgError(e);
-        emit('Warning', 'Failed', failedToPullMessage(requested, err.message));
+        const pullErr = toKimgError(e);
+        emit('Warning', 'Failed', failedToPullMessage(requested, pullErr.message));
+        const err = unverifiedPresent ? credentialsNotVerified(requested, pullErr) : pullErr;
         await this.backoff.recordFailure(key, `${reasonForCode(err.code)}: ${err.message}`);
         return fail(err, err.message);
       }

@@ -3,13 +3,20 @@
  * plugin, the pull decision with the kubelet's exact event texts, and the per-pod image back-off.
  * The runtime on top: `ImageManager.ensureImageExists` / `ensurePodImages` over an `ImageService`
  * (kimg's store or a CRI runtime), serial and parallel pullers, persisted back-off and the kubelet's
- * events. Time is injected everywhere (`Clock`).
+ * events. Time is injected everywhere (`Clock`). Credential verification of present images (KEP-2535):
+ * pull records (`FilePullRecords`, `MemoryPullRecords`), the pure `mustAttemptImagePull` decision and
+ * the `PullRecordsVerifier` plugged into the manager (`openNodeVerifier`).
  *
  * Follows kubernetes `pkg/apis/core/v1/defaults.go`, `plugin/pkg/admission/alwayspullimages`,
  * `pkg/kubelet/images/{image_manager.go,puller.go,helpers.go}`, `pkg/kubelet/kuberuntime/
  * kuberuntime_image.go` and client-go `util/flowcontrol/backoff.go`; see sections 2 and 3 of the
  * upstream-semantics digest.
  */
+export {
+  LocalImageService,
+  userFromImageConfig,
+  type LocalImageServiceOptions,
+} from './local-image-service.js';
 export {
   defaultPullPolicy,
   applyPodDefaults,
@@ -127,3 +134,88 @@ export {
   type VerificationRequest,
   type ListedImage,
 } from './image-manager.js';
+export {
+  FilePullRecords,
+  MemoryPullRecords,
+  pullRecordFileName,
+  decodePullIntent,
+  decodePulledRecord,
+  encodePullIntent,
+  encodePulledRecord,
+  PULL_RECORDS_API_VERSION,
+  PULL_RECORDS_DIR,
+  type PullRecordsAccessor,
+  type PullRecordsList,
+  type PullRecordProblem,
+  type ImagePullIntent,
+  type ImagePulledRecord,
+  type ImagePullCredentials,
+  type ImagePullSecretRef,
+  type ImagePullServiceAccountRef,
+} from './pull-records.js';
+export {
+  PullRecordsVerifier,
+  openNodeVerifier,
+  AllowlistMatcher,
+  mustAttemptImagePull,
+  mergePulledRecord,
+  requiresCredentialVerification,
+  normalizeVerificationPolicy,
+  podPullCredentials,
+  pulledCredentialsFor,
+  recordImageName,
+  describeVerdict,
+  redactPulledRecord,
+  redactVerdict,
+  DEFAULT_VERIFICATION_POLICY,
+  WRITE_RECORD_WHILE_MATCHING_LIMIT,
+  TEMP_FILE_GRACE_MS,
+  type VerificationInput,
+  type VerificationVerdict,
+  type VerificationReason,
+  type VerificationExplanation,
+  type PodPullCredentials,
+  type PullRecordsVerifierOptions,
+  type ReconcileReport,
+  type VerifierNotice,
+  type OpenNodeVerifierOptions,
+} from './verification.js';
+export {
+  ImageGCManager,
+  planImageGC,
+  imageFsUsage,
+  resolveImageKeys,
+  checkImageGCPolicy,
+  imageGCDisabled,
+  imageGCPolicyFromConfig,
+  imageGCStateFile,
+  storeUsageHints,
+  freeDiskSpaceFailedMessage,
+  StatfsUsageSource,
+  FakeUsageSource,
+  MemoryImageGCStateStore,
+  FileImageGCStateStore,
+  MemoryImageGCEventRecorder,
+  DEFAULT_IMAGE_GC_POLICY,
+  DEFAULT_PINNED_IMAGES,
+  IMAGE_GC_PERIOD_MS,
+  INVALID_CAPACITY_MESSAGE,
+  type ImageGCPolicy,
+  type ImageFsStats,
+  type FsUsageSource,
+  type TrackedImage,
+  type ImageGCReason,
+  type ImageGCDecision,
+  type ImageGCWarning,
+  type ImageGCPlanInput,
+  type ImageGCPlan,
+  type ImageGCState,
+  type ImageGCStateStore,
+  type ImageUsageHints,
+  type ImageGCEvent,
+  type ImageGCEventRecorder,
+  type ImageGCStats,
+  type ImageGCManagerOptions,
+  type ImageGCRunOptions,
+  type ImageGCResult,
+} from './image-gc.js';

@@ -133,6 +133,14 @@ describe('kubelet defaults for the image fields (v1beta1 defaults.go)', () => {
     assert.equal(explicit.maxParallelImagePulls, null);
   });
 
+  test("the concept page's spelling NeverVerifyAllowListedImages is accepted as NeverVerifyAllowlistedImages", () => {
+    const cfg = kubelet(
+      'imagePullCredentialsVerificationPolicy: NeverVerifyAllowListedImages\npreloadedImagesVerificationAllowlist: ["registry.example/app"]\n',
+    );
+    assert.equal(cfg.kubelet.imagePullCredentialsVerificationPolicy, 'NeverVerifyAllowlistedImages');
+    assert.deepEqual(cfg.kubelet.preloadedImagesVerificationAllowlist, ['registry.example/app']);
+  });
+
   test('the verification policy default needs the gate; imageServiceEndpoint falls back to the runtime endpoint', () => {
     const off = kubelet('featureGates:\n  KubeletEnsureSecretPulledImages: false\n').kubelet;
     assert.equal(off.imagePullCredentialsVerificationPolicy, '');
@@ -213,9 +221,9 @@ describe('kubelet validation messages (validation.go), all reported at once', ()
     ],
     [
       'unknown verification policy',
-      'imagePullCredentialsVerificationPolicy: NeverVerifyAllowListedImages\n',
+      'imagePullCredentialsVerificationPolicy: VerifySometimes\n',
       [
-        'invalid configuration: option "NeverVerifyAllowListedImages" specified for imagePullCredentialsVerificationPolicy. Valid options are "NeverVerify", "NeverVerifyPreloadedImages", "NeverVerifyAllowlistedImages" or "AlwaysVerify"',
+        'invalid configuration: option "VerifySometimes" specified for imagePullCredentialsVerificationPolicy. Valid options are "NeverVerify", "NeverVerifyPreloadedImages", "NeverVerifyAllowlistedImages" or "AlwaysVerify"',
       ],
     ],
     [

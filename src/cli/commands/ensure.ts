@@ -1,0 +1,316 @@
+/**
+ * `kimg ensure -f POD.yaml [-f SECRETS.yaml]... [--config KUBELETCONFIG] [--pod NAME | --all]`: runs the
+ * kubelet's image manager for a pod against the real registries and the local store, and prints the
+ * events the way `kubectl describe pod` shows them, then each container's image state.
+ *
+ * The pod is defaulted as the API server stores it (`imagePullPolicy`), its pull Secrets come from the
+ * same files (pod `imagePullSecrets`, else its ServiceAccount's, namespace rules as upstream), then the
+ * node-wide docker config and `--docker-config` files, then exec plugins the configuration names. The
+ * image back-off and the last error persist under the store root (`<root>/manager/backoff.json`), so
+ * successive runs for the same pod see it exactly as a long-running kubelet would: a second run within
+ * the window reports `BackOff` / `ImagePullBackOff` without asking the registry (`kimg backoff clear`
+ * resets it). Images used or pulled get their `lastUsed` set (image GC reads it).
+ *
+ * `-o json|yaml` prints `{pod, ready, containers: [{name, image, ready, reason, message, imageRef}],
+ * events: [{type, reason, message, timestamp, object}]}` ({@link EnsureOutput}); with `--all` a list of
+ * them, one per Pod. Several Pods in the files need `--pod NAME` or `--all`.
+ *
+ * The events' From column says `kubelet` (what kubectl shows for these events and what users grep for).
+ * Exit status: 0 when every container's image is ready, else the status of the first failure's code
+ * (ErrImageNeverPull and ImagePullBackOff → 8, authentication → 4, not found → 3, …); the events are
+ * printed in either case.
+ *
+ * Source: kubernetes `pkg/kubelet/images/image_manager.go`, kubectl `describe` (events table,
+ * apimachinery `util/duration.HumanDuration` for Age).
+ */
+import type { Command } from 'commander';
+import { KimgError } from '../../errors/index.js';
+import {
+  FileBackoffStore,
+  ImageManager,
+  LocalImageService,
+  MemoryEventRecorder,
+  imageManagerOptionsFromConfig,
+  openNodeVerifier,
+  systemClock,
+  type ManagerEvent,
+  type PodImagesResult,
+} from '../../manager/index.js';
+import { RegistryClient } from '../../registry/index.js';
+import type { CliContext } from '../context.js';
+import { EXIT_STATUS_BY_CODE, ExitStatus } from '../exit-codes.js';
+import { parseOutputFormat, toJson, toTable, toYaml } from '../output.js';
+import {
+  addPodOptions,
+  loadCliNodeConfig,
+  loadCredentialSetup,
+  loadPods,
+  podCredentialResolver,
+  type LoadedPod,
+  type PodCliOptions,
+} from '../pod-options.js';
+import { addRegistryOptions, registryClientOptions, type RegistryCliOptions } from '../registry-options.js';
+import { addStoreOptions, withStore, type StoreCliOptions } from '../store-options.js';
+import type { RegisterCommand } from './index.js';
+
+interface EnsureCliOptions extends PodCliOptions, RegistryCliOptions, StoreCliOptions {
+  all?: boolean;
+  platform?: string;
+  defaultRegistry?: string;
+  output: string;
+}
+
+/** One container in `-o json`. */
+export interface EnsureContainerOutput {
+  name: string;
+  image: string;
+  ready: boolean;
+  reason: string;
+  message: string;
+  imageRef: string;
+}
+
+/** One event in `-o json`. */
+export interface EnsureEventOutput {
+  type: string;
+  reason: string;
+  message: string;
+  /** ISO 8601. */
+  timestamp: string;
+  object: ManagerEvent['object'];
+}
+
+/** What `-o json` prints for one pod (`--all`: a list of these). */
+export interface EnsureOutput {
+  pod: { name: string; namespace: string; uid: string };
+  ready: boolean;
+  containers: EnsureContainerOutput[];
+  events: EnsureEventOutput[];
+}
+
+/** apimachinery `HumanDuration`: the Age column of kubectl (`0s`, `59s`, `3m12s`, `4h5m`, `3d`). */
+export function humanDuration(ms: number): string {
+  const seconds = Math.trunc(ms / 1000);
+  if (seconds < -1) return '<invalid>';
+  if (seconds < 0) return '0s';
+  if (seconds < 120) return `${seconds}s`;
+  const minutes = Math.trunc(seconds / 60);
+  if (minutes < 10) {
+    const s = seconds % 60;
+    return s === 0 ? `${minutes}m` : `${minutes}m${s}s`;
+  }
+  if (minutes < 180) return `${minutes}m`;
+  const hours = Math.trunc(minutes / 60);
+  if (hours < 8) {
+    const m = minutes % 60;
+    return m === 0 ? `${hours}h` : `${hours}h${m}m`;
+  }
+  if (hours < 48) return `${hours}h`;
+  if (hours < 24 * 8) {
+    const h = hours % 24;
+    return h === 0 ? `${Math.trunc(hours / 24)}d` : `${Math.trunc(hours / 24)}d${h}h`;
+  }
+  if (hours < 24 * 365 * 2) return `${Math.trunc(hours / 24)}d`;
+  if (hours < 24 * 365 * 8) {
+    const dy = Math.trunc(hours / 24) % 365;
+    const y = Math.trunc(hours / 24 / 365);
+    return dy === 0 ? `${y}y` : `${y}y${dy}d`;
+  }
+  return `${Math.trunc(hours / 24 / 365)}y`;
+}
+
+/**
+ * The `Events:` block of `kubectl describe`: two-space indent, tab-aligned columns padded by two
+ * spaces (Go tabwriter, padding 2), `Events:  <none>` when empty.
+ */
+export function formatEvents(events: readonly ManagerEvent[], nowMs: number): string {
+  if (events.length === 0) return 'Events:  <none>\n';
+  const rows = [
+    ['Type', 'Reason', 'Age', 'From', 'Message'],
+    ['----', '------', '----', '----', '-------'],
+    ...events.map((e) => [e.type, e.reason, humanDuration(nowMs - e.timestamp), 'kubelet', e.message]),
+  ];
+  const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  const lines = rows.map(
+    (r) => '  ' + r.map((c, i) => (i < 4 ? c.padEnd((widths[i] ?? 0) + 2) : c)).join(''),
+  );
+  return 'Events:\n' + lines.join('\n') + '\n';
+}
+
+function stateText(line: PodImagesResult['results'][number]): string {
+  if (line.skipped !== undefined) return 'Skipped (init container failed)';
+  const r = line.result;
+  if (r === undefined) return 'Unknown';
+  if (r.ok) return r.action === 'pulled' ? 'Ready (pulled)' : 'Ready (present)';
+  return `Waiting: ${r.reason ?? 'Error'}`;
+}
+
+/** The `-o json` form of one pod's result. */
+export function ensureOutput(result: PodImagesResult, events: readonly ManagerEvent[]): EnsureOutput {
+  return {
+    pod: { name: result.pod.name, namespace: result.pod.namespace, uid: result.pod.uid },
+    ready: result.ok,
+    containers: result.results.map((l) => ({
+      name: l.container,
+      image: l.image,
+      ready: l.result?.ok === true,
+      reason: l.skipped !== undefined ? 'InitContainerFailed' : l.result?.ok ? '' : (l.result?.reason ?? ''),
+      message:
+        l.skipped !== undefined ? 'skipped: an init container image is not ready' : (l.result?.message ?? ''),
+      imageRef: l.result?.imageRef ?? '',
+    })),
+    events: events.map((e) => ({
+      type: e.type,
+      reason: e.reason,
+      message: e.message,
+      timestamp: new Date(e.timestamp).toISOString(),
+      object: e.object,
+    })),
+  };
+}
+
+/** The exit status for a pod result: 0 when ready, else the first failure's code's status. */
+export function ensureExitStatus(results: readonly PodImagesResult[]): number {
+  for (const r of results) {
+    for (const l of r.results) {
+      const code = l.result?.error?.code;
+      if (l.result !== undefined && !l.result.ok) {
+        return code !== undefined
+          ? (EXIT_STATUS_BY_CODE[code as keyof typeof EXIT_STATUS_BY_CODE] ?? ExitStatus.FAILURE)
+          : ExitStatus.FAILURE;
+      }
+    }
+  }
+  return results.every((r) => r.ok) ? ExitStatus.OK : ExitStatus.FAILURE;
+}
+
+export const registerEnsure: RegisterCommand = (program: Command, ctx: CliContext) => {
+  const cmd = program
+    .command('ensure')
+    .description(
+      "run the kubelet's image manager for a pod (pull policy, credentials, back-off) and print its events like kubectl describe",
+    )
+    .option(
+      '--all',
+      'ensure every Pod in the manifests (pods in parallel, pulls limited by the puller settings)',
+    )
+    .option('--platform <os/arch[/variant]>', 'platform to pull (default: this host)')
+    .option(
+      '--default-registry <host>',
+      'registry for names without one (default: the configuration, else docker.io)',
+    )
+    .option('-o, --output <format>', 'output format: table, json or yaml', 'table');
+  addPodOptions(cmd, { fileRequired: true });
+  addStoreOptions(cmd);
+  addRegistryOptions(cmd).action(async (options: EnsureCliOptions) => {
+    await run(options, ctx);
+  });
+};
+
+async function run(options: EnsureCliOptions, ctx: CliContext): Promise<void> {
+  const format = parseOutputFormat(options.output, ['table', 'json', 'yaml']);
+  if (options.creds !== undefined) {
+    throw new KimgError(
+      'USAGE',
+      'kimg ensure takes credentials the way the kubelet does: pull Secrets in -f files, the node docker config, or --docker-config (not --creds)',
+    );
+  }
+  const config = await loadCliNodeConfig(options.config);
+  for (const n of config.notices) ctx.stderr.write(`notice: ${n}\n`);
+  const { pods, objects } = await loadPods(options, { all: options.all === true });
+  for (const p of pods)
+    for (const problem of p.secrets.problems) ctx.stderr.write(`warning: ${problem.message}\n`);
+  const setup = await loadCredentialSetup(options, config, objects, ctx);
+  const clientOptions = registryClientOptions(
+    {
+      ...options,
+      ...(options.hostsDir === undefined && config.kimg.hostsDir !== undefined
+        ? { hostsDir: config.kimg.hostsDir }
+        : {}),
+    },
+    ctx,
+  );
+  const registry = new RegistryClient(clientOptions);
+  const root = options.root ?? config.kimg.rootDir;
+  const controller = new AbortController();
+  const onSignal = () => controller.abort(new Error('interrupted'));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const outcome = await withStore({ ...(root !== undefined ? { root } : {}) }, ctx, async (store) => {
+      const defaultRegistry = options.defaultRegistry ?? config.kimg.defaultRegistry;
+      const service = new LocalImageService({
+        store,
+        registry,
+        ...(options.platform !== undefined ? { platform: options.platform } : {}),
+        ...(defaultRegistry !== 'docker.io' ? { defaultRegistry } : {}),
+      });
+      const recorder = new MemoryEventRecorder();
+      // Issue F: present images are used only when this pod's credentials are verified for them
+      // (imagePullCredentialsVerificationPolicy); pull records persist under the root.
+      const { verifier } = await openNodeVerifier({
+        root: store.root,
+        config: config.kubelet,
+        imageService: service,
+        onNotice: (n) => void ctx.stderr.write(`warning: ${n.message}\n`),
+      });
+      const manager = new ImageManager({
+        imageService: service,
+        verifier,
+        ...imageManagerOptionsFromConfig(config.kubelet),
+        credentials: podCredentialResolver(pods, setup, (m) => void ctx.stderr.write(`warning: ${m}\n`)),
+        recorder,
+        backoffStore: new FileBackoffStore(store.root),
+      });
+      const results = await Promise.all(
+        pods.map((p: LoadedPod) =>
+          manager.ensurePodImages(p.manifest, {
+            signal: controller.signal,
+            ...(p.runtimeHandler !== undefined ? { runtimeHandler: p.runtimeHandler } : {}),
+          }),
+        ),
+      );
+      // Images the pod will run are in use now (image GC reads lastUsed).
+      const now = new Date(systemClock.now());
+      for (const r of results) {
+        for (const l of r.results) {
+          if (l.result?.ok === true && l.result.spec !== undefined) {
+            await service.markUsed(l.result.spec, now).catch(() => false);
+          }
+        }
+      }
+      return { results, events: recorder.events };
+    });
+    const nowMs = systemClock.now();
+    const outputs = outcome.results.map((r) =>
+      ensureOutput(
+        r,
+        outcome.events.filter((e) => e.object.pod.uid === r.pod.uid),
+      ),
+    );
+    if (format === 'json' || format === 'yaml') {
+      const data = outputs.length === 1 && options.all !== true ? outputs[0] : outputs;
+      ctx.stdout.write(format === 'json' ? toJson(data) : toYaml(data));
+    } else {
+      outcome.results.forEach((r, i) => {
+        const events = outcome.events.filter((e) => e.object.pod.uid === r.pod.uid);
+        if (outcome.results.length > 1 || options.all === true) {
+          ctx.stdout.write(`${i > 0 ? '\n' : ''}Pod: ${r.pod.namespace}/${r.pod.name}\n`);
+        }
+        ctx.stdout.write(formatEvents(events, nowMs));
+        ctx.stdout.write('\n');
+        ctx.stdout.write(
+          toTable(
+            ['CONTAINER', 'IMAGE', 'STATE', 'IMAGE ID'],
+            r.results.map((l) => [l.container, l.image, stateText(l), l.result?.imageRef ?? '']),
+          ),
+        );
+      });
+    }
+    ctx.exitStatus = ensureExitStatus(outcome.results);
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    await registry.close();
+  }
+}
