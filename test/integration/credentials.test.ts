@@ -172,6 +172,59 @@ describe('credentials against real registries (issue D)', () => {
     assert.ok(!outputs.join('\n').includes(CANARY), 'the canary password never shows');
   });
 
+  test("the concept page's two-entry config.json: the more specific key fails, the host key succeeds", async () => {
+    // "my-registry.example/images" and "my-registry.example": both match …/images/…, the longer first.
+    const b64 = (u: string, p: string) => Buffer.from(`${u}:${p}`).toString('base64');
+    const cfg = await write(
+      'two-entries.json',
+      JSON.stringify({
+        auths: {
+          [`${basic.host}/private`]: { auth: b64('kimg', 'wrong-password') },
+          [basic.host]: { auth: b64(basic.username ?? 'kimg', CANARY) },
+        },
+      }),
+    );
+    const image = `${basic.host}/private:v1`;
+    const match = await runCommand(
+      'node',
+      [CLI, 'creds', 'match', image, '--docker-config', cfg, '--no-node-config', '-o', 'json'],
+      {
+        env,
+        secrets: [CANARY],
+      },
+    );
+    const keys = (JSON.parse(match.stdout) as { key: string }[]).map((m) => m.key);
+    assert.deepEqual(keys, [`${basic.host}/private`, basic.host]);
+    const pulled = await runCommand(
+      'node',
+      [
+        CLI,
+        'pull',
+        image,
+        '--docker-config',
+        cfg,
+        '--plain-http',
+        basic.host,
+        '--root',
+        join(dir, 'root-two'),
+        '--progress',
+        'none',
+        '-o',
+        'json',
+      ],
+      { env, allowFailure: true, secrets: [CANARY] },
+    );
+    assert.equal(pulled.code, 0, pulled.stderr);
+    assert.match((JSON.parse(pulled.stdout) as { id: string }).id, /^sha256:/);
+    // the registry saw the wrong password first (401), then the right one
+    const manifestGets = (await basic.accessLog()).filter((e) => e.path === '/v2/private/manifests/v1');
+    assert.ok(
+      manifestGets.some((e) => e.status === 401) &&
+        manifestGets.some((e) => e.status === 200 || e.status === 307),
+    );
+    assert.ok(!(match.stdout + match.stderr + pulled.stdout + pulled.stderr).includes(CANARY));
+  });
+
   test('an exec plugin credential pulls, and one plugin run serves two images of the registry', async () => {
     const kubeletConfig = await write(
       'kubelet.yaml',
