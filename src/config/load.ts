@@ -61,6 +61,11 @@ export interface KimgSettings {
   imageCredentialProviderConfig?: string;
   /** The kubelet's `--image-credential-provider-bin-dir`. */
   imageCredentialProviderBinDir?: string;
+  /**
+   * Images image GC never removes (issue G), besides those marked pinned in the store: typically the
+   * sandbox image, like containerd's `pinned_images.sandbox`. Each must parse as an image reference.
+   */
+  pinnedImages: string[];
   /** Where the agent listens. */
   listen: {
     /** The CRI ImageService socket: `unix:///run/kimg/kimg.sock` (or `npipe://…` on Windows). */
@@ -73,6 +78,7 @@ export interface KimgSettings {
 /** kimg's defaults for `KimgSettings`. */
 export const KIMG_SETTINGS_DEFAULTS: Readonly<KimgSettings> = Object.freeze({
   defaultRegistry: 'docker.io',
+  pinnedImages: Object.freeze([]) as unknown as string[],
   listen: Object.freeze({}),
 });
 
@@ -83,6 +89,7 @@ export const KIMG_SETTINGS_FIELDS: readonly string[] = Object.freeze([
   'hostsDir',
   'imageCredentialProviderConfig',
   'imageCredentialProviderBinDir',
+  'pinnedImages',
   'listen',
 ]);
 
@@ -149,7 +156,7 @@ function decodeKimgSettings(
     }
   }
   const str = (k: string): string | undefined => readString(ctx, `${prefix}${k}`, obj[k]);
-  const out: KimgSettings = { defaultRegistry: KIMG_SETTINGS_DEFAULTS.defaultRegistry, listen: {} };
+  const out: KimgSettings = { defaultRegistry: KIMG_SETTINGS_DEFAULTS.defaultRegistry, pinnedImages: [], listen: {} };
   const rootDir = resolvePath(str('rootDir'), baseDir);
   if (rootDir !== undefined) out.rootDir = rootDir;
   const registry = str('defaultRegistry');
@@ -164,6 +171,25 @@ function decodeKimgSettings(
   for (const k of ['hostsDir', 'imageCredentialProviderConfig', 'imageCredentialProviderBinDir'] as const) {
     const v = resolvePath(str(k), baseDir);
     if (v !== undefined) out[k] = v;
+  }
+  const pinned = obj['pinnedImages'];
+  if (pinned !== undefined && pinned !== null) {
+    if (!Array.isArray(pinned)) {
+      ctx.problems.push(`${prefix}pinnedImages: must be a list of image references`);
+    } else {
+      pinned.forEach((v, i) => {
+        if (typeof v !== 'string') {
+          ctx.problems.push(`${prefix}pinnedImages[${i}]: must be a string`);
+          return;
+        }
+        try {
+          parseReference(v);
+          out.pinnedImages.push(v);
+        } catch (e) {
+          ctx.problems.push(`${prefix}pinnedImages[${i}]: ${e instanceof Error ? e.message : String(e)}`);
+        }
+      });
+    }
   }
   const listen = obj['listen'];
   if (listen !== undefined && listen !== null) {
@@ -330,7 +356,7 @@ export function parseNodeConfigs(sources: readonly ConfigSource[]): NodeConfig {
   return {
     files,
     kubelet: kubelet ?? defaultKubeletImageConfig(),
-    kimg: kimg ?? { defaultRegistry: KIMG_SETTINGS_DEFAULTS.defaultRegistry, listen: {} },
+    kimg: kimg ?? { defaultRegistry: KIMG_SETTINGS_DEFAULTS.defaultRegistry, pinnedImages: [], listen: {} },
     notices,
   };
 }

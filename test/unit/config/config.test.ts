@@ -402,10 +402,20 @@ describe('kimg settings: the kimg: key and the KimgConfiguration sibling', () =>
       hostsDir: '/etc/containerd/certs.d',
       imageCredentialProviderConfig: '/etc/kubernetes/providers.yaml',
       imageCredentialProviderBinDir: '/usr/libexec/kubernetes/kubelet-plugins/credential-provider/exec',
+      pinnedImages: [],
       listen: { cri: 'unix:///run/kimg/kimg.sock', metrics: '127.0.0.1:10259' },
     });
     assert.equal(c.kubelet.staticPodPath, '/etc/kubernetes/manifests');
     assert.deepEqual(c.notices, [], 'the kimg key is not an unknown kubelet field');
+  });
+
+  test('kimg.pinnedImages: image GC never removes them; each must be an image reference', () => {
+    const ok = parseNodeConfig(HEAD + 'kimg:\n  pinnedImages: ["registry.k8s.io/pause:3.10.2", busybox]\n');
+    assert.deepEqual(ok.kimg.pinnedImages, ['registry.k8s.io/pause:3.10.2', 'busybox']);
+    const bad = problems(HEAD + 'kimg:\n  pinnedImages: ["Bad/Name", 3]\n');
+    assert.equal(bad.length, 2);
+    assert.match(bad[0] ?? '', /^kimg\.pinnedImages\[0\]: invalid reference format/);
+    assert.equal(bad[1], 'kimg.pinnedImages[1]: must be a string');
   });
 
   test('kimg settings are strict: unknown fields and bad values are problems', () => {
@@ -415,7 +425,7 @@ describe('kimg settings: the kimg: key and the KimgConfiguration sibling', () =>
           'kimg:\n  rootdir: /x\n  defaultRegistry: "not a host"\n  listen: {cri: "tcp://1.2.3.4:1", metrics: "localhost", grpc: x}\n',
       ).map((p) => p.replace(/defaultRegistry: .*/, 'defaultRegistry: <reference error>')),
       [
-        'kimg.rootdir: unknown field; kimg settings are rootDir, defaultRegistry, hostsDir, imageCredentialProviderConfig, imageCredentialProviderBinDir, listen',
+        'kimg.rootdir: unknown field; kimg settings are rootDir, defaultRegistry, hostsDir, imageCredentialProviderConfig, imageCredentialProviderBinDir, pinnedImages, listen',
         'kimg.defaultRegistry: <reference error>',
         'kimg.listen.grpc: unknown field; listen has cri and metrics',
         'kimg.listen.cri: "tcp://1.2.3.4:1" is not a socket endpoint: write unix:///run/kimg/kimg.sock',
