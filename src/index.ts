@@ -11,3 +11,5 @@ export * from './credentials/index.js';
 export * from './registry/index.js';
 export * from './store/index.js';
 export * from './manager/index.js';
+export * from './admission/index.js';
+export * from './cri/index.js';

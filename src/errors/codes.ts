@@ -197,6 +197,18 @@ export const ERROR_CODES = {
       'The image service (kimg store or CRI runtime) answered outside the CRI contract: an empty image ref from PullImage, a present image without id or size.',
   },
 
+  // --- cri (CRI client to a container runtime) --------------------------------------------------
+  RUNTIME_UNAVAILABLE: {
+    module: 'cri',
+    summary:
+      'The CRI runtime socket could not be reached (not listening, refused, timed out); names the endpoint.',
+  },
+  RUNTIME_ERROR: {
+    module: 'cri',
+    summary:
+      "The CRI runtime answered an RPC with an error kimg cannot classify; carries the gRPC code and the runtime's message.",
+  },
+
   // --- config / generic ----------------------------------------------------------------------------
   CONFIG_INVALID: {
     module: 'config',

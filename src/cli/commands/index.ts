@@ -14,6 +14,15 @@ import { registerTags } from './tags.js';
 import { registerBlob } from './blob.js';
 import { registerPull } from './pull.js';
 import { registerPod } from './pod.js';
+import { registerEnsure } from './ensure.js';
+import { registerExplain } from './explain.js';
+import { registerBackoff } from './backoff.js';
+import { registerServe } from './serve.js';
+import { registerCri } from './cri.js';
+import { registerGc } from './gc.js';
+import { registerRecords } from './records.js';
+import { registerPin } from './pin.js';
+import { registerAdmission } from './admission.js';
 
 /** A command module registers its subcommand(s) on the root program. */
 export type RegisterCommand = (program: Command, ctx: CliContext) => void;
@@ -34,4 +43,13 @@ export const COMMANDS: RegisterCommand[] = [
   registerTags,
   registerBlob,
   registerPod,
+  registerEnsure,
+  registerExplain,
+  registerBackoff,
+  registerServe,
+  registerCri,
+  registerGc,
+  registerRecords,
+  registerPin,
+  registerAdmission,
 ];

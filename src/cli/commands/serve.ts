@@ -1,0 +1,145 @@
+/**
+ * `kimg serve [--listen unix:///run/kimg/kimg.sock] [--config FILE] [--root DIR] [registry options]`:
+ * serves the CRI ImageService (plus RuntimeService.Version) over kimg's store on a unix socket, so a
+ * kubelet (`--image-service-endpoint`) or `kimg cri` / crictl can pull, list, inspect and remove
+ * images through kimg. Credentials come with each PullImage (`AuthConfig`), as from the kubelet, so
+ * there is no `--creds` / `--docker-config` here.
+ *
+ * Runs until SIGTERM or SIGINT, then drains: no new calls, in-flight pulls finish (up to
+ * `--drain-timeout`, then they are cancelled), the socket is removed, the store closed.
+ * A thin face over `startCriServer` + `LocalImageService`.
+ */
+import type { Command } from 'commander';
+import { startCriServer, storeVerboseInfo } from '../../cri/index.js';
+import { KimgError } from '../../errors/index.js';
+import { LocalImageService } from '../../manager/index.js';
+import { RegistryClient } from '../../registry/index.js';
+import type { CliContext } from '../context.js';
+import { loadCliNodeConfig } from '../pod-options.js';
+import { registryClientOptions, type RegistryCliOptions } from '../registry-options.js';
+import { addStoreOptions, withStore, type StoreCliOptions } from '../store-options.js';
+import { kimgVersion } from '../version.js';
+import type { RegisterCommand } from './index.js';
+
+/** Where `kimg serve` listens without `--listen` or a configured `listen.cri`. */
+export const DEFAULT_CRI_LISTEN = 'unix:///run/kimg/kimg.sock';
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+interface ServeCliOptions extends Omit<RegistryCliOptions, 'creds' | 'dockerConfig'>, StoreCliOptions {
+  listen?: string;
+  config?: string;
+  platform?: string;
+  defaultRegistry?: string;
+  concurrency: string;
+  drainTimeout: string;
+}
+
+export const registerServe: RegisterCommand = (program: Command, ctx: CliContext) => {
+  const cmd = program
+    .command('serve')
+    .description('serve the CRI ImageService over the local store on a unix socket (until SIGTERM)')
+    .option(
+      '--listen <address>',
+      `unix socket to serve on (default: the config's listen.cri, else ${DEFAULT_CRI_LISTEN})`,
+    )
+    .option(
+      '--config <file>',
+      'KubeletConfiguration / KimgConfiguration file (root, hosts dir, default registry, listen)',
+    )
+    .option('--platform <os/arch[/variant]>', 'platform to pull (default: this host)')
+    .option(
+      '--default-registry <host>',
+      'registry for names without one (default: the configuration, else docker.io)',
+    )
+    .option('--concurrency <n>', 'blobs downloaded at once per pull', '3')
+    .option(
+      '--drain-timeout <seconds>',
+      'on SIGTERM, how long in-flight pulls may run before they are cancelled',
+      '60',
+    );
+  addStoreOptions(cmd);
+  // The registry options of the pulling commands minus --creds / --docker-config: credentials come
+  // with each PullImage (CRI AuthConfig), as the kubelet sends them.
+  cmd
+    .option(
+      '--plain-http <host>',
+      'reach this registry host (host:port, or host for every port) over plain HTTP (repeatable)',
+      collect,
+    )
+    .option(
+      '--ca-file <file>',
+      'extra CA certificate (PEM) to trust for HTTPS registries (repeatable)',
+      collect,
+    )
+    .option(
+      '--hosts-dir <dir>',
+      'containerd-style hosts directory, e.g. /etc/containerd/certs.d (default: the configuration)',
+    )
+    .option('--stall-timeout <seconds>', 'fail when a registry sends no bytes for this long', '60')
+    .action(async (options: ServeCliOptions) => {
+      await run(options, ctx);
+    });
+};
+
+function positive(flag: string, value: string, integer: boolean): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isSafeInteger(n))) {
+    throw new KimgError(
+      'USAGE',
+      `${flag} must be a positive ${integer ? 'integer' : 'number'}, got ${JSON.stringify(value)}`,
+      {
+        input: value,
+      },
+    );
+  }
+  return n;
+}
+
+async function run(options: ServeCliOptions, ctx: CliContext): Promise<void> {
+  const concurrency = positive('--concurrency', options.concurrency, true);
+  const drainTimeoutMs = Math.round(positive('--drain-timeout', options.drainTimeout, false) * 1000);
+  const config = await loadCliNodeConfig(options.config);
+  for (const n of config.notices) ctx.stderr.write(`notice: ${n}\n`);
+  const listen = options.listen ?? config.kimg.listen.cri ?? DEFAULT_CRI_LISTEN;
+  const hostsDir = options.hostsDir ?? config.kimg.hostsDir;
+  const registry = new RegistryClient(
+    registryClientOptions({ ...options, ...(hostsDir !== undefined ? { hostsDir } : {}) }, ctx),
+  );
+  const root = options.root ?? config.kimg.rootDir;
+  const defaultRegistry = options.defaultRegistry ?? config.kimg.defaultRegistry;
+  try {
+    await withStore({ ...(root !== undefined ? { root } : {}) }, ctx, async (store) => {
+      const imageService = new LocalImageService({
+        store,
+        registry,
+        concurrency,
+        ...(options.platform !== undefined ? { platform: options.platform } : {}),
+        ...(defaultRegistry !== 'docker.io' ? { defaultRegistry } : {}),
+      });
+      const server = await startCriServer({
+        listen,
+        imageService,
+        version: { runtimeName: 'kimg', runtimeVersion: kimgVersion() },
+        verboseInfo: storeVerboseInfo(store),
+        drainTimeoutMs,
+        log: (line) => void ctx.stderr.write(`${new Date().toISOString()} ${line}\n`),
+      });
+      ctx.stderr.write(`kimg serve: listening on ${server.address} (store ${store.root})\n`);
+      const signal = await new Promise<NodeJS.Signals>((resolve) => {
+        const on = (s: NodeJS.Signals) => {
+          process.removeListener('SIGTERM', on);
+          process.removeListener('SIGINT', on);
+          resolve(s);
+        };
+        process.on('SIGTERM', on);
+        process.on('SIGINT', on);
+      });
+      ctx.stderr.write(`kimg serve: ${signal}: draining ${server.inFlight()} in-flight call(s)\n`);
+      await server.close();
+      ctx.stderr.write('kimg serve: stopped\n');
+    });
+  } finally {
+    await registry.close();
+  }
+}

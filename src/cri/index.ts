@@ -1,0 +1,44 @@
+/**
+ * The CRI face of kimg: its own wire-compatible subset of `runtime.v1` (`proto/kimg-cri.proto`), a
+ * server that serves any `ImageService` on a unix socket (`kimg serve`), and a client that makes any
+ * CRI runtime socket (containerd, `kimg serve`) an `ImageService` (`kimg cri`, `kimg ensure
+ * --image-service`). Errors are translated once each way (`errors.ts`): KimgError code ↔ gRPC status,
+ * with the kubelet's `RegistryUnavailable` prefix rule.
+ *
+ * Follows k8s.io/cri-api `pkg/apis/runtime/v1/api.proto`, k8s.io/cri-client `pkg/remote_image.go` and
+ * containerd `internal/cri/server/images`; section 8 (and §3, evalCRIPullErr) of the
+ * upstream-semantics digest.
+ *
+ * Failure codes: `RUNTIME_UNAVAILABLE`, `RUNTIME_ERROR`, `INVALID_ARGUMENT`, `INTERNAL`, and whatever
+ * code a runtime's error maps back to (`NOT_FOUND`, `UNAUTHORIZED`, `DENIED`, `REGISTRY_UNAVAILABLE` …).
+ */
+export {
+  startCriServer,
+  unixSocketPath,
+  CRI_SERVER_DEFAULTS,
+  type CriServer,
+  type CriServerOptions,
+  type CriVersionInfo,
+} from './server.js';
+export {
+  CriImageService,
+  CRI_CLIENT_DEFAULTS,
+  type CriClientOptions,
+  type RuntimeVersion,
+  type ImageStatusResult,
+} from './client.js';
+export {
+  toGrpcStatus,
+  fromGrpcError,
+  grpcCodeName,
+  kubeletErrorText,
+  GRPC_STATUS_BY_CODE,
+  KIMG_ERROR_CODE_METADATA,
+  REGISTRY_UNAVAILABLE_PREFIX,
+  SIGNATURE_VALIDATION_FAILED_PREFIX,
+  type GrpcStatusObject,
+  type GrpcErrorContext,
+} from './errors.js';
+export { authFromWire, authToWire } from './convert.js';
+export { storeVerboseInfo, chainId } from './verbose.js';
+export { criProtoPath, loadCriPackage, CRI_PROTO_FILE, CRI_API_VERSION } from './proto.js';
