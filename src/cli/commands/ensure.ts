@@ -32,10 +32,12 @@ import {
   MemoryEventRecorder,
   imageManagerOptionsFromConfig,
   openNodeVerifier,
+  type ImageService,
   systemClock,
   type ManagerEvent,
   type PodImagesResult,
 } from '../../manager/index.js';
+import { CriImageService } from '../../cri/index.js';
 import { RegistryClient } from '../../registry/index.js';
 import type { CliContext } from '../context.js';
 import { EXIT_STATUS_BY_CODE, ExitStatus } from '../exit-codes.js';
@@ -57,6 +59,7 @@ interface EnsureCliOptions extends PodCliOptions, RegistryCliOptions, StoreCliOp
   all?: boolean;
   platform?: string;
   defaultRegistry?: string;
+  imageService?: string;
   output: string;
 }
 
@@ -199,6 +202,10 @@ export const registerEnsure: RegisterCommand = (program: Command, ctx: CliContex
       '--default-registry <host>',
       'registry for names without one (default: the configuration, else docker.io)',
     )
+    .option(
+      '--image-service <endpoint>',
+      "pull through a CRI runtime's ImageService (unix:///run/containerd/containerd.sock, or a kimg serve socket) instead of kimg's own store; back-off and pull records stay under --root",
+    )
     .option('-o, --output <format>', 'output format: table, json or yaml', 'table');
   addPodOptions(cmd, { fileRequired: true });
   addStoreOptions(cmd);
@@ -239,47 +246,60 @@ async function run(options: EnsureCliOptions, ctx: CliContext): Promise<void> {
   try {
     const outcome = await withStore({ ...(root !== undefined ? { root } : {}) }, ctx, async (store) => {
       const defaultRegistry = options.defaultRegistry ?? config.kimg.defaultRegistry;
-      const service = new LocalImageService({
-        store,
-        registry,
-        ...(options.platform !== undefined ? { platform: options.platform } : {}),
-        ...(defaultRegistry !== 'docker.io' ? { defaultRegistry } : {}),
-      });
-      const recorder = new MemoryEventRecorder();
-      // Issue F: present images are used only when this pod's credentials are verified for them
-      // (imagePullCredentialsVerificationPolicy); pull records persist under the root.
-      const { verifier } = await openNodeVerifier({
-        root: store.root,
-        config: config.kubelet,
-        imageService: service,
-        onNotice: (n) => void ctx.stderr.write(`warning: ${n.message}\n`),
-      });
-      const manager = new ImageManager({
-        imageService: service,
-        verifier,
-        ...imageManagerOptionsFromConfig(config.kubelet),
-        credentials: podCredentialResolver(pods, setup, (m) => void ctx.stderr.write(`warning: ${m}\n`)),
-        recorder,
-        backoffStore: new FileBackoffStore(store.root),
-      });
-      const results = await Promise.all(
-        pods.map((p: LoadedPod) =>
-          manager.ensurePodImages(p.manifest, {
-            signal: controller.signal,
-            ...(p.runtimeHandler !== undefined ? { runtimeHandler: p.runtimeHandler } : {}),
-          }),
-        ),
-      );
-      // Images the pod will run are in use now (image GC reads lastUsed).
-      const now = new Date(systemClock.now());
-      for (const r of results) {
-        for (const l of r.results) {
-          if (l.result?.ok === true && l.result.spec !== undefined) {
-            await service.markUsed(l.result.spec, now).catch(() => false);
+      // The image service: kimg's own store, or a CRI runtime's (issue H) — the manager is the same.
+      const local =
+        options.imageService === undefined
+          ? new LocalImageService({
+              store,
+              registry,
+              ...(options.platform !== undefined ? { platform: options.platform } : {}),
+              ...(defaultRegistry !== 'docker.io' ? { defaultRegistry } : {}),
+            })
+          : undefined;
+      const remote =
+        options.imageService !== undefined
+          ? new CriImageService({ endpoint: options.imageService })
+          : undefined;
+      const service: ImageService = local ?? remote!;
+      try {
+        const recorder = new MemoryEventRecorder();
+        // Issue F: present images are used only when this pod's credentials are verified for them
+        // (imagePullCredentialsVerificationPolicy); pull records persist under the root.
+        const { verifier } = await openNodeVerifier({
+          root: store.root,
+          config: config.kubelet,
+          imageService: service,
+          onNotice: (n) => void ctx.stderr.write(`warning: ${n.message}\n`),
+        });
+        const manager = new ImageManager({
+          imageService: service,
+          verifier,
+          ...imageManagerOptionsFromConfig(config.kubelet),
+          credentials: podCredentialResolver(pods, setup, (m) => void ctx.stderr.write(`warning: ${m}\n`)),
+          recorder,
+          backoffStore: new FileBackoffStore(store.root),
+        });
+        const results = await Promise.all(
+          pods.map((p: LoadedPod) =>
+            manager.ensurePodImages(p.manifest, {
+              signal: controller.signal,
+              ...(p.runtimeHandler !== undefined ? { runtimeHandler: p.runtimeHandler } : {}),
+            }),
+          ),
+        );
+        // Images the pod will run are in use now (image GC reads lastUsed; a CRI runtime tracks its own).
+        const now = new Date(systemClock.now());
+        for (const r of results) {
+          for (const l of r.results) {
+            if (l.result?.ok === true && l.result.spec !== undefined && local !== undefined) {
+              await local.markUsed(l.result.spec, now).catch(() => false);
+            }
           }
         }
+        return { results, events: recorder.events };
+      } finally {
+        remote?.close();
       }
-      return { results, events: recorder.events };
     });
     const nowMs = systemClock.now();
     const outputs = outcome.results.map((r) =>
