@@ -17,10 +17,10 @@
  * Source: kubernetes `pkg/kubelet/images/image_manager.go` (backOff, prevPullErrMsg), client-go
  * `util/flowcontrol/backoff.go`.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { KimgError, isKimgError, quote } from '../errors/index.js';
+import { KimgError, quote } from '../errors/index.js';
+import { ensureDir, writeFileAtomic } from '../store/index.js';
 import {
   Backoff,
   IMAGE_BACKOFF_INITIAL_MS,
@@ -128,38 +128,8 @@ export class FileBackoffStore implements BackoffStore {
   }
 
   async save(snapshot: BackoffSnapshot): Promise<void> {
-    const dir = dirname(this.location);
-    const tmp = `${this.location}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-    try {
-      await mkdir(dir, { recursive: true, mode: 0o700 });
-      const fh = await open(tmp, 'w', 0o600);
-      try {
-        await fh.writeFile(JSON.stringify(snapshot, null, 1) + '\n', 'utf8');
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, this.location);
-      const dh = await open(dir, 'r');
-      try {
-        await dh.sync();
-      } catch {
-        // Some filesystems refuse fsync on a directory; the rename is still atomic.
-      } finally {
-        await dh.close();
-      }
-    } catch (e) {
-      await rm(tmp, { force: true }).catch(() => undefined);
-      if (isKimgError(e)) throw e;
-      throw new KimgError(
-        'STORE_IO',
-        `cannot write back-off state ${quote(this.location)}: ${(e as Error).message}`,
-        {
-          file: this.location,
-          cause: e,
-        },
-      );
-    }
+    await ensureDir(dirname(this.location));
+    await writeFileAtomic(this.location, JSON.stringify(snapshot, null, 1) + '\n');
   }
 }
 

@@ -40,7 +40,6 @@
  * (StartGarbageCollection: the failure logging and the disabled case); `pkg/kubelet/apis/config/
  * validation/validation.go` for the configuration messages (in `src/config`).
  */
-import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Counter, type Registry } from 'prom-client';
@@ -48,7 +47,7 @@ import type { KubeletImageConfig } from '../config/index.js';
 import { goDurationString } from '../config/index.js';
 import { KimgError, quote, toKimgError, type KimgErrorLike } from '../errors/index.js';
 import { tryParseReference } from '../reference/index.js';
-import type { ImageRecord } from '../store/index.js';
+import { ensureDir, writeFileAtomic, type ImageRecord } from '../store/index.js';
 import { systemClock, type Clock } from './backoff.js';
 import { imageRecordKey, type ImageInfo, type ImageService } from './image-service.js';
 
@@ -648,25 +647,9 @@ export class FileImageGCStateStore implements ImageGCStateStore {
         null,
         1,
       ) + '\n';
-    const dir = dirname(this.file);
-    const tmp = `${this.file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-    try {
-      await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
-      const fh = await fsp.open(tmp, 'w', 0o600);
-      try {
-        await fh.writeFile(text, 'utf8');
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await fsp.rename(tmp, this.file);
-    } catch (e) {
-      await fsp.rm(tmp, { force: true }).catch(() => undefined);
-      throw new KimgError('STORE_IO', `cannot write image GC state ${quote(this.file)}: ${String(e)}`, {
-        file: this.file,
-        cause: e,
-      });
-    }
+    // Durable replace: temp file, fsync, rename, directory fsync (0600 in a 0700 directory).
+    await ensureDir(dirname(this.file));
+    await writeFileAtomic(this.file, text);
   }
 }
 

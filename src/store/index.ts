@@ -77,3 +77,8 @@ export {
   type ImagePullStats,
   type ImagePullResult,
 } from './pull.js';
+/**
+ * Durable file replacement (temp file, fsync, rename, directory fsync; mode 0600) and owner-only
+ * directories, for other modules that keep state under the store root (back-off, image GC state).
+ */
+export { writeFileAtomic, ensureDir, FILE_MODE, DIR_MODE } from './internal/fsutil.js';
