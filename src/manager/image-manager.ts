@@ -60,6 +60,7 @@ import {
   pulledMessage,
   pullingMessage,
   reasonForCode,
+  evalCriPullError,
   type EventReasonName,
   type ImagePullErrorReason,
 } from './policy.js';
@@ -428,13 +429,17 @@ export class ImageManager {
     };
     const base = { image: requested, pullPolicy: policy, events };
     let spec: ImageSpec | undefined;
-    const fail = (error: KimgErrorLike, message: string): EnsureImageResult => {
+    const fail = (
+      error: KimgErrorLike,
+      message: string,
+      reason?: ImagePullErrorReason,
+    ): EnsureImageResult => {
       const r: EnsureImageResult = {
         ...base,
         ok: false,
         imageRef: '',
         message,
-        reason: reasonForCode(error.code),
+        reason: reason ?? reasonForCode(error.code),
         error,
         action: 'failed',
       };
@@ -556,7 +561,7 @@ export class ImageManager {
     candidates: CredentialCandidate[],
     emit: (type: 'Normal' | 'Warning', reason: EventReasonName, message: string) => void,
     base: { image: string; pullPolicy: string; events: ManagerEvent[] },
-    fail: (error: KimgErrorLike, message: string) => EnsureImageResult,
+    fail: (error: KimgErrorLike, message: string, reason?: ImagePullErrorReason) => EnsureImageResult,
     unverifiedPresent = false,
   ): Promise<EnsureImageResult> {
     const { pod } = request;
@@ -606,8 +611,13 @@ export class ImageManager {
         const pullErr = toKimgError(e);
         emit('Warning', 'Failed', failedToPullMessage(requested, pullErr.message));
         const err = unverifiedPresent ? credentialsNotVerified(requested, pullErr) : pullErr;
-        await this.backoff.recordFailure(key, `${reasonForCode(err.code)}: ${err.message}`);
-        return fail(err, err.message);
+        // kubelet `evalCRIPullErr`: a CRI runtime signals RegistryUnavailable / SignatureValidationFailed
+        // only by this message prefix (code Unknown) — the one place the CRI contract is text.
+        const cri = evalCriPullError(requested, err.message);
+        const reason = cri.reason !== 'ErrImagePull' ? cri.reason : reasonForCode(err.code);
+        const message = cri.reason !== 'ErrImagePull' ? cri.message : err.message;
+        await this.backoff.recordFailure(key, `${reason}: ${message}`);
+        return fail(err, message, reason);
       }
       const totalMs = this.clock.now() - start;
       emit('Normal', 'Pulled', pulledMessage(requested, result.pullMs, totalMs, result.imageSize));

@@ -638,6 +638,33 @@ for (const puller of PULLERS) {
         assert.equal(mixed.message, '[connection refused, authorization failed]');
       });
 
+      test('a runtime error with the RegistryUnavailable prefix becomes reason RegistryUnavailable (evalCRIPullErr)', async () => {
+        const env = setup(puller.options);
+        env.service.outcomes = [
+          new KimgError(
+            'REGISTRY_UNAVAILABLE',
+            'RegistryUnavailable: dial tcp 127.0.0.1:1: connect: connection refused',
+          ),
+        ];
+        const r = await ensure(env, IMAGE, 'Always');
+        assert.equal(r.reason, 'RegistryUnavailable');
+        assert.equal(
+          r.message,
+          `image pull failed for ${IMAGE} because the registry is unavailable: dial tcp 127.0.0.1:1: connect: connection refused`,
+        );
+        // the Failed event keeps the runtime's text, as the kubelet's does
+        assert.match(
+          r.events.find((e) => e.reason === 'Failed')?.message ?? '',
+          /RegistryUnavailable: dial tcp/,
+        );
+        // and the same error without the prefix (kimg's own store, or containerd) stays ErrImagePull
+        const env2 = setup(puller.options);
+        env2.service.outcomes = [
+          new KimgError('REGISTRY_UNAVAILABLE', 'registry 127.0.0.1:1 is unreachable'),
+        ];
+        assert.equal((await ensure(env2, IMAGE, 'Always')).reason, 'ErrImagePull');
+      });
+
       test('a resolver failure is returned as it is, without an event or a pull', async () => {
         const env = setup(puller.options, {
           credentials: async () => {
