@@ -1,187 +1,269 @@
 #!/usr/bin/env node
-// The demo's body (see scripts/demo.sh). It reuses the test harness's real-component helpers (compiled
-// under dist/test/helpers) to start a docker-registry with Basic auth and to generate example images,
-// then runs the kimg CLI the way a user would and shows its output.
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+// The demo's body (see scripts/demo.sh): kimg's main job, the node agent. It reuses the test harness's
+// real-component helpers (compiled under dist/test/helpers) to start two local registries — a public
+// one and a private one with htpasswd Basic auth — seeded with example images (one multi-arch), writes
+// a node configuration (KubeletConfiguration + kimg section) and four static pods:
+//   public   a public multi-arch image                      → ImagesReady
+//   private  a private image, pull Secret in --secrets-dir   → ImagesReady
+//   typo     a misspelled image                              → ErrImagePull, then ImagePullBackOff
+//   never    imagePullPolicy: Never, image not on the node   → ErrImageNeverPull
+// then runs `kimg node` and prints where to look (status page, kimg get pods, kimg describe, kimg explain).
+// Ctrl-C stops everything it started (by PID) and removes its temp dir.
+//   --ci    stop once the pods have settled, check their states, exit 0 (as expected) or 1
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync, openSync, closeSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { startRegistry } from '../dist/test/helpers/registry.js';
 import { generateImage } from '../dist/test/helpers/images.js';
 import { skopeoPush } from '../dist/test/helpers/skopeo.js';
 import { makeTempDir, removeTempDir } from '../dist/test/helpers/tmp.js';
+import { buildDockerRegistrySecret } from '../dist/src/credentials/index.js';
+import { toYaml } from '../dist/src/cli/output.js';
 
-const keep = process.argv.includes('--keep');
+const ci = process.argv.includes('--ci');
 const KIMG = new URL('../dist/src/cli/main.js', import.meta.url).pathname;
 const bold = (s) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
-let failures = 0;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function kimg(title, args, { expectFail = false } = {}) {
+const work = await makeTempDir('kimg-demo-');
+const registries = [];
+let agent;
+let stopping;
+const stop = () =>
+  (stopping ??= (async () => {
+    if (agent !== undefined && agent.exitCode === null && agent.signalCode === null) {
+      const exited = new Promise((r) => agent.once('exit', r));
+      process.kill(agent.pid, 'SIGTERM');
+      const t = setTimeout(() => agent.exitCode === null && process.kill(agent.pid, 'SIGKILL'), 5000);
+      await exited;
+      clearTimeout(t);
+    }
+    for (const r of registries) await r.stop();
+    await removeTempDir(work);
+  })());
+process.on('SIGINT', () => void stop().then(() => process.exit(130)));
+process.on('SIGTERM', () => void stop().then(() => process.exit(143)));
+
+function kimg(title, args) {
   console.log(`\n${bold('## ' + title)}\n$ kimg ${args.join(' ')}`);
-  // Inherit the terminal: pulls draw per-layer progress bars on a TTY.
   const r = spawnSync(process.execPath, [KIMG, ...args], {
-    stdio: 'inherit',
+    encoding: 'utf8',
     env: { ...process.env, HOME: work },
   });
-  const ok = expectFail ? r.status !== 0 : r.status === 0;
-  console.log(`(exit status ${r.status}${expectFail ? ', expected to fail' : ''})`);
-  if (!ok) failures++;
+  process.stdout.write(r.stdout);
+  process.stdout.write(r.stderr);
   return r;
 }
 
-const work = await makeTempDir('kimg-demo-');
-let reg;
-const stop = async () => {
-  await reg?.stop();
-  await removeTempDir(work);
-};
-process.on('SIGINT', () => void stop().then(() => process.exit(130)));
+async function freePort(preferred) {
+  const tryListen = (port) =>
+    new Promise((resolve) => {
+      const s = createServer();
+      s.once('error', () => resolve(undefined));
+      s.listen(port, '127.0.0.1', () => {
+        const p = s.address().port;
+        s.close(() => resolve(p));
+      });
+    });
+  return (await tryListen(preferred)) ?? (await tryListen(0));
+}
 
+let failures = 0;
 try {
   console.log(
-    'Starting a local registry (docker-registry, htpasswd Basic auth) and generating example images ...',
+    'Starting two local registries (public; private with htpasswd Basic auth) and example images ...',
   );
-  reg = await startRegistry({ mode: 'basic' });
-  const H = reg.host;
+  const pub = await startRegistry({ mode: 'plain' });
+  registries.push(pub);
+  const priv = await startRegistry({ mode: 'basic' });
+  registries.push(priv);
   const images = join(work, 'images');
-  const hello = await generateImage(join(images, 'hello'), {
-    name: 'hello',
-    layers: [{ size: 8192 }, { size: 256 * 1024, kind: 'text' }],
-  });
   const multi = await generateImage(join(images, 'multi'), {
     name: 'multi',
-    layers: [{ size: 64 * 1024 }],
+    layers: [{ size: 2 * 1024 * 1024 }, { size: 64 * 1024, kind: 'text' }],
     platforms: [
       { os: 'linux', architecture: 'amd64' },
       { os: 'linux', architecture: 'arm64', variant: 'v8' },
       { os: 'linux', architecture: 'arm', variant: 'v7' },
-      { os: 'windows', architecture: 'amd64', 'os.version': '10.0.17763.5458' },
     ],
   });
   const app = await generateImage(join(images, 'app'), {
     name: 'app',
-    layers: [{ size: 2 * 1024 * 1024 }, { size: 8192 }],
+    layers: [{ size: 1024 * 1024 }, { size: 8192 }],
   });
-  await skopeoPush(hello, reg, 'demo/hello:1');
-  await skopeoPush(hello, reg, 'demo/hello-docker:1', { format: 'v2s2' });
-  await skopeoPush(multi, reg, 'demo/multi:1');
-  await skopeoPush(app, reg, 'team/app:1.0');
-  console.log(
-    `Registry ${H} (user ${reg.username}) holds demo/hello:1, demo/hello-docker:1 (Docker schema 2), demo/multi:1 (4 platforms), team/app:1.0`,
-  );
+  await skopeoPush(multi, pub, 'demo/multi:1');
+  await skopeoPush(app, priv, 'team/app:1.0');
+  console.log(`  public  ${pub.host}: demo/multi:1 (linux/amd64, linux/arm64/v8, linux/arm/v7)`);
+  console.log(`  private ${priv.host}: team/app:1.0 (user ${priv.username})`);
 
-  const root = join(work, 'store');
-  const cfgDir = join(work, '.docker');
-  mkdirSync(cfgDir, { recursive: true });
-  const dockerConfig = join(cfgDir, 'config.json');
+  const manifests = join(work, 'manifests');
+  const secrets = join(work, 'secrets');
+  mkdirSync(manifests);
+  mkdirSync(secrets);
+  const secret = await buildDockerRegistrySecret({
+    name: 'regcred',
+    server: priv.host,
+    username: priv.username,
+    password: priv.password,
+  });
+  writeFileSync(join(secrets, 'regcred.yaml'), toYaml(secret), { mode: 0o600 });
+  const pod = (name, image, extra = '') =>
+    `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\nspec:\n${extra}  containers:\n  - name: main\n    image: ${image}\n`;
+  writeFileSync(join(manifests, 'public.yaml'), pod('public', `${pub.host}/demo/multi:1`));
   writeFileSync(
-    dockerConfig,
-    JSON.stringify(
-      { auths: { [H]: { auth: Buffer.from(`${reg.username}:${reg.password}`).toString('base64') } } },
-      null,
-      2,
-    ),
-    { mode: 0o600 },
+    join(manifests, 'private.yaml'),
+    pod('private', `${priv.host}/team/app:1.0`, '  imagePullSecrets:\n  - name: regcred\n'),
   );
-  const podFile = join(work, 'pod.yaml');
+  writeFileSync(join(manifests, 'typo.yaml'), pod('typo', `${pub.host}/demo/mutli:1`));
   writeFileSync(
-    podFile,
-    `apiVersion: v1
-kind: Pod
-metadata: {name: demo, namespace: default}
-spec:
-  imagePullSecrets: [{name: regcred}]
-  initContainers:
-    - {name: init, image: ${H}/demo/hello:1}
-  containers:
-    - {name: app, image: ${H}/team/app:1.0}
-    - {name: tools, image: ${H}/demo/multi}
-    - {name: typo, image: ${H}/demo/helo:1}
-`,
+    join(manifests, 'never.yaml'),
+    pod('never', `${pub.host}/demo/absent:1`).replace(/(image: .*\n)$/, '$1    imagePullPolicy: Never\n'),
   );
-  const reg_ = ['--plain-http', H, '--root', root, ...(process.stderr.isTTY ? [] : ['--progress', 'none'])];
+  const port = await freePort(10259);
+  const config = join(work, 'kubelet-config.yaml');
+  writeFileSync(
+    config,
+    [
+      'apiVersion: kubelet.config.k8s.io/v1beta1',
+      'kind: KubeletConfiguration',
+      `staticPodPath: ${manifests}`,
+      'serializeImagePulls: false',
+      'maxParallelImagePulls: 2',
+      'imageGCHighThresholdPercent: 85',
+      'imageGCLowThresholdPercent: 80',
+      'kimg:',
+      `  rootDir: ${join(work, 'store')}`,
+      '  listen:',
+      `    metrics: 127.0.0.1:${port}`,
+      `    cri: unix://${join(work, 'kimg.sock')}`,
+      '',
+    ].join('\n'),
+  );
+  console.log(`\nNode configuration ${config}, static pods in ${manifests}, pull Secret in ${secrets}`);
 
-  kimg('How Kubernetes reads image names (seed-page examples)', [
-    'ref',
-    'parse',
-    'busybox',
-    'busybox:1.32.0',
-    'registry.k8s.io/pause:3.5',
-    'registry.k8s.io/pause:3.5@sha256:1ff6c18fbef2045af6b9c16bf034cc421a29027b800e4f9b68ae9b1cb3e9ae07',
-    `${H}/team/app:1.0`,
-  ]);
-  kimg('An invalid name gets a coded error', ['ref', 'parse', 'Team/App:1.0'], { expectFail: true });
-  kimg('imagePullPolicy as the API server defaults it', ['pod', 'defaults', '-f', podFile]);
-  kimg('Which credentials kubelet would try for an image', [
-    'creds',
-    'match',
-    `${H}/team/app:1.0`,
-    '--docker-config',
-    dockerConfig,
+  const nodeName = 'demo-node';
+  const logFile = join(work, 'kimg-node.log');
+  const logFd = openSync(logFile, 'a');
+  const args = [
+    'node',
+    '--config',
+    config,
+    '--secrets-dir',
+    secrets,
+    '--plain-http',
+    pub.host,
+    '--plain-http',
+    priv.host,
+    '--node-name',
+    nodeName,
+    '--resync',
+    '2',
+  ];
+  console.log(`\n${bold('## The node agent')}\n$ kimg ${args.join(' ')}   (JSON logs → ${logFile})`);
+  agent = spawn(process.execPath, [KIMG, ...args], {
+    stdio: ['ignore', 'inherit', logFd],
+    env: { ...process.env, HOME: work },
+  });
+  closeSync(logFd);
+  const url = `http://127.0.0.1:${port}`;
+  // Ready when /healthz answers.
+  for (let i = 0; ; i++) {
+    if (agent.exitCode !== null) throw new Error(`kimg node exited (${agent.exitCode}); see ${logFile}`);
+    const ok = await fetch(`${url}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) break;
+    if (i > 300) throw new Error('kimg node did not answer /healthz within 30 s');
+    await sleep(100);
+  }
+  // Watch the pods settle: typo must show ErrImagePull, then ImagePullBackOff.
+  const history = new Map();
+  const statusOf = (p) => {
+    for (const c of p.containers)
+      if (c.state === 'Waiting' && c.reason && c.reason !== 'ContainerCreating') return c.reason;
+    return p.containers.every((c) => c.state === 'Ready') ? 'ImagesReady' : 'ContainerCreating';
+  };
+  const expected = {
+    public: 'ImagesReady',
+    private: 'ImagesReady',
+    typo: 'ImagePullBackOff',
+    never: 'ErrImageNeverPull',
+  };
+  const deadline = Date.now() + 90_000;
+  let last = {};
+  for (;;) {
+    const { pods } = await (await fetch(`${url}/api/pods`)).json();
+    last = {};
+    for (const p of pods) {
+      const short = p.name.slice(0, -(nodeName.length + 1));
+      const s = p.syncs > 0 ? statusOf(p) : 'Pending';
+      last[short] = s;
+      const h = history.get(short) ?? [];
+      if (h[h.length - 1] !== s) h.push(s);
+      history.set(short, h);
+    }
+    const done = Object.entries(expected).every(([k, v]) => last[k] === v);
+    if (done || Date.now() > deadline || agent.exitCode !== null) break;
+    await sleep(100);
+  }
+  console.log('\nPod status as it changed:');
+  for (const [k, h] of history) console.log(`  ${k.padEnd(8)} ${h.join(' → ')}`);
+  for (const [k, v] of Object.entries(expected)) {
+    if (last[k] !== v) {
+      failures++;
+      console.log(`  ✗ ${k}: expected ${v}, got ${last[k] ?? 'nothing'}`);
+    }
+  }
+  const typoHistory = history.get('typo') ?? [];
+  if (
+    !typoHistory.includes('ErrImagePull') ||
+    typoHistory.indexOf('ErrImagePull') > typoHistory.indexOf('ImagePullBackOff')
+  ) {
+    failures++;
+    console.log('  ✗ typo: expected ErrImagePull before ImagePullBackOff');
+  }
+
+  const server = ['--server', url];
+  const g = kimg('The pods, like kubectl get pods', ['get', 'pods', ...server]);
+  if (g.status !== 0) failures++;
+  const d = kimg('Why the typo pod waits, like kubectl describe pod', ['describe', 'pod', 'typo', ...server]);
+  if (d.status !== 0 || !/ImagePull/.test(d.stdout)) failures++;
+  const e = kimg("The kubelet's decision for the private image, step by step", [
+    'explain',
+    '-f',
+    join(manifests, 'private.yaml'),
+    '-f',
+    join(secrets, 'regcred.yaml'),
+    '--root',
+    join(work, 'store'),
     '--no-node-config',
   ]);
-  kimg('Pulling a private image without credentials: why it fails', ['pull', `${H}/team/app:1.0`, ...reg_], {
-    expectFail: true,
-  });
-  kimg('The same pull with the docker config (credentials tried in kubelet order)', [
-    'pull',
-    `${H}/team/app:1.0`,
-    `${H}/demo/hello:1`,
-    `${H}/demo/hello-docker:1`,
-    '--docker-config',
-    dockerConfig,
-    ...reg_,
-  ]);
-  kimg('A multi-platform image: the host platform, then linux/arm64', [
-    'pull',
-    `${H}/demo/multi:1`,
-    '--docker-config',
-    dockerConfig,
-    ...reg_,
-  ]);
-  kimg('The manifest an index selects for linux/arm64', [
-    'manifest',
-    `${H}/demo/multi:1`,
-    '--platform',
-    'linux/arm64',
-    '--docker-config',
-    dockerConfig,
-    '--plain-http',
-    H,
-  ]);
-  kimg('A typo in the image name', ['pull', `${H}/demo/helo:1`, '--docker-config', dockerConfig, ...reg_], {
-    expectFail: true,
-  });
-  kimg('Pulling again (imagePullPolicy: Always) downloads no blob: they are all present', [
-    'pull',
-    `${H}/team/app:1.0`,
-    '--docker-config',
-    dockerConfig,
-    ...reg_,
-    '-o',
-    'json',
-  ]);
-  kimg('The images in the store (like crictl images)', ['images', '--root', root]);
-  kimg('The store is a valid OCI layout, re-hashed and verified', ['store', 'verify', '--root', root]);
-  kimg('Disk usage', ['store', 'df', '--root', root]);
-  const skopeo = spawnSync(
-    'skopeo',
-    ['inspect', '--format', '{{.Digest}}', `oci:${root}/oci:${H}/demo/hello:1`],
-    { encoding: 'utf8' },
-  );
-  console.log(
-    `\n${bold("## skopeo reads kimg's store")}\n$ skopeo inspect oci:${root}/oci:${H}/demo/hello:1 → ${skopeo.stdout.trim()} (registry digest ${hello.digest})`,
-  );
-  if (skopeo.stdout.trim() !== hello.digest) failures++;
+  if (e.status !== 0) failures++;
+  const metrics = await (await fetch(`${url}/metrics`)).text();
+  const pulls = metrics
+    .split('\n')
+    .filter((l) => /^kubelet_image_pull_duration_seconds_count|^kimg_image_pull_errors_total/.test(l));
+  console.log(`\n${bold('## Metrics')} (${url}/metrics)\n${pulls.join('\n')}`);
 
-  if (keep) {
-    console.log(
-      `\nThe registry stays up at http://${H} (user ${reg.username}, password in ${dockerConfig}); store at ${root}.`,
-    );
-    console.log(`Try: node ${KIMG} images --root ${root}    Ctrl-C stops everything.`);
-    await new Promise(() => {});
+  console.log(`\n${bold('Look at:')}
+  status page   ${url}/        (live: pods, pull progress, back-off, store, events)
+  pods          node ${KIMG} get pods --server ${url}
+  one pod       node ${KIMG} describe pod typo --server ${url}
+  a decision    node ${KIMG} explain -f ${join(manifests, 'private.yaml')} -f ${join(secrets, 'regcred.yaml')} --root ${join(work, 'store')}
+  metrics       curl -s ${url}/metrics | grep -E 'kubelet_|kimg_'
+  logs          ${logFile}
+  edit a manifest in ${manifests} (fix the typo: demo/multi:1) and watch the page.`);
+  if (!ci) {
+    console.log('\nkimg node keeps running. Ctrl-C stops everything.');
+    await new Promise((resolve) => agent.once('exit', resolve));
   }
+} catch (e) {
+  failures++;
+  console.error(`demo: ${e instanceof Error ? e.message : String(e)}`);
 } finally {
-  if (!keep) await stop();
+  await stop();
 }
 console.log(
   failures === 0

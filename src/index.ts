@@ -13,3 +13,4 @@ export * from './store/index.js';
 export * from './manager/index.js';
 export * from './admission/index.js';
 export * from './cri/index.js';
+export * from './node/index.js';

@@ -209,6 +209,17 @@ export const ERROR_CODES = {
       "The CRI runtime answered an RPC with an error kimg cannot classify; carries the gRPC code and the runtime's message.",
   },
 
+  // --- node (the node agent and the commands that talk to it) --------------------------------------
+  AGENT_UNAVAILABLE: {
+    module: 'node',
+    summary:
+      "The node agent's HTTP endpoint (`kimg node --metrics-addr`) could not be reached or answered badly; names the URL.",
+  },
+  POD_NOT_FOUND: {
+    module: 'node',
+    summary: 'No pod of that name is known to the node agent (kubectl `NotFound`).',
+  },
+
   // --- config / generic ----------------------------------------------------------------------------
   CONFIG_INVALID: {
     module: 'config',

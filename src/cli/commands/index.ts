@@ -23,6 +23,10 @@ import { registerGc } from './gc.js';
 import { registerRecords } from './records.js';
 import { registerPin } from './pin.js';
 import { registerAdmission } from './admission.js';
+import { registerNode } from './node.js';
+import { registerGet } from './get.js';
+import { registerDescribe } from './describe.js';
+import { registerPrepull } from './prepull.js';
 
 /** A command module registers its subcommand(s) on the root program. */
 export type RegisterCommand = (program: Command, ctx: CliContext) => void;
@@ -52,4 +56,8 @@ export const COMMANDS: RegisterCommand[] = [
   registerRecords,
   registerPin,
   registerAdmission,
+  registerNode,
+  registerGet,
+  registerDescribe,
+  registerPrepull,
 ];
