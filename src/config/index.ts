@@ -59,3 +59,4 @@ export {
   type ConfigSource,
   type ParseNodeConfigOptions,
 } from './load.js';
+export { validatePrepullEntries, type PrepullImage } from './prepull.js';

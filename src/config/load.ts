@@ -30,6 +30,7 @@
  * kubelet fields are notices, unknown `kimg` fields are problems (kimg's schema is strict); ALL problems
  * are reported at once in one `CONFIG_INVALID` error (`details.items`, `details.file`).
  */
+import { validatePrepullEntries, type PrepullImage } from './prepull.js';
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
@@ -66,6 +67,8 @@ export interface KimgSettings {
    * sandbox image, like containerd's `pinned_images.sandbox`. Each must parse as an image reference.
    */
   pinnedImages: string[];
+  /** Images the node agent pre-pulls (issue I), like a `kimg prepull` list. */
+  prepull: PrepullImage[];
   /** Where the agent listens. */
   listen: {
     /** The CRI ImageService socket: `unix:///run/kimg/kimg.sock` (or `npipe://…` on Windows). */
@@ -79,6 +82,7 @@ export interface KimgSettings {
 export const KIMG_SETTINGS_DEFAULTS: Readonly<KimgSettings> = Object.freeze({
   defaultRegistry: 'docker.io',
   pinnedImages: Object.freeze([]) as unknown as string[],
+  prepull: Object.freeze([]) as unknown as PrepullImage[],
   listen: Object.freeze({}),
 });
 
@@ -90,6 +94,7 @@ export const KIMG_SETTINGS_FIELDS: readonly string[] = Object.freeze([
   'imageCredentialProviderConfig',
   'imageCredentialProviderBinDir',
   'pinnedImages',
+  'prepull',
   'listen',
 ]);
 
@@ -156,7 +161,12 @@ function decodeKimgSettings(
     }
   }
   const str = (k: string): string | undefined => readString(ctx, `${prefix}${k}`, obj[k]);
-  const out: KimgSettings = { defaultRegistry: KIMG_SETTINGS_DEFAULTS.defaultRegistry, pinnedImages: [], listen: {} };
+  const out: KimgSettings = {
+    defaultRegistry: KIMG_SETTINGS_DEFAULTS.defaultRegistry,
+    pinnedImages: [],
+    prepull: [],
+    listen: {},
+  };
   const rootDir = resolvePath(str('rootDir'), baseDir);
   if (rootDir !== undefined) out.rootDir = rootDir;
   const registry = str('defaultRegistry');
@@ -190,6 +200,12 @@ function decodeKimgSettings(
         }
       });
     }
+  }
+  const prepull = obj['prepull'];
+  if (prepull !== undefined && prepull !== null) {
+    if (!Array.isArray(prepull))
+      ctx.problems.push(`${prefix}prepull: must be a list of images or {image, platform, secret}`);
+    else out.prepull = validatePrepullEntries(prepull, `${prefix}prepull`, ctx.problems);
   }
   const listen = obj['listen'];
   if (listen !== undefined && listen !== null) {
@@ -356,7 +372,12 @@ export function parseNodeConfigs(sources: readonly ConfigSource[]): NodeConfig {
   return {
     files,
     kubelet: kubelet ?? defaultKubeletImageConfig(),
-    kimg: kimg ?? { defaultRegistry: KIMG_SETTINGS_DEFAULTS.defaultRegistry, pinnedImages: [], listen: {} },
+    kimg: kimg ?? {
+      defaultRegistry: KIMG_SETTINGS_DEFAULTS.defaultRegistry,
+      pinnedImages: [],
+      prepull: [],
+      listen: {},
+    },
     notices,
   };
 }

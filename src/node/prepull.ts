@@ -12,17 +12,9 @@
 import { readFile } from 'node:fs/promises';
 import { parseAllDocuments } from 'yaml';
 import { KimgError } from '../errors/index.js';
-import { parsePlatform } from '../platform/index.js';
-import { applyDefaultTag } from '../reference/index.js';
+import { validatePrepullEntries, type PrepullImage } from '../config/index.js';
 
-/** One image to pre-pull. */
-export interface PrepullImage {
-  image: string;
-  /** `os/arch[/variant]`; default the node's platform. */
-  platform?: string;
-  /** A pull Secret's name (namespace `default`) from the secrets directory. */
-  secret?: string;
-}
+export type { PrepullImage };
 
 /** The state of one pre-pull (served on `/api/prepull`). */
 export interface PrepullState extends PrepullImage {
@@ -67,51 +59,7 @@ export function parsePrepullList(text: string, file = '<input>'): PrepullImage[]
       { file },
     );
   }
-  const out: PrepullImage[] = [];
-  entries.forEach((e: unknown, i) => {
-    const where = `${file}: images[${i}]`;
-    const entry: Record<string, unknown> =
-      typeof e === 'string'
-        ? { image: e }
-        : typeof e === 'object' && e !== null
-          ? (e as Record<string, unknown>)
-          : {};
-    for (const k of Object.keys(entry)) {
-      if (!['image', 'platform', 'secret'].includes(k))
-        problems.push(`${where}: unknown field ${JSON.stringify(k)}`);
-    }
-    const image = entry.image;
-    if (typeof image !== 'string' || image === '') {
-      problems.push(`${where}: image must be a non-empty string`);
-      return;
-    }
-    try {
-      applyDefaultTag(image);
-    } catch (err) {
-      problems.push(
-        `${where}: ${JSON.stringify(image)} is not a valid image name (${(err as Error).message})`,
-      );
-    }
-    const item: PrepullImage = { image };
-    if (entry.platform !== undefined) {
-      if (typeof entry.platform !== 'string')
-        problems.push(`${where}: platform must be a string like linux/arm64`);
-      else {
-        try {
-          parsePlatform(entry.platform);
-          item.platform = entry.platform;
-        } catch (err) {
-          problems.push(`${where}: platform ${JSON.stringify(entry.platform)}: ${(err as Error).message}`);
-        }
-      }
-    }
-    if (entry.secret !== undefined) {
-      if (typeof entry.secret !== 'string' || entry.secret === '')
-        problems.push(`${where}: secret must be the name of a pull Secret`);
-      else item.secret = entry.secret;
-    }
-    out.push(item);
-  });
+  const out = validatePrepullEntries(entries, `${file}: images`, problems);
   if (problems.length > 0) {
     throw new KimgError(
       'CONFIG_INVALID',

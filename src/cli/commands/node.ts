@@ -128,7 +128,10 @@ async function run(opts: NodeCliOptions, ctx: CliContext): Promise<void> {
     void ctx.stderr.write(JSON.stringify({ time: new Date().toISOString(), ...entry }) + '\n');
   for (const n of config.notices) log({ level: 'info', msg: `notice: ${n}` });
   const resyncMs = seconds('--resync', opts.resync);
-  const prepull = opts.prepull !== undefined ? await loadPrepullList(opts.prepull) : undefined;
+  // The node config's kimg.prepull list, then a --prepull file's.
+  const fromFile = opts.prepull !== undefined ? await loadPrepullList(opts.prepull) : [];
+  const all = [...config.kimg.prepull, ...fromFile];
+  const prepull = all.length > 0 ? all : undefined;
   const agent = await startNodeAgent({
     config,
     env: ctx.env,

@@ -403,6 +403,7 @@ describe('kimg settings: the kimg: key and the KimgConfiguration sibling', () =>
       imageCredentialProviderConfig: '/etc/kubernetes/providers.yaml',
       imageCredentialProviderBinDir: '/usr/libexec/kubernetes/kubelet-plugins/credential-provider/exec',
       pinnedImages: [],
+      prepull: [],
       listen: { cri: 'unix:///run/kimg/kimg.sock', metrics: '127.0.0.1:10259' },
     });
     assert.equal(c.kubelet.staticPodPath, '/etc/kubernetes/manifests');
@@ -418,6 +419,25 @@ describe('kimg settings: the kimg: key and the KimgConfiguration sibling', () =>
     assert.equal(bad[1], 'kimg.pinnedImages[1]: must be a string');
   });
 
+  test('kimg.prepull: images the agent pre-pulls, validated like a kimg prepull list', () => {
+    const ok = parseNodeConfig(
+      HEAD +
+        'kimg:\n  prepull: [busybox:1.36, {image: "registry.example/app:1", platform: linux/arm64, secret: regcred}]\n',
+    );
+    assert.deepEqual(ok.kimg.prepull, [
+      { image: 'busybox:1.36' },
+      { image: 'registry.example/app:1', platform: 'linux/arm64', secret: 'regcred' },
+    ]);
+    const bad = problems(
+      HEAD + 'kimg:\n  prepull: [{image: "Bad/Name"}, {image: x, platform: "*"}, {img: y}]\n',
+    );
+    assert.equal(bad.length, 4);
+    assert.match(bad[0] ?? '', /^kimg\.prepull\[0\]: "Bad\/Name" is not a valid image name/);
+    assert.match(bad[1] ?? '', /^kimg\.prepull\[1\]: platform "\*"/);
+    assert.equal(bad[2], 'kimg.prepull[2]: unknown field "img"');
+    assert.equal(bad[3], 'kimg.prepull[2]: image must be a non-empty string');
+  });
+
   test('kimg settings are strict: unknown fields and bad values are problems', () => {
     assert.deepEqual(
       problems(
@@ -425,7 +445,7 @@ describe('kimg settings: the kimg: key and the KimgConfiguration sibling', () =>
           'kimg:\n  rootdir: /x\n  defaultRegistry: "not a host"\n  listen: {cri: "tcp://1.2.3.4:1", metrics: "localhost", grpc: x}\n',
       ).map((p) => p.replace(/defaultRegistry: .*/, 'defaultRegistry: <reference error>')),
       [
-        'kimg.rootdir: unknown field; kimg settings are rootDir, defaultRegistry, hostsDir, imageCredentialProviderConfig, imageCredentialProviderBinDir, pinnedImages, listen',
+        'kimg.rootdir: unknown field; kimg settings are rootDir, defaultRegistry, hostsDir, imageCredentialProviderConfig, imageCredentialProviderBinDir, pinnedImages, prepull, listen',
         'kimg.defaultRegistry: <reference error>',
         'kimg.listen.grpc: unknown field; listen has cri and metrics',
         'kimg.listen.cri: "tcp://1.2.3.4:1" is not a socket endpoint: write unix:///run/kimg/kimg.sock',

@@ -1,0 +1,71 @@
+/**
+ * Pre-pull entries (issue I): images the node agent pulls ahead of pods, at lower priority, through the
+ * same queue, credentials and records. They come from a `kimg prepull -f FILE` list or the `prepull:`
+ * list of the node config's kimg section; both are validated here, every problem listed.
+ */
+import { parsePlatform } from '../platform/index.js';
+import { applyDefaultTag } from '../reference/index.js';
+
+/** One image to pre-pull. */
+export interface PrepullImage {
+  image: string;
+  /** `os/arch[/variant]`; default the node's platform. */
+  platform?: string;
+  /** A pull Secret's name (namespace `default`) from the secrets directory. */
+  secret?: string;
+}
+
+/**
+ * Validates a list of pre-pull entries (each an image string or `{image, platform, secret}`), pushing
+ * one message per problem (prefixed with `where[i]`) and returning the valid entries.
+ */
+export function validatePrepullEntries(
+  entries: readonly unknown[],
+  where: string,
+  problems: string[],
+): PrepullImage[] {
+  const out: PrepullImage[] = [];
+  entries.forEach((e: unknown, i) => {
+    const at = `${where}[${i}]`;
+    const entry: Record<string, unknown> =
+      typeof e === 'string'
+        ? { image: e }
+        : typeof e === 'object' && e !== null
+          ? (e as Record<string, unknown>)
+          : {};
+    for (const k of Object.keys(entry)) {
+      if (!['image', 'platform', 'secret'].includes(k))
+        problems.push(`${at}: unknown field ${JSON.stringify(k)}`);
+    }
+    const image = entry.image;
+    if (typeof image !== 'string' || image === '') {
+      problems.push(`${at}: image must be a non-empty string`);
+      return;
+    }
+    try {
+      applyDefaultTag(image);
+    } catch (err) {
+      problems.push(`${at}: ${JSON.stringify(image)} is not a valid image name (${(err as Error).message})`);
+    }
+    const item: PrepullImage = { image };
+    if (entry.platform !== undefined) {
+      if (typeof entry.platform !== 'string')
+        problems.push(`${at}: platform must be a string like linux/arm64`);
+      else {
+        try {
+          parsePlatform(entry.platform);
+          item.platform = entry.platform;
+        } catch (err) {
+          problems.push(`${at}: platform ${JSON.stringify(entry.platform)}: ${(err as Error).message}`);
+        }
+      }
+    }
+    if (entry.secret !== undefined) {
+      if (typeof entry.secret !== 'string' || entry.secret === '')
+        problems.push(`${at}: secret must be the name of a pull Secret`);
+      else item.secret = entry.secret;
+    }
+    out.push(item);
+  });
+  return out;
+}
