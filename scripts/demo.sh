@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # kimg demo — the README's main-job command. On a fresh Debian machine (as root) it installs what is
-# missing (the registry, skopeo, umoci, htpasswd; npm dependencies), builds kimg, then runs
-# scripts/demo.mjs: a local registry with Basic auth seeded with example images, and kimg doing its
-# job on them (names, pod defaulting, credentials, pulls with platform selection, the store).
-# Everything it starts is stopped at the end or on Ctrl-C.  Options are passed to demo.mjs:
-#   --keep   leave the registry running until Ctrl-C, printing how to talk to it
+# missing (the registry, skopeo, htpasswd; npm dependencies), builds kimg, then runs scripts/demo.mjs:
+# local registries (one with Basic auth) seeded with example images (one multi-arch), a node config and
+# four static pods (public, private with a pull Secret, a typo, Never with an absent image), and the node
+# agent `kimg node` on them, printing where to look (status page, kimg get pods / describe / explain,
+# metrics). Ctrl-C stops everything it started. Options are passed to demo.mjs:
+#   --ci    stop once the pods have settled, check their states, exit 0 (as expected) or 1
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(docker-registry skopeo umoci apache2-utils openssl curl ca-certificates)
+PACKAGES=(docker-registry skopeo apache2-utils openssl curl ca-certificates)
 missing=()
 for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then
