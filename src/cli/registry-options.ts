@@ -40,15 +40,24 @@ export interface RegistryCliOptions {
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
-/** Adds the shared registry options to `cmd`. */
+/** Adds the shared registry options to `cmd`: credentials, then the transport options. */
 export function addRegistryOptions(cmd: Command): Command {
-  return cmd
+  cmd
     .option('--creds <user:password>', "credentials for the image's registry (never printed)")
     .option(
       '--docker-config <file>',
       'docker config.json or .dockercfg; matching credentials are tried in order (repeatable)',
       collect,
-    )
+    );
+  return addRegistryTransportOptions(cmd);
+}
+
+/**
+ * Adds how registries are reached — `--plain-http`, `--ca-file`, `--hosts-dir`, `--stall-timeout` —
+ * without credential options (for `kimg serve`, whose credentials come with each CRI PullImage).
+ */
+export function addRegistryTransportOptions(cmd: Command): Command {
+  return cmd
     .option(
       '--plain-http <host>',
       'reach this registry host (host:port, or host for every port) over plain HTTP (repeatable)',

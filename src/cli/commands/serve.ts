@@ -16,15 +16,17 @@ import { LocalImageService } from '../../manager/index.js';
 import { RegistryClient } from '../../registry/index.js';
 import type { CliContext } from '../context.js';
 import { loadCliNodeConfig } from '../pod-options.js';
-import { registryClientOptions, type RegistryCliOptions } from '../registry-options.js';
+import {
+  addRegistryTransportOptions,
+  registryClientOptions,
+  type RegistryCliOptions,
+} from '../registry-options.js';
 import { addStoreOptions, withStore, type StoreCliOptions } from '../store-options.js';
 import { kimgVersion } from '../version.js';
 import type { RegisterCommand } from './index.js';
 
 /** Where `kimg serve` listens without `--listen` or a configured `listen.cri`. */
 export const DEFAULT_CRI_LISTEN = 'unix:///run/kimg/kimg.sock';
-
-const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
 interface ServeCliOptions extends Omit<RegistryCliOptions, 'creds' | 'dockerConfig'>, StoreCliOptions {
   listen?: string;
@@ -61,25 +63,9 @@ export const registerServe: RegisterCommand = (program: Command, ctx: CliContext
   addStoreOptions(cmd);
   // The registry options of the pulling commands minus --creds / --docker-config: credentials come
   // with each PullImage (CRI AuthConfig), as the kubelet sends them.
-  cmd
-    .option(
-      '--plain-http <host>',
-      'reach this registry host (host:port, or host for every port) over plain HTTP (repeatable)',
-      collect,
-    )
-    .option(
-      '--ca-file <file>',
-      'extra CA certificate (PEM) to trust for HTTPS registries (repeatable)',
-      collect,
-    )
-    .option(
-      '--hosts-dir <dir>',
-      'containerd-style hosts directory, e.g. /etc/containerd/certs.d (default: the configuration)',
-    )
-    .option('--stall-timeout <seconds>', 'fail when a registry sends no bytes for this long', '60')
-    .action(async (options: ServeCliOptions) => {
-      await run(options, ctx);
-    });
+  addRegistryTransportOptions(cmd).action(async (options: ServeCliOptions) => {
+    await run(options, ctx);
+  });
 };
 
 function positive(flag: string, value: string, integer: boolean): number {
