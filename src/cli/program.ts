@@ -1,57 +1,20 @@
-import { Command, CommanderError } from 'commander';
-import { isKimgError, KimgError, toKimgError } from '../errors/index.js';
+import type { Command } from 'commander';
+import { KimgError } from '../errors/index.js';
 import { COMMANDS } from './commands/index.js';
 import type { CliContext } from './context.js';
-import { EXIT_STATUS_BY_CODE, EXIT_STATUS_MEANING, ExitStatus } from './exit-codes.js';
-import { kimgVersion } from './version.js';
+import { buildProgramWith, runCliWith } from './run.js';
 
 /** Builds the root `kimg` program with every command registered. */
 export function buildProgram(ctx: CliContext): Command {
-  const program = new Command('kimg')
-    .description(
-      'kimg: the Kubernetes node image subsystem. Image names, pull policies, credentials, registry pulls into an OCI store, image GC, a CRI ImageService and a node agent.',
-    )
-    .version(kimgVersion(), '-v, --version', 'print the kimg version')
-    .showHelpAfterError('(run with --help for usage)')
-    .configureOutput({
-      writeOut: (s) => ctx.stdout.write(s),
-      writeErr: (s) => ctx.stderr.write(s),
-    })
-    .exitOverride();
-  program.addHelpText(
-    'after',
-    '\nExit status:\n' +
-      Object.entries(EXIT_STATUS_MEANING)
-        .map(([k, v]) => `  ${k.padStart(3)}  ${v}`)
-        .join('\n') +
-      '\n\nError codes and their exit statuses: docs/errors.md',
-  );
-  for (const register of COMMANDS) register(program, ctx);
-  return program;
+  return buildProgramWith(ctx, COMMANDS);
 }
 
 /**
  * Runs the CLI on `argv` (process.argv form) and returns the exit status. Never throws: every failure is
  * printed as `error: <message> (<CODE>)` on stderr and mapped to its documented exit status.
  */
-export async function runCli(argv: readonly string[], ctx: CliContext): Promise<number> {
-  const program = buildProgram(ctx);
-  try {
-    await program.parseAsync([...argv]);
-    return ctx.exitStatus;
-  } catch (e) {
-    if (e instanceof CommanderError) {
-      // --help and --version exit through here with code 0.
-      if (e.exitCode === 0) return ExitStatus.OK;
-      return EXIT_STATUS_BY_CODE.USAGE;
-    }
-    const err = isKimgError(e) ? e : toKimgError(e);
-    ctx.stderr.write(`error: ${err.message} (${err.code})\n`);
-    if (err.code === 'INTERNAL' && ctx.env.KIMG_DEBUG && e instanceof Error && e.stack) {
-      ctx.stderr.write(e.stack + '\n');
-    }
-    return EXIT_STATUS_BY_CODE[err.code] ?? ExitStatus.FAILURE;
-  }
+export function runCli(argv: readonly string[], ctx: CliContext): Promise<number> {
+  return runCliWith(argv, ctx, COMMANDS);
 }
 
 export { KimgError };

@@ -43,6 +43,7 @@ import {
   readLockFile,
 } from './internal/locks.js';
 import { createHasherFactory, type HasherFactory, type HashingMode, type StreamHasher } from './hasher.js';
+import { noteBytesThrough } from './internal/reclaim.js';
 
 /** What the store knows about a committed blob. */
 export interface BlobInfo {
@@ -338,7 +339,12 @@ export class LocalContentStore implements ContentStore {
     const digest = expected?.digest ?? `${algorithm}:${createHash(algorithm).update(data).digest('hex')}`;
     const w = await this.writer({ expected: { digest, size: expected?.size ?? data.byteLength } });
     try {
-      if (!w.existing) await w.write(data);
+      if (!w.existing) {
+        // An interrupted ingest of this digest (a killed process) is resumed at its offset: `data` is
+        // the whole content, so start over rather than append it after the persisted prefix.
+        if (w.offset > 0) await w.reset();
+        await w.write(data);
+      }
       return await w.commit();
     } catch (e) {
       await w.close().catch(() => undefined);
@@ -501,7 +507,8 @@ class ExistingWriter implements IngestWriter {
 
 function writableOver(w: IngestWriter): Writable {
   return new Writable({
-    highWaterMark: 1024 * 1024,
+    // The writer buffers 1 MiB itself; this only has to cover one write's latency.
+    highWaterMark: 128 * 1024,
     write(chunk: Buffer, _enc, cb) {
       w.write(chunk).then(() => cb(), cb);
     },
@@ -510,8 +517,31 @@ function writableOver(w: IngestWriter): Writable {
 
 type WriterState = 'open' | 'failed' | 'done';
 
-/** Chunks are coalesced into buffers of this size before each positional write (fewer syscalls and promises). */
+/**
+ * Chunks are copied into one buffer of this size per writer, reused for the writer's life, and each
+ * full buffer is written with one positional write (fewer syscalls and thread-pool round trips). The
+ * copy lets every network buffer die young. Measured on the 2-core reference VM (1 GiB pull):
+ * referencing the network chunks until they are written instead (writev, no copy) was no faster and
+ * kept 10-35 MiB more memory, because chunks held across two young-generation collections are
+ * promoted and then wait for a full GC.
+ */
 const WRITE_BUFFER_BYTES = 1024 * 1024;
+/**
+ * Every this many bytes written, an ingest starts an `fdatasync` in the background (at most one in
+ * flight per writer; the download does not wait for it). Without it the kernel writes nothing back
+ * until the commit's fsync (the dirty thresholds are a share of RAM, gigabytes on a node), so the disk
+ * sits idle during the download and then the whole layer is flushed while the pull waits. Started
+ * early, writeback overlaps the download and the commit's fsync only flushes the tail. Measured on the
+ * 2-core reference VM, 1 GiB pull: 3.3 s with it, 4.0-4.6 s without (16 MiB: no better than 32).
+ */
+const BACKGROUND_SYNC_BYTES = 32 * 1024 * 1024;
+/**
+ * Background syncs in flight in this process, at most `MAX_BACKGROUND_SYNCS`: each holds one of libuv's
+ * 4 thread-pool threads for the whole flush, and the writes of the downloads in flight need the others
+ * (one sync at a time still flushes faster than the disk takes the data).
+ */
+let backgroundSyncs = 0;
+const MAX_BACKGROUND_SYNCS = 1;
 
 class LocalIngestWriter implements IngestWriter {
   readonly existing = false;
@@ -519,8 +549,12 @@ class LocalIngestWriter implements IngestWriter {
   offset = 0;
   /** Bytes written to the data file. */
   private written = 0;
+  /** The reused write buffer; its first `used` bytes are accepted and not yet written. */
   private buf: Buffer | undefined;
   private used = 0;
+  /** The background `fdatasync` in flight, if any, and the file size when the last one started. */
+  private syncing: Promise<void> | undefined;
+  private syncedUpTo = 0;
   resumedFrom = 0;
   private fh: fsp.FileHandle | undefined;
   private hash: StreamHasher | undefined;
@@ -589,11 +623,11 @@ class LocalIngestWriter implements IngestWriter {
     const fh = this.fh as fsp.FileHandle;
     const hash = this.hash as StreamHasher;
     let pos = 0;
+    const buf = Buffer.allocUnsafeSlow(Math.min(WRITE_BUFFER_BYTES, size));
     while (pos < size) {
-      const buf = Buffer.allocUnsafeSlow(Math.min(WRITE_BUFFER_BYTES, size - pos));
-      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - pos), pos);
       if (bytesRead === 0) break;
-      hash.take(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead));
+      hash.update(buf.subarray(0, bytesRead));
       pos += bytesRead;
       await hash.capacity();
     }
@@ -628,10 +662,9 @@ class LocalIngestWriter implements IngestWriter {
     }
     let off = 0;
     while (off < n) {
-      if (!this.buf) {
-        this.buf = Buffer.allocUnsafeSlow(WRITE_BUFFER_BYTES);
-        this.used = 0;
-      }
+      if (!this.buf)
+        this.buf =
+          this.store.hasher.buffer?.(WRITE_BUFFER_BYTES) ?? Buffer.allocUnsafeSlow(WRITE_BUFFER_BYTES);
       const k = Math.min(n - off, this.buf.byteLength - this.used);
       this.buf.set(chunk.subarray(off, off + k), this.used);
       this.used += k;
@@ -643,21 +676,20 @@ class LocalIngestWriter implements IngestWriter {
   }
 
   /**
-   * Writes the coalescing buffer at the file offset, then hands it to the hasher (which may move it to
-   * a worker without copying). Hashing what was written, after it was written, keeps the digest and the
-   * file in step even when a write fails half way.
+   * Writes the buffered bytes at the file offset, then hashes them. Hashing what was written, after it
+   * was written, keeps the digest and the file in step even when a write fails half way. The hasher
+   * consumes the bytes synchronously (inline, or copied to a worker), so the buffer is free again
+   * afterwards.
    */
   private async flush(): Promise<void> {
     const buf = this.buf;
-    const used = this.used;
-    this.buf = undefined;
-    this.used = 0;
-    if (!buf || used === 0) return;
+    const bytes = this.used;
+    if (!buf || bytes === 0) return;
     const fh = this.fh as fsp.FileHandle;
     try {
       let done = 0;
-      while (done < used) {
-        const { bytesWritten } = await fh.write(buf, done, used - done, this.written + done);
+      while (done < bytes) {
+        const { bytesWritten } = await fh.write(buf, done, bytes - done, this.written + done);
         done += bytesWritten;
       }
     } catch (e) {
@@ -665,17 +697,41 @@ class LocalIngestWriter implements IngestWriter {
       this.failure = e;
       throw ioError('write ingest', this.dataPath, e);
     }
-    this.written += used;
+    this.used = 0;
+    this.written += bytes;
+    if (
+      !this.syncing &&
+      backgroundSyncs < MAX_BACKGROUND_SYNCS &&
+      this.written - this.syncedUpTo >= BACKGROUND_SYNC_BYTES
+    ) {
+      this.syncedUpTo = this.written;
+      backgroundSyncs++;
+      const done = (): void => {
+        backgroundSyncs--;
+        this.syncing = undefined;
+      };
+      // Best effort: the commit's fsync is the one that counts (and reports failures).
+      this.syncing = fh.datasync().then(done, done);
+    }
     const hash = this.hash as StreamHasher;
-    hash.take(used === buf.byteLength ? buf : buf.subarray(0, used));
+    const factory = this.store.hasher;
+    if (factory.buffer && bytes === buf.byteLength) {
+      // A worker pool: hand the full buffer over (no copy) and take another (one it handed back).
+      this.buf = undefined;
+      hash.take(buf);
+    } else {
+      hash.update(buf.subarray(0, bytes));
+    }
+    noteBytesThrough(bytes);
     await hash.capacity();
   }
 
   async reset(): Promise<void> {
     this.check();
-    this.buf = undefined;
+    await this.syncing;
     this.used = 0;
     this.written = 0;
+    this.syncedUpTo = 0;
     await (this.fh as fsp.FileHandle).truncate(0);
     this.hash?.dispose();
     this.hash = this.store.hasher.create(this.algorithm);
@@ -684,6 +740,7 @@ class LocalIngestWriter implements IngestWriter {
   }
 
   private async release(): Promise<void> {
+    await this.syncing;
     this.state = 'done';
     this.hash?.dispose();
     this.hash = undefined;
@@ -695,6 +752,7 @@ class LocalIngestWriter implements IngestWriter {
   }
 
   private async discard(): Promise<void> {
+    await this.syncing;
     const fh = this.fh;
     this.fh = undefined;
     await fh?.close().catch(() => undefined);
@@ -711,6 +769,7 @@ class LocalIngestWriter implements IngestWriter {
     let size: number;
     try {
       await this.flush();
+      await this.syncing;
       await fh.sync();
       size = (await fh.stat()).size;
     } catch (e) {

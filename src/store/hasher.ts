@@ -5,8 +5,9 @@
  * /work/shared/tools/FINDINGS.md "Physical limits"): hashing on the main thread competes with HTTP
  * parsing and the write path. `WorkerHasherPool` hashes in `worker_threads` instead: each stream is
  * pinned to one worker (so its chunks stay in order), chunks are copied into 256 KiB staging buffers
- * that are transferred (not cloned) to the worker, and the bytes in flight per stream are bounded so
- * memory stays flat. `InlineHasher` is `crypto.createHash` on the calling thread. Both produce the same
+ * that are transferred (not cloned) to the worker and transferred back with its acknowledgement for
+ * reuse, and the bytes in flight per stream are bounded so memory stays flat. `InlineHasher` is
+ * `crypto.createHash` on the calling thread. Both produce the same
  * `algorithm:hex` digests; the store picks one with `hashing: 'worker' | 'inline' | 'auto'` (default
  * `auto`: measured, see `AUTO_INLINE_MIN_MBPS`).
  */
@@ -40,6 +41,11 @@ export interface HasherFactory {
   /** The mode actually used (`worker` or `inline`, never `auto`). */
   readonly kind: HashingMode;
   create(algorithm: DigestAlgorithm): StreamHasher;
+  /**
+   * A buffer of `size` bytes for chunks that will be handed over with `take` (a worker pool reuses the
+   * buffers its workers hand back; otherwise a new one). Its contents are undefined.
+   */
+  buffer?(size: number): Buffer;
   /** Stops worker threads, if any. Pending digests reject. */
   close(): Promise<void>;
 }
@@ -61,22 +67,32 @@ export type HashingMode = 'worker' | 'inline' | 'auto';
  *   of FINDINGS.md): 1 stream inline 311 / worker 363, 4 streams inline 368 / worker 417 MB/s, and the
  *   main thread's event-loop utilization drops from 0.74-0.92 (inline) to 0.18-0.62 (worker), leaving
  *   it free for HTTP parsing.
+ * - whole `kimg pull` of the 1 GiB image (issue C, SHA-NI, node:http transport, machine shared):
+ *   inline 3.1-4.6 s, peak RSS 81-96 MiB; worker (one thread, buffers handed over and back) 4.0-6.0 s,
+ *   104-110 MiB (each worker isolate costs ~10 MiB, and the second core is the registry's).
  */
 export const AUTO_INLINE_MIN_MBPS = 1000;
 
 let measuredMBps: number | undefined;
 
-/** Single-thread sha256 speed of this CPU in MB/s (hashes 4 MiB once, ~2-10 ms; cached). */
+/**
+ * Single-thread sha256 speed of this CPU in MB/s: the best of 4 hashes of 512 KiB (~1-6 ms in all;
+ * cached). The best, not the mean, so that a busy machine (other processes taking the core for a
+ * moment) does not pass for a slow CPU.
+ */
 export function inlineSha256MBps(): number {
   if (measuredMBps === undefined) {
-    const buf = Buffer.alloc(4 * 1024 * 1024, 0x5a);
-    const h = createHash('sha256');
-    h.update(buf.subarray(0, 64 * 1024)); // warm up
-    const t0 = performance.now();
-    h.update(buf);
-    h.digest();
-    const ms = Math.max(performance.now() - t0, 0.001);
-    measuredMBps = buf.length / 1e6 / (ms / 1000);
+    const buf = Buffer.alloc(512 * 1024, 0x5a);
+    createHash('sha256')
+      .update(buf.subarray(0, 64 * 1024))
+      .digest(); // warm up
+    let best = Infinity;
+    for (let i = 0; i < 4; i++) {
+      const t0 = performance.now();
+      createHash('sha256').update(buf).digest();
+      best = Math.min(best, performance.now() - t0);
+    }
+    measuredMBps = buf.length / 1e6 / (Math.max(best, 0.001) / 1000);
   }
   return measuredMBps;
 }
@@ -118,11 +134,14 @@ export class InlineHasherFactory implements HasherFactory {
 
 /** Options of the worker pool. */
 export interface WorkerHasherOptions {
-  /** Worker threads; default = available cores, at least 1, at most 4. */
+  /**
+   * Worker threads; default = half the available cores (the main thread parses HTTP and writes), at
+   * least 1, at most 4. Each costs ~10 MiB of resident memory.
+   */
   workers?: number;
   /** Staging buffer per stream (bytes copied before one transfer); default 256 KiB. */
   chunkBytes?: number;
-  /** Bytes in flight per stream before `capacity()` waits; default 8 MiB. */
+  /** Bytes in flight per stream before `capacity()` waits; default 2 MiB. */
   maxInFlightBytes?: number;
 }
 
@@ -142,6 +161,9 @@ interface StreamState {
 
 const WORKER_URL = new URL('./internal/hash-worker.js', import.meta.url);
 
+/** Bytes of returned buffers kept for reuse per size and pool (beyond that they are left to the GC). */
+const MAX_FREE_BYTES = 4 * 1024 * 1024;
+
 /**
  * A pool of hashing worker threads. Streams are assigned to the least-loaded worker; workers are
  * started lazily and `unref`'d, so an idle pool never keeps the process alive.
@@ -153,23 +175,30 @@ export class WorkerHasherPool implements HasherFactory {
   private readonly maxInFlight: number;
   private readonly slots: WorkerSlot[] = [];
   private readonly streams = new Map<number, StreamState>();
+  /** Buffers returned by the workers, by size, ready for reuse. */
+  private readonly free = new Map<number, Buffer[]>();
   private nextId = 1;
   private closed = false;
 
   constructor(options: WorkerHasherOptions = {}) {
-    this.size = Math.max(1, Math.min(4, options.workers ?? availableParallelism()));
+    this.size = Math.max(1, Math.min(4, options.workers ?? Math.ceil(availableParallelism() / 2)));
     this.chunkBytes = options.chunkBytes ?? 256 * 1024;
-    this.maxInFlight = options.maxInFlightBytes ?? 8 * 1024 * 1024;
+    this.maxInFlight = options.maxInFlightBytes ?? 2 * 1024 * 1024;
   }
 
   private slot(): WorkerSlot {
     for (let i = this.slots.length - 1; i >= 0; i--) if (this.slots[i]?.dead) this.slots.splice(i, 1);
     if (this.slots.length < this.size) {
-      const worker = new Worker(WORKER_URL);
+      // A hashing thread allocates next to nothing on its heap: small limits keep its isolate small.
+      const worker = new Worker(WORKER_URL, {
+        resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 },
+      });
       worker.unref();
       const slot: WorkerSlot = { worker, streams: 0 };
-      worker.on('message', (m: { op: string; id: number; n?: number; hex?: string; message?: string }) =>
-        this.onMessage(m),
+      worker.on(
+        'message',
+        (m: { op: string; id: number; n?: number; hex?: string; message?: string; buf?: ArrayBuffer }) =>
+          this.onMessage(m),
       );
       const fail = (err: Error) => {
         slot.dead = err;
@@ -195,7 +224,19 @@ export class WorkerHasherPool implements HasherFactory {
     for (const w of s.waiters.splice(0)) w();
   }
 
-  private onMessage(m: { op: string; id: number; n?: number; hex?: string; message?: string }): void {
+  private onMessage(m: {
+    op: string;
+    id: number;
+    n?: number;
+    hex?: string;
+    message?: string;
+    buf?: ArrayBuffer;
+  }): void {
+    if (m.buf) {
+      let list = this.free.get(m.buf.byteLength);
+      if (!list) this.free.set(m.buf.byteLength, (list = []));
+      if (list.length * m.buf.byteLength < MAX_FREE_BYTES) list.push(Buffer.from(m.buf));
+    }
     const s = this.streams.get(m.id);
     if (!s) return;
     if (m.op === 'a') {
@@ -208,6 +249,11 @@ export class WorkerHasherPool implements HasherFactory {
       this.streams.delete(m.id);
       this.fail(s, new Error(m.message ?? 'unknown hash worker error'));
     }
+  }
+
+  buffer(size: number): Buffer {
+    // Not from Node's shared pool, so that its ArrayBuffer can be transferred.
+    return this.free.get(size)?.pop() ?? Buffer.allocUnsafeSlow(size);
   }
 
   create(algorithm: DigestAlgorithm): StreamHasher {
@@ -242,8 +288,9 @@ export class WorkerHasherPool implements HasherFactory {
       let off = 0;
       while (off < chunk.byteLength) {
         if (!staging) {
-          // Not zero-filled and not from Node's shared pool, so its ArrayBuffer can be transferred.
-          staging = Buffer.allocUnsafeSlow(chunkBytes);
+          // A returned buffer, or a new one that is not from Node's shared pool (so that its
+          // ArrayBuffer can be transferred).
+          staging = this.buffer(chunkBytes);
           used = 0;
         }
         const n = Math.min(chunk.byteLength - off, staging.byteLength - used);

@@ -74,7 +74,7 @@ export class BlobReader extends Readable {
     private readonly opener: BlobOpener,
     private readonly o: BlobReaderOptions,
   ) {
-    super({ highWaterMark: 256 * 1024 });
+    super({ highWaterMark: 64 * 1024 });
     this.position = o.offset;
     this.verifier = o.verify ? new ContentVerifier(o.digest, o.size, { what: o.what }) : undefined;
   }

@@ -39,13 +39,18 @@ export async function readCapped(body: Readable, cap: number): Promise<CappedBod
   };
 }
 
-/** Discards a body we do not need, letting undici reuse the connection when the rest is small. */
+/** Bodies up to this size are drained (so the connection is reused); larger ones close it. */
+const DRAIN_LIMIT = 64 * 1024;
+
+/** Discards a body we do not need, keeping the connection for reuse when the rest is small. */
 export function discard(body: Readable): void {
-  const dump = (body as { dump?: (o?: { limit: number }) => Promise<void> }).dump;
-  if (typeof dump === 'function') {
-    dump.call(body, { limit: 64 * 1024 }).catch(() => undefined);
+  body.on('error', () => undefined);
+  const msg = body as Readable & { complete?: boolean; headers?: Record<string, unknown> };
+  const len = Number(msg.headers?.['content-length']);
+  if (msg.complete === true || (Number.isFinite(len) && len <= DRAIN_LIMIT)) {
+    body.resume();
   } else {
-    destroyQuietly(body);
+    body.destroy();
   }
 }
 
@@ -58,7 +63,7 @@ export async function readErrorBody(body: Readable): Promise<Buffer> {
   }
 }
 
-/** Destroys a stream without an unhandled 'error' event (undici bodies emit one when destroyed). */
+/** Destroys a stream without an unhandled 'error' event (a destroyed response may emit one). */
 export function destroyQuietly(body: Readable): void {
   body.on('error', () => undefined);
   body.destroy();

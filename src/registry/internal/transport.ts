@@ -1,33 +1,44 @@
 /**
- * The HTTP transport of the registry client, on undici.
+ * The HTTP transport of the registry client, on Node's own `node:http` / `node:https`.
  *
- * - One undici `Pool` per origin and TLS setting (keep-alive, HTTP/1.1 only, bounded connections),
- *   reused for the life of the client.
+ * Why not undici: measured on the 2-core reference VM (issue C), a pull through undici's `Pool` cost
+ * 45-57 MiB more peak RSS than the same pull through `node:http` (8 MiB image: 113 vs 56 MiB; its llhttp
+ * WebAssembly instance and buffers), importing it alone adds ~20 MiB, and `node:http` streams faster
+ * (FINDINGS.md "Physical limits": 1.25-1.34 vs 0.83-0.96 GB/s). The shape is unchanged:
+ *
+ * - One keep-alive `Agent` per origin and TLS setting (HTTP/1.1, bounded connections), reused for the
+ *   life of the client; idle sockets are unref'd so they never keep the process alive.
  * - TLS: Node's default roots unless an endpoint configures CA files, in which case the roots are the
  *   bundled Mozilla set, the system bundle (`/etc/ssl/certs/ca-certificates.crt` or equivalent),
  *   `NODE_EXTRA_CA_CERTS` and the configured files. Client certificates from hosts.toml `client`.
  *   Verification is skipped only when an endpoint says `skip_verify = true`.
- * - Stalls, not durations (containerd `pullProgressReporter`): undici's `headersTimeout` and
- *   `bodyTimeout` are both set to the stall window. undici's body timer measures time between
- *   received chunks and is suspended while the consumer applies backpressure, which is exactly "no
- *   bytes for N seconds". Failures become `STALLED`.
+ * - Stalls, not durations (containerd `pullProgressReporter`): no response headers for the stall window,
+ *   or no body bytes for the stall window while the consumer is waiting for them (time under the
+ *   consumer's backpressure does not count), fails the request. The errors carry the codes
+ *   `UND_ERR_HEADERS_TIMEOUT` / `UND_ERR_BODY_TIMEOUT` (the names callers already map to `STALLED`).
  * - Transport failures become coded errors: `TLS_ERROR`, `REGISTRY_UNAVAILABLE`, `ABORTED`, `STALLED`.
  * - Every request start / end / error is published on the diagnostics channels with a redacted URL.
  *
  * Redirects are not followed here; the client follows them so that it can drop `Authorization`
  * when the origin changes.
  */
+import {
+  Agent as HttpAgent,
+  request as httpRequest,
+  type IncomingMessage,
+  type ClientRequest,
+} from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { readFile } from 'node:fs/promises';
 import { rootCertificates } from 'node:tls';
 import type { Readable } from 'node:stream';
-import { Pool, type Dispatcher } from 'undici';
 import { KimgError, isKimgError } from '../../errors/index.js';
 import type { EndpointTls } from '../hosts.js';
 import { endChannel, errorChannel, startChannel, type DebugLog } from '../diagnostics.js';
 import { redactUrl } from './redact.js';
 import { isRetryableNetworkError } from '../retry.js';
 
-/** Response headers as undici gives them: lower-case names. */
+/** Response headers: lower-case names; a header sent more than once is an array. */
 export type ResponseHeaders = Record<string, string | string[] | undefined>;
 
 /** One HTTP request. */
@@ -197,20 +208,32 @@ export interface TransportOptions {
   debug?: DebugLog;
 }
 
+/** Codes of the stall errors (the names the client, the blob reader and the retry policy map). */
+export const HEADERS_TIMEOUT_CODE = 'UND_ERR_HEADERS_TIMEOUT';
+export const BODY_TIMEOUT_CODE = 'UND_ERR_BODY_TIMEOUT';
+const CONNECT_TIMEOUT_CODE = 'UND_ERR_CONNECT_TIMEOUT';
+
+function codedError(code: string, message: string): Error & { code: string } {
+  return Object.assign(new Error(message), { code });
+}
+
+type AnyAgent = HttpAgent | HttpsAgent;
+
 /** Pools per origin + TLS setting; sends requests; maps failures; publishes diagnostics. */
 export class Transport {
-  private readonly pools = new Map<string, Pool>();
+  private readonly agents = new Map<string, AnyAgent>();
   private readonly tlsCache = new Map<string, Promise<Record<string, unknown>>>();
   private closed = false;
 
   constructor(private readonly options: TransportOptions = {}) {}
 
-  /** Closes every pool (idle connections end, in-flight requests are destroyed). */
-  async close(): Promise<void> {
+  /** Closes every connection (idle connections end, in-flight requests are destroyed). */
+  close(): Promise<void> {
     this.closed = true;
-    const pools = [...this.pools.values()];
-    this.pools.clear();
-    await Promise.all(pools.map((p) => p.destroy().catch(() => undefined)));
+    const agents = [...this.agents.values()];
+    this.agents.clear();
+    for (const a of agents) a.destroy();
+    return Promise.resolve();
   }
 
   private tlsKey(tls: EndpointTls | undefined, connectTimeoutMs: number | undefined): string {
@@ -232,33 +255,36 @@ export class Transport {
     return p;
   }
 
-  private async pool(
+  private async agent(
     url: URL,
     tls: EndpointTls | undefined,
     connectTimeoutMs: number | undefined,
-  ): Promise<Pool> {
+  ): Promise<{ agent: AnyAgent; connectTimeout: number }> {
     if (this.closed) throw new KimgError('ABORTED', 'the registry client was closed');
-    const useTls = url.protocol === 'https:' ? tls : undefined;
+    const https = url.protocol === 'https:';
+    const useTls = https ? tls : undefined;
     const key = `${url.origin}|${this.tlsKey(useTls, connectTimeoutMs)}`;
-    let pool = this.pools.get(key);
-    if (!pool) {
-      const connect =
-        url.protocol === 'https:'
-          ? await this.connectOptions(useTls, connectTimeoutMs)
-          : { timeout: connectTimeoutMs ?? this.options.connectTimeoutMs ?? 30_000 };
-      pool = this.pools.get(key);
-      if (!pool) {
-        pool = new Pool(url.origin, {
-          connections: this.options.connectionsPerOrigin ?? 16,
-          pipelining: 1,
-          keepAliveTimeout: this.options.keepAliveTimeoutMs ?? 30_000,
-          allowH2: false,
-          connect,
-        });
-        this.pools.set(key, pool);
+    const connectTimeout = connectTimeoutMs ?? this.options.connectTimeoutMs ?? 30_000;
+    let agent = this.agents.get(key);
+    if (!agent) {
+      const { timeout: _timeout, ...tlsOptions } = https
+        ? await this.connectOptions(useTls, connectTimeoutMs)
+        : {};
+      agent = this.agents.get(key);
+      if (!agent) {
+        const common = {
+          keepAlive: true,
+          maxSockets: this.options.connectionsPerOrigin ?? 16,
+          maxFreeSockets: this.options.connectionsPerOrigin ?? 16,
+          scheduling: 'lifo' as const,
+          // idle keep-alive sockets are closed after this (active requests are not affected)
+          timeout: this.options.keepAliveTimeoutMs ?? 30_000,
+        };
+        agent = https ? new HttpsAgent({ ...common, ...tlsOptions }) : new HttpAgent(common);
+        this.agents.set(key, agent);
       }
     }
-    return pool;
+    return { agent, connectTimeout };
   }
 
   /**
@@ -274,29 +300,23 @@ export class Transport {
     this.options.debug?.(`#${id} ${req.method} ${url}`);
     try {
       if (req.signal?.aborted) throw req.signal.reason ?? new Error('aborted');
-      const pool = await this.pool(req.url, req.tls, req.connectTimeoutMs);
+      const { agent, connectTimeout } = await this.agent(req.url, req.tls, req.connectTimeoutMs);
       const headers: Record<string, string | string[]> = {
         'user-agent': this.options.userAgent ?? 'kimg',
         ...req.headers,
       };
-      const opts: Dispatcher.RequestOptions = {
-        method: req.method,
-        path: req.url.pathname + req.url.search,
-        headers,
-        body: req.body ?? null,
-        headersTimeout: req.stallMs,
-        bodyTimeout: req.stallMs,
-        highWaterMark: 256 * 1024,
-      };
-      if (req.signal) opts.signal = req.signal;
-      const res = await pool.request(opts);
+      const body = req.body ?? null;
+      if (Buffer.isBuffer(body) && !hasHeader(headers, 'content-length'))
+        headers['content-length'] = String(body.length);
+      const res = await exchange(req, agent, headers, body, connectTimeout);
       const durationMs = performance.now() - start;
-      if (endChannel.hasSubscribers) endChannel.publish({ ...msg, status: res.statusCode, durationMs });
+      if (endChannel.hasSubscribers) endChannel.publish({ ...msg, status: res.statusCode ?? 0, durationMs });
       this.options.debug?.(`#${id} ${res.statusCode} ${req.method} ${url} (${durationMs.toFixed(1)} ms)`);
+      watchBodyStall(res, req.stallMs);
       return {
-        status: res.statusCode,
-        headers: res.headers as ResponseHeaders,
-        body: res.body as unknown as Readable,
+        status: res.statusCode ?? 0,
+        headers: responseHeaders(res),
+        body: res,
         url: req.url,
         method: req.method,
       };
@@ -309,6 +329,110 @@ export class Transport {
       throw err;
     }
   }
+}
+
+function hasHeader(h: Record<string, unknown>, name: string): boolean {
+  return Object.keys(h).some((k) => k.toLowerCase() === name);
+}
+
+/** Headers as one string per name, an array for a header that came more than once. */
+function responseHeaders(res: IncomingMessage): ResponseHeaders {
+  const out: ResponseHeaders = {};
+  for (const [k, v] of Object.entries(res.headersDistinct)) {
+    if (v) out[k] = v.length === 1 ? v[0] : v;
+  }
+  return out;
+}
+
+/**
+ * Sends the request and resolves with the response once its headers arrived. Fails when the
+ * connection is not up within `connectTimeout` or the headers take longer than the stall window.
+ */
+function exchange(
+  req: HttpRequest,
+  agent: AnyAgent,
+  headers: Record<string, string | string[]>,
+  body: Buffer | Readable | null,
+  connectTimeout: number,
+): Promise<IncomingMessage> {
+  return new Promise<IncomingMessage>((resolve, reject) => {
+    const send = req.url.protocol === 'https:' ? httpsRequest : httpRequest;
+    let settled = false;
+    let connectTimer: NodeJS.Timeout | undefined;
+    const headersTimer = setTimeout(() => {
+      cr.destroy(codedError(HEADERS_TIMEOUT_CODE, `no response headers within ${req.stallMs} ms`));
+    }, req.stallMs);
+    const done = (): void => {
+      settled = true;
+      clearTimeout(headersTimer);
+      if (connectTimer) clearTimeout(connectTimer);
+    };
+    const cr: ClientRequest = send(
+      req.url,
+      {
+        method: req.method,
+        headers,
+        agent,
+        ...(req.signal ? { signal: req.signal } : {}),
+      },
+      (res) => {
+        done();
+        resolve(res);
+      },
+    );
+    cr.on('error', (e) => {
+      if (settled) return;
+      done();
+      reject(e);
+    });
+    cr.on('socket', (socket) => {
+      if (!(socket as { connecting?: boolean }).connecting) return;
+      connectTimer = setTimeout(
+        () => socket.destroy(codedError(CONNECT_TIMEOUT_CODE, `connect timeout after ${connectTimeout} ms`)),
+        connectTimeout,
+      );
+      socket.once('connect', () => clearTimeout(connectTimer));
+    });
+    if (body === null) cr.end();
+    else if (Buffer.isBuffer(body)) cr.end(body);
+    else {
+      body.once('error', (e) => cr.destroy(e));
+      body.pipe(cr);
+    }
+  });
+}
+
+/**
+ * Fails a response body with `UND_ERR_BODY_TIMEOUT` when no bytes arrive for `stallMs` while its
+ * consumer waits for them (it has started reading and nothing is buffered): time the consumer spends
+ * applying backpressure, or before it starts reading, does not count. Checked a few times per window by
+ * one unref'd timer per response.
+ */
+function watchBodyStall(res: IncomingMessage, stallMs: number): void {
+  if (res.complete) return;
+  const socket = res.socket;
+  let lastBytes = socket?.bytesRead ?? 0;
+  let lastProgress = performance.now();
+  const tick = Math.max(5, Math.min(1000, Math.floor(stallMs / 4)));
+  const timer = setInterval(() => {
+    if (res.complete || res.destroyed) return stop();
+    const now = performance.now();
+    const bytes = socket?.bytesRead ?? 0;
+    // Nobody reads the body yet (readableFlowing null), or bytes wait in its queue: not a stall.
+    if (bytes !== lastBytes || res.readableFlowing === null || res.readableLength > 0) {
+      lastBytes = bytes;
+      lastProgress = now;
+      return;
+    }
+    if (now - lastProgress >= stallMs) {
+      stop();
+      res.destroy(codedError(BODY_TIMEOUT_CODE, `no body bytes for ${stallMs} ms`));
+    }
+  }, tick);
+  timer.unref();
+  const stop = (): void => clearInterval(timer);
+  res.once('end', stop);
+  res.once('close', stop);
 }
 
 async function buildConnectOptions(

@@ -1,7 +1,10 @@
 /**
  * The body of one hashing worker thread (see `../hasher.ts`). It keeps one running hash per stream id
  * and answers in order: `u` (update) messages carry a transferred chunk and are acknowledged with the
- * byte count so the sender can bound the bytes in flight; `d` (digest) answers with the hex digest and
+ * byte count so the sender can bound the bytes in flight, the chunk's memory transferred back with the
+ * acknowledgement (the sender reuses it; memory left in this isolate would only be freed by a GC that a
+ * thread allocating next to nothing on its own heap hardly ever runs, which made a worker-hashed
+ * pull's memory grow with the image size); `d` (digest) answers with the hex digest and
  * forgets the stream; `x` discards it. Messages on one port are delivered in order, so a stream's chunks
  * are hashed in the order they were written.
  */
@@ -29,7 +32,10 @@ if (port) {
       }
       if (m.op === 'u') {
         h.update(m.buf);
-        port.postMessage({ op: 'a', id: m.id, n: m.buf.byteLength });
+        const ab = m.buf.buffer;
+        if (ab instanceof ArrayBuffer)
+          port.postMessage({ op: 'a', id: m.id, n: m.buf.byteLength, buf: ab }, [ab]);
+        else port.postMessage({ op: 'a', id: m.id, n: m.buf.byteLength });
       } else {
         hashes.delete(m.id);
         port.postMessage({ op: 'd', id: m.id, hex: h.digest('hex') });
