@@ -250,12 +250,12 @@ export function decodePulledRecord(text: string): ImagePulledRecord {
   const lastUpdatedTime = readString(obj, 'lastUpdatedTime', 'ImagePulledRecord');
   if (Number.isNaN(Date.parse(lastUpdatedTime)))
     throw new Error(`ImagePulledRecord: lastUpdatedTime ${quote(lastUpdatedTime)} is not a time`);
-  const mapping: Record<string, ImagePullCredentials> = {};
+  const mapping = credentialMappingOf();
   const raw = obj['credentialMapping'];
   if (raw !== undefined && raw !== null) {
     if (!isObject(raw)) throw new Error('ImagePulledRecord: credentialMapping must be an object');
     for (const [name, creds] of Object.entries(raw)) {
-      mapping[name] = decodeCredentials(creds, `credentialMapping[${quote(name)}]`);
+      setCredentials(mapping, name, decodeCredentials(creds, `credentialMapping[${quote(name)}]`));
     }
   }
   return { imageRef, lastUpdatedTime, credentialMapping: mapping };
@@ -302,10 +302,33 @@ export function canonicalCredentials(c: ImagePullCredentials): ImagePullCredenti
   return out;
 }
 
+/** An empty credential mapping. */
+export function credentialMappingOf(): Record<string, ImagePullCredentials> {
+  return {};
+}
+
+/**
+ * Sets `mapping[name]` as an own data property. Keys are image names read from files, so a key such as
+ * `__proto__` must be stored as data, not replace the object's prototype (plain assignment would).
+ */
+export function setCredentials(
+  mapping: Record<string, ImagePullCredentials>,
+  name: string,
+  creds: ImagePullCredentials,
+): void {
+  Object.defineProperty(mapping, name, {
+    value: creds,
+    enumerable: true,
+    writable: true,
+    configurable: true,
+  });
+}
+
 /** A deep copy of a record. */
 export function clonePulledRecord(r: ImagePulledRecord): ImagePulledRecord {
-  const mapping: Record<string, ImagePullCredentials> = {};
-  for (const [k, v] of Object.entries(r.credentialMapping)) mapping[k] = canonicalCredentials(v);
+  const mapping = credentialMappingOf();
+  for (const [k, v] of Object.entries(r.credentialMapping))
+    setCredentials(mapping, k, canonicalCredentials(v));
   return { imageRef: r.imageRef, lastUpdatedTime: r.lastUpdatedTime, credentialMapping: mapping };
 }
 
@@ -319,8 +342,9 @@ export function encodePulledRecord(record: ImagePulledRecord): string {
   };
   const names = Object.keys(record.credentialMapping).sort();
   if (names.length > 0) {
-    const mapping: Record<string, ImagePullCredentials> = {};
-    for (const n of names) mapping[n] = canonicalCredentials(record.credentialMapping[n] ?? {});
+    const mapping = credentialMappingOf();
+    for (const n of names)
+      setCredentials(mapping, n, canonicalCredentials(record.credentialMapping[n] ?? {}));
     doc['credentialMapping'] = mapping;
   }
   return JSON.stringify(doc) + '\n';

@@ -45,6 +45,8 @@ import {
   FilePullRecords,
   canonicalCredentials,
   clonePulledRecord,
+  credentialMappingOf,
+  setCredentials,
   pullRecordFileName,
   type ImagePullCredentials,
   type ImagePulledRecord,
@@ -259,8 +261,12 @@ export function mergePulledRecord(
 ): { record: ImagePulledRecord; changed: boolean } {
   const now = new Date(nowMs).toISOString();
   if (record === undefined) {
-    const fresh: ImagePulledRecord = { imageRef, lastUpdatedTime: now, credentialMapping: {} };
-    if (creds !== undefined) fresh.credentialMapping[name] = canonicalCredentials(creds);
+    const fresh: ImagePulledRecord = {
+      imageRef,
+      lastUpdatedTime: now,
+      credentialMapping: credentialMappingOf(),
+    };
+    if (creds !== undefined) setCredentials(fresh.credentialMapping, name, canonicalCredentials(creds));
     return { record: fresh, changed: true };
   }
   const empty =
@@ -269,10 +275,10 @@ export function mergePulledRecord(
       (creds.kubernetesSecrets ?? []).length === 0 &&
       (creds.kubernetesServiceAccounts ?? []).length === 0);
   if (empty) return { record, changed: false };
-  const current = record.credentialMapping[name];
+  const current = Object.hasOwn(record.credentialMapping, name) ? record.credentialMapping[name] : undefined;
   if (current === undefined) {
     const out = clonePulledRecord(record);
-    out.credentialMapping[name] = canonicalCredentials(creds);
+    setCredentials(out.credentialMapping, name, canonicalCredentials(creds));
     out.lastUpdatedTime = now;
     return { record: out, changed: true };
   }
@@ -298,7 +304,7 @@ export function mergePulledRecord(
     next = { ...current, kubernetesServiceAccounts: m.list };
   }
   const out = clonePulledRecord(record);
-  out.credentialMapping[name] = canonicalCredentials(next);
+  setCredentials(out.credentialMapping, name, canonicalCredentials(next));
   out.lastUpdatedTime = now;
   return { record: out, changed: true };
 }
@@ -399,7 +405,9 @@ export function mustAttemptImagePull(input: VerificationInput): VerificationVerd
   } catch {
     return { ...base, mustPull: true, reason: 'invalid-image-name' };
   }
-  const cached = input.record.credentialMapping[name];
+  const cached = Object.hasOwn(input.record.credentialMapping, name)
+    ? input.record.credentialMapping[name]
+    : undefined;
   if (cached === undefined) return { ...base, name, mustPull: true, reason: 'no-mapping' };
   if (cached.nodePodsAccessible === true)
     return { ...base, name, mustPull: false, reason: 'node-accessible' };
@@ -725,7 +733,7 @@ export class PullRecordsVerifier implements CredentialVerifier {
             const fresh: ImagePulledRecord = {
               imageRef,
               lastUpdatedTime: new Date(this.clock.now()).toISOString(),
-              credentialMapping: {},
+              credentialMapping: credentialMappingOf(),
             };
             if (p.kind === 'pulled') {
               await this.records.writeImagePulledRecord(fresh);
