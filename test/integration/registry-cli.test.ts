@@ -60,8 +60,9 @@ describe('registry CLI commands', () => {
     });
     // Two concurrent pushes of the same blobs into one repository race inside docker-registry 2.8
     // ("digest invalid / blob unknown" on the manifest PUT, seen in CI): push those one after another.
+    const plain = regs.plain;
     await Promise.all([
-      skopeoPush(multi, regs.plain, 'multi:1').then(() => skopeoPush(multi, regs.plain, 'multi:2')),
+      skopeoPush(multi, plain, 'multi:1').then(() => skopeoPush(multi, plain, 'multi:2')),
       skopeoPush(multi, regs.basic, 'multi:1'),
       skopeoPush(multi, regs.tls, 'multi:1'),
     ]);
