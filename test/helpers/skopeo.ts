@@ -73,6 +73,12 @@ export function skopeoRegistryFlags(
 }
 
 /**
+ * Pushes to one registry run one after another: docker-registry 2.8 races when two uploads of the
+ * same blobs overlap ("digest invalid" / "blob unknown" on the manifest PUT, seen in CI).
+ */
+const pushChains = new Map<string, Promise<unknown>>();
+
+/**
  * `skopeo copy oci:<layout>:<tag> docker://<reg.host>/<repoTag>` with the credentials, cert dir or
  * tls-verify=false the registry's mode needs. `format: 'v2s2'` converts to Docker schema2 (manifest
  * list for an index); `all` copies every platform of an index (default: true for an index image, so
@@ -83,6 +89,22 @@ export async function skopeoPush(
   reg: StartedRegistry,
   repoTag: string,
   opts: { format?: 'v2s2'; all?: boolean; anonymous?: boolean } = {},
+): Promise<void> {
+  const previous = pushChains.get(reg.host) ?? Promise.resolve();
+  const mine = previous.catch(() => undefined).then(() => pushNow(img, reg, repoTag, opts));
+  pushChains.set(reg.host, mine);
+  try {
+    await mine;
+  } finally {
+    if (pushChains.get(reg.host) === mine) pushChains.delete(reg.host);
+  }
+}
+
+async function pushNow(
+  img: GeneratedImage,
+  reg: StartedRegistry,
+  repoTag: string,
+  opts: { format?: 'v2s2'; all?: boolean; anonymous?: boolean },
 ): Promise<void> {
   const flags = skopeoRegistryFlags(reg, 'dest-', { anonymous: opts.anonymous === true });
   const all = opts.all ?? img.manifests.length > 1;
