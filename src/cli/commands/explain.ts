@@ -303,7 +303,11 @@ async function explainOne(
     let verified: boolean | undefined;
     if (deps.verifying && present && deps.verifier !== undefined && x.presence.imageId !== undefined) {
       const matches = lookup?.matches ?? [];
-      x.verification = await deps.verifier.explain(kubeletImage ?? t.image, x.presence.imageId, async () => matches);
+      x.verification = await deps.verifier.explain(
+        kubeletImage ?? t.image,
+        x.presence.imageId,
+        async () => matches,
+      );
       verified = !x.verification.verdict.mustPull;
     } else if (deps.verifying && present) {
       verified = true;
@@ -390,7 +394,8 @@ function formatText(x: ImageExplanation): string {
       `  Resolved:     ${x.resolved.error !== undefined ? `error: ${x.resolved.error.message}` : `${x.resolved.digest ?? ''}${x.resolved.unchanged ? ' (same as the present image)' : ''}`}`,
     );
   }
-  if (x.verification !== undefined) lines.push(`  Verification: ${x.verification.summary} [policy ${x.verification.policy}]`);
+  if (x.verification !== undefined)
+    lines.push(`  Verification: ${x.verification.summary} [policy ${x.verification.policy}]`);
   if (x.decision !== undefined) lines.push(`  Decision:     ${x.decision.action} (${x.decision.reason})`);
   lines.push(`  Next:         ${x.next}`);
   return lines.join('\n') + '\n';

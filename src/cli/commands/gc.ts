@@ -148,7 +148,11 @@ export function registerGc(program: Command, ctx: CliContext): void {
           state: new FileImageGCStateStore(store.root),
           hints: storeUsageHints(store),
           sweep: async () => (await store.gc()).bytesFreed,
-          pinnedImages: [...DEFAULT_PINNED_IMAGES, ...(config?.kimg.pinnedImages ?? []), ...(opts.pinned ?? [])],
+          pinnedImages: [
+            ...DEFAULT_PINNED_IMAGES,
+            ...(config?.kimg.pinnedImages ?? []),
+            ...(opts.pinned ?? []),
+          ],
         });
         const inUse = opts.inUse ?? [];
         return opts.dryRun ? await manager.plan({ inUse }) : await manager.garbageCollect({ inUse });
