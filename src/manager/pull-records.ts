@@ -414,6 +414,31 @@ function isTempName(name: string): boolean {
 }
 
 /**
+ * Decodes one record file's text and checks that its key hashes to the file name; reports `invalid`
+ * or `key-mismatch` through `problem` and returns undefined for a bad file (shared by both accessors).
+ */
+function decodeRecordFile<T>(
+  name: string,
+  text: string,
+  decode: (text: string) => T,
+  keyOf: (item: T) => string,
+  problem: (kind: 'invalid' | 'key-mismatch', message: string) => void,
+): T | undefined {
+  let item: T;
+  try {
+    item = decode(text);
+  } catch (e) {
+    problem('invalid', e instanceof Error ? e.message : String(e));
+    return undefined;
+  }
+  if (pullRecordFileName(keyOf(item)) !== name) {
+    problem('key-mismatch', `the record's key ${quote(keyOf(item))} does not hash to the file name`);
+    return undefined;
+  }
+  return item;
+}
+
+/**
  * Pull records as files under `<root>/pull-records/` (see the module comment). The directories are
  * created on first write; a missing directory lists as empty.
  */
@@ -517,18 +542,8 @@ export class FilePullRecords implements PullRecordsAccessor {
         continue;
       }
       if (text === undefined) continue; // removed meanwhile
-      let item: T;
-      try {
-        item = decode(text);
-      } catch (e) {
-        problem('invalid', e instanceof Error ? e.message : String(e));
-        continue;
-      }
-      if (pullRecordFileName(keyOf(item)) !== name) {
-        problem('key-mismatch', `the record's key ${quote(keyOf(item))} does not hash to the file name`);
-        continue;
-      }
-      items.push(item);
+      const item = decodeRecordFile(name, text, decode, keyOf, problem);
+      if (item !== undefined) items.push(item);
     }
     return { items, problems };
   }
@@ -634,18 +649,8 @@ export class MemoryPullRecords implements PullRecordsAccessor {
         problem('unknown-name', 'not a record file name (expected sha256-<64 hex>)');
         continue;
       }
-      let item: T;
-      try {
-        item = decode(text);
-      } catch (e) {
-        problem('invalid', e instanceof Error ? e.message : String(e));
-        continue;
-      }
-      if (pullRecordFileName(keyOf(item)) !== name) {
-        problem('key-mismatch', `the record's key ${quote(keyOf(item))} does not hash to the file name`);
-        continue;
-      }
-      items.push(item);
+      const item = decodeRecordFile(name, text, decode, keyOf, problem);
+      if (item !== undefined) items.push(item);
     }
     return { items, problems };
   }
