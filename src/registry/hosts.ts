@@ -24,6 +24,7 @@
  * (`plainHttp`, the CLI's `--plain-http HOST`), where `localhost` or an IP without a port matches that
  * host on any port. `docker.io` maps to `registry-1.docker.io`.
  */
+import { goParseDuration } from '../config/index.js';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { KimgError, isKimgError } from '../errors/index.js';
@@ -252,31 +253,14 @@ function absPath(p: string, base: string): string {
   return isAbsolute(p) ? p : join(base, p);
 }
 
-/** Parses a Go `time.Duration` string (`1h2m3.5s`, `300ms`, `-1.5h` rejected) into ms. */
+/**
+ * Parses a Go `time.Duration` string (`1h2m3.5s`, `300ms`) into milliseconds, with Go's own grammar
+ * (`goParseDuration` of src/config); negative durations are rejected (a timeout cannot be negative).
+ */
 export function parseGoDuration(s: string): number | undefined {
-  if (s === '0') return 0;
-  const re = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/y;
-  const unit: Record<string, number> = {
-    ns: 1e-6,
-    us: 1e-3,
-    µs: 1e-3,
-    μs: 1e-3,
-    ms: 1,
-    s: 1000,
-    m: 60_000,
-    h: 3_600_000,
-  };
-  let i = s.startsWith('+') ? 1 : 0;
-  if (i >= s.length) return undefined;
-  let total = 0;
-  while (i < s.length) {
-    re.lastIndex = i;
-    const m = re.exec(s);
-    if (!m) return undefined;
-    total += Number(m[1]) * (unit[m[2] as string] as number);
-    i = re.lastIndex;
-  }
-  return Number.isFinite(total) ? total : undefined;
+  const r = goParseDuration(s);
+  if (!r.ok || r.ns < 0n) return undefined;
+  return Number(r.ns) / 1e6;
 }
 
 /** The directories containerd searches for `host` under `root`, in order (containerd `hostPaths`). */
