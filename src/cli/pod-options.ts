@@ -39,6 +39,7 @@ import {
   type PodManifest,
 } from '../manager/index.js';
 import type { CliContext } from './context.js';
+import { collect } from './collect.js';
 
 /** Options of the pod-reading commands (commander camel-cases the flags). */
 export interface PodCliOptions {
@@ -50,8 +51,6 @@ export interface PodCliOptions {
   dockerConfig?: string[];
   alwaysPullImages?: boolean;
 }
-
-const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
 /** Adds `-f`, `--pod`, `--config`, `--no-node-config`, `--kubelet-root-dir`, `--always-pull-images`. */
 export function addPodOptions(cmd: Command, options: { fileRequired: boolean }): Command {

@@ -27,6 +27,7 @@ import { KimgError } from '../errors/index.js';
 import { RegistryClient, debugFromEnv, type RegistryClientOptions } from '../registry/index.js';
 import type { CliContext } from './context.js';
 import { kimgVersion } from './version.js';
+import { collect } from './collect.js';
 
 /** Parsed values of the registry options (commander camel-cases the flags). */
 export interface RegistryCliOptions {
@@ -37,8 +38,6 @@ export interface RegistryCliOptions {
   hostsDir?: string;
   stallTimeout?: string;
 }
-
-const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
 /** Adds the shared registry options to `cmd`: credentials, then the transport options. */
 export function addRegistryOptions(cmd: Command): Command {

@@ -26,6 +26,7 @@ import { KimgError, quote } from '../../errors/index.js';
 import type { CliContext } from '../context.js';
 import { parseOutputFormat, toJson, toTable, toYaml } from '../output.js';
 import type { RegisterCommand } from './index.js';
+import { collect } from '../collect.js';
 
 interface CredsOptions {
   dockerConfig: string[];
@@ -39,8 +40,6 @@ interface CredsOptions {
   output: string;
   all?: boolean;
 }
-
-const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
 function addSourceOptions(cmd: Command): Command {
   return cmd

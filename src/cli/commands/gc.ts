@@ -37,6 +37,7 @@ import type { CliContext } from '../context.js';
 import { EXIT_STATUS_BY_CODE, ExitStatus } from '../exit-codes.js';
 import { parseOutputFormat, toJson, toTable } from '../output.js';
 import { addStoreOptions, withStore, type StoreCliOptions } from '../store-options.js';
+import { collect } from '../collect.js';
 
 interface GcCliOptions extends StoreCliOptions {
   dryRun?: boolean;
@@ -45,8 +46,6 @@ interface GcCliOptions extends StoreCliOptions {
   pinned?: string[];
   output: string;
 }
-
-const collect = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), v];
 
 function iso(ms: number): string | null {
   return ms > 0 ? new Date(ms).toISOString() : null;

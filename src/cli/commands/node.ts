@@ -25,8 +25,7 @@ import { ExitStatus } from '../exit-codes.js';
 import { toTable } from '../output.js';
 import { loadCliNodeConfig } from '../pod-options.js';
 import type { RegisterCommand } from './index.js';
-
-const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+import { collect } from '../collect.js';
 
 interface NodeCliOptions {
   config: string;

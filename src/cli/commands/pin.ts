@@ -36,8 +36,7 @@ import {
   type RegistryCliOptions,
 } from '../registry-options.js';
 import type { RegisterCommand } from './index.js';
-
-const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+import { collect } from '../collect.js';
 
 /** Credential options shared by `pin` and `admission serve`. */
 export interface ResolverCliOptions extends RegistryCliOptions {

@@ -12,14 +12,13 @@ import { applyPodDefaults } from '../../manager/index.js';
 import type { CliContext } from '../context.js';
 import { parseOutputFormat, toJson, toYaml } from '../output.js';
 import type { RegisterCommand } from './index.js';
+import { collect } from '../collect.js';
 
 interface PodDefaultsOptions {
   filename: string[];
   alwaysPullImages?: boolean;
   output: string;
 }
-
-const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
 export const registerPod: RegisterCommand = (program: Command, ctx: CliContext) => {
   const pod = program

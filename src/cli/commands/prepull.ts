@@ -18,8 +18,7 @@ import { EXIT_STATUS_BY_CODE, ExitStatus } from '../exit-codes.js';
 import { parseOutputFormat, toJson, toTable, toYaml } from '../output.js';
 import { loadCliNodeConfig } from '../pod-options.js';
 import type { RegisterCommand } from './index.js';
-
-const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+import { collect } from '../collect.js';
 
 interface PrepullCliOptions {
   filename: string;
