@@ -1148,6 +1148,19 @@ export class RegistryClient {
       followRedirects: false,
       call: opts,
     };
+    /** The closing PUT of a chunked or streamed upload: `?digest=` on the last Location, no body. */
+    const closeUpload = async (loc: URL): Promise<HttpResponse> => {
+      const fin = new URL(loc.href);
+      fin.searchParams.set('digest', desc.digest);
+      const { res } = await this.execute({
+        ...base,
+        method: 'PUT',
+        url: fin,
+        headers: { 'content-length': '0' },
+        accept: (s) => s === 201 || s === 204,
+      });
+      return res;
+    };
     let finalRes: HttpResponse;
     if (data && opts.chunkSize && opts.chunkSize > 0 && data.length > opts.chunkSize) {
       let loc = location;
@@ -1168,15 +1181,7 @@ export class RegistryClient {
         loc = this.location(res, loc);
         discard(res.body);
       }
-      const fin = new URL(loc.href);
-      fin.searchParams.set('digest', desc.digest);
-      ({ res: finalRes } = await this.execute({
-        ...base,
-        method: 'PUT',
-        url: fin,
-        headers: { 'content-length': '0' },
-        accept: (s) => s === 201 || s === 204,
-      }));
+      finalRes = await closeUpload(loc);
     } else if (data) {
       ({ res: finalRes } = await this.execute({
         ...base,
@@ -1217,15 +1222,7 @@ export class RegistryClient {
       });
       const loc = this.location(res, location);
       discard(res.body);
-      const fin = new URL(loc.href);
-      fin.searchParams.set('digest', desc.digest);
-      ({ res: finalRes } = await this.execute({
-        ...base,
-        method: 'PUT',
-        url: fin,
-        headers: { 'content-length': '0' },
-        accept: (s) => s === 201 || s === 204,
-      }));
+      finalRes = await closeUpload(loc);
     }
     const got = header(finalRes.headers, 'docker-content-digest');
     discard(finalRes.body);
