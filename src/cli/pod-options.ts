@@ -33,6 +33,7 @@ import {
 import { KimgError, quote } from '../errors/index.js';
 import {
   applyPodDefaults,
+  runtimeHandlerFor,
   type CredentialCandidate,
   type CredentialResolver,
   type PodInfo,
@@ -156,12 +157,8 @@ export async function loadPods(
       file: p.file,
       secrets,
     };
-    const spec = (object.spec ?? {}) as Record<string, unknown>;
-    if (typeof spec.runtimeClassName === 'string' && spec.runtimeClassName !== '') {
-      const rc = objects.find((o) => o.kind === 'RuntimeClass' && o.name === spec.runtimeClassName);
-      const handler = rc?.object.handler;
-      loaded.runtimeHandler = typeof handler === 'string' && handler !== '' ? handler : spec.runtimeClassName;
-    }
+    const handler = runtimeHandlerFor(object, objects);
+    if (handler !== undefined) loaded.runtimeHandler = handler;
     out.push(loaded);
   }
   return { pods: out, objects };

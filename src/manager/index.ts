@@ -219,3 +219,4 @@ export {
   type ImageGCRunOptions,
   type ImageGCResult,
 } from './image-gc.js';
+export { runtimeHandlerFor, type RuntimeClassSource } from './runtime-class.js';

@@ -57,6 +57,7 @@ import {
   imageGCPolicyFromConfig,
   imageManagerOptionsFromConfig,
   openNodeVerifier,
+  runtimeHandlerFor,
   storeUsageHints,
   type CredentialCandidate,
   type FsUsageSource,
@@ -738,12 +739,8 @@ export async function startNodeAgent(options: NodeAgentOptions): Promise<NodeAge
         hash: m.hash,
         object,
       };
-      const spec = (object.spec ?? {}) as Record<string, unknown>;
-      if (typeof spec.runtimeClassName === 'string' && spec.runtimeClassName !== '') {
-        const rc = secretObjects.find((o) => o.kind === 'RuntimeClass' && o.name === spec.runtimeClassName);
-        const handler = rc?.object.handler;
-        pod.runtimeHandler = typeof handler === 'string' && handler !== '' ? handler : spec.runtimeClassName;
-      }
+      const handler = runtimeHandlerFor(object, secretObjects);
+      if (handler !== undefined) pod.runtimeHandler = handler;
       return pod;
     };
 
