@@ -21,7 +21,7 @@
  * `pkg/kubelet/images/pullmanager/image_pull_policies.go` (getAllowlistImagePattern); staging kubelet
  * `config/v1beta1/types.go` @ 63b32497 (field names and types).
  */
-import { quote } from '../errors/index.js';
+import { quote, quoteValue } from '../errors/index.js';
 import { parseImageName } from '../reference/index.js';
 import { FEATURE_GATES, isFeatureGateName, resolveFeatureGates, type FeatureGates } from './feature-gates.js';
 import { goDurationString, goQuote, goParseDuration } from './go-text.js';
@@ -134,7 +134,7 @@ function describe(v: unknown): string {
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'a mapping';
   if (typeof v === 'string') return `the string ${quote(v, 60)}`;
-  return `${typeof v} ${String(v)}`;
+  return `${typeof v} ${quoteValue(v)}`;
 }
 
 /** An int32 field; `undefined`/`null` mean unset. Records a problem and returns undefined for bad values. */

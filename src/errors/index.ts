@@ -11,6 +11,7 @@ export {
   isKimgErrorCode,
   toKimgError,
   quote,
+  quoteValue,
   type KimgErrorDetails,
   type KimgErrorOptions,
   type KimgErrorLike,

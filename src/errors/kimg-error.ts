@@ -123,3 +123,19 @@ export function quote(input: string, max = 200): string {
   const s = input.length > max ? input.slice(0, max) + '…' : input;
   return JSON.stringify(s);
 }
+
+/**
+ * Quote any decoded value for a message: strings as {@link quote}, everything else as capped JSON.
+ * Never throws — a parsed file can hold `{"toString": null}`, which `String(v)` would choke on.
+ */
+export function quoteValue(v: unknown, max = 200): string {
+  if (typeof v === 'string') return quote(v, max);
+  let s: string | undefined;
+  try {
+    s = JSON.stringify(v);
+  } catch {
+    s = undefined;
+  }
+  if (s === undefined) return `<${typeof v}>`;
+  return s.length > max ? s.slice(0, max) + '…' : s;
+}

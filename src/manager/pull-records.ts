@@ -32,7 +32,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { KimgError, quote } from '../errors/index.js';
+import { KimgError, quote, quoteValue } from '../errors/index.js';
 
 /** The API version kimg writes (the kubelet's since 1.35). */
 export const PULL_RECORDS_API_VERSION = 'kubelet.config.k8s.io/v1beta1';
@@ -221,9 +221,9 @@ function decodeHeader(text: string, kind: string): Record<string, unknown> {
     throw new Error(`not JSON: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }
   if (!isObject(obj)) throw new Error('not a JSON object');
-  if (obj['kind'] !== kind) throw new Error(`kind is ${quote(String(obj['kind']))}, expected ${quote(kind)}`);
+  if (obj['kind'] !== kind) throw new Error(`kind is ${quoteValue(obj['kind'])}, expected ${quote(kind)}`);
   if (!(PULL_RECORDS_READ_VERSIONS as readonly unknown[]).includes(obj['apiVersion'])) {
-    throw new Error(`apiVersion ${quote(String(obj['apiVersion']))} is not supported`);
+    throw new Error(`apiVersion ${quoteValue(obj['apiVersion'])} is not supported`);
   }
   return obj;
 }

@@ -7,7 +7,7 @@
  * layout (failures are `STORE_CORRUPT`, naming the file) and for layouts given to `load`/`save`
  * (failures are `LAYOUT_INVALID`). Manifests are never re-serialized: the store keeps registry bytes.
  */
-import { KimgError, quote, type KimgErrorCode } from '../errors/index.js';
+import { KimgError, quote, quoteValue, type KimgErrorCode } from '../errors/index.js';
 import {
   isIndexMediaType,
   isManifestMediaType,
@@ -75,7 +75,7 @@ export function checkDescriptor(v: unknown, file: string, where: string, code: L
   if (typeof v.mediaType !== 'string' || v.mediaType === '')
     throw invalid(code, file, `${where}.mediaType is missing`);
   if (!isValidDigest(v.digest))
-    throw invalid(code, file, `${where}.digest ${quote(String(v.digest))} is not a valid digest`);
+    throw invalid(code, file, `${where}.digest ${quoteValue(v.digest)} is not a valid digest`);
   if (typeof v.size !== 'number' || !Number.isSafeInteger(v.size) || v.size < 0)
     throw invalid(code, file, `${where}.size is not a non-negative integer`);
   if (v.annotations !== undefined) {

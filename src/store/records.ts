@@ -9,7 +9,7 @@
  * of writes and the repair on open).
  */
 import { createHash } from 'node:crypto';
-import { KimgError, quote } from '../errors/index.js';
+import { KimgError, quote, quoteValue } from '../errors/index.js';
 import type { Descriptor, OciPlatform } from '../oci/index.js';
 import { isValidDigest } from './internal/digest.js';
 
@@ -112,7 +112,7 @@ export function validateRecord(v: unknown, file?: string): ImageRecord {
     return v[k] as string;
   };
   const dig = (k: string) => {
-    if (!isValidDigest(v[k])) throw fail(`${k} ${quote(String(v[k]))} is not a valid digest`);
+    if (!isValidDigest(v[k])) throw fail(`${k} ${quoteValue(v[k])} is not a valid digest`);
     return v[k] as string;
   };
   const name = str('name');

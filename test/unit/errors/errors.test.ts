@@ -9,6 +9,7 @@ import {
   isKimgError,
   isKimgErrorCode,
   toKimgError,
+  quoteValue,
 } from '../../../src/errors/index.js';
 import { EXIT_STATUS_BY_CODE } from '../../../src/cli/exit-codes.js';
 import { Secret } from '../../../src/credentials/index.js';
@@ -96,4 +97,16 @@ test('Secret never prints its value', () => {
   assert.ok(!Object.keys(s).length);
   const err = new KimgError('UNAUTHORIZED', `refused ${s}`);
   assert.ok(!err.message.includes(canary));
+});
+
+test('quoteValue never throws and caps its output', () => {
+  assert.equal(quoteValue('a"b'), '"a\\"b"');
+  assert.equal(quoteValue({ toString: null }), '{"toString":null}');
+  assert.equal(quoteValue(undefined), '<undefined>');
+  assert.equal(quoteValue(Symbol('s')), '<symbol>');
+  const cyclic: Record<string, unknown> = {};
+  cyclic.self = cyclic;
+  assert.equal(quoteValue(cyclic), '<object>');
+  assert.equal(quoteValue(10n), '<bigint>');
+  assert.equal(quoteValue([1, 2, 3], 3), '[1,…');
 });

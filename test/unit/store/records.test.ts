@@ -89,3 +89,12 @@ test('property: any text as a record file, index.json or manifest gives a value 
     fuzzParams(),
   );
 });
+
+test('a decoded value that cannot be stringified (toString: null) is still a coded error', () => {
+  // Regression: fast-check seed 282680111 found `String(v)` throwing a TypeError on this input.
+  const text = JSON.stringify({ version: 1, record: { ...RECORD, digest: { toString: null } } });
+  assert.throws(
+    () => parseRecordFile(text, '/r.json'),
+    (e: unknown) => isKimgError(e, 'STORE_CORRUPT') && /digest \{"toString":null\} is not a valid digest/.test(e.message),
+  );
+});
