@@ -34,7 +34,7 @@ import {
 import { Authorizer, normalizeScopes, repositoryScope, scopesCover, type AuthDecision } from './auth.js';
 import { debugFromEnv, retryChannel } from './diagnostics.js';
 import { resolveRegistryEndpoints, type HostCapability, type RegistryEndpoint } from './hosts.js';
-import { BlobReader } from './internal/blob-reader.js';
+import { BlobReader, type BlobSink } from './internal/blob-reader.js';
 import { discard, readCapped } from './internal/body.js';
 import { errorFromResponse, type ErrorContext } from './internal/http-errors.js';
 import { redactUrl } from './internal/redact.js';
@@ -211,6 +211,8 @@ interface Op {
   accept: (status: number) => boolean;
   /** No auth, no ping (the ping itself). */
   noAuth?: boolean;
+  /** Bulk body (blob GET): the transport's lean HTTP/1.1 path (see `HttpRequest.direct`). */
+  direct?: boolean;
 }
 
 interface OpResult {
@@ -534,6 +536,7 @@ export class RegistryClient {
         stallMs,
         tls: current.host === ep.host ? ep.tls : undefined,
         connectTimeoutMs: ep.dialTimeoutMs,
+        direct: op.direct,
       });
       if (!op.followRedirects || !REDIRECTS.has(res.status) || (method !== 'GET' && method !== 'HEAD'))
         return res;
@@ -932,6 +935,32 @@ export class RegistryClient {
     desc: Pick<Descriptor, 'digest' | 'size'>,
     opts: OpenBlobOptions = {},
   ): Promise<Readable> {
+    return (await this.startBlob(repo, desc, opts, undefined)) ?? Readable.from([]);
+  }
+
+  /**
+   * Downloads a blob into `sink` (the store's ingest writer): the bytes go from the connection's read
+   * buffer straight into `sink.write`, with no stream and no copy in between (see `h1.ts` for why).
+   * Same options, errors, resumption and verification as {@link openBlob}; resolves once every byte
+   * was taken by the sink.
+   */
+  async copyBlob(
+    repo: RepositoryRef,
+    desc: Pick<Descriptor, 'digest' | 'size'>,
+    sink: BlobSink,
+    opts: OpenBlobOptions = {},
+  ): Promise<void> {
+    const reader = await this.startBlob(repo, desc, opts, sink);
+    if (reader) await reader.done();
+  }
+
+  /** Validates, opens and starts a blob download; undefined when there is nothing to fetch. */
+  private async startBlob(
+    repo: RepositoryRef,
+    desc: Pick<Descriptor, 'digest' | 'size'>,
+    opts: OpenBlobOptions,
+    sink: BlobSink | undefined,
+  ): Promise<BlobReader | undefined> {
     const verify = opts.verify ?? true;
     const offset = opts.offset ?? 0;
     parseDigest(desc.digest);
@@ -976,6 +1005,7 @@ export class RegistryClient {
           followRedirects: true,
           call: { ...opts, signal },
           accept: (s) => s === 200 || s === 206 || s === 416,
+          direct: true,
         });
         return res;
       },
@@ -992,11 +1022,13 @@ export class RegistryClient {
         signal: opts.signal,
         onProgress: opts.onProgress,
         debug: this.debug,
+        sink,
       },
     );
     if (desc.size === 0 && offset === 0 && !verify) {
       // nothing to fetch
-      return Readable.from([]);
+      reader.destroy();
+      return undefined;
     }
     try {
       await reader.start();

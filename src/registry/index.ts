@@ -22,6 +22,7 @@ export {
   type PushBlobResult,
   type BlobContent,
 } from './client.js';
+export type { BlobSink } from './internal/blob-reader.js';
 export { repositoryScope, normalizeScopes, DEFAULT_TOKEN_LIFETIME_S } from './auth.js';
 export { parseWwwAuthenticate, challengeScopes, type AuthChallenge } from './www-authenticate.js';
 export {

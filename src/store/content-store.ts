@@ -121,6 +121,21 @@ export interface IngestWriter {
   status(): IngestStatus;
   /** A Writable over `write` for `stream.pipeline` (backpressure included). It does not commit. */
   writable(): Writable;
+  /**
+   * The writer as a synchronous chunk sink (the registry client's `copyBlob` feeds it borrowed socket
+   * bytes without a stream in between). It does not commit.
+   */
+  sink(): ChunkSink;
+}
+
+/**
+ * Takes chunks synchronously: `write` copies what it keeps (the caller may reuse `chunk` as soon as it
+ * returns) and returns false when the consumer should wait for `onDrain` before the next chunk; it
+ * throws when the writer failed. The registry client's `BlobSink` has this shape.
+ */
+export interface ChunkSink {
+  write(chunk: Uint8Array): boolean;
+  onDrain(cb: (err?: Error) => void): void;
 }
 
 /** The content store seam (containerd `content.Store`). */
@@ -503,6 +518,33 @@ class ExistingWriter implements IngestWriter {
   writable(): Writable {
     return writableOver(this);
   }
+  sink(): ChunkSink {
+    return sinkOver(this);
+  }
+}
+
+/** A sink over the async `write` of a writer that has no synchronous path. */
+function sinkOver(w: IngestWriter): ChunkSink {
+  let pending: Promise<void> = Promise.resolve();
+  let failure: Error | undefined;
+  let queued = 0;
+  return {
+    write(chunk) {
+      if (failure) throw failure;
+      const copy = Buffer.from(chunk);
+      queued++;
+      pending = pending
+        .then(() => w.write(copy))
+        .catch((e: unknown) => {
+          failure ??= e instanceof Error ? e : new Error(String(e));
+        })
+        .finally(() => queued--);
+      return queued < 2;
+    },
+    onDrain(cb) {
+      void pending.then(() => cb(failure));
+    },
+  };
 }
 
 function writableOver(w: IngestWriter): Writable {
@@ -549,9 +591,16 @@ class LocalIngestWriter implements IngestWriter {
   offset = 0;
   /** Bytes written to the data file. */
   private written = 0;
-  /** The reused write buffer; its first `used` bytes are accepted and not yet written. */
+  /** The buffer being filled; its first `used` bytes are accepted and not yet queued. */
   private buf: Buffer | undefined;
   private used = 0;
+  /** Full buffers to write, in order; the first is being written while `writing` is set. */
+  private queue: { buf: Buffer; bytes: number }[] = [];
+  private writing: Promise<void> | undefined;
+  /** Written buffers kept for reuse. */
+  private spare: Buffer[] = [];
+  private drainWaiters: ((err?: Error) => void)[] = [];
+  private discarding: Promise<void> | undefined;
   /** The background `fdatasync` in flight, if any, and the file size when the last one started. */
   private syncing: Promise<void> | undefined;
   private syncedUpTo = 0;
@@ -560,7 +609,7 @@ class LocalIngestWriter implements IngestWriter {
   private hash: StreamHasher | undefined;
   private state: WriterState = 'open';
   private startedAt = new Date();
-  private updatedAt = new Date();
+  private updatedAtMs = Date.now();
   private failure: unknown;
 
   constructor(
@@ -647,44 +696,122 @@ class LocalIngestWriter implements IngestWriter {
     }
   }
 
-  async write(chunk: Uint8Array): Promise<void> {
+  /**
+   * Takes a chunk synchronously (the sink path: `chunk` may be reused by the caller once this returns):
+   * copies it into the current write buffer and queues full buffers for writing. Returns false when a
+   * full buffer is waiting behind the one being written; the caller should wait for `onDrain`.
+   */
+  accept(chunk: Uint8Array): boolean {
     this.check();
     const n = chunk.byteLength;
-    if (n === 0) return;
+    if (n === 0) return this.queue.length < 2;
     if (this.expected.size !== undefined && this.offset + n > this.expected.size) {
       const actual = this.offset + n;
-      await this.discard();
-      throw new KimgError(
+      this.state = 'failed';
+      this.failure = new KimgError(
         'SIZE_MISMATCH',
         `content for ${this.expected.digest} is longer than its descriptor: ${actual} > ${this.expected.size} bytes (ingest discarded)`,
         { input: this.expected.digest, expected: this.expected.size, actual, bytesRead: actual },
       );
+      void this.discard();
+      this.notifyDrain();
+      throw this.failure;
     }
     let off = 0;
     while (off < n) {
       if (!this.buf)
         this.buf =
-          this.store.hasher.buffer?.(WRITE_BUFFER_BYTES) ?? Buffer.allocUnsafeSlow(WRITE_BUFFER_BYTES);
+          this.spare.pop() ??
+          this.store.hasher.buffer?.(WRITE_BUFFER_BYTES) ??
+          Buffer.allocUnsafeSlow(WRITE_BUFFER_BYTES);
       const k = Math.min(n - off, this.buf.byteLength - this.used);
-      this.buf.set(chunk.subarray(off, off + k), this.used);
+      this.buf.set(k === n ? chunk : chunk.subarray(off, off + k), this.used);
       this.used += k;
       off += k;
-      this.offset += k;
-      if (this.used === this.buf.byteLength) await this.flush();
+      if (this.used === this.buf.byteLength) this.enqueue();
     }
-    this.updatedAt = new Date();
+    this.offset += n;
+    this.updatedAtMs = Date.now();
+    return this.queue.length < 2;
+  }
+
+  /** Calls `cb` once the writer takes chunks again (or with the error that stopped it). */
+  onDrain(cb: (err?: Error) => void): void {
+    if (this.state !== 'open' || this.queue.length < 2) {
+      const err = this.state === 'open' ? undefined : this.stoppedError();
+      queueMicrotask(() => cb(err));
+      return;
+    }
+    this.drainWaiters.push(cb);
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    let ok: boolean;
+    try {
+      ok = this.accept(chunk);
+    } catch (e) {
+      if (this.discarding) await this.discarding;
+      throw e;
+    }
+    if (!ok) {
+      await new Promise<void>((resolve, reject) => this.onDrain((err) => (err ? reject(err) : resolve())));
+    }
+  }
+
+  private stoppedError(): Error {
+    if (this.state === 'failed' && this.failure instanceof Error) return this.failure;
+    return new KimgError('INTERNAL', `writer for ${quote(this.ref)} is closed`);
+  }
+
+  private notifyDrain(): void {
+    if (this.drainWaiters.length === 0) return;
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    const err = this.state === 'failed' ? this.stoppedError() : undefined;
+    for (const cb of waiters) cb(err);
+  }
+
+  /** Queues the current buffer (full, or the tail) for writing and starts the write loop. */
+  private enqueue(): void {
+    const buf = this.buf;
+    if (!buf || this.used === 0) return;
+    this.queue.push({ buf, bytes: this.used });
+    this.buf = undefined;
+    this.used = 0;
+    this.writing ??= this.runQueue();
   }
 
   /**
-   * Writes the buffered bytes at the file offset, then hashes them. Hashing what was written, after it
-   * was written, keeps the digest and the file in step even when a write fails half way. The hasher
-   * consumes the bytes synchronously (inline, or copied to a worker), so the buffer is free again
-   * afterwards.
+   * Writes the queued buffers strictly in order, one positional write at a time (so the ingest file is
+   * always a prefix of the blob, whatever moment the process dies at), hashing each after it was
+   * written: the digest and the file stay in step even when a write fails half way.
    */
+  private async runQueue(): Promise<void> {
+    try {
+      while (this.queue.length > 0 && this.state === 'open') {
+        const { buf, bytes } = this.queue[0] as { buf: Buffer; bytes: number };
+        await this.writeOut(buf, bytes);
+        this.queue.shift();
+        if (this.queue.length < 2) this.notifyDrain();
+      }
+    } catch (e) {
+      this.state = 'failed';
+      this.failure = e;
+      this.queue = [];
+      this.notifyDrain();
+    } finally {
+      this.writing = undefined;
+    }
+  }
+
+  /** Queues what is buffered and waits until everything accepted is written (or the writer failed). */
   private async flush(): Promise<void> {
-    const buf = this.buf;
-    const bytes = this.used;
-    if (!buf || bytes === 0) return;
+    if (this.state === 'open') this.enqueue();
+    while (this.writing) await this.writing;
+    if (this.state === 'failed') throw this.stoppedError();
+  }
+
+  private async writeOut(buf: Buffer, bytes: number): Promise<void> {
     const fh = this.fh as fsp.FileHandle;
     try {
       let done = 0;
@@ -693,11 +820,8 @@ class LocalIngestWriter implements IngestWriter {
         done += bytesWritten;
       }
     } catch (e) {
-      this.state = 'failed';
-      this.failure = e;
       throw ioError('write ingest', this.dataPath, e);
     }
-    this.used = 0;
     this.written += bytes;
     if (
       !this.syncing &&
@@ -714,19 +838,20 @@ class LocalIngestWriter implements IngestWriter {
       this.syncing = fh.datasync().then(done, done);
     }
     const hash = this.hash as StreamHasher;
-    const factory = this.store.hasher;
-    if (factory.buffer && bytes === buf.byteLength) {
-      // A worker pool: hand the full buffer over (no copy) and take another (one it handed back).
-      this.buf = undefined;
+    if (this.store.hasher.buffer && bytes === buf.byteLength) {
+      // A worker pool: hand the full buffer over (no copy); the next one comes from the pool.
       hash.take(buf);
     } else {
       hash.update(buf.subarray(0, bytes));
+      if (this.spare.length < 2) this.spare.push(buf);
     }
     noteBytesThrough(bytes);
     await hash.capacity();
   }
 
   async reset(): Promise<void> {
+    this.check();
+    while (this.writing) await this.writing;
     this.check();
     await this.syncing;
     this.used = 0;
@@ -740,6 +865,7 @@ class LocalIngestWriter implements IngestWriter {
   }
 
   private async release(): Promise<void> {
+    while (this.writing) await this.writing.catch(() => undefined);
     await this.syncing;
     this.state = 'done';
     this.hash?.dispose();
@@ -751,7 +877,13 @@ class LocalIngestWriter implements IngestWriter {
     this.unlockRef();
   }
 
-  private async discard(): Promise<void> {
+  /** Deletes the ingest and releases the lock (once, however many paths ask). */
+  private discard(): Promise<void> {
+    return (this.discarding ??= this.doDiscard());
+  }
+
+  private async doDiscard(): Promise<void> {
+    while (this.writing) await this.writing.catch(() => undefined);
     await this.syncing;
     const fh = this.fh;
     this.fh = undefined;
@@ -842,6 +974,7 @@ class LocalIngestWriter implements IngestWriter {
   }
 
   async close(): Promise<void> {
+    if (this.discarding) return this.discarding;
     if (this.state === 'done') return;
     try {
       if (this.state === 'open') await this.flush();
@@ -849,11 +982,14 @@ class LocalIngestWriter implements IngestWriter {
     } catch {
       // best effort: a resume re-hashes whatever is there
     }
-    await fsp.writeFile(join(this.dir, 'updatedat'), this.updatedAt.toISOString()).catch(() => undefined);
+    await fsp
+      .writeFile(join(this.dir, 'updatedat'), new Date(this.updatedAtMs).toISOString())
+      .catch(() => undefined);
     await this.release();
   }
 
   async abort(): Promise<void> {
+    if (this.discarding) return this.discarding;
     if (this.state === 'done') return;
     await this.discard();
   }
@@ -865,12 +1001,16 @@ class LocalIngestWriter implements IngestWriter {
       ...(this.expected.size !== undefined ? { total: this.expected.size } : {}),
       expected: this.expected.digest,
       startedAt: this.startedAt,
-      updatedAt: this.updatedAt,
+      updatedAt: new Date(this.updatedAtMs),
       lock: this.fileLock.info,
     };
   }
 
   writable(): Writable {
     return writableOver(this);
+  }
+
+  sink(): ChunkSink {
+    return { write: (chunk) => this.accept(chunk), onDrain: (cb) => this.onDrain(cb) };
   }
 }

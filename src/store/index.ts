@@ -21,6 +21,7 @@ export {
   DEFAULT_READ_BLOB_MAX,
   type ContentStore,
   type IngestWriter,
+  type ChunkSink,
   type BlobInfo,
   type ExpectedBlob,
   type WriterOptions,

@@ -18,7 +18,7 @@
  *
  * Progress is data (STYLE.md §9): typed events to a callback or an async iterator; the CLI renders them.
  */
-import { pipeline } from 'node:stream/promises';
+import { setMaxListeners } from 'node:events';
 import { KimgError, isKimgError } from '../errors/index.js';
 import {
   MediaType,
@@ -206,8 +206,18 @@ function abortError(signal: AbortSignal): KimgError {
 export async function pullImage(image: string, options: ImagePullOptions): Promise<ImagePullResult> {
   const started = Date.now();
   const emit = options.onProgress ?? (() => {});
+  // Every request and blob download in flight listens to the signal (a pull of many layers at a high
+  // concurrency passes the EventTarget's default of 10 listeners): listen through an own signal.
+  const outer = options.signal;
+  const inner = outer ? new AbortController() : undefined;
+  const forward = (): void => inner?.abort(outer?.reason);
+  if (inner) {
+    setMaxListeners(0, inner.signal);
+    if (outer?.aborted) forward();
+    else outer?.addEventListener('abort', forward, { once: true });
+  }
   try {
-    const result = await pullInner(image, options, emit);
+    const result = await pullInner(image, inner ? { ...options, signal: inner.signal } : options, emit);
     result.stats.seconds = (Date.now() - started) / 1000;
     return result;
   } catch (e) {
@@ -220,6 +230,8 @@ export async function pullImage(image: string, options: ImagePullOptions): Promi
           });
     emit({ type: 'error', code: err.code, message: err.message });
     throw err;
+  } finally {
+    outer?.removeEventListener('abort', forward);
   }
 }
 
@@ -567,7 +579,7 @@ async function pullInner(
     let committed = false;
     try {
       if (resumedFrom < desc.size) {
-        const body = await registry.openBlob(repo, desc, {
+        await registry.copyBlob(repo, desc, writer.sink(), {
           ...call,
           verify: false,
           offset: resumedFrom,
@@ -579,7 +591,6 @@ async function pullInner(
             }
           },
         });
-        await pipeline(body, writer.writable(), signal ? { signal } : {});
       }
       await writer.commit();
       committed = true;

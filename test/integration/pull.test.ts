@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { Transform, Writable, pipeline, type Readable } from 'node:stream';
+import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { runCli } from '../../src/cli/program.js';
 import type { CliContext } from '../../src/cli/context.js';
@@ -17,6 +17,7 @@ import { isKimgError } from '../../src/errors/index.js';
 import { MediaType } from '../../src/oci/index.js';
 import {
   RegistryClient,
+  type BlobSink,
   type OpenBlobOptions,
   type RegistryClientOptions,
   type RepositoryRef,
@@ -94,27 +95,32 @@ class HoldingClient extends RegistryClient {
   unhold(): void {
     this.gate = undefined;
   }
-  override async openBlob(
+  override async copyBlob(
     repo: RepositoryRef,
     desc: { digest: string; size: number },
+    sink: BlobSink,
     opts: OpenBlobOptions = {},
-  ): Promise<Readable> {
-    const body = await super.openBlob(repo, desc, opts);
+  ): Promise<void> {
     const gate = this.gate;
-    if (!gate || desc.size <= this.holdAt) return body;
+    if (!gate || desc.size <= this.holdAt) return super.copyBlob(repo, desc, sink, opts);
     const at = this.holdAt;
     const reach = this.reach;
     let passed = opts.offset ?? 0;
-    const held = new Transform({
-      transform(chunk: Buffer, _e, cb) {
+    // Past `holdAt` the sink reports itself full and its drain waits for the gate.
+    const held: BlobSink = {
+      write(chunk) {
         const before = passed;
         passed += chunk.length;
-        if (passed < at) return cb(null, chunk);
+        const ok = sink.write(chunk);
+        if (passed < at) return ok;
         if (before < at) reach();
-        void gate.then(() => cb(null, chunk));
+        return false;
       },
-    });
-    return pipeline(body, held, () => {});
+      onDrain(cb) {
+        void gate.then(() => sink.onDrain(cb));
+      },
+    };
+    return super.copyBlob(repo, desc, held, opts);
   }
 }
 

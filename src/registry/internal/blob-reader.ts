@@ -12,6 +12,11 @@
  *
  * In verifying mode every byte is hashed and the stream fails at the end with `DIGEST_MISMATCH`
  * instead of ending when the digest differs, so a consumer never sees a clean end of wrong content.
+ *
+ * With a `sink` the Readable side is not used: bytes go to `sink.write` synchronously as they come
+ * off the socket (borrowed from the connection's read buffer when the response is a `DirectBody`,
+ * so no copy and no stream in between), `false` pauses the socket until `sink.onDrain`, and
+ * `done()` resolves at the verified end or rejects with the failure.
  */
 import { Readable } from 'node:stream';
 import { KimgError, isKimgError } from '../../errors/index.js';
@@ -20,6 +25,17 @@ import { isRetryableNetworkError, type Clock, type RetryPolicy } from '../retry.
 import { discard } from './body.js';
 import { errorFromResponse, type ErrorContext } from './http-errors.js';
 import { header, transportError, type HttpResponse } from './transport.js';
+import { DirectBody } from './h1.js';
+
+/**
+ * A synchronous consumer of blob bytes. `write` must take (copy) what it keeps before returning: the
+ * chunk's memory is reused for the next socket read. It returns false to pause the download until the
+ * callback given to `onDrain` runs (with an error, the download fails with it); it may throw to fail it.
+ */
+export interface BlobSink {
+  write(chunk: Uint8Array): boolean;
+  onDrain(cb: (err?: Error) => void): void;
+}
 
 /** Opens the blob from `start` (sends `Range` when start > 0). Resolves with the raw response. */
 export type BlobOpener = (start: number, signal: AbortSignal | undefined) => Promise<HttpResponse>;
@@ -39,6 +55,8 @@ export interface BlobReaderOptions {
   signal?: AbortSignal | undefined;
   onProgress?: ((position: number, size: number) => void) | undefined;
   debug?: ((line: string) => void) | undefined;
+  /** Deliver to this sink instead of the Readable side (see the module comment). */
+  sink?: BlobSink | undefined;
 }
 
 /** Parses `Content-Range: bytes a-b/total` (total may be `*`). */
@@ -66,7 +84,16 @@ export class BlobReader extends Readable {
   private host = '';
   private finished = false;
 
-  private readonly onData = (chunk: Buffer): void => this.handleData(chunk);
+  private readonly onData = (chunk: Buffer): void => {
+    if (!this.handleData(chunk)) this.source?.pause();
+  };
+  private readonly onSinkData = (chunk: Buffer): boolean => this.handleData(chunk);
+  private readonly onSinkDrain = (err?: Error): void => {
+    if (this.finished || this.destroyed) return;
+    if (err) this.fail(err);
+    else this.resumeSource();
+  };
+  private sinkResult: { resolve: () => void; reject: (e: Error) => void; promise: Promise<void> } | undefined;
   private readonly onEnd = (): void => this.handleEnd();
   private readonly onError = (e: Error): void => this.handleError(e);
 
@@ -77,6 +104,28 @@ export class BlobReader extends Readable {
     super({ highWaterMark: 64 * 1024 });
     this.position = o.offset;
     this.verifier = o.verify ? new ContentVerifier(o.digest, o.size, { what: o.what }) : undefined;
+    if (o.sink) {
+      let resolve!: () => void;
+      let reject!: (e: Error) => void;
+      const promise = new Promise<void>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      promise.catch(() => undefined);
+      this.sinkResult = { resolve, reject, promise };
+    }
+  }
+
+  /** With a sink: resolves once the whole blob went into it (verified), rejects with the failure. */
+  done(): Promise<void> {
+    if (!this.sinkResult) throw new KimgError('INTERNAL', 'done() is for a BlobReader with a sink');
+    return this.sinkResult.promise;
+  }
+
+  private resumeSource(): void {
+    const s = this.source;
+    if (s instanceof DirectBody && this.o.sink) s.resumeSink();
+    else s?.resume();
   }
 
   /** Bytes of the blob delivered so far, counted from byte 0 of the blob. */
@@ -94,7 +143,7 @@ export class BlobReader extends Readable {
   }
 
   override _read(): void {
-    this.source?.resume();
+    if (!this.o.sink) this.source?.resume();
   }
 
   override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
@@ -192,16 +241,18 @@ export class BlobReader extends Readable {
   private listen(body: Readable): void {
     this.source = body;
     this.progressSinceOpen = false;
-    body.on('data', this.onData);
+    if (this.o.sink && body instanceof DirectBody) body.setSink(this.onSinkData);
+    else body.on('data', this.onData);
     body.on('end', this.onEnd);
     body.on('error', this.onError);
   }
 
-  private handleData(chunk: Buffer): void {
+  /** Takes bytes from the response; false = the consumer is full (pause the source). */
+  private handleData(chunk: Buffer): boolean {
     if (this.skip > 0) {
       if (chunk.length <= this.skip) {
         this.skip -= chunk.length;
-        return;
+        return true;
       }
       chunk = chunk.subarray(this.skip);
       this.skip = 0;
@@ -220,20 +271,30 @@ export class BlobReader extends Readable {
           },
         ),
       );
-      return;
+      return false;
     }
     if (this.verifier) {
       try {
         this.verifier.update(chunk);
       } catch (e) {
         this.fail(e as Error);
-        return;
+        return false;
       }
     }
     this.position = next;
     this.progressSinceOpen = true;
     this.o.onProgress?.(next, this.o.size);
-    if (!this.push(chunk)) this.source?.pause();
+    const sink = this.o.sink;
+    if (!sink) return this.push(chunk);
+    let ok: boolean;
+    try {
+      ok = sink.write(chunk);
+    } catch (e) {
+      this.fail(e instanceof Error ? e : new Error(String(e)));
+      return false;
+    }
+    if (!ok) sink.onDrain(this.onSinkDrain);
+    return ok;
   }
 
   private handleEnd(): void {
@@ -293,12 +354,18 @@ export class BlobReader extends Readable {
       }
     }
     this.finished = true;
-    this.push(null);
+    if (this.sinkResult) {
+      this.sinkResult.resolve();
+      this.destroy();
+    } else this.push(null);
   }
 
   private fail(e: Error): void {
     this.detach(true);
-    this.destroy(e);
+    if (this.sinkResult) {
+      this.sinkResult.reject(e);
+      this.destroy();
+    } else this.destroy(e);
   }
 
   private reconnect(reason: string): void {

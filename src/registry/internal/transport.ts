@@ -37,9 +37,9 @@ import type { EndpointTls } from '../hosts.js';
 import { endChannel, errorChannel, startChannel, type DebugLog } from '../diagnostics.js';
 import { redactUrl } from './redact.js';
 import { isRetryableNetworkError } from '../retry.js';
+import { H1Pool, type ResponseHeaders } from './h1.js';
 
-/** Response headers: lower-case names; a header sent more than once is an array. */
-export type ResponseHeaders = Record<string, string | string[] | undefined>;
+export type { ResponseHeaders } from './h1.js';
 
 /** One HTTP request. */
 export interface HttpRequest {
@@ -55,6 +55,11 @@ export interface HttpRequest {
   tls?: EndpointTls | undefined;
   /** Connect timeout in ms. */
   connectTimeoutMs?: number | undefined;
+  /**
+   * A GET whose body is bulk data (a blob): sent on the lean HTTP/1.1 path of `h1.ts`, whose body
+   * (`DirectBody`) can hand bytes to a sink without copies. Ignored for other methods or with a body.
+   */
+  direct?: boolean | undefined;
 }
 
 /** A response whose body must be consumed or destroyed by the caller. */
@@ -224,8 +229,21 @@ export class Transport {
   private readonly agents = new Map<string, AnyAgent>();
   private readonly tlsCache = new Map<string, Promise<Record<string, unknown>>>();
   private closed = false;
+  private readonly h1: H1Pool;
 
-  constructor(private readonly options: TransportOptions = {}) {}
+  constructor(private readonly options: TransportOptions = {}) {
+    this.h1 = new H1Pool(
+      {
+        headersTimeout: HEADERS_TIMEOUT_CODE,
+        bodyTimeout: BODY_TIMEOUT_CODE,
+        connectTimeout: CONNECT_TIMEOUT_CODE,
+      },
+      {
+        keepAliveMs: options.keepAliveTimeoutMs ?? 30_000,
+        maxIdlePerKey: options.connectionsPerOrigin ?? 16,
+      },
+    );
+  }
 
   /** Closes every connection (idle connections end, in-flight requests are destroyed). */
   close(): Promise<void> {
@@ -233,6 +251,7 @@ export class Transport {
     const agents = [...this.agents.values()];
     this.agents.clear();
     for (const a of agents) a.destroy();
+    this.h1.close();
     return Promise.resolve();
   }
 
@@ -300,6 +319,33 @@ export class Transport {
     this.options.debug?.(`#${id} ${req.method} ${url}`);
     try {
       if (req.signal?.aborted) throw req.signal.reason ?? new Error('aborted');
+      if (req.direct && req.method === 'GET' && (req.body ?? null) === null) {
+        if (this.closed) throw new KimgError('ABORTED', 'the registry client was closed');
+        const https = req.url.protocol === 'https:';
+        const useTls = https ? req.tls : undefined;
+        const { timeout: _timeout, ...tlsOptions } = https
+          ? await this.connectOptions(useTls, req.connectTimeoutMs)
+          : {};
+        const res = await this.h1.get({
+          url: req.url,
+          headers: { 'user-agent': this.options.userAgent ?? 'kimg', ...lowerCaseKeys(req.headers) },
+          signal: req.signal,
+          stallMs: req.stallMs,
+          connectTimeoutMs: req.connectTimeoutMs ?? this.options.connectTimeoutMs ?? 30_000,
+          tls: https ? tlsOptions : undefined,
+          tlsKey: this.tlsKey(useTls, req.connectTimeoutMs),
+        });
+        const durationMs = performance.now() - start;
+        if (endChannel.hasSubscribers) endChannel.publish({ ...msg, status: res.statusCode, durationMs });
+        this.options.debug?.(`#${id} ${res.statusCode} ${req.method} ${url} (${durationMs.toFixed(1)} ms)`);
+        return {
+          status: res.statusCode,
+          headers: res.headers,
+          body: res.body,
+          url: req.url,
+          method: req.method,
+        };
+      }
       const { agent, connectTimeout } = await this.agent(req.url, req.tls, req.connectTimeoutMs);
       const headers: Record<string, string | string[]> = {
         'user-agent': this.options.userAgent ?? 'kimg',
@@ -329,6 +375,12 @@ export class Transport {
       throw err;
     }
   }
+}
+
+function lowerCaseKeys(h: Record<string, string | string[]>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(h)) out[k.toLowerCase()] = v;
+  return out;
 }
 
 function hasHeader(h: Record<string, unknown>, name: string): boolean {

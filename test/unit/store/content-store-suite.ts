@@ -311,6 +311,54 @@ export function contentStoreSuite(name: string, factory: () => Promise<SuiteSubj
     );
 
     test(
+      'sink(): borrowed chunks (the caller reuses its buffer), pushback via onDrain, commit verifies',
+      withStore(async ({ store }) => {
+        const data = pseudoRandom(5 * 1024 * 1024 + 333, 42);
+        const w = await store.writer({ expected: { digest: sha256(data), size: data.length } });
+        const sink = w.sink();
+        // One scratch buffer reused for every chunk, like a socket's read buffer.
+        const scratch = Buffer.alloc(256 * 1024);
+        let pushedBack = 0;
+        for (let o = 0; o < data.length;) {
+          const n = Math.min(scratch.length - (o % 7), data.length - o);
+          data.copy(scratch, 0, o, o + n);
+          const ok = sink.write(scratch.subarray(0, n));
+          scratch.fill(0xee); // the writer must have copied what it keeps
+          o += n;
+          if (!ok) {
+            pushedBack++;
+            await new Promise<void>((resolve, reject) => sink.onDrain((e) => (e ? reject(e) : resolve())));
+          }
+        }
+        assert.equal(w.offset, data.length);
+        const r = await w.commit();
+        assert.equal(r.digest, sha256(data));
+        assert.deepEqual(await store.readBlob(sha256(data), { maxBytes: data.length }), data);
+        assert.ok(pushedBack > 0, 'a writer with two full buffers waiting pushes back');
+      }),
+    );
+
+    test(
+      'sink(): bytes past the expected size throw SIZE_MISMATCH at once; later writes and drains fail too',
+      withStore(async ({ store }) => {
+        const data = randomBytes(3000);
+        const w = await store.writer({ expected: { digest: sha256(data), size: 2999 } });
+        const sink = w.sink();
+        assert.equal(sink.write(data.subarray(0, 1000)), true);
+        assert.throws(
+          () => sink.write(data.subarray(1000)),
+          (e: unknown) => code(e) === 'SIZE_MISMATCH',
+        );
+        assert.throws(() => sink.write(data.subarray(0, 1)));
+        const err = await new Promise<Error | undefined>((resolve) => sink.onDrain(resolve));
+        assert.ok(err instanceof Error, 'a failed writer reports the failure to a drain waiter');
+        await w.close();
+        assert.equal(await store.hasBlob(sha256(data)), false);
+        assert.deepEqual(await store.listIngests(), [], 'the ingest was discarded');
+      }),
+    );
+
+    test(
       'property: any split of any content into chunks commits to sha256 of the content',
       withStore(async ({ store }) => {
         await fc.assert(
