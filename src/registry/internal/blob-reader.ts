@@ -245,6 +245,8 @@ export class BlobReader extends Readable {
     else body.on('data', this.onData);
     body.on('end', this.onEnd);
     body.on('error', this.onError);
+    // Failed before we listened (the connection died between the response and this call).
+    if (body.destroyed && body.errored) this.handleError(body.errored);
   }
 
   /** Takes bytes from the response; false = the consumer is full (pause the source). */

@@ -136,6 +136,10 @@ export class DirectBody extends Readable {
     private readonly finishMessage: (reusable: boolean) => void,
   ) {
     super({ highWaterMark: READ_BUFFER_BYTES });
+    // A failure can come before the consumer attached its listeners (the response resolved, the
+    // socket died on the next turn): it must not crash the process. Late readers still get it:
+    // async iteration and pipeline report `errored`, and the blob reader checks it when it attaches.
+    this.on('error', () => undefined);
   }
 
   /**
@@ -148,8 +152,10 @@ export class DirectBody extends Readable {
     for (let c = this.read() as Buffer | null; c !== null; c = this.read() as Buffer | null) {
       if (!sink(c)) ok = false;
     }
-    if (!ok) this.held = true;
-    else this.release();
+    if (!ok) {
+      this.held = true;
+      if (this.conn.alive) this.conn.socket.pause();
+    } else this.release();
     // End/error still arrive as stream events: keep the stream flowing (it carries no data now).
     if (this.readableFlowing !== true) this.resume();
   }
@@ -199,7 +205,7 @@ export class DirectBody extends Readable {
       const now = performance.now();
       const waiting =
         !this.held &&
-        (this.sink !== undefined || (this.readableFlowing === true && this.readableLength === 0));
+        (this.sink !== undefined || (this.readableFlowing !== null && this.readableLength === 0));
       if (!waiting) {
         this.lastProgress = now;
         return;
@@ -220,7 +226,7 @@ export class DirectBody extends Readable {
   override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
     this.stopStallWatch();
     this.sink = undefined;
-    if (!this.complete) this.conn.destroy();
+    if (!this.complete) this.finishMessage(false);
     cb(err);
   }
 }
@@ -234,11 +240,13 @@ export function parseHead(text: string): { statusCode: number; version: 0 | 1; h
       'HPE_INVALID_STATUS',
       `invalid HTTP status line ${JSON.stringify((lines[0] ?? '').slice(0, 80))}`,
     );
-  const headers: ResponseHeaders = {};
+  // No prototype: a header named `constructor` or `__proto__` is just a header.
+  const headers = Object.create(null) as ResponseHeaders;
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i] as string;
     const colon = line.indexOf(':');
     if (
+      /[\r\n\0]/.test(line) ||
       colon <= 0 ||
       /[\s]/.test(line[0] as string) ||
       !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(line.slice(0, colon))
@@ -249,7 +257,8 @@ export function parseHead(text: string): { statusCode: number; version: 0 | 1; h
       );
     }
     const name = line.slice(0, colon).toLowerCase();
-    const value = line.slice(colon + 1).trim();
+    // Optional whitespace is SP / HTAB only (RFC 9110 §5.6.3), not every character trim() strips.
+    const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '');
     const prev = headers[name];
     if (prev === undefined) headers[name] = value;
     else if (Array.isArray(prev)) prev.push(value);
@@ -467,7 +476,10 @@ export class H1Pool {
       if (req.signal?.aborted) return onAbort();
       req.signal?.addEventListener('abort', onAbort, { once: true });
 
+      let finished = false;
       const finishMessage = (reusable: boolean): void => {
+        if (finished) return;
+        finished = true;
         cleanup();
         conn.onBytes = undefined;
         conn.onGone = undefined;
@@ -544,6 +556,15 @@ export class H1Pool {
               ),
             );
           return true;
+        }
+        if (end + 4 > MAX_HEAD_BYTES) {
+          fail(
+            coded(
+              'HPE_HEADER_OVERFLOW',
+              `response head from ${req.url.host} is larger than ${MAX_HEAD_BYTES} bytes`,
+            ),
+          );
+          return false;
         }
         let parsed: ReturnType<typeof parseHead>;
         try {

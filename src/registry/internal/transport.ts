@@ -19,6 +19,10 @@
  * - Transport failures become coded errors: `TLS_ERROR`, `REGISTRY_UNAVAILABLE`, `ABORTED`, `STALLED`.
  * - Every request start / end / error is published on the diagnostics channels with a redacted URL.
  *
+ * - Blob bodies (`direct: true`, GET only) go through `h1.ts` instead: keep-alive sockets that read into
+ *   one reused buffer and hand body bytes to a sink without copies (the pull's data path; see there for
+ *   the measurements). Diagnostics, TLS settings and error mapping are the same for both paths.
+ *
  * Redirects are not followed here; the client follows them so that it can drop `Authorization`
  * when the origin changes.
  */
