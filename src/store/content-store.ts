@@ -44,6 +44,7 @@ import {
 } from './internal/locks.js';
 import { createHasherFactory, type HasherFactory, type HashingMode, type StreamHasher } from './hasher.js';
 import { noteBytesThrough } from './internal/reclaim.js';
+import { giveWriteBuffer, takeWriteBuffer, WRITE_BUFFER_BYTES } from './internal/buffers.js';
 
 /** What the store knows about a committed blob. */
 export interface BlobInfo {
@@ -560,15 +561,6 @@ function writableOver(w: IngestWriter): Writable {
 type WriterState = 'open' | 'failed' | 'done';
 
 /**
- * Chunks are copied into one buffer of this size per writer, reused for the writer's life, and each
- * full buffer is written with one positional write (fewer syscalls and thread-pool round trips). The
- * copy lets every network buffer die young. Measured on the 2-core reference VM (1 GiB pull):
- * referencing the network chunks until they are written instead (writev, no copy) was no faster and
- * kept 10-35 MiB more memory, because chunks held across two young-generation collections are
- * promoted and then wait for a full GC.
- */
-const WRITE_BUFFER_BYTES = 1024 * 1024;
-/**
  * Every this many bytes written, an ingest starts an `fdatasync` in the background (at most one in
  * flight per writer; the download does not wait for it). Without it the kernel writes nothing back
  * until the commit's fsync (the dirty thresholds are a share of RAM, gigabytes on a node), so the disk
@@ -597,8 +589,6 @@ class LocalIngestWriter implements IngestWriter {
   /** Full buffers to write, in order; the first is being written while `writing` is set. */
   private queue: { buf: Buffer; bytes: number }[] = [];
   private writing: Promise<void> | undefined;
-  /** Written buffers kept for reuse. */
-  private spare: Buffer[] = [];
   private drainWaiters: ((err?: Error) => void)[] = [];
   private discarding: Promise<void> | undefined;
   /** The background `fdatasync` in flight, if any, and the file size when the last one started. */
@@ -719,11 +709,7 @@ class LocalIngestWriter implements IngestWriter {
     }
     let off = 0;
     while (off < n) {
-      if (!this.buf)
-        this.buf =
-          this.spare.pop() ??
-          this.store.hasher.buffer?.(WRITE_BUFFER_BYTES) ??
-          Buffer.allocUnsafeSlow(WRITE_BUFFER_BYTES);
+      if (!this.buf) this.buf = this.store.hasher.buffer?.(WRITE_BUFFER_BYTES) ?? takeWriteBuffer();
       const k = Math.min(n - off, this.buf.byteLength - this.used);
       this.buf.set(k === n ? chunk : chunk.subarray(off, off + k), this.used);
       this.used += k;
@@ -771,6 +757,15 @@ class LocalIngestWriter implements IngestWriter {
     for (const cb of waiters) cb(err);
   }
 
+  /** Gives the writer's unwritten buffers back to the pool (the writer is finished with them). */
+  private dropBuffers(): void {
+    if (this.buf) giveWriteBuffer(this.buf);
+    this.buf = undefined;
+    this.used = 0;
+    for (const q of this.queue) giveWriteBuffer(q.buf);
+    this.queue = [];
+  }
+
   /** Queues the current buffer (full, or the tail) for writing and starts the write loop. */
   private enqueue(): void {
     const buf = this.buf;
@@ -797,6 +792,7 @@ class LocalIngestWriter implements IngestWriter {
     } catch (e) {
       this.state = 'failed';
       this.failure = e;
+      for (const q of this.queue) giveWriteBuffer(q.buf);
       this.queue = [];
       this.notifyDrain();
     } finally {
@@ -843,7 +839,7 @@ class LocalIngestWriter implements IngestWriter {
       hash.take(buf);
     } else {
       hash.update(buf.subarray(0, bytes));
-      if (this.spare.length < 2) this.spare.push(buf);
+      giveWriteBuffer(buf);
     }
     noteBytesThrough(bytes);
     await hash.capacity();
@@ -866,6 +862,7 @@ class LocalIngestWriter implements IngestWriter {
 
   private async release(): Promise<void> {
     while (this.writing) await this.writing.catch(() => undefined);
+    this.dropBuffers();
     await this.syncing;
     this.state = 'done';
     this.hash?.dispose();
@@ -884,6 +881,7 @@ class LocalIngestWriter implements IngestWriter {
 
   private async doDiscard(): Promise<void> {
     while (this.writing) await this.writing.catch(() => undefined);
+    this.dropBuffers();
     await this.syncing;
     const fh = this.fh;
     this.fh = undefined;

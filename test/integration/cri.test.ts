@@ -330,14 +330,20 @@ describe('cri: kimg serve (in-process) over real registries', () => {
         stderrFile: errFile,
       },
     );
+    // Ready = the "listening" line, printed once the socket is bound and chmod 0600 (the socket file
+    // appears at bind time, a moment before its chmod; the 0700 directory keeps others out meanwhile).
     await waitFor(
-      'kimg serve socket',
-      async () => ((await stat(sock).catch(() => undefined))?.isSocket() ? true : undefined),
+      'kimg serve listening',
+      async () =>
+        (await readFile(errFile, 'utf8').catch(() => '')).includes('kimg serve: listening on')
+          ? true
+          : undefined,
       {
         watch: proc,
         timeoutMs: 20_000,
       },
     );
+    assert.ok((await stat(sock)).isSocket());
     assert.equal((await stat(join(work, 'srv'))).mode & 0o777, 0o700);
     assert.equal((await stat(sock)).mode & 0o777, 0o600);
     const kimg = (...args: string[]) =>

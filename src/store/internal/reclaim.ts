@@ -23,6 +23,7 @@
  */
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { heldWriteBufferBytes } from './buffers.js';
 
 /** How often (bytes through the store) the amount of ArrayBuffer memory is looked at. */
 export const RECLAIM_CHECK_BYTES = 2 * 1024 * 1024;
@@ -72,7 +73,8 @@ export function noteBytesThrough(n: number): void {
   sinceMajor += sinceCheck;
   sinceCheck = 0;
   // V8's own counter (~1 µs), not process.memoryUsage() (which also reads /proc for the RSS).
-  if (getHeapStatistics().external_memory <= RECLAIM_ABOVE_BYTES) {
+  // The store's own write buffers are held on purpose (src/store/internal/buffers.ts): not garbage.
+  if (getHeapStatistics().external_memory - heldWriteBufferBytes() <= RECLAIM_ABOVE_BYTES) {
     lastWasMinor = false;
     return;
   }
