@@ -5,9 +5,10 @@
  * 1. Generates the images (bench/lib/images.ts; cached with --keep-images), starts a private plain
  *    distribution registry and, when containerd is installed, a private containerd
  *    (test/helpers/containerd.ts), and pushes the images with skopeo.
- * 2. Single pulls, per image and tool: one warm-up run, then --runs timed runs, serially, each from
- *    scratch (kimg: a fresh empty --root; skopeo: the previous oci: dir deleted; containerd: the
- *    namespace's images and all content removed). Wall time around the child, its peak RSS and CPU
+ * 2. Single pulls, per image and tool: one warm-up run, then --runs timed runs, serially and
+ *    interleaved across tools (run i of each tool, then run i + 1), each from scratch (kimg: a
+ *    fresh empty --root; skopeo: the previous oci: dir deleted; containerd: the namespace's images
+ *    and all content removed). Wall time around the child, its peak RSS and CPU
  *    from rusage (bench/lib/measure.ts), containerd's own CPU and peak RSS from /proc.
  * 3. Concurrency: 8 different images at once (8 kimg processes into one root / 8 skopeo copies / 8 ctr
  *    fetches), and 8 concurrent pulls of the same image (one kimg process, whose single-flight must
@@ -265,9 +266,9 @@ interface Context {
   warnings: string[];
 }
 
-async function measure(ctx: Context, job: Job, m: Measurement): Promise<void> {
-  const total = ctx.opts.runs + 1;
-  for (let i = 0; i < total; i++) {
+/** Run `i` (0 = warm-up) of one tool's job; false when it failed (no more runs of that tool). */
+async function measureOnce(ctx: Context, job: Job, m: Measurement, i: number): Promise<boolean> {
+  {
     await job.prepare();
     await runCommand('sync', [], { allowFailure: true });
     const before = (await ctx.reg.accessLog()).length;
@@ -335,9 +336,14 @@ async function measure(ctx: Context, job: Job, m: Measurement): Promise<void> {
     );
     if (!rec.ok) {
       m.note = `failed: ${(rec.error ?? '').split('\n')[0]?.slice(0, 200) ?? ''}`;
-      break;
+      return false;
     }
   }
+  return true;
+}
+
+/** Cleans up after a tool's runs and summarizes them. */
+async function finishMeasurement(job: Job, m: Measurement): Promise<void> {
   await job.cleanup();
   if (m.note === undefined && m.runs.length > 0) {
     m.summary = summarize(
@@ -432,6 +438,7 @@ async function runSection(
   expectedFetchBytes?: number,
 ): Promise<Measurement[]> {
   const out: Measurement[] = [];
+  const jobs: { job: Job; m: Measurement }[] = [];
   for (const tool of ctx.opts.tools) {
     const m: Measurement = {
       section,
@@ -457,8 +464,17 @@ async function runSection(
       m.note = job;
       continue;
     }
-    await measure(ctx, job, m);
+    jobs.push({ job, m });
   }
+  // Interleaved: run i of every tool, then run i + 1, so that a slow patch of the shared machine (disk
+  // writeback, another tenant) lands on all tools instead of on one tool's five runs.
+  const live = new Set(jobs);
+  for (let i = 0; i <= ctx.opts.runs; i++) {
+    for (const j of jobs) {
+      if (live.has(j) && !(await measureOnce(ctx, j.job, j.m, i))) live.delete(j);
+    }
+  }
+  for (const j of jobs) await finishMeasurement(j.job, j.m);
   return out;
 }
 
@@ -597,7 +613,7 @@ async function main(): Promise<number> {
       '',
       `machine: ${machine.nproc} CPUs (${cpu}), ${machine.memGiB} GiB, Linux ${machine.kernel}, node ${machine.node}, load ${machine.loadavgAtStart.join(' ')}`,
       `versions: kimg ${versions.kimg} · skopeo: ${versions.skopeo} · containerd: ${versions.containerd} · registry: ${versions.registry}`,
-      `method: ${opts.runs} timed runs after 1 warm-up, serial, each from scratch; peak RSS/CPU via ${wrapper.kind === 'gnu-time' ? '/usr/bin/time' : 'python3 getrusage(RUSAGE_CHILDREN)'}; MB/s = compressed registry bytes / median`,
+      `method: ${opts.runs} timed runs after 1 warm-up, serial and interleaved across tools (run i of each tool, then run i+1), each from scratch; peak RSS/CPU via ${wrapper.kind === 'gnu-time' ? '/usr/bin/time' : 'python3 getrusage(RUSAGE_CHILDREN)'}; MB/s = compressed registry bytes / median`,
     ];
     process.stdout.write(`${header.join('\n')}\n\n`);
     if (!kimg.available) {
