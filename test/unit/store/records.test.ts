@@ -95,6 +95,7 @@ test('a decoded value that cannot be stringified (toString: null) is still a cod
   const text = JSON.stringify({ version: 1, record: { ...RECORD, digest: { toString: null } } });
   assert.throws(
     () => parseRecordFile(text, '/r.json'),
-    (e: unknown) => isKimgError(e, 'STORE_CORRUPT') && /digest \{"toString":null\} is not a valid digest/.test(e.message),
+    (e: unknown) =>
+      isKimgError(e, 'STORE_CORRUPT') && /digest \{"toString":null\} is not a valid digest/.test(e.message),
   );
 });
