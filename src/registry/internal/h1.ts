@@ -325,12 +325,61 @@ function requestHead(req: H1Request): string {
 /** Keep-alive connections per origin and TLS setting, and the request/response exchange on them. */
 export class H1Pool {
   private readonly idle = new Map<string, Connection[]>();
+  /** Exchanges in progress per key (connecting, waiting for a head, or streaming a body). */
+  private readonly active = new Map<string, number>();
+  /** Requests waiting for a slot per key, first come first served. */
+  private readonly waiting = new Map<string, (() => void)[]>();
   private closed = false;
 
   constructor(
     private readonly codes: H1Codes,
-    private readonly options: { keepAliveMs: number; maxIdlePerKey: number },
+    private readonly options: { keepAliveMs: number; maxIdlePerKey: number; maxPerKey?: number },
   ) {}
+
+  /** Exchanges in progress for `url` + `tlsKey` (for tests and diagnostics). */
+  activeFor(url: URL, tlsKey: string): number {
+    return this.active.get(`${url.protocol}//${url.host}|${tlsKey}`) ?? 0;
+  }
+
+  /**
+   * Waits for one of the `maxPerKey` connection slots of `key` (like an http.Agent's maxSockets);
+   * resolves with its release function (idempotent). A released slot passes straight to the next
+   * waiter, so the bound holds at every moment.
+   */
+  private async acquire(key: string, signal: AbortSignal | undefined): Promise<() => void> {
+    const limit = this.options.maxPerKey ?? Infinity;
+    const n = this.active.get(key) ?? 0;
+    if (n < limit) this.active.set(key, n + 1);
+    else {
+      await new Promise<void>((resolve, reject) => {
+        let q = this.waiting.get(key);
+        if (!q) this.waiting.set(key, (q = []));
+        const queue = q;
+        const onAbort = (): void => {
+          const i = queue.indexOf(go);
+          if (i >= 0) queue.splice(i, 1);
+          reject(abortError(signal));
+        };
+        const go = (): void => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        if (signal?.aborted) return onAbort();
+        signal?.addEventListener('abort', onAbort, { once: true });
+        queue.push(go);
+      });
+    }
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.waiting.get(key)?.shift();
+      if (next) return next(); // the slot passes on: the count stays
+      const left = (this.active.get(key) ?? 1) - 1;
+      if (left <= 0) this.active.delete(key);
+      else this.active.set(key, left);
+    };
+  }
 
   /** Closes idle connections; later requests fail. Connections in use close when their body ends. */
   close(): void {
@@ -343,17 +392,23 @@ export class H1Pool {
   async get(req: H1Request): Promise<H1Response> {
     const key = `${req.url.protocol}//${req.url.host}|${req.tlsKey}`;
     const head = requestHead(req);
-    const reused = this.takeIdle(key);
-    if (reused) {
-      try {
-        return await this.exchange(reused, req, head, true);
-      } catch (e) {
-        // A kept-alive socket the server had closed: try once on a fresh one.
-        if (!(e as { staleConnection?: boolean }).staleConnection) throw e;
+    const release = await this.acquire(key, req.signal);
+    try {
+      const reused = this.takeIdle(key);
+      if (reused) {
+        try {
+          return await this.exchange(reused, req, head, true, release);
+        } catch (e) {
+          // A kept-alive socket the server had closed: try once on a fresh one.
+          if (!(e as { staleConnection?: boolean }).staleConnection) throw e;
+        }
       }
+      const conn = await this.connect(req, key);
+      return await this.exchange(conn, req, head, false, release);
+    } catch (e) {
+      release();
+      throw e;
     }
-    const conn = await this.connect(req, key);
-    return this.exchange(conn, req, head, false);
   }
 
   private takeIdle(key: string): Connection | undefined {
@@ -447,7 +502,13 @@ export class H1Pool {
   }
 
   /** Writes the request on `conn` and parses the response head; the body follows on the returned stream. */
-  private exchange(conn: Connection, req: H1Request, head: string, reused: boolean): Promise<H1Response> {
+  private exchange(
+    conn: Connection,
+    req: H1Request,
+    head: string,
+    reused: boolean,
+    release: () => void,
+  ): Promise<H1Response> {
     conn.uses++;
     return new Promise<H1Response>((resolve, reject) => {
       let settled = false;
@@ -456,6 +517,7 @@ export class H1Pool {
       let body: DirectBody | undefined;
       let framing: Framing = { kind: 'none' };
       let keepAlive = true;
+      let keepSlot = false;
       const headersTimer = setTimeout(
         () => fail(coded(this.codes.headersTimeout, `no response headers within ${req.stallMs} ms`)),
         req.stallMs,
@@ -463,6 +525,8 @@ export class H1Pool {
       const cleanup = (): void => {
         clearTimeout(headersTimer);
         req.signal?.removeEventListener('abort', onAbort);
+        // A stale kept-alive socket is retried on a fresh one under the same slot.
+        if (!keepSlot) release();
       };
       const fail = (err: Error): void => {
         cleanup();
@@ -523,7 +587,10 @@ export class H1Pool {
           const e =
             err ??
             coded('ECONNRESET', `${req.url.host} closed the connection before responding (socket hang up)`);
-          if (reused && got === 0) (e as { staleConnection?: boolean }).staleConnection = true;
+          if (reused && got === 0) {
+            (e as { staleConnection?: boolean }).staleConnection = true;
+            keepSlot = true;
+          }
           return fail(e);
         }
         if (body && !body.complete) {

@@ -245,6 +245,7 @@ export class Transport {
       {
         keepAliveMs: options.keepAliveTimeoutMs ?? 30_000,
         maxIdlePerKey: options.connectionsPerOrigin ?? 16,
+        maxPerKey: options.connectionsPerOrigin ?? 16,
       },
     );
   }

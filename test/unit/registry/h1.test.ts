@@ -131,7 +131,10 @@ async function server(
 }
 
 /** A pool closed when the test ends. */
-function pool(t: TestContext, opts: Partial<{ keepAliveMs: number; maxIdlePerKey: number }> = {}): H1Pool {
+function pool(
+  t: TestContext,
+  opts: Partial<{ keepAliveMs: number; maxIdlePerKey: number; maxPerKey: number }> = {},
+): H1Pool {
   const p = new H1Pool(CODES, { keepAliveMs: 10_000, maxIdlePerKey: 4, ...opts });
   t.after(() => p.close());
   return p;
@@ -874,6 +877,74 @@ describe('H1Pool: keep-alive', () => {
 });
 
 // ===================================================================================================
+
+describe('H1Pool: connections per origin', () => {
+  test('at most maxPerKey exchanges at once; the others wait their turn and then succeed', async (t) => {
+    const gates: (() => void)[] = [];
+    const srv = await server(t, (sock) => {
+      // Holds every response until the test lets it go.
+      gates.push(() => sock.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'));
+    });
+    const p = pool(t, { maxPerKey: 2 });
+    const bodies = Array.from({ length: 5 }, () =>
+      p.get(req(srv.url())).then(async (r) => {
+        const parts: Buffer[] = [];
+        for await (const c of r.body) parts.push(c as Buffer);
+        return Buffer.concat(parts).toString();
+      }),
+    );
+    await waitUntil(() => gates.length === 2);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(gates.length, 2, 'only two requests reached the server');
+    assert.equal(srv.conns.length, 2, 'only two connections were opened');
+    assert.equal(p.activeFor(srv.url(), ''), 2);
+    let done = false;
+    const all = Promise.all(bodies).then((v) => {
+      done = true;
+      return v;
+    });
+    while (!done) {
+      const g = gates.shift();
+      if (g) g();
+      else await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.deepEqual(await all, ['ok', 'ok', 'ok', 'ok', 'ok']);
+    assert.ok(srv.conns.length <= 2, `the waiting requests reused the two connections (${srv.conns.length})`);
+    assert.equal(p.activeFor(srv.url(), ''), 0, 'every slot was released');
+  });
+
+  test('a request waiting for a slot is cancelled by its signal; failed exchanges release their slot', async (t) => {
+    const srv = await server(t, (sock, head) => {
+      if (head.startsWith('GET /fail')) sock.destroy();
+      // /hold never answers
+    });
+    const p = pool(t, { maxPerKey: 1 });
+    const held = p.get(req(srv.url('/hold'), { stallMs: 60_000 }));
+    held.catch(() => undefined);
+    await waitUntil(() => srv.heads.length === 1);
+    const ac = new AbortController();
+    const waiting = p.get(req(srv.url('/next'), { signal: ac.signal }));
+    setTimeout(() => ac.abort(), 20);
+    await assert.rejects(waiting, (e: unknown) => (e as Error).name === 'AbortError');
+    assert.equal(srv.heads.length, 1, 'the cancelled request never reached the server');
+    p.close();
+    // A new pool: a failing exchange gives its slot back, so the next request goes through.
+    const q = pool(t, { maxPerKey: 1 });
+    await assert.rejects(q.get(req(srv.url('/fail'))));
+    const srv2 = await server(t, (sock) => sock.write('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'));
+    const ok = await q.get(req(srv2.url()));
+    assert.equal(ok.statusCode, 200);
+    assert.equal(q.activeFor(srv.url(), ''), 0);
+  });
+});
+
+async function waitUntil(cond: () => boolean, timeoutMs = 5000): Promise<void> {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > timeoutMs) throw new Error('condition not reached');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
 
 describe('H1Pool: backpressure', () => {
   test('a sink returning false stops the socket until resumeSink(); the pause is not a stall', async (t) => {
