@@ -9,6 +9,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { createHash } from 'node:crypto';
+import type { RegistryClock } from '../../src/registry/index.js';
 
 export interface RecordedRequest {
   method: string;
@@ -126,4 +127,22 @@ export function serveTruncated(res: ServerResponse, data: Buffer, upTo: number):
   res.write(data.subarray(0, upTo), () => {
     setTimeout(() => res.socket?.destroy(), 20);
   });
+}
+
+/**
+ * A registry clock whose sleeps return at once and advance its time: retry back-off becomes a list of
+ * the delays asked for (`sleeps`), with no real waiting.
+ */
+export function fakeClock(): RegistryClock & { sleeps: number[] } {
+  let t = 1_000_000;
+  const sleeps: number[] = [];
+  return {
+    sleeps,
+    now: () => t,
+    sleep: async (ms, signal) => {
+      if (signal?.aborted) throw signal.reason;
+      sleeps.push(ms);
+      t += ms;
+    },
+  };
 }

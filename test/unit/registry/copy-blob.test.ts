@@ -7,29 +7,16 @@
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isKimgError } from '../../../src/errors/index.js';
-import { RegistryClient, type BlobSink, type RegistryClock as Clock } from '../../../src/registry/index.js';
+import { RegistryClient, type BlobSink } from '../../../src/registry/index.js';
 import {
   bytes,
   serveRange,
   serveTruncated,
   sha256,
+  fakeClock,
   startFaultServer,
   type FaultServer,
 } from '../../helpers/fault-server.js';
-
-function fakeClock(): Clock & { sleeps: number[] } {
-  let t = 1_000_000;
-  const sleeps: number[] = [];
-  return {
-    sleeps,
-    now: () => t,
-    sleep: async (ms, signal) => {
-      if (signal?.aborted) throw signal.reason;
-      sleeps.push(ms);
-      t += ms;
-    },
-  };
-}
 
 /**
  * A sink that copies what it is given and reports itself full every `every`-th chunk, draining on a

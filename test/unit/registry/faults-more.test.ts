@@ -19,8 +19,15 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Secret, type AuthConfig } from '../../../src/credentials/index.js';
 import { ERROR_CODES, isKimgError } from '../../../src/errors/index.js';
 import { MediaType } from '../../../src/oci/index.js';
-import { RegistryClient, type RegistryClock as Clock } from '../../../src/registry/index.js';
-import { bytes, serveRange, sha256, startFaultServer, type FaultServer } from '../../helpers/fault-server.js';
+import { RegistryClient } from '../../../src/registry/index.js';
+import {
+  bytes,
+  fakeClock,
+  serveRange,
+  sha256,
+  startFaultServer,
+  type FaultServer,
+} from '../../helpers/fault-server.js';
 
 const CANARY = 'canary-PASSWORD-faults-more-77d1';
 const MiB = 1024 * 1024;
@@ -29,20 +36,6 @@ after(() => {
   const dir = process.env.KIMG_RELIABILITY_DIR;
   if (dir) writeFileSync(join(dir, 'faults-more.json'), JSON.stringify({ kinds }, null, 2));
 });
-
-function fakeClock(): Clock & { sleeps: number[] } {
-  let t = 1_000_000;
-  const sleeps: number[] = [];
-  return {
-    sleeps,
-    now: () => t,
-    sleep: async (ms, signal) => {
-      if (signal?.aborted) throw signal.reason;
-      sleeps.push(ms);
-      t += ms;
-    },
-  };
-}
 
 async function drain(s: NodeJS.ReadableStream): Promise<Buffer> {
   const chunks: Buffer[] = [];

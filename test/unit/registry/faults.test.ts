@@ -13,17 +13,13 @@ import { inspect } from 'node:util';
 import { Secret, type AuthConfig } from '../../../src/credentials/index.js';
 import { isKimgError } from '../../../src/errors/index.js';
 import { MediaType } from '../../../src/oci/index.js';
-import {
-  REGISTRY_CHANNELS,
-  RegistryClient,
-  type RegistryClock as Clock,
-  type RegistryEndpoint,
-} from '../../../src/registry/index.js';
+import { REGISTRY_CHANNELS, RegistryClient, type RegistryEndpoint } from '../../../src/registry/index.js';
 import {
   bytes,
   serveRange,
   serveTruncated,
   sha256,
+  fakeClock,
   startFaultServer,
   type FaultServer,
 } from '../../helpers/fault-server.js';
@@ -45,20 +41,6 @@ after(() => {
   assert.ok(!all.includes(TOKEN_CANARY), 'a token leaked into a log, event or error');
   assert.ok(!all.includes(Buffer.from(`u:${CANARY}`).toString('base64')), 'Basic credentials leaked');
 });
-
-function fakeClock(): Clock & { sleeps: number[] } {
-  let t = 1_000_000;
-  const sleeps: number[] = [];
-  return {
-    sleeps,
-    now: () => t,
-    sleep: async (ms, signal) => {
-      if (signal?.aborted) throw signal.reason;
-      sleeps.push(ms);
-      t += ms;
-    },
-  };
-}
 
 function record(e: unknown): unknown {
   seen.push(e instanceof Error ? `${e.message} ${inspect(e, { depth: 5 })} ${JSON.stringify(e)}` : String(e));
