@@ -37,7 +37,21 @@ export const MAX_HEAD_BYTES = 64 * 1024;
 /** A chunk-size line (with extensions) or trailer line longer than this is refused. */
 const MAX_LINE_BYTES = 4096;
 
-function coded(code: string, message: string): Error & { code: string } {
+/**
+ * Stall watching, shared with `transport.ts`: how often a watcher looks (a few times per window), and
+ * whether a stream's consumer is waiting for bytes (it reads, and nothing is queued for it). Time under
+ * the consumer's backpressure, or before it starts reading, is not a stall.
+ */
+export function stallTickMs(stallMs: number): number {
+  return Math.max(5, Math.min(1000, Math.floor(stallMs / 4)));
+}
+
+export function readerWaiting(r: Readable): boolean {
+  return r.readableFlowing !== null && r.readableLength === 0;
+}
+
+/** A plain Error with a `code`, the shape Node's own socket errors have. */
+export function codedError(code: string, message: string): Error & { code: string } {
   return Object.assign(new Error(message), { code });
 }
 
@@ -199,22 +213,19 @@ export class DirectBody extends Readable {
 
   /** Fails the body with `code` when no bytes arrive for `stallMs` while the consumer waits for them. */
   watchStall(stallMs: number, code: string): void {
-    const tick = Math.max(5, Math.min(1000, Math.floor(stallMs / 4)));
     this.stallTimer = setInterval(() => {
       if (this.complete || this.destroyed) return this.stopStallWatch();
       const now = performance.now();
-      const waiting =
-        !this.held &&
-        (this.sink !== undefined || (this.readableFlowing !== null && this.readableLength === 0));
+      const waiting = !this.held && (this.sink !== undefined || readerWaiting(this));
       if (!waiting) {
         this.lastProgress = now;
         return;
       }
       if (now - this.lastProgress >= stallMs) {
         this.stopStallWatch();
-        this.destroy(coded(code, `no body bytes for ${stallMs} ms`));
+        this.destroy(codedError(code, `no body bytes for ${stallMs} ms`));
       }
-    }, tick);
+    }, stallTickMs(stallMs));
     this.stallTimer.unref();
   }
 
@@ -236,7 +247,7 @@ export function parseHead(text: string): { statusCode: number; version: 0 | 1; h
   const lines = text.split('\r\n');
   const m = /^HTTP\/1\.([01]) (\d{3})(?: [^\r\n]*)?$/.exec(lines[0] ?? '');
   if (!m)
-    throw coded(
+    throw codedError(
       'HPE_INVALID_STATUS',
       `invalid HTTP status line ${JSON.stringify((lines[0] ?? '').slice(0, 80))}`,
     );
@@ -251,7 +262,7 @@ export function parseHead(text: string): { statusCode: number; version: 0 | 1; h
       /[\s]/.test(line[0] as string) ||
       !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(line.slice(0, colon))
     ) {
-      throw coded(
+      throw codedError(
         'HPE_INVALID_HEADER_TOKEN',
         `invalid HTTP header line ${JSON.stringify(line.slice(0, 80))}`,
       );
@@ -286,7 +297,7 @@ export function framingOf(statusCode: number, headers: ResponseHeaders): Framing
     const values = new Set((Array.isArray(cl) ? cl : [cl]).flatMap((v) => v.split(',').map((s) => s.trim())));
     const [only] = values;
     if (values.size !== 1 || only === undefined || !/^\d{1,15}$/.test(only)) {
-      throw coded(
+      throw codedError(
         'HPE_UNEXPECTED_CONTENT_LENGTH',
         `invalid Content-Length ${JSON.stringify(String(cl).slice(0, 80))}`,
       );
@@ -312,10 +323,16 @@ function requestHead(req: H1Request): string {
     if (name === 'host' || name === 'content-length' || name === 'transfer-encoding' || name === 'connection')
       continue;
     if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name))
-      throw coded('ERR_INVALID_HTTP_TOKEN', `header name ${JSON.stringify(name)} is not a valid HTTP token`);
+      throw codedError(
+        'ERR_INVALID_HTTP_TOKEN',
+        `header name ${JSON.stringify(name)} is not a valid HTTP token`,
+      );
     for (const v of Array.isArray(value) ? value : [value]) {
       if (/[\r\n\0]/.test(v))
-        throw coded('ERR_INVALID_CHAR', `invalid character in the value of header ${JSON.stringify(name)}`);
+        throw codedError(
+          'ERR_INVALID_CHAR',
+          `invalid character in the value of header ${JSON.stringify(name)}`,
+        );
       head += `${name}: ${v}\r\n`;
     }
   }
@@ -444,7 +461,7 @@ export class H1Pool {
   }
 
   private connect(req: H1Request, key: string): Promise<Connection> {
-    if (this.closed) return Promise.reject(coded('ERR_H1_CLOSED', 'the registry client was closed'));
+    if (this.closed) return Promise.reject(codedError('ERR_H1_CLOSED', 'the registry client was closed'));
     return new Promise<Connection>((resolve, reject) => {
       const buffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
       // The socket exists before its Connection does; reads cannot come before both exist.
@@ -486,14 +503,15 @@ export class H1Pool {
         } else resolve(c);
       };
       const timer = setTimeout(
-        () => finish(coded(this.codes.connectTimeout, `connect timeout after ${req.connectTimeoutMs} ms`)),
+        () =>
+          finish(codedError(this.codes.connectTimeout, `connect timeout after ${req.connectTimeoutMs} ms`)),
         req.connectTimeoutMs,
       );
       const onAbort = (): void => finish(abortError(req.signal));
       if (req.signal?.aborted) return onAbort();
       req.signal?.addEventListener('abort', onAbort, { once: true });
       c.onGone = (err) =>
-        finish(err ?? coded('ECONNRESET', `connection to ${req.url.host} closed while connecting`));
+        finish(err ?? codedError('ECONNRESET', `connection to ${req.url.host} closed while connecting`));
       socket.once(https ? 'secureConnect' : 'connect', () => {
         c.onGone = undefined;
         finish();
@@ -519,7 +537,7 @@ export class H1Pool {
       let keepAlive = true;
       let keepSlot = false;
       const headersTimer = setTimeout(
-        () => fail(coded(this.codes.headersTimeout, `no response headers within ${req.stallMs} ms`)),
+        () => fail(codedError(this.codes.headersTimeout, `no response headers within ${req.stallMs} ms`)),
         req.stallMs,
       );
       const cleanup = (): void => {
@@ -586,7 +604,10 @@ export class H1Pool {
           // Nothing received on a reused socket: the server had closed it while idle.
           const e =
             err ??
-            coded('ECONNRESET', `${req.url.host} closed the connection before responding (socket hang up)`);
+            codedError(
+              'ECONNRESET',
+              `${req.url.host} closed the connection before responding (socket hang up)`,
+            );
           if (reused && got === 0) {
             (e as { staleConnection?: boolean }).staleConnection = true;
             keepSlot = true;
@@ -603,7 +624,10 @@ export class H1Pool {
             framing.kind === 'length'
               ? `${framing.remaining} bytes short`
               : 'before the end of the chunked body';
-          fail(err ?? coded('ECONNRESET', `${req.url.host} closed the connection ${what} (premature close)`));
+          fail(
+            err ??
+              codedError('ECONNRESET', `${req.url.host} closed the connection ${what} (premature close)`),
+          );
         }
       };
 
@@ -617,7 +641,7 @@ export class H1Pool {
         if (end < 0) {
           if (headText.length > MAX_HEAD_BYTES)
             fail(
-              coded(
+              codedError(
                 'HPE_HEADER_OVERFLOW',
                 `response head from ${req.url.host} is larger than ${MAX_HEAD_BYTES} bytes`,
               ),
@@ -626,7 +650,7 @@ export class H1Pool {
         }
         if (end + 4 > MAX_HEAD_BYTES) {
           fail(
-            coded(
+            codedError(
               'HPE_HEADER_OVERFLOW',
               `response head from ${req.url.host} is larger than ${MAX_HEAD_BYTES} bytes`,
             ),
@@ -695,7 +719,7 @@ function chunkedBody(
     i = nl < 0 ? chunk.length : nl + 1;
     f.line += piece;
     if (f.line.length > MAX_LINE_BYTES) {
-      fail(coded('HPE_CHUNK_EXTENSIONS_OVERFLOW', 'chunked body line too long'));
+      fail(codedError('HPE_CHUNK_EXTENSIONS_OVERFLOW', 'chunked body line too long'));
       return false;
     }
     if (nl < 0) break;
@@ -703,14 +727,19 @@ function chunkedBody(
     f.line = '';
     if (f.state === 'data-crlf') {
       if (line !== '') {
-        fail(coded('HPE_INVALID_CHUNK_SIZE', 'missing CRLF after a chunk of the chunked body'));
+        fail(codedError('HPE_INVALID_CHUNK_SIZE', 'missing CRLF after a chunk of the chunked body'));
         return false;
       }
       f.state = 'size';
     } else if (f.state === 'size') {
       const m = /^([0-9a-fA-F]{1,12})[ \t]*(?:;.*)?$/.exec(line);
       if (!m) {
-        fail(coded('HPE_INVALID_CHUNK_SIZE', `invalid chunk size line ${JSON.stringify(line.slice(0, 40))}`));
+        fail(
+          codedError(
+            'HPE_INVALID_CHUNK_SIZE',
+            `invalid chunk size line ${JSON.stringify(line.slice(0, 40))}`,
+          ),
+        );
         return false;
       }
       const size = parseInt(m[1] as string, 16);

@@ -41,7 +41,7 @@ import type { EndpointTls } from '../hosts.js';
 import { endChannel, errorChannel, startChannel, type DebugLog } from '../diagnostics.js';
 import { redactUrl } from './redact.js';
 import { isRetryableNetworkError } from '../retry.js';
-import { H1Pool, type ResponseHeaders } from './h1.js';
+import { codedError, H1Pool, readerWaiting, stallTickMs, type ResponseHeaders } from './h1.js';
 
 export type { ResponseHeaders } from './h1.js';
 
@@ -222,10 +222,6 @@ export const HEADERS_TIMEOUT_CODE = 'UND_ERR_HEADERS_TIMEOUT';
 export const BODY_TIMEOUT_CODE = 'UND_ERR_BODY_TIMEOUT';
 const CONNECT_TIMEOUT_CODE = 'UND_ERR_CONNECT_TIMEOUT';
 
-function codedError(code: string, message: string): Error & { code: string } {
-  return Object.assign(new Error(message), { code });
-}
-
 type AnyAgent = HttpAgent | HttpsAgent;
 
 /** Pools per origin + TLS setting; sends requests; maps failures; publishes diagnostics. */
@@ -279,21 +275,45 @@ export class Transport {
     return p;
   }
 
+  /**
+   * What a request to `url` connects with, for both paths: the TLS setting in use (https only), its
+   * pool-key part, the connect timeout, and the TLS connect options (read once per setting).
+   */
+  private connection(
+    url: URL,
+    tls: EndpointTls | undefined,
+    connectTimeoutMs: number | undefined,
+  ): {
+    https: boolean;
+    tlsKey: string;
+    connectTimeout: number;
+    tlsOptions: () => Promise<Record<string, unknown>>;
+  } {
+    if (this.closed) throw new KimgError('ABORTED', 'the registry client was closed');
+    const https = url.protocol === 'https:';
+    const useTls = https ? tls : undefined;
+    return {
+      https,
+      tlsKey: this.tlsKey(useTls, connectTimeoutMs),
+      connectTimeout: connectTimeoutMs ?? this.options.connectTimeoutMs ?? 30_000,
+      tlsOptions: async () => {
+        if (!https) return {};
+        const { timeout: _timeout, ...tlsOptions } = await this.connectOptions(useTls, connectTimeoutMs);
+        return tlsOptions;
+      },
+    };
+  }
+
   private async agent(
     url: URL,
     tls: EndpointTls | undefined,
     connectTimeoutMs: number | undefined,
   ): Promise<{ agent: AnyAgent; connectTimeout: number }> {
-    if (this.closed) throw new KimgError('ABORTED', 'the registry client was closed');
-    const https = url.protocol === 'https:';
-    const useTls = https ? tls : undefined;
-    const key = `${url.origin}|${this.tlsKey(useTls, connectTimeoutMs)}`;
-    const connectTimeout = connectTimeoutMs ?? this.options.connectTimeoutMs ?? 30_000;
+    const conn = this.connection(url, tls, connectTimeoutMs);
+    const key = `${url.origin}|${conn.tlsKey}`;
     let agent = this.agents.get(key);
     if (!agent) {
-      const { timeout: _timeout, ...tlsOptions } = https
-        ? await this.connectOptions(useTls, connectTimeoutMs)
-        : {};
+      const tlsOptions = await conn.tlsOptions();
       agent = this.agents.get(key);
       if (!agent) {
         const common = {
@@ -304,11 +324,11 @@ export class Transport {
           // idle keep-alive sockets are closed after this (active requests are not affected)
           timeout: this.options.keepAliveTimeoutMs ?? 30_000,
         };
-        agent = https ? new HttpsAgent({ ...common, ...tlsOptions }) : new HttpAgent(common);
+        agent = conn.https ? new HttpsAgent({ ...common, ...tlsOptions }) : new HttpAgent(common);
         this.agents.set(key, agent);
       }
     }
-    return { agent, connectTimeout };
+    return { agent, connectTimeout: conn.connectTimeout };
   }
 
   /**
@@ -324,53 +344,14 @@ export class Transport {
     this.options.debug?.(`#${id} ${req.method} ${url}`);
     try {
       if (req.signal?.aborted) throw req.signal.reason ?? new Error('aborted');
-      if (req.direct && req.method === 'GET' && (req.body ?? null) === null) {
-        if (this.closed) throw new KimgError('ABORTED', 'the registry client was closed');
-        const https = req.url.protocol === 'https:';
-        const useTls = https ? req.tls : undefined;
-        const { timeout: _timeout, ...tlsOptions } = https
-          ? await this.connectOptions(useTls, req.connectTimeoutMs)
-          : {};
-        const res = await this.h1.get({
-          url: req.url,
-          headers: { 'user-agent': this.options.userAgent ?? 'kimg', ...lowerCaseKeys(req.headers) },
-          signal: req.signal,
-          stallMs: req.stallMs,
-          connectTimeoutMs: req.connectTimeoutMs ?? this.options.connectTimeoutMs ?? 30_000,
-          tls: https ? tlsOptions : undefined,
-          tlsKey: this.tlsKey(useTls, req.connectTimeoutMs),
-        });
-        const durationMs = performance.now() - start;
-        if (endChannel.hasSubscribers) endChannel.publish({ ...msg, status: res.statusCode, durationMs });
-        this.options.debug?.(`#${id} ${res.statusCode} ${req.method} ${url} (${durationMs.toFixed(1)} ms)`);
-        return {
-          status: res.statusCode,
-          headers: res.headers,
-          body: res.body,
-          url: req.url,
-          method: req.method,
-        };
-      }
-      const { agent, connectTimeout } = await this.agent(req.url, req.tls, req.connectTimeoutMs);
-      const headers: Record<string, string | string[]> = {
-        'user-agent': this.options.userAgent ?? 'kimg',
-        ...req.headers,
-      };
-      const body = req.body ?? null;
-      if (Buffer.isBuffer(body) && !hasHeader(headers, 'content-length'))
-        headers['content-length'] = String(body.length);
-      const res = await exchange(req, agent, headers, body, connectTimeout);
+      const res =
+        req.direct && req.method === 'GET' && (req.body ?? null) === null
+          ? await this.sendDirect(req)
+          : await this.sendOnAgent(req);
       const durationMs = performance.now() - start;
-      if (endChannel.hasSubscribers) endChannel.publish({ ...msg, status: res.statusCode ?? 0, durationMs });
-      this.options.debug?.(`#${id} ${res.statusCode} ${req.method} ${url} (${durationMs.toFixed(1)} ms)`);
-      watchBodyStall(res, req.stallMs);
-      return {
-        status: res.statusCode ?? 0,
-        headers: responseHeaders(res),
-        body: res,
-        url: req.url,
-        method: req.method,
-      };
+      if (endChannel.hasSubscribers) endChannel.publish({ ...msg, status: res.status, durationMs });
+      this.options.debug?.(`#${id} ${res.status} ${req.method} ${url} (${durationMs.toFixed(1)} ms)`);
+      return res;
     } catch (e) {
       const err = transportError(e, req, req.signal);
       const durationMs = performance.now() - start;
@@ -379,6 +360,42 @@ export class Transport {
       this.options.debug?.(`#${id} failed ${req.method} ${url}: ${err.code}: ${err.message}`);
       throw err;
     }
+  }
+
+  /** A blob GET on the lean HTTP/1.1 path (`h1.ts`). */
+  private async sendDirect(req: HttpRequest): Promise<HttpResponse> {
+    const conn = this.connection(req.url, req.tls, req.connectTimeoutMs);
+    const res = await this.h1.get({
+      url: req.url,
+      headers: { 'user-agent': this.options.userAgent ?? 'kimg', ...lowerCaseKeys(req.headers) },
+      signal: req.signal,
+      stallMs: req.stallMs,
+      connectTimeoutMs: conn.connectTimeout,
+      tls: conn.https ? await conn.tlsOptions() : undefined,
+      tlsKey: conn.tlsKey,
+    });
+    return { status: res.statusCode, headers: res.headers, body: res.body, url: req.url, method: req.method };
+  }
+
+  /** Any request on the `node:http` agent of its origin. */
+  private async sendOnAgent(req: HttpRequest): Promise<HttpResponse> {
+    const { agent, connectTimeout } = await this.agent(req.url, req.tls, req.connectTimeoutMs);
+    const headers: Record<string, string | string[]> = {
+      'user-agent': this.options.userAgent ?? 'kimg',
+      ...req.headers,
+    };
+    const body = req.body ?? null;
+    if (Buffer.isBuffer(body) && !hasHeader(headers, 'content-length'))
+      headers['content-length'] = String(body.length);
+    const res = await exchange(req, agent, headers, body, connectTimeout);
+    watchBodyStall(res, req.stallMs);
+    return {
+      status: res.statusCode ?? 0,
+      headers: responseHeaders(res),
+      body: res,
+      url: req.url,
+      method: req.method,
+    };
   }
 }
 
@@ -470,13 +487,12 @@ function watchBodyStall(res: IncomingMessage, stallMs: number): void {
   const socket = res.socket;
   let lastBytes = socket?.bytesRead ?? 0;
   let lastProgress = performance.now();
-  const tick = Math.max(5, Math.min(1000, Math.floor(stallMs / 4)));
   const timer = setInterval(() => {
     if (res.complete || res.destroyed) return stop();
     const now = performance.now();
     const bytes = socket?.bytesRead ?? 0;
     // Nobody reads the body yet (readableFlowing null), or bytes wait in its queue: not a stall.
-    if (bytes !== lastBytes || res.readableFlowing === null || res.readableLength > 0) {
+    if (bytes !== lastBytes || !readerWaiting(res)) {
       lastBytes = bytes;
       lastProgress = now;
       return;
@@ -485,7 +501,7 @@ function watchBodyStall(res: IncomingMessage, stallMs: number): void {
       stop();
       res.destroy(codedError(BODY_TIMEOUT_CODE, `no body bytes for ${stallMs} ms`));
     }
-  }, tick);
+  }, stallTickMs(stallMs));
   timer.unref();
   const stop = (): void => clearInterval(timer);
   res.once('end', stop);
