@@ -208,16 +208,13 @@ export async function pullImage(image: string, options: ImagePullOptions): Promi
   const emit = options.onProgress ?? (() => {});
   // Every request and blob download in flight listens to the signal (a pull of many layers at a high
   // concurrency passes the EventTarget's default of 10 listeners): listen through an own signal.
-  const outer = options.signal;
-  const inner = outer ? new AbortController() : undefined;
-  const forward = (): void => inner?.abort(outer?.reason);
-  if (inner) {
-    setMaxListeners(0, inner.signal);
-    if (outer?.aborted) forward();
-    else outer?.addEventListener('abort', forward, { once: true });
-  }
+  const inner = options.signal ? followSignal(options.signal) : undefined;
   try {
-    const result = await pullInner(image, inner ? { ...options, signal: inner.signal } : options, emit);
+    const result = await pullInner(
+      image,
+      inner ? { ...options, signal: inner.controller.signal } : options,
+      emit,
+    );
     result.stats.seconds = (Date.now() - started) / 1000;
     return result;
   } catch (e) {
@@ -231,8 +228,21 @@ export async function pullImage(image: string, options: ImagePullOptions): Promi
     emit({ type: 'error', code: err.code, message: err.message });
     throw err;
   } finally {
-    outer?.removeEventListener('abort', forward);
+    inner?.unlink();
   }
+}
+
+/**
+ * A controller that aborts (with the same reason) when `outer` does, until `unlink`; its signal takes
+ * any number of listeners.
+ */
+function followSignal(outer: AbortSignal | undefined): { controller: AbortController; unlink: () => void } {
+  const controller = new AbortController();
+  setMaxListeners(0, controller.signal);
+  const forward = (): void => controller.abort(outer?.reason);
+  if (outer?.aborted) forward();
+  else outer?.addEventListener('abort', forward, { once: true });
+  return { controller, unlink: () => outer?.removeEventListener('abort', forward) };
 }
 
 /**
@@ -250,11 +260,7 @@ export async function* pullImageEvents(
   let done = false;
   let result: ImagePullResult | undefined;
   let failure: unknown;
-  const controller = new AbortController();
-  const outer = options.signal;
-  const forward = () => controller.abort(outer?.reason);
-  if (outer?.aborted) forward();
-  else outer?.addEventListener('abort', forward, { once: true });
+  const { controller, unlink } = followSignal(options.signal);
   const running = pullImage(image, {
     ...options,
     signal: controller.signal,
@@ -286,7 +292,7 @@ export async function* pullImageEvents(
     if (failure !== undefined) throw failure;
     return result!;
   } finally {
-    outer?.removeEventListener('abort', forward);
+    unlink();
     if (!done) {
       controller.abort(new Error('the pull event iterator was closed early'));
       await running;
