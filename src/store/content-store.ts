@@ -520,32 +520,15 @@ class ExistingWriter implements IngestWriter {
     return writableOver(this);
   }
   sink(): ChunkSink {
-    return sinkOver(this);
+    // Nothing to write: the blob is already committed; count the bytes like `write` does.
+    return {
+      write: (chunk) => {
+        this.offset += chunk.byteLength;
+        return true;
+      },
+      onDrain: (cb) => queueMicrotask(() => cb()),
+    };
   }
-}
-
-/** A sink over the async `write` of a writer that has no synchronous path. */
-function sinkOver(w: IngestWriter): ChunkSink {
-  let pending: Promise<void> = Promise.resolve();
-  let failure: Error | undefined;
-  let queued = 0;
-  return {
-    write(chunk) {
-      if (failure) throw failure;
-      const copy = Buffer.from(chunk);
-      queued++;
-      pending = pending
-        .then(() => w.write(copy))
-        .catch((e: unknown) => {
-          failure ??= e instanceof Error ? e : new Error(String(e));
-        })
-        .finally(() => queued--);
-      return queued < 2;
-    },
-    onDrain(cb) {
-      void pending.then(() => cb(failure));
-    },
-  };
 }
 
 function writableOver(w: IngestWriter): Writable {
