@@ -120,11 +120,12 @@ test('the status page shows live pull progress, then the image present, and a ba
   const slow = page.locator('tr[data-pod="default/slow-node1"]');
   await slow.locator('.layer .progress').first().waitFor({ timeout: 20_000 });
   // The layer (not the config) in progress, not complete (the figure depends on the progress throttle).
-  await page.waitForFunction(
-    `[...document.querySelectorAll('tr[data-pod="default/slow-node1"] .layer')].some((l) => /^layer /.test(l.textContent) && /\\((?:\\d|[1-9]\\d)%\\)/.test(l.textContent))`,
-    undefined,
-    { timeout: 20_000 },
-  );
+  // Locators, not waitForFunction: a string predicate that is not true at once is polled with eval
+  // inside the page, which the page's CSP (script-src 'unsafe-inline', no 'unsafe-eval') refuses.
+  await slow
+    .locator('.layer', { hasText: /^layer [^]*\((?:\d|[1-9]\d)%\)/ })
+    .first()
+    .waitFor({ timeout: 20_000 });
   assert.equal(await slow.getAttribute('data-reason'), 'Pulling');
   assert.match((await slow.locator('.state').textContent()) ?? '', /Pulling/);
   // The missing image: ErrImagePull, then ImagePullBackOff with the next retry and the last error.
@@ -141,13 +142,7 @@ test('the status page shows live pull progress, then the image present, and a ba
   // Let the layer finish: the image is present, the store lists it.
   release();
   await page.locator('tr[data-pod="default/slow-node1"][data-reason="Ready"]').waitFor({ timeout: 20_000 });
-  await page.waitForFunction(
-    `(document.querySelector('#images tbody')?.textContent ?? '').includes('slow:1')`,
-    undefined,
-    {
-      timeout: 10_000,
-    },
-  );
+  await page.locator('#images tbody', { hasText: 'slow:1' }).waitFor({ timeout: 10_000 });
   const text = (await page.locator('body').textContent()) ?? '';
   assert.match(text, /ImagesReady/);
   assert.doesNotMatch(text, /password|Authorization/i);
