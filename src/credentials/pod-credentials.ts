@@ -169,15 +169,16 @@ export class PodCredentials {
 
   /**
    * The credentials the kubelet would try for `image` and `pod`, in order, with the problems of the
-   * sources (`explain`: near misses too; `all`: every non-matching key).
+   * sources (`explain`: near misses too; `all`: every non-matching key; `secrets`: the pull Secrets
+   * of a lookup without a pod, e.g. every Secret of some manifests).
    * @throws KimgError a reference code when `image` does not parse.
    */
   async lookup(
     image: string,
     pod?: PodCredentialContext,
-    options: { explain?: boolean; all?: boolean } = {},
+    options: { explain?: boolean; all?: boolean; secrets?: PodPullSecrets } = {},
   ): Promise<PullCredentialLookup> {
-    const secrets = pod?.secrets ?? (pod !== undefined ? this.podSecrets.get(pod.uid) : undefined);
+    const secrets = pod !== undefined ? (pod.secrets ?? this.podSecrets.get(pod.uid)) : options.secrets;
     const node = await this.nodeDockerConfig();
     const podContext: PluginPodContext | undefined =
       pod !== undefined
