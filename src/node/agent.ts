@@ -20,6 +20,13 @@
  * re-queue): the first failure shows `ErrImagePull`, syncs inside the back-off window
  * `ImagePullBackOff`, the next attempt after the window pulls again.
  *
+ * The parts (in `internal/`): the services come from the composition root (`services.ts` over
+ * `openNodeRuntime`); manifests become pods (`static-pods.ts`), each synced by its worker
+ * (`pod-worker.ts`, `pod-sync.ts`); the image manager's events, progress and results reach the pod
+ * views through pure reducers (`waiting-reasons.ts`, `pull-progress.ts`, `pod-status.ts`); the
+ * pre-pulls (`prepull-runner.ts`), image GC (`image-gc-runner.ts`) and `/api/store`
+ * (`store-summary.ts`) sit beside them. This file only wires them and starts the servers.
+ *
  * Source: kubernetes `pkg/kubelet/config/{file.go,common.go}`, `pkg/kubelet/pod_workers.go`,
  * `pkg/kubelet/images/image_manager.go`, `pkg/kubelet/images/image_gc_manager.go`.
  */
@@ -34,6 +41,7 @@ import {
   type ImageManager,
 } from '../manager/index.js';
 import type { RegistryClientOptions } from '../registry/index.js';
+import type { NodeRuntime } from '../runtime/index.js';
 import type { Store } from '../store/index.js';
 import { startAgentHttpServer, type AgentHttpServer } from './http.js';
 import { Cleanups } from './internal/cleanups.js';
@@ -244,22 +252,23 @@ function podPipeline(
   staticPodPath: string | undefined,
 ): PodPipeline {
   const { state, status, log, metrics } = core;
+  const { runtime } = services;
   state.on('change', (c: { kind: string }) => {
     if (c.kind === 'pods') metrics.setPodStatuses(state.list().map(podStatus));
   });
   const workers = new PodWorkers<AgentPod>({
     resyncMs: core.options.resyncMs ?? DEFAULT_RESYNC_MS,
     syncPod: podSyncer({
-      manager: services.manager,
-      credentials: services.credentials,
+      manager: runtime.manager,
+      secrets: services.secrets,
       status,
       metrics,
       log,
-      ...(services.local !== undefined ? { markUsed: services.local.markUsed.bind(services.local) } : {}),
+      markUsed: (spec, when) => runtime.markUsed(spec, when),
     }),
   });
   const reconciler = new StaticPodReconciler({
-    toPod: (m, previous) => toAgentPod(m, previous, core.nodeName, services.credentials.objects),
+    toPod: (m, previous) => toAgentPod(m, previous, core.nodeName, services.secrets.objects),
     start: (pod) => {
       status.podStarted(pod, Date.now());
       workers.start(pod);
@@ -267,8 +276,8 @@ function podPipeline(
     drop: async (pod, why) => {
       workers.stop(pod.key, new Error('pod removed or changed'));
       status.podStopped(pod);
-      services.credentials.forgetPod(pod.uid);
-      await services.manager.clearBackoff({ podUID: pod.uid }).catch(() => []);
+      services.secrets.forgetPod(pod.uid);
+      await runtime.manager.clearBackoff({ podUID: pod.uid }).catch(() => []);
       log({ level: 'info', msg: `pod ${why}`, pod: pod.key, uid: pod.uid });
     },
     forget: (key) => state.remove(key),
@@ -300,10 +309,11 @@ async function runAgent(
   staticPodPath: string | undefined,
 ): Promise<NodeAgent> {
   const { options, state, metrics, log, cleanups } = core;
+  const { runtime } = services;
   const pods = podPipeline(core, services, staticPodPath);
   const prepull = new PrepullRunner(options.prepull ?? [], {
-    managerFor: services.managerFor,
-    credentials: services.credentials,
+    managerFor: (platform) => runtime.managerFor(platform),
+    secrets: services.secrets,
     podsBusy: () => pods.workers.busy(),
     podsStarted: () => pods.reconciler.settled(),
     metrics,
@@ -314,7 +324,7 @@ async function runAgent(
   const inUse = (): string[] => imagesInUse(state, prepull);
   const gcPeriodMs = options.gcPeriodMs ?? IMAGE_GC_PERIOD_MS;
   const gc = new ImageGcRunner({
-    gc: services.gc,
+    gc: runtime.gc,
     periodMs: gcPeriodMs,
     inUse,
     metrics,
@@ -325,17 +335,17 @@ async function runAgent(
   cleanups.push(() => gc.stop());
   const storeSummary = (): Promise<StoreSummary> =>
     summarizeStore({
-      root: options.imageServiceEndpoint ?? services.store.root,
-      imageService: services.imageService,
-      records: () => services.store.images.list(),
+      root: options.imageServiceEndpoint ?? runtime.store.root,
+      imageService: runtime.imageService,
+      records: () => runtime.store.images.list(),
       inUse: inUse(),
       prepull: prepull.states(),
-      policy: services.gc.policy,
+      policy: runtime.gcPolicy,
       gcPeriodMs,
       lastGc: gc.lastRun,
-      usage: services.usage,
+      usage: runtime.usage,
     });
-  const cri = await startCri(core, services);
+  const cri = await startCri(core, runtime);
   let closed: Promise<void> | undefined;
   let prepullDone: Promise<void> = Promise.resolve();
   const agent: NodeAgent = {
@@ -347,8 +357,8 @@ async function runAgent(
     },
     state,
     metrics,
-    store: services.store,
-    manager: services.manager,
+    store: runtime.store,
+    manager: runtime.manager,
     nodeName: core.nodeName,
     rescan: async () => {
       await pods.watcher.scan();
@@ -376,7 +386,7 @@ async function runAgent(
     msg: 'node agent started',
     node: core.nodeName,
     staticPodPath: options.config.kubelet.staticPodPath,
-    store: services.store.root,
+    store: runtime.store.root,
     ...(http !== undefined ? { http: http.url } : {}),
     ...(cri !== undefined ? { cri: cri.address } : {}),
   });
@@ -384,15 +394,15 @@ async function runAgent(
 }
 
 /** The CRI ImageService socket, when configured. */
-async function startCri(core: AgentCore, services: AgentServices): Promise<CriServer | undefined> {
+async function startCri(core: AgentCore, runtime: NodeRuntime): Promise<CriServer | undefined> {
   const { options } = core;
   const listen = options.criListen === undefined ? options.config.kimg.listen.cri : options.criListen;
   if (listen === undefined || listen === null) return undefined;
   const cri = await startCriServer({
     listen,
-    imageService: services.imageService,
+    imageService: runtime.imageService,
     version: { runtimeName: 'kimg', runtimeVersion: '0.0.0' },
-    ...(services.backend === undefined ? { verboseInfo: storeVerboseInfo(services.store) } : {}),
+    ...(runtime.backend.kind === 'local' ? { verboseInfo: storeVerboseInfo(runtime.store) } : {}),
     drainTimeoutMs: 5000,
     log: (line) => core.log({ level: 'warn', msg: line, component: 'cri' }),
   });

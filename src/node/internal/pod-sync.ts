@@ -8,9 +8,9 @@
 import { toKimgError } from '../../errors/index.js';
 import type { ContainerImageResult, ImageManager, ImageSpec, PodManifest } from '../../manager/index.js';
 import type { NodeMetrics } from '../metrics.js';
-import type { AgentCredentials } from './agent-credentials.js';
 import { observeEnsureResult } from './instrument.js';
 import type { AgentLog } from './log.js';
+import type { AgentPodSecrets } from './pod-secrets.js';
 import type { PodImageStatus } from './pod-status.js';
 import type { SyncPod } from './pod-worker.js';
 import type { AgentPod } from './static-pods.js';
@@ -19,19 +19,19 @@ import { pullFailedNow } from './waiting-reasons.js';
 /** What a pod sync uses. */
 export interface PodSyncDeps {
   manager: ImageManager;
-  credentials: AgentCredentials;
+  secrets: AgentPodSecrets;
   status: PodImageStatus;
   metrics: NodeMetrics;
   log: AgentLog;
-  /** Records that an image was used now (kimg's store keeps last-used times for GC); unset for a CRI runtime. */
-  markUsed?: (spec: ImageSpec, when: Date) => Promise<unknown>;
+  /** Records that an image was used now (kimg's store keeps last-used times for GC). */
+  markUsed: (spec: ImageSpec, when: Date) => Promise<unknown>;
 }
 
 /** The sync function of the pods' workers. */
 export function podSyncer(deps: PodSyncDeps): SyncPod<AgentPod> {
   return async (pod, signal) => {
-    await deps.credentials.refresh();
-    deps.credentials.resolvePod(pod.uid, pod.object, { pod: pod.key });
+    await deps.secrets.refresh();
+    deps.secrets.resolvePod(pod.uid, pod.object, { pod: pod.key });
     let ready = false;
     try {
       const result = await deps.manager.ensurePodImages(pod.object as PodManifest, {
@@ -69,7 +69,7 @@ async function reportLine(
 ): Promise<void> {
   const r = line.result;
   if (r === undefined) return;
-  if (r.ok && r.spec !== undefined) await deps.markUsed?.(r.spec, now).catch(() => false);
+  if (r.ok && r.spec !== undefined) await deps.markUsed(r.spec, now).catch(() => false);
   observeEnsureResult(deps.metrics, r);
   const where = { pod: pod.key, container: line.container, image: line.image };
   if (r.action === 'pulled')

@@ -9,9 +9,9 @@ import { toKimgError } from '../../errors/index.js';
 import type { ImageManager } from '../../manager/index.js';
 import type { NodeMetrics } from '../metrics.js';
 import type { PrepullImage, PrepullState } from '../prepull.js';
-import type { AgentCredentials } from './agent-credentials.js';
 import { observeEnsureResult } from './instrument.js';
 import type { AgentLog } from './log.js';
+import type { AgentPodSecrets } from './pod-secrets.js';
 
 /** How often the runner looks whether the pods' syncs are done. */
 const PODS_BUSY_POLL_MS = 50;
@@ -20,7 +20,7 @@ const PODS_BUSY_POLL_MS = 50;
 export interface PrepullRunnerDeps {
   /** The image manager for a platform (`undefined`: the node's). */
   managerFor(platform: string | undefined): ImageManager;
-  credentials: AgentCredentials;
+  secrets: AgentPodSecrets;
   /** Whether a pod's sync is running (the runner waits). */
   podsBusy(): boolean;
   /** Settles once the first set of static pods has been started. */
@@ -72,7 +72,7 @@ export class PrepullRunner {
   private async pullOne(i: number, p: PrepullState): Promise<void> {
     const uid = `kimg-prepull-${i}`;
     const pod = { name: 'kimg-prepull', namespace: 'default' };
-    this.deps.credentials.resolvePod(
+    this.deps.secrets.resolvePod(
       uid,
       {
         kind: 'Pod',
