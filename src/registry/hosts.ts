@@ -24,10 +24,10 @@
  * (`plainHttp`, the CLI's `--plain-http HOST`), where `localhost` or an IP without a port matches that
  * host on any port. `docker.io` maps to `registry-1.docker.io`.
  */
-import { goParseDuration } from '../config/index.js';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { KimgError, isKimgError } from '../errors/index.js';
+import { goParseDuration } from '../gotext/index.js';
 import { parseToml, type TomlTable, type TomlValue } from './internal/toml.js';
 
 /** What an endpoint may be used for (containerd `HostCapabilities`). */
