@@ -35,6 +35,7 @@ import { Authorizer, normalizeScopes, repositoryScope, scopesCover, type AuthDec
 import { debugFromEnv, retryChannel } from './diagnostics.js';
 import { resolveRegistryEndpoints, type HostCapability, type RegistryEndpoint } from './hosts.js';
 import { BlobReader, type BlobSink } from './internal/blob-reader.js';
+import { BODY_STALLED_CODE } from './internal/h1.js';
 import { discard, readCapped } from './internal/body.js';
 import { errorFromResponse, type ErrorContext } from './internal/http-errors.js';
 import { redactUrl } from './internal/redact.js';
@@ -1533,7 +1534,7 @@ function bodyReadError(
       cause: e,
     });
   const code = (e as { code?: unknown })?.code;
-  if (code === 'UND_ERR_BODY_TIMEOUT') {
+  if (code === BODY_STALLED_CODE) {
     return new KimgError(
       'STALLED',
       `no bytes from ${res.url.host} for ${stallMs / 1000}s while reading ${res.method} ${redactUrl(res.url)}: the registry stalled; retry later`,

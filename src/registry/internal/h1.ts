@@ -50,6 +50,15 @@ export function readerWaiting(r: Readable): boolean {
   return r.readableFlowing !== null && r.readableLength === 0;
 }
 
+/**
+ * Codes of the errors kimg's own transport raises when a connection or a response stalls (Node has no
+ * codes for these). The transport and the blob reader map them to `STALLED` / `REGISTRY_UNAVAILABLE`;
+ * the retry policy treats all three as retryable network failures.
+ */
+export const HEADERS_STALLED_CODE = 'KIMG_HEADERS_STALLED';
+export const BODY_STALLED_CODE = 'KIMG_BODY_STALLED';
+export const CONNECT_TIMEOUT_CODE = 'KIMG_CONNECT_TIMEOUT';
+
 /** A plain Error with a `code`, the shape Node's own socket errors have. */
 export function codedError(code: string, message: string): Error & { code: string } {
   return Object.assign(new Error(message), { code });
