@@ -19,7 +19,7 @@
  *   client pairs. A `hosts.toml` that does not parse also falls back to that layout (containerd logs
  *   and continues); kimg reports the problem through the `warn` callback.
  *
- * Deliberate difference from containerd's defaults (issue B): without configuration every registry
+ * Deliberate difference from containerd's defaults: without configuration every registry
  * is HTTPS with verification, including localhost; plain HTTP is used only for hosts the caller lists
  * (`plainHttp`, the CLI's `--plain-http HOST`), where `localhost` or an IP without a port matches that
  * host on any port. `docker.io` maps to `registry-1.docker.io`.

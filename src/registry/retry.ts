@@ -10,7 +10,7 @@
  * Per-host back-off (regclient `internal/reghttp`): a host that failed is avoided by every request
  * until its back-off passes, not just by the request that saw the failure; successes decay it.
  *
- * Difference from containerd (deliberate, issue B): containerd retries 429 immediately and ignores
+ * Difference from containerd (deliberate): containerd retries 429 immediately and ignores
  * `Retry-After`; kimg waits as the server asks, as the distribution spec recommends.
  */
 import { KimgError } from '../errors/index.js';

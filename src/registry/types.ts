@@ -66,7 +66,10 @@ export interface RegistryClientOptions {
 
 /** Defaults of {@link RegistryClientOptions}. */
 export const DEFAULT_REGISTRY_CLIENT_OPTIONS = Object.freeze({
-  /** containerd's default `image_pull_progress_timeout` is 5m; issue B asks for 60 s per request. */
+  /**
+   * A stall window per request, where containerd's `image_pull_progress_timeout` (default 5m) covers a
+   * whole pull: 60 s without a byte on one request means the registry has stalled.
+   */
   stallTimeoutMs: 60_000,
   connectionsPerHost: 16,
   hostsCacheMs: 10_000,

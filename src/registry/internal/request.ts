@@ -59,6 +59,7 @@ export interface OpResult {
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
+/** The host a credential's `serverAddress` names (`https://` assumed), lower-cased. */
 function hostOf(serverAddress: string): string {
   const s = /^[a-z][a-z0-9+.-]*:\/\//i.test(serverAddress) ? serverAddress : `https://${serverAddress}`;
   try {
@@ -68,6 +69,7 @@ function hostOf(serverAddress: string): string {
   }
 }
 
+/** Names of Docker Hub: a credential for one of them serves the others. */
 const DOCKER_HUB = new Set([
   'docker.io',
   'index.docker.io',
@@ -75,7 +77,6 @@ const DOCKER_HUB = new Set([
   'registry.hub.docker.com',
 ]);
 
-/** The registry client. One per process (or per configuration); reuses connections and tokens. */
 /** The scopes an op asks for (widened by challenges) and how many 401s it has answered. */
 interface AuthRound {
   scopes: string[];
@@ -139,6 +140,10 @@ export class RequestCore {
     return p;
   }
 
+  /**
+   * The credentials for `ep`: the call's own (`null` = anonymous; skipped when their `serverAddress`
+   * names another host), else the `credentials` option for the registry, or for a mirror its host.
+   */
   private async credentialsFor(
     ep: RegistryEndpoint,
     registry: string,

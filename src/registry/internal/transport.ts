@@ -1,10 +1,9 @@
 /**
  * The HTTP transport of the registry client, on Node's own `node:http` / `node:https`.
  *
- * Why not undici: measured on the 2-core reference VM (issue C), a pull through undici's `Pool` cost
- * 45-57 MiB more peak RSS than the same pull through `node:http` (8 MiB image: 113 vs 56 MiB; its llhttp
- * WebAssembly instance and buffers), importing it alone adds ~20 MiB, and `node:http` streams faster
- * (FINDINGS.md "Physical limits": 1.25-1.34 vs 0.83-0.96 GB/s). The shape is unchanged:
+ * Why not undici: on a 2-core node a pull through undici's `Pool` cost 45-57 MiB more peak RSS than
+ * the same pull through `node:http`, importing it alone adds ~20 MiB, and `node:http` streamed faster
+ * (1.25-1.34 vs 0.83-0.96 GB/s); the measurements are in docs/design/registry-transport.md. The shape:
  *
  * - One keep-alive `Agent` per origin and TLS setting (HTTP/1.1, bounded connections), reused for the
  *   life of the client; idle sockets are unref'd so they never keep the process alive.
