@@ -23,7 +23,7 @@ import { blobExists } from './blobs.js';
 import { discard } from './body.js';
 import { display, referenceOf } from './manifests.js';
 import { redactUrl } from './redact.js';
-import type { RequestCore } from './request.js';
+import type { Op, RequestCore } from './request.js';
 import { header, type HttpResponse } from './transport.js';
 
 /**
@@ -67,102 +67,31 @@ export async function pushBlob(
     break;
   }
   if (!location || !endpoint) ({ location, endpoint } = await startUpload(core, repo, opts));
-  const put = new URL(location.href);
-  put.searchParams.set('digest', desc.digest);
-  const scopes = [repositoryScope(repo.path, ['pull', 'push'])];
-  const ctx = {
-    registry: repo.domain,
-    repository: repo.path,
-    kind: 'upload' as const,
-    target: desc.digest,
-    action: 'push' as const,
-  };
-  const base = {
-    registry: repo.domain,
-    repository: repo.path,
-    capability: 'push' as const,
-    endpoint,
-    scopes,
-    ctx,
-    followRedirects: false,
-    call: opts,
-  };
-  /** The closing PUT of a chunked or streamed upload: `?digest=` on the last Location, no body. */
-  const closeUpload = async (loc: URL): Promise<HttpResponse> => {
-    const fin = new URL(loc.href);
-    fin.searchParams.set('digest', desc.digest);
-    const { res } = await core.execute({
-      ...base,
-      method: 'PUT',
-      url: fin,
-      headers: { 'content-length': '0' },
-      accept: (s) => s === 201 || s === 204,
-    });
-    return res;
+  const upload: Upload = {
+    core,
+    digest: desc.digest,
+    base: {
+      registry: repo.domain,
+      repository: repo.path,
+      capability: 'push',
+      endpoint,
+      scopes: [repositoryScope(repo.path, ['pull', 'push'])],
+      ctx: {
+        registry: repo.domain,
+        repository: repo.path,
+        kind: 'upload',
+        target: desc.digest,
+        action: 'push',
+      },
+      followRedirects: false,
+      call: opts,
+    },
   };
   let finalRes: HttpResponse;
-  if (data && opts.chunkSize && opts.chunkSize > 0 && data.length > opts.chunkSize) {
-    let loc = location;
-    for (let start = 0; start < data.length; start += opts.chunkSize) {
-      const chunk = data.subarray(start, Math.min(data.length, start + opts.chunkSize));
-      const { res } = await core.execute({
-        ...base,
-        method: 'PATCH',
-        url: loc,
-        headers: {
-          'content-type': 'application/octet-stream',
-          'content-range': `${start}-${start + chunk.length - 1}`,
-          'content-length': String(chunk.length),
-        },
-        body: chunk,
-        accept: (s) => s === 202 || s === 204,
-      });
-      loc = uploadLocation(res, loc);
-      discard(res.body);
-    }
-    finalRes = await closeUpload(loc);
-  } else if (data) {
-    ({ res: finalRes } = await core.execute({
-      ...base,
-      method: 'PUT',
-      url: put,
-      headers: { 'content-type': 'application/octet-stream', 'content-length': String(data.length) },
-      body: data,
-      accept: (s) => s === 201 || s === 204,
-    }));
-  } else {
-    // a stream: one streamed PATCH, verified on the way, then the closing PUT
-    const factory = content as () => Readable;
-    const { res } = await core.execute({
-      ...base,
-      method: 'PATCH',
-      url: location,
-      headers: { 'content-type': 'application/octet-stream' },
-      body: () => {
-        const verify = createVerifyStream(desc.digest, desc.size, { what: `blob ${desc.digest} to push` });
-        const src = factory();
-        // a failing source fails the request with a coded error; a failing verify stops the source
-        src.once('error', (e: unknown) => {
-          verify.destroy(
-            isKimgError(e)
-              ? (e as KimgError)
-              : new KimgError(
-                  'INTERNAL',
-                  `reading the content of blob ${desc.digest} to push failed: ${(e as Error)?.message ?? String(e)}`,
-                  { cause: e },
-                ),
-          );
-        });
-        verify.once('error', () => src.destroy());
-        src.pipe(verify);
-        return verify;
-      },
-      accept: (s) => s === 202 || s === 204,
-    });
-    const loc = uploadLocation(res, location);
-    discard(res.body);
-    finalRes = await closeUpload(loc);
-  }
+  if (data && opts.chunkSize && opts.chunkSize > 0 && data.length > opts.chunkSize)
+    finalRes = await uploadChunks(upload, location, data, opts.chunkSize);
+  else if (data) finalRes = await uploadWhole(upload, location, data);
+  else finalRes = await uploadStream(upload, location, desc, content as () => Readable);
   const got = header(finalRes.headers, 'docker-content-digest');
   discard(finalRes.body);
   if (got && got !== desc.digest) {
@@ -173,6 +102,108 @@ export async function pushBlob(
     );
   }
   return { status: 'uploaded' };
+}
+
+/** An upload session: the blob's digest and the request fields every request of it shares. */
+interface Upload {
+  core: RequestCore;
+  digest: string;
+  base: Omit<Op, 'method' | 'accept'>;
+}
+
+/** Monolithic upload: one `PUT ?digest=` with the whole content. */
+async function uploadWhole(u: Upload, location: URL, data: Buffer): Promise<HttpResponse> {
+  const put = new URL(location.href);
+  put.searchParams.set('digest', u.digest);
+  const { res } = await u.core.execute({
+    ...u.base,
+    method: 'PUT',
+    url: put,
+    headers: { 'content-type': 'application/octet-stream', 'content-length': String(data.length) },
+    body: data,
+    accept: (s) => s === 201 || s === 204,
+  });
+  return res;
+}
+
+/** Chunked upload: `PATCH` per chunk with `Content-Range`, following each `Location`, then the close. */
+async function uploadChunks(
+  u: Upload,
+  location: URL,
+  data: Buffer,
+  chunkSize: number,
+): Promise<HttpResponse> {
+  let loc = location;
+  for (let start = 0; start < data.length; start += chunkSize) {
+    const chunk = data.subarray(start, Math.min(data.length, start + chunkSize));
+    const { res } = await u.core.execute({
+      ...u.base,
+      method: 'PATCH',
+      url: loc,
+      headers: {
+        'content-type': 'application/octet-stream',
+        'content-range': `${start}-${start + chunk.length - 1}`,
+        'content-length': String(chunk.length),
+      },
+      body: chunk,
+      accept: (s) => s === 202 || s === 204,
+    });
+    loc = uploadLocation(res, loc);
+    discard(res.body);
+  }
+  return closeUpload(u, loc);
+}
+
+/** Streamed upload: one streamed `PATCH`, verified against `desc` on the way, then the close. */
+async function uploadStream(
+  u: Upload,
+  location: URL,
+  desc: Pick<Descriptor, 'digest' | 'size'>,
+  factory: () => Readable,
+): Promise<HttpResponse> {
+  const { res } = await u.core.execute({
+    ...u.base,
+    method: 'PATCH',
+    url: location,
+    headers: { 'content-type': 'application/octet-stream' },
+    body: () => {
+      const verify = createVerifyStream(desc.digest, desc.size, { what: `blob ${desc.digest} to push` });
+      const src = factory();
+      // a failing source fails the request with a coded error; a failing verify stops the source
+      src.once('error', (e: unknown) => {
+        verify.destroy(
+          isKimgError(e)
+            ? (e as KimgError)
+            : new KimgError(
+                'INTERNAL',
+                `reading the content of blob ${desc.digest} to push failed: ${(e as Error)?.message ?? String(e)}`,
+                { cause: e },
+              ),
+        );
+      });
+      verify.once('error', () => src.destroy());
+      src.pipe(verify);
+      return verify;
+    },
+    accept: (s) => s === 202 || s === 204,
+  });
+  const loc = uploadLocation(res, location);
+  discard(res.body);
+  return closeUpload(u, loc);
+}
+
+/** The closing PUT of a chunked or streamed upload: `?digest=` on the last Location, no body. */
+async function closeUpload(u: Upload, loc: URL): Promise<HttpResponse> {
+  const fin = new URL(loc.href);
+  fin.searchParams.set('digest', u.digest);
+  const { res } = await u.core.execute({
+    ...u.base,
+    method: 'PUT',
+    url: fin,
+    headers: { 'content-length': '0' },
+    accept: (s) => s === 201 || s === 204,
+  });
+  return res;
 }
 
 function uploadLocation(res: HttpResponse, base: URL): URL {
