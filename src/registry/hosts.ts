@@ -249,7 +249,7 @@ function absPath(p: string, base: string): string {
 
 /**
  * Parses a Go `time.Duration` string (`1h2m3.5s`, `300ms`) into milliseconds, with Go's own grammar
- * (`goParseDuration` of src/config); negative durations are rejected (a timeout cannot be negative).
+ * (`goParseDuration` of src/gotext); negative durations are rejected (a timeout cannot be negative).
  */
 export function parseGoDuration(s: string): number | undefined {
   const r = goParseDuration(s);
