@@ -18,6 +18,7 @@ import {
   imageManagerOptionsFromConfig,
   openNodeVerifier,
   storeUsageHints,
+  type ImageGCPolicy,
   type ImageService,
   type ReconcileReport,
 } from '../manager/index.js';
@@ -185,7 +186,7 @@ function openImageGC(
   store: Store,
   opened: OpenedBackend,
   service: ImageService,
-  policy: NonNullable<NodeRuntimeOverrides['gc']>['policy'] & object,
+  policy: ImageGCPolicy,
   o: NodeRuntimeOverrides,
 ): ImageGCManager {
   const g = o.gc ?? {};
