@@ -18,7 +18,6 @@ import {
   imageManagerOptionsFromConfig,
   openNodeVerifier,
   storeUsageHints,
-  type ImageGCPolicy,
   type ImageService,
   type ReconcileReport,
 } from '../manager/index.js';
@@ -186,7 +185,7 @@ function openImageGC(
   store: Store,
   opened: OpenedBackend,
   service: ImageService,
-  policy: ImageGCPolicy,
+  policy: NonNullable<NodeRuntimeOverrides['gc']>['policy'] & object,
   o: NodeRuntimeOverrides,
 ): ImageGCManager {
   const g = o.gc ?? {};
