@@ -2,8 +2,7 @@
  * `kimg pull IMAGE... [--platform P] [registry options] [--root DIR] [-o table|json|yaml] [--progress MODE]`:
  * pulls images from their registries into the local store (several images are pulled concurrently, and
  * blobs they share are downloaded once). Credentials: `--creds`, else every matching `--docker-config`
- * entry in kubelet order until one works, else anonymous. A thin face over `pullImage` into the node
- * runtime's store.
+ * entry in kubelet order until one works, else anonymous. A thin face over `pullImage`.
  */
 import type { Command } from 'commander';
 import { KimgError, toKimgError } from '../../errors/index.js';
@@ -13,10 +12,8 @@ import type { CliContext } from '../context.js';
 import { EXIT_STATUS_BY_CODE, ExitStatus } from '../exit-codes.js';
 import { parseOutputFormat, toJson, toTable, toYaml } from '../output.js';
 import { createProgressRenderer, parseProgressMode } from '../progress.js';
-import { openNodeRuntime } from '../../runtime/index.js';
 import { addRegistryOptions, registrySession, type RegistryCliOptions } from '../registry-options.js';
-import { loadCliNodeConfig } from '../pod-options.js';
-import { addStoreOptions, type StoreCliOptions } from '../store-options.js';
+import { addStoreOptions, withStore, type StoreCliOptions } from '../store-options.js';
 import type { RegisterCommand } from './index.js';
 
 interface PullCliOptions extends RegistryCliOptions, StoreCliOptions {
@@ -84,34 +81,28 @@ async function run(images: string[], options: PullCliOptions, ctx: CliContext): 
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    const runtime = await openNodeRuntime(await loadCliNodeConfig(undefined), {
-      env: ctx.env,
-      ...(options.root !== undefined ? { root: options.root } : {}),
-      registryClient: session.client,
-      credentials: false,
-      verification: 'read-only',
-    });
-    const store = runtime.store;
     // Every pull runs to its end (the store stays open until the last one stops); one failing image
     // does not cancel the others.
-    const settled = await Promise.allSettled(
-      images.map((image) =>
-        session.withCredentials(image, async (auth) => {
-          const r = await pullImage(image, {
-            store,
-            registry: session.client,
-            auth,
-            platform: options.platform,
-            defaultRegistry: options.defaultRegistry,
-            concurrency,
-            signal: controller.signal,
-            onProgress: (e) => progress.event(image, e),
-          });
-          progress.summary(image, r.stats, r.record.size);
-          return r;
-        }),
+    const settled = await withStore(options, ctx, (store) =>
+      Promise.allSettled(
+        images.map((image) =>
+          session.withCredentials(image, async (auth) => {
+            const r = await pullImage(image, {
+              store,
+              registry: session.client,
+              auth,
+              platform: options.platform,
+              defaultRegistry: options.defaultRegistry,
+              concurrency,
+              signal: controller.signal,
+              onProgress: (e) => progress.event(image, e),
+            });
+            progress.summary(image, r.stats, r.record.size);
+            return r;
+          }),
+        ),
       ),
-    ).finally(() => runtime.close());
+    );
     const results = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
     const failures = settled.flatMap((s) => (s.status === 'rejected' ? [toKimgError(s.reason)] : []));
     if (results.length === 0 && failures[0]) throw failures[0];
