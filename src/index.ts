@@ -3,6 +3,7 @@
  * Modules in data-flow order: reference → platform → config → credentials → registry → pull → store → manager.
  */
 export * from './errors/index.js';
+export * from './clock/index.js';
 export * from './oci/index.js';
 export * from './reference/index.js';
 export * from './platform/index.js';

@@ -48,7 +48,7 @@ import { goDurationString } from '../config/index.js';
 import { KimgError, quote, toKimgError, type KimgErrorLike } from '../errors/index.js';
 import { tryParseReference } from '../reference/index.js';
 import { ensureDir, writeFileAtomic, type ImageRecord } from '../store/index.js';
-import { systemClock, type Clock } from './backoff.js';
+import { systemClock, type Clock } from '../clock/index.js';
 import { imageRecordKey, type ImageInfo, type ImageService } from './image-service.js';
 
 // --- policy ------------------------------------------------------------------------------------

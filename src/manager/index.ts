@@ -63,7 +63,6 @@ export {
 export { goQuote, goDurationString, formatDuration } from './go-format.js';
 export {
   Backoff,
-  FakeClock,
   systemClock,
   backoffKey,
   IMAGE_BACKOFF_INITIAL_MS,

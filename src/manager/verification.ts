@@ -38,7 +38,7 @@ import {
 } from '../config/index.js';
 import { credentialHash } from '../credentials/index.js';
 import { parseImageName } from '../reference/index.js';
-import { systemClock, type Clock } from './backoff.js';
+import { systemClock, type Clock } from '../clock/index.js';
 import type { CredentialVerifier, VerificationRequest } from './image-manager.js';
 import type { CredentialCandidate, ImageInfo } from './image-service.js';
 import {
