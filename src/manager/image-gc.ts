@@ -47,7 +47,8 @@ import type { KubeletImageConfig } from '../config/index.js';
 import { goDurationString } from '../config/index.js';
 import { KimgError, quote, toKimgError, type KimgErrorLike } from '../errors/index.js';
 import { tryParseReference } from '../reference/index.js';
-import { ensureDir, writeFileAtomic, type ImageRecord } from '../store/index.js';
+import { ensureDir, writeFileAtomic } from '../durable/index.js';
+import type { ImageRecord } from '../store/index.js';
 import { systemClock, type Clock } from '../clock/index.js';
 import { imageRecordKey, type ImageInfo, type ImageService } from './image-service.js';
 
