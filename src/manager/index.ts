@@ -217,5 +217,5 @@ export {
   type ImageGCManagerOptions,
   type ImageGCRunOptions,
   type ImageGCResult,
-} from './image-gc.js';
+} from './gc/index.js';
 export { runtimeHandlerFor, type RuntimeClassSource } from './runtime-class.js';
