@@ -178,7 +178,7 @@ export {
   type ReconcileReport,
   type VerifierNotice,
   type OpenNodeVerifierOptions,
-} from './verification.js';
+} from './verification/index.js';
 export {
   ImageGCManager,
   planImageGC,
