@@ -172,6 +172,15 @@ function readProc(pid: number, file: string): string | undefined {
 }
 
 /**
+ * True once `pid` has exited: gone, or a zombie waiting for its parent. The shims are reparented away
+ * from the test process, so their zombies are reaped by whoever adopted them, not by us.
+ */
+export function hasExited(pid: number): boolean {
+  const stat = readProc(pid, 'stat');
+  return stat === undefined || stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+}
+
+/**
  * The runc shims this daemon started (their command line names its socket: `-address <socket>`) and
  * every process below them (the containers), children listed before their parents.
  */
@@ -244,12 +253,7 @@ export async function killShims(socket: string, state: string): Promise<number> 
   if (shims.length + descendants.length > 0) {
     await waitFor(
       'killed shims and containers to exit',
-      () =>
-        [...descendants, ...shims].every(
-          (p) => readProc(p, 'stat') === undefined || /\) Z /.test(readProc(p, 'stat') ?? ''),
-        )
-          ? true
-          : undefined,
+      () => ([...descendants, ...shims].every(hasExited) ? true : undefined),
       { timeoutMs: 10_000, intervalMs: 20 },
     );
   }

@@ -8,12 +8,24 @@
  * StartContainer → the container's CRI log holds the image's line; `ctr run` prints it too.
  */
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CriImageService } from '../../src/cri/index.js';
 import { requireBinary } from '../helpers/components.js';
-import { startContainerd, type StartedContainerd } from '../helpers/containerd.js';
-import { CriRuntimeClient, runPodToCompletion } from '../helpers/cri-runtime.js';
+import {
+  hasExited,
+  mountsUnder,
+  shimProcessTree,
+  startContainerd,
+  type StartedContainerd,
+} from '../helpers/containerd.js';
+import {
+  CriRuntimeClient,
+  containerConfig,
+  hostNetworkPodConfig,
+  runPodToCompletion,
+} from '../helpers/cri-runtime.js';
 import { startRegistry, type StartedRegistry } from '../helpers/registry.js';
 import { pushRunnableImages, type RunnableImageSet } from '../helpers/runnable-images.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
@@ -82,5 +94,46 @@ describe('containerd runs containers from the runnable test images', () => {
     await ctrd.ctr(['images', 'pull', '--plain-http', images.oci.ref], { namespace: ns });
     const r = await ctrd.ctrRun(images.oci.ref, 'ctr-run-1', { namespace: ns });
     assert.equal(r.stdout, `${images.line}\n`);
+  });
+});
+
+describe('containerd fixture: stop() with a pod still running', () => {
+  test('kills the shims and the containers by PID, unmounts, removes the cgroups and the dir', async () => {
+    const work = await makeTempDir('ctrd-run-stop-');
+    const reg = await startRegistry({ mode: 'plain' });
+    let ctrd: StartedContainerd | undefined;
+    const rt: { client?: CriRuntimeClient } = {};
+    try {
+      const images = await pushRunnableImages(reg, work);
+      ctrd = await startContainerd({ sandboxImage: images.sandbox.ref, plainHttpRegistries: [reg.host] });
+      const criImages = new CriImageService({ endpoint: ctrd.address });
+      const imageRef = await criImages.pullImage({ image: images.oci.ref }, undefined);
+      criImages.close();
+      rt.client = new CriRuntimeClient(ctrd.address);
+      const sandbox = hostNetworkPodConfig({ name: 'left-running', logDirectory: join(work, 'pods') });
+      const pod = await rt.client.runPodSandbox(sandbox);
+      const id = await rt.client.createContainer(
+        pod,
+        containerConfig({ name: 'sleeper', image: imageRef, command: ['/bin/sleep', '1000'] }),
+        sandbox,
+      );
+      await rt.client.startContainer(id);
+      const tree = shimProcessTree(ctrd.socket);
+      assert.ok(tree.shims.length >= 1, 'a shim runs the pod');
+      assert.ok(tree.descendants.length >= 2, 'the sandbox and the container run below the shims');
+      const { baseDir, cgroupParent } = ctrd;
+      await ctrd.stop();
+      for (const pid of [...tree.shims, ...tree.descendants]) {
+        assert.ok(hasExited(pid), `process ${pid} survived stop()`);
+      }
+      assert.deepEqual(mountsUnder(baseDir), []);
+      assert.equal(existsSync(baseDir), false);
+      assert.equal(existsSync(join('/sys/fs/cgroup/memory', cgroupParent)), false);
+    } finally {
+      rt.client?.close();
+      await ctrd?.stop();
+      await reg.stop();
+      await removeTempDir(work);
+    }
   });
 });
