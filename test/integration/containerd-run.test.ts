@@ -11,7 +11,9 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { ContainerdClient, pullIntoContainerd } from '../../src/containerd/index.js';
 import { CriImageService } from '../../src/cri/index.js';
+import { RegistryClient } from '../../src/registry/index.js';
 import { requireBinary } from '../helpers/components.js';
 import {
   hasExited,
@@ -26,6 +28,7 @@ import {
   hostNetworkPodConfig,
   runPodToCompletion,
 } from '../helpers/cri-runtime.js';
+import { waitFor } from '../helpers/proc.js';
 import { startRegistry, type StartedRegistry } from '../helpers/registry.js';
 import { pushRunnableImages, type RunnableImageSet } from '../helpers/runnable-images.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
@@ -71,6 +74,16 @@ describe('containerd runs containers from the runnable test images', () => {
       const pushed = images[variant];
       const imageRef = await criImages.pullImage({ image: pushed.ref }, undefined);
       assert.equal(imageRef, pushed.configDigest);
+      // containerd's own fetches carry its user agent (what the kimg-pulled cases assert is absent).
+      const log = await reg.accessLog();
+      assert.ok(
+        log.some(
+          (e) =>
+            e.path === `/v2/${variant === 'oci' ? 'runnable' : 'runnable-docker'}/manifests/1` &&
+            /^containerd\//.test(e.userAgent ?? ''),
+        ),
+        JSON.stringify(log.slice(-5)),
+      );
       const run = await runPodToCompletion(rt, {
         pod: { name: `baseline-${variant}`, logDirectory: join(work, 'pods', `baseline-${variant}`) },
         container: { name: 'app', image: imageRef, userSpecifiedImage: pushed.ref },
@@ -94,6 +107,111 @@ describe('containerd runs containers from the runnable test images', () => {
     await ctrd.ctr(['images', 'pull', '--plain-http', images.oci.ref], { namespace: ns });
     const r = await ctrd.ctrRun(images.oci.ref, 'ctr-run-1', { namespace: ns });
     assert.equal(r.stdout, `${images.line}\n`);
+  });
+});
+
+describe('containers run from images kimg pulled into containerd', () => {
+  let work = '';
+  let reg: StartedRegistry;
+  let ctrd: StartedContainerd;
+  let images: RunnableImageSet;
+  let criImages: CriImageService;
+  let rt: CriRuntimeClient;
+  let client: ContainerdClient;
+  let registry: RegistryClient;
+
+  before(async () => {
+    work = await makeTempDir('ctrd-run-kimg-');
+    reg = await startRegistry({ mode: 'plain' });
+    images = await pushRunnableImages(reg, work);
+    ctrd = await startContainerd({ sandboxImage: images.sandbox.ref, plainHttpRegistries: [reg.host] });
+    criImages = new CriImageService({ endpoint: ctrd.address });
+    rt = new CriRuntimeClient(ctrd.address);
+    client = new ContainerdClient({ address: ctrd.socket });
+    registry = new RegistryClient({ plainHttp: [reg.host] });
+  });
+
+  after(async () => {
+    criImages?.close();
+    rt?.close();
+    client?.close();
+    await registry?.close().catch(() => undefined);
+    await ctrd?.stop();
+    await reg?.stop();
+    if (work) await removeTempDir(work);
+  });
+
+  /** Registry requests containerd made itself (its user agent): none when kimg did all the fetching. */
+  const fetchedByContainerd = async (): Promise<string[]> =>
+    (await reg.accessLog())
+      .filter((e) => /containerd/i.test(e.userAgent ?? ''))
+      .map((e) => `${e.method} ${e.path}`);
+
+  for (const variant of ['oci', 'docker'] as const) {
+    test(`${variant}: kimg pulls (and unpacks) into k8s.io; CRI runs a pod from it with no fetch by containerd`, async () => {
+      const pushed = images[variant];
+      // The sandbox image too, pinned as CRI pins its sandbox_image: RunPodSandbox then finds it.
+      await pullIntoContainerd(images.sandbox.ref, { client, registry, pinned: true });
+      const pulled = await pullIntoContainerd(pushed.ref, { client, registry });
+      assert.equal(pulled.id, pushed.configDigest);
+      assert.equal(pulled.digest, pushed.digest);
+      assert.equal(pulled.unpacked, true);
+      // containerd's CRI learns of the records through its image events; the kubelet asks ImageStatus.
+      const status = await waitFor(
+        `containerd's CRI to list ${pushed.ref}`,
+        async () => (await criImages.imageStatus({ image: pushed.ref })) ?? undefined,
+        { timeoutMs: 10_000, intervalMs: 20 },
+      );
+      assert.equal(status.id, pushed.configDigest);
+      // Both app images share one config, hence one id: the record names of both pulls are its tags.
+      assert.ok(status.repoTags.includes(pushed.ref), JSON.stringify(status.repoTags));
+      assert.ok(
+        status.repoDigests.includes(`${pushed.ref.replace(/:1$/, '')}@${pushed.digest}`),
+        JSON.stringify(status.repoDigests),
+      );
+
+      const run = await runPodToCompletion(rt, {
+        pod: { name: `kimg-${variant}`, logDirectory: join(work, 'pods', `kimg-${variant}`) },
+        container: { name: 'app', image: pulled.id, userSpecifiedImage: pushed.ref },
+      });
+      assert.equal(run.status.exit_code, 0, JSON.stringify(run.status));
+      assert.deepEqual(
+        run.log.map((l) => [l.stream, l.text]),
+        [['stdout', images.line]],
+      );
+      assert.deepEqual(await fetchedByContainerd(), []);
+    });
+  }
+
+  test('ctr run starts the kimg-pulled image in k8s.io and prints the line', async () => {
+    await pullIntoContainerd(images.oci.ref, { client, registry });
+    const r = await ctrd.ctrRun(images.oci.ref, 'ctr-run-kimg', { namespace: 'k8s.io' });
+    assert.equal(r.stdout, `${images.line}\n`);
+    assert.deepEqual(await fetchedByContainerd(), []);
+  });
+
+  test('a kimg pull without unpack: CRI unpacks on demand at CreateContainer and the pod runs', async () => {
+    // Remove the image and its snapshots first, so nothing of it is unpacked.
+    const ns = 'k8s.io';
+    for (const name of (await ctrd.ctr(['images', 'ls', '-q'], { namespace: ns })).stdout.split('\n')) {
+      if (name !== '' && !name.includes('/pause'))
+        await ctrd.ctr(['images', 'rm', '--sync', name], { namespace: ns });
+    }
+    const pulled = await pullIntoContainerd(images.docker.ref, { client, registry, unpack: false });
+    assert.equal(pulled.unpacked, false);
+    await waitFor(
+      `containerd's CRI to list ${images.docker.ref}`,
+      async () => (await criImages.imageStatus({ image: images.docker.ref })) ?? undefined,
+      { timeoutMs: 10_000, intervalMs: 20 },
+    );
+    const run = await runPodToCompletion(rt, {
+      pod: { name: 'kimg-lazy', logDirectory: join(work, 'pods', 'kimg-lazy') },
+      container: { name: 'app', image: pulled.id, userSpecifiedImage: images.docker.ref },
+    });
+    assert.deepEqual(
+      run.log.map((l) => l.text),
+      [images.line],
+    );
   });
 });
 
