@@ -12,9 +12,9 @@
  *   next pull resumes from containerd's partial ingest (`blobsResumed > 0`, fewer bytes fetched).
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
@@ -33,7 +33,6 @@ import { startRegistry, type StartedRegistry } from '../helpers/registry.js';
 import { pushRunnableImages, type RunnableImageSet } from '../helpers/runnable-images.js';
 import { skopeoPush } from '../helpers/skopeo.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
-import { readFile, writeFile } from 'node:fs/promises';
 
 const NS = 'k8s.io';
 const MiB = 1024 * 1024;
