@@ -1,6 +1,6 @@
 /**
  * kimg's public library API. Named exports only; each module's public surface is its own index.ts.
- * Modules in data-flow order: reference → platform → config → credentials → registry → store → manager.
+ * Modules in data-flow order: reference → platform → config → credentials → registry → pull → store → manager.
  */
 export * from './errors/index.js';
 export * from './oci/index.js';
@@ -10,6 +10,7 @@ export * from './config/index.js';
 export * from './credentials/index.js';
 export * from './registry/index.js';
 export * from './store/index.js';
+export * from './pull/index.js';
 export * from './manager/index.js';
 export * from './admission/index.js';
 export * from './cri/index.js';

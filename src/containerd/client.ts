@@ -635,6 +635,15 @@ export class ContainerdClient {
     return r.leases.map((l) => fromWireLease(l, l.id));
   }
 
+  /** Adds a resource (`content` digest, `ingests` ref, `snapshots/<snapshotter>` key) to a lease. */
+  async leaseAddResource(
+    id: string,
+    resource: { id: string; type: string },
+    o?: ContainerdCallOptions,
+  ): Promise<void> {
+    await this.unary(this.leases, this.leases.AddResource, 'Leases.AddResource', { id, resource }, o, id);
+  }
+
   async leaseResources(id: string, o?: ContainerdCallOptions): Promise<{ id: string; type: string }[]> {
     const r = await this.unary(this.leases, this.leases.ListResources, 'Leases.ListResources', { id }, o, id);
     return r.resources.map((x) => ({ id: x.id, type: x.type }));

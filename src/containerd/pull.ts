@@ -124,6 +124,11 @@ export interface ContainerdPullResult {
   stats: ContainerdPullStats;
 }
 
+/** Leases of kimg's pulls are named `kimg-pull-<ms>-<random>`. */
+const LEASE_PREFIX = 'kimg-pull-';
+/** The lease label naming the image a pull was for. */
+const LABEL_KIMG_PULL = 'kimg.io/pull';
+
 /** Per-client in-flight blob writes (single flight across concurrent pulls in this process). */
 const inflightByClient = new WeakMap<ContainerdClient, Map<string, Promise<void>>>();
 
@@ -278,12 +283,17 @@ async function pullInner(
         : '',
   });
 
-  const lease = `kimg-pull-${Date.now()}-${randomBytes(6).toString('hex')}`;
+  // A failed or cancelled pull keeps its lease until it expires, like a pull killed mid-way: the
+  // ingests it holds are what the next pull resumes (containerd collects an ingest whose lease is
+  // gone). The next successful pull of the same image deletes it.
+  const lease = `${LEASE_PREFIX}${Date.now()}-${randomBytes(6).toString('hex')}`;
+  const leaseLabel = ref.pullRef.slice(0, 1000);
+  let failed = false;
   await client.leaseCreate(
     lease,
     {
       ...leaseExpiryLabels(new Date(), DEFAULT_CONTAINERD_PULL_OPTIONS.leaseTtlMs),
-      'kimg.io/pull': ref.pullRef.slice(0, 1000),
+      [LABEL_KIMG_PULL]: leaseLabel,
     },
     { signal },
   );
@@ -394,9 +404,18 @@ async function pullInner(
       unpacked: unpacker !== undefined,
       stats,
     };
+  } catch (e) {
+    failed = true;
+    throw e;
   } finally {
-    // Without a signal: the lease must go even when the pull was cancelled (else it holds content for 24 h).
-    await client.leaseDelete(lease).catch(() => undefined);
+    if (!failed) {
+      // The records hold everything now. Leases of earlier, failed pulls of this image go too: what
+      // they held is part of this image or was superseded.
+      const stale = (await client.leaseList().catch(() => []))
+        .filter((l) => l.id.startsWith(LEASE_PREFIX) && l.labels[LABEL_KIMG_PULL] === leaseLabel)
+        .map((l) => l.id);
+      for (const id of new Set([lease, ...stale])) await client.leaseDelete(id).catch(() => undefined);
+    }
   }
 
   /** Single flight per digest within this process; `run` once, later callers wait for it. */
@@ -463,21 +482,47 @@ async function pullInner(
 
   /** The config: into containerd (if missing) and into memory. */
   async function ensureSmallBlob(desc: Descriptor, kind: 'config'): Promise<Buffer> {
-    emit({ type: 'layer-start', digest: desc.digest, size: desc.size, kind, cached: false, resumedFrom: 0 });
-    if (await adoptExisting(desc)) {
+    const readBack = () => client.contentRead(desc.digest, { ...cc, maxBytes: 16 * 1024 * 1024 });
+    const reused = (): void => {
       stats.blobsReused++;
+      emit({ type: 'layer-start', digest: desc.digest, size: desc.size, kind, cached: true, resumedFrom: 0 });
       emit({ type: 'layer-done', digest: desc.digest, size: desc.size, downloaded: false });
-      return client.contentRead(desc.digest, { ...cc, maxBytes: 16 * 1024 * 1024 });
+    };
+    if (await adoptExisting(desc)) {
+      reused();
+      return readBack();
     }
-    const bytes = await registry.fetchBlob(repo, desc, call);
-    const wrote = await writeContent(client, bytes, {
-      ref: ingestRef(desc.mediaType, desc.digest),
-      digest: desc.digest,
-      size: desc.size,
-      labels: freshLabels(),
-      ...cc,
-    });
-    if (!wrote) await adoptExisting(desc);
+    const writer = await openWriter(desc);
+    if (!writer || writer.resumedFrom === desc.size) {
+      // Present in another namespace: containerd shares it on commit.
+      if (writer) await writer.commit(freshLabels());
+      await adoptExisting(desc);
+      reused();
+      return readBack();
+    }
+    emit({ type: 'layer-start', digest: desc.digest, size: desc.size, kind, cached: false, resumedFrom: 0 });
+    let bytes: Buffer;
+    try {
+      bytes = await registry.fetchBlob(repo, desc, call);
+      // The whole verified config is in memory: any prefix containerd holds is rewritten from 0.
+      if (writer.resumedFrom > 0) {
+        await writer.close();
+        await client.contentAbort(ingestRef(desc.mediaType, desc.digest), cc);
+        await writeContent(client, bytes, {
+          ref: ingestRef(desc.mediaType, desc.digest),
+          digest: desc.digest,
+          size: desc.size,
+          labels: freshLabels(),
+          ...cc,
+        });
+      } else {
+        writer.write(bytes);
+        await writer.commit(freshLabels());
+      }
+    } catch (e) {
+      await writer.close();
+      throw e;
+    }
     stats.blobsDownloaded++;
     stats.bytesDownloaded += bytes.length;
     emit({ type: 'layer-done', digest: desc.digest, size: desc.size, downloaded: true });
@@ -510,8 +555,10 @@ async function pullInner(
     }
     for (let attempt = 0; ; attempt++) {
       const writer = await openWriter(desc);
-      if (!writer) {
-        // Shared from another namespace: containerd added it here under the lease.
+      if (!writer || writer.resumedFrom === desc.size) {
+        // Shared from another namespace (containerd answers the full size and makes it visible here on
+        // commit), or a complete ingest: nothing to download.
+        if (writer) await writer.commit(freshLabels());
         await adoptExisting(desc);
         emit({
           type: 'layer-start',

@@ -55,6 +55,7 @@ export interface LayerUnpackerOptions {
 export class LayerUnpacker {
   readonly chainIds: string[];
   private readonly done: Promise<LayerUnpackResult>[] = [];
+  private readonly layers: ContainerdDescriptor[] = [];
   /** Layers Diff.Apply wrote (the others were present). */
   applied = 0;
 
@@ -76,6 +77,7 @@ export class LayerUnpacker {
   schedule(i: number, layer: ContainerdDescriptor, ready: Promise<unknown>): Promise<LayerUnpackResult> {
     if (i !== this.done.length)
       throw new KimgError('INTERNAL', `layer ${i} scheduled out of order (expected ${this.done.length})`);
+    this.layers.push(layer);
     const previous = i === 0 ? Promise.resolve<LayerUnpackResult>('present') : this.done[i - 1]!;
     const p = Promise.all([previous, ready]).then(() => this.unpackLayer(i, layer));
     // Joined by `finish`; an early failure must not be an unhandled rejection meanwhile.
@@ -108,13 +110,28 @@ export class LayerUnpacker {
     };
   }
 
+  /**
+   * Whether snapshot `chain` is committed; if so it is added to the pull's lease first, so containerd's
+   * GC cannot take it between this check and the image record that will reference it.
+   */
+  private async holdIfPresent(chain: string): Promise<boolean> {
+    const { client, snapshotter, lease } = this.o;
+    if (lease !== undefined)
+      await client.leaseAddResource(
+        lease,
+        { id: chain, type: `snapshots/${snapshotter}` },
+        { signal: this.o.signal },
+      );
+    return (await client.snapshotStat(snapshotter, chain, this.call())) !== undefined;
+  }
+
   private async unpackLayer(i: number, layer: ContainerdDescriptor): Promise<LayerUnpackResult> {
     const { client, snapshotter } = this.o;
     const chain = this.chainIds[i]!;
     const diffId = this.o.diffIds[i]!;
     const parent = i === 0 ? '' : this.chainIds[i - 1]!;
     const call = this.call();
-    if (await client.snapshotStat(snapshotter, chain, call)) return 'present';
+    if (await this.holdIfPresent(chain)) return 'present';
     const labels = { [LABEL_SNAPSHOT_REF]: chain };
     for (let attempt = 0; ; attempt++) {
       const key = `extract-${process.hrtime.bigint()}-${randomBytes(3).toString('base64url')} ${chain}`;
@@ -123,8 +140,13 @@ export class LayerUnpacker {
         mounts = await client.snapshotPrepare(snapshotter, key, parent, labels, call);
       } catch (e) {
         if (containerdStatus(e) === 'ALREADY_EXISTS') {
-          if (await client.snapshotStat(snapshotter, chain, call)) return 'present';
+          if (await this.holdIfPresent(chain)) return 'present';
           if (attempt < 2) continue;
+        }
+        // The parent went away (collected after an earlier pull's lease ended): unpack it again.
+        if (containerdStatus(e) === 'NOT_FOUND' && i > 0 && attempt < 2) {
+          await this.unpackLayer(i - 1, this.layers[i - 1]!);
+          continue;
         }
         throw e;
       }

@@ -304,7 +304,7 @@ export async function startNodeAgent(options: NodeAgentOptions): Promise<NodeAge
 
     // Which containers are pulling which image (progress events name the spec's image).
     const pulling = new Map<string, Set<string>>(); // image → "key\0uid\0container"
-    const onProgress = (image: string, ev: import('../store/index.js').ImagePullEvent): void => {
+    const onProgress = (image: string, ev: import('../pull/index.js').ImagePullEvent): void => {
       const targets = pulling.get(image);
       if (targets === undefined) return;
       for (const t of targets) {

@@ -28,7 +28,8 @@ import {
   type ImageFsStats,
 } from '../../src/manager/index.js';
 import { RegistryClient } from '../../src/registry/index.js';
-import { openStore, pullImage, type Store } from '../../src/store/index.js';
+import { pullImage } from '../../src/pull/index.js';
+import { openStore, type Store } from '../../src/store/index.js';
 import { requireBinary } from '../helpers/components.js';
 import { generateImage, type GeneratedImage } from '../helpers/images.js';
 import { runCommand } from '../helpers/proc.js';
