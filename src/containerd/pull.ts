@@ -45,7 +45,7 @@ import {
 } from '../platform/index.js';
 import { parseReference, type Reference } from '../reference/index.js';
 import type { FetchedManifest, RegistryClient } from '../registry/index.js';
-import type { ImagePullEvent } from '../store/index.js';
+import type { ImagePullEvent } from '../pull/index.js';
 import { containerdStatus, type ContainerdClient, type ContainerdDescriptor } from './client.js';
 import { ingestRef, openContentWriter, writeContent } from './content-writer.js';
 import { criImageNames, putImageRecords } from './images.js';
