@@ -18,6 +18,7 @@ import {
   imageManagerOptionsFromConfig,
   openNodeVerifier,
   storeUsageHints,
+  type FsUsageSource,
   type ImageService,
   type ReconcileReport,
 } from '../manager/index.js';
@@ -137,7 +138,8 @@ export async function openNodeRuntime(
       });
     const manager = makeManager(imageService);
     const gcPolicy = o.gc?.policy ?? imageGCPolicyFromConfig(config.kubelet);
-    const gc = openImageGC(config, store, opened, imageService, gcPolicy, o);
+    const usage = o.gc?.usage ?? backendUsage(opened, store);
+    const gc = openImageGC(config, store, usage, opened, imageService, gcPolicy, o);
     const platformManagers = new Map<string, ImageManager>();
     let closed: Promise<void> | undefined;
     const runtime: NodeRuntime = {
@@ -155,6 +157,7 @@ export async function openNodeRuntime(
       manager,
       gc,
       gcPolicy,
+      usage,
       managerFor(platform) {
         if (platform === undefined) return manager;
         let m = platformManagers.get(platform);
@@ -184,6 +187,7 @@ export async function openNodeRuntime(
 function openImageGC(
   config: NodeConfig,
   store: Store,
+  usage: FsUsageSource,
   opened: OpenedBackend,
   service: ImageService,
   policy: NonNullable<NodeRuntimeOverrides['gc']>['policy'] & object,
@@ -193,7 +197,7 @@ function openImageGC(
   const local = opened.local !== undefined;
   return new ImageGCManager({
     service,
-    usage: g.usage ?? backendUsage(opened, store),
+    usage,
     policy,
     state: new FileImageGCStateStore(store.root),
     // Only kimg's store knows first-detection and last-use times, and has blobs to sweep.

@@ -178,6 +178,8 @@ export interface NodeRuntime {
   readonly gc: ImageGCManager;
   /** The image GC policy in use. */
   readonly gcPolicy: ImageGCPolicy;
+  /** The image filesystem usage image GC reads (`gc.usage`, or the backend's filesystem). */
+  readonly usage: FsUsageSource;
   /**
    * A manager for another platform (pre-pull entries with `platform`), sharing credentials, verifier
    * and back-off; `undefined` = {@link NodeRuntime.manager}. A `cri` backend pulls for its own
