@@ -1,6 +1,7 @@
 /**
  * kimg's public library API. Named exports only; each module's public surface is its own index.ts.
- * Modules in data-flow order: reference → platform → config → credentials → registry → pull → store → manager.
+ * Modules in data-flow order: reference → platform → config → credentials → registry → pull → store (kimg's,
+ * or containerd's) → manager → runtime (the composition root).
  */
 export * from './errors/index.js';
 export * from './oci/index.js';
@@ -15,3 +16,4 @@ export * from './manager/index.js';
 export * from './admission/index.js';
 export * from './cri/index.js';
 export * from './node/index.js';
+export * from './runtime/index.js';

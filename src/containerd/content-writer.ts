@@ -75,6 +75,7 @@ export class ContentWriter {
   private sent: number;
   private buf: Buffer;
   private fill = 0;
+  private readonly spare: Buffer[] = [];
   private inFlight = 0;
   private failed: Error | undefined;
   private readonly pending: Pending[] = [];
@@ -92,7 +93,7 @@ export class ContentWriter {
   ) {
     this.resumedFrom = offset;
     this.sent = offset;
-    this.buf = Buffer.allocUnsafe(DEFAULT_CONTENT_WRITER_OPTIONS.messageBytes);
+    this.buf = this.nextBuffer();
     this.queue.pending = this.pending;
   }
 
@@ -147,20 +148,37 @@ export class ContentWriter {
     else this.drainWaiters.push(cb);
   }
 
+  /**
+   * A message buffer no larger than what is left of the blob (small blobs stay small). Full-size
+   * buffers are recycled once containerd answered their message (it was serialized and sent long
+   * before), so a writer holds at most `maxInFlight + 1` of them instead of one per MiB.
+   */
+  private nextBuffer(): Buffer {
+    const want = Math.min(
+      DEFAULT_CONTENT_WRITER_OPTIONS.messageBytes,
+      Math.max(1, this.options.size - this.sent),
+    );
+    const spare = this.spare.pop();
+    if (spare !== undefined && spare.length === want) return spare;
+    return Buffer.allocUnsafe(want);
+  }
+
   /** Sends what is buffered as one WRITE message. */
   private flush(): void {
     if (this.fill === 0) return;
-    const data = this.buf.subarray(0, this.fill);
+    const whole = this.buf;
+    const data = whole.subarray(0, this.fill);
     const offset = this.sent;
     this.sent += this.fill;
     this.fill = 0;
     // The message keeps `data` until it is serialized: a fresh buffer for the next one.
-    this.buf = Buffer.allocUnsafe(DEFAULT_CONTENT_WRITER_OPTIONS.messageBytes);
+    this.buf = this.nextBuffer();
     this.inFlight++;
     const expectOffset = this.sent;
     this.send({ action: 'WRITE', ref: this.options.ref, offset, data }).then(
       (r) => {
         this.inFlight--;
+        if (whole.length === DEFAULT_CONTENT_WRITER_OPTIONS.messageBytes) this.spare.push(whole);
         if (r.offset !== expectOffset) {
           this._fail(
             new KimgError(

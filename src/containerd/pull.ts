@@ -52,6 +52,7 @@ import { criImageNames, putImageRecords } from './images.js';
 import {
   LABEL_CRI_IMAGE,
   LABEL_CRI_PINNED,
+  LABEL_GC_REF_SNAPSHOT,
   childGcLabels,
   childrenOf,
   distributionSourceLabel,
@@ -282,6 +283,54 @@ async function pullInner(
         ? formatPlatform(requested)
         : '',
   });
+
+  // Already there (the kubelet's `Always` on a present image): every record names this target and the
+  // image is unpacked for this snapshotter. Read-only calls, no lease, no content walk.
+  {
+    const names = criImageNames(ref, manifest.config.digest, rootDoc.digest);
+    const [records, configInfo] = await Promise.all([
+      Promise.all(names.map((n) => client.imageGet(n, { signal }))),
+      client.contentInfo(manifest.config.digest, { signal }),
+    ]);
+    const top = configInfo?.labels[`${LABEL_GC_REF_SNAPSHOT}.${snapshotter}`];
+    const complete =
+      records.every(
+        (r) =>
+          r !== undefined &&
+          r.target.digest === rootDoc.digest &&
+          r.labels[LABEL_CRI_IMAGE] === 'managed' &&
+          (options.pinned !== true || r.labels[LABEL_CRI_PINNED] === 'pinned'),
+      ) &&
+      configInfo !== undefined &&
+      (!unpack ||
+        (top !== undefined && (await client.snapshotStat(snapshotter, top, { signal })) !== undefined));
+    if (complete) {
+      const size =
+        documentsSize(rootDoc, manifestDoc) +
+        manifest.config.size +
+        manifest.layers.reduce((a, l) => a + l.size, 0);
+      stats.blobsReused = 1 + new Set(manifest.layers.map((l) => l.digest)).size;
+      emit({
+        type: 'committed',
+        image: ref.pullRef,
+        id: manifest.config.digest,
+        digest: rootDoc.digest,
+        size,
+      });
+      return {
+        image: ref.pullRef,
+        id: manifest.config.digest,
+        digest: rootDoc.digest,
+        mediaType: rootDoc.mediaType,
+        manifestDigest: manifestDoc.digest,
+        names,
+        size,
+        layers: manifest.layers.map(toCtrDesc),
+        unpacked: unpack,
+        stats,
+      };
+    }
+  }
 
   // A failed or cancelled pull keeps its lease until it expires, like a pull killed mid-way: the
   // ingests it holds are what the next pull resumes (containerd collects an ingest whose lease is
@@ -540,19 +589,8 @@ async function pullInner(
   }
 
   async function fetchLayer(desc: Descriptor): Promise<void> {
-    if (await adoptExisting(desc)) {
-      emit({
-        type: 'layer-start',
-        digest: desc.digest,
-        size: desc.size,
-        kind: 'layer',
-        cached: true,
-        resumedFrom: 0,
-      });
-      stats.blobsReused++;
-      emit({ type: 'layer-done', digest: desc.digest, size: desc.size, downloaded: false });
-      return;
-    }
+    // No Info first: opening the write answers AlreadyExists for a blob containerd has (and adds it to
+    // the lease), so a fresh blob costs no extra round trip.
     for (let attempt = 0; ; attempt++) {
       const writer = await openWriter(desc);
       if (!writer || writer.resumedFrom === desc.size) {
@@ -630,6 +668,11 @@ async function pullInner(
       if (!wrote) await adoptExisting(desc, gc);
     });
   }
+}
+
+/** Bytes of the index (when the reference named one) and the manifest. */
+function documentsSize(root: FetchedManifest, manifest: FetchedManifest): number {
+  return (root === manifest ? 0 : root.bytes.length) + manifest.bytes.length;
 }
 
 function toCtrDesc(d: Descriptor): ContainerdDescriptor {

@@ -56,6 +56,7 @@ export class LayerUnpacker {
   readonly chainIds: string[];
   private readonly done: Promise<LayerUnpackResult>[] = [];
   private readonly layers: ContainerdDescriptor[] = [];
+  private readonly labelling: Promise<unknown>[] = [];
   /** Layers Diff.Apply wrote (the others were present). */
   applied = 0;
 
@@ -94,6 +95,7 @@ export class LayerUnpacker {
     const results = await Promise.allSettled(this.done);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
+    await Promise.all(this.labelling);
     const top = this.chainIds[this.chainIds.length - 1];
     if (top === undefined) return;
     await this.o.client.contentSetLabels(
@@ -116,12 +118,14 @@ export class LayerUnpacker {
    */
   private async holdIfPresent(chain: string): Promise<boolean> {
     const { client, snapshotter, lease } = this.o;
-    if (lease !== undefined)
-      await client.leaseAddResource(
-        lease,
-        { id: chain, type: `snapshots/${snapshotter}` },
-        { signal: this.o.signal },
-      );
+    if ((await client.snapshotStat(snapshotter, chain, this.call())) === undefined) return false;
+    if (lease === undefined) return true;
+    await client.leaseAddResource(
+      lease,
+      { id: chain, type: `snapshots/${snapshotter}` },
+      { signal: this.o.signal },
+    );
+    // Still there once leased: from now on the GC keeps it.
     return (await client.snapshotStat(snapshotter, chain, this.call())) !== undefined;
   }
 
@@ -164,9 +168,14 @@ export class LayerUnpacker {
           await client.snapshotCommit(snapshotter, chain, key, labels, call);
           committed = true;
         } catch (e) {
+          // The active snapshot vanished (collected: a caller without a lease): apply once more.
+          if (containerdStatus(e) === 'NOT_FOUND' && attempt < 2) continue;
           if (containerdStatus(e) !== 'ALREADY_EXISTS') throw e;
         }
-        await client.contentSetLabels(layer.digest, { [LABEL_UNCOMPRESSED]: diffId }, call);
+        // Off the critical path: the next layer's Prepare needs only the committed snapshot.
+        const label = client.contentSetLabels(layer.digest, { [LABEL_UNCOMPRESSED]: diffId }, call);
+        label.catch(() => undefined);
+        this.labelling.push(label);
         this.applied++;
         return 'applied';
       } finally {
