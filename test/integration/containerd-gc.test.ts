@@ -7,14 +7,14 @@
  *   the image's blobs expired; after each, every blob is still there and a pod still runs from it.
  *   (`ctr` 1.6 has no `content gc` command; `images rm --sync` and `leases rm --sync` run the same
  *   collection synchronously, containerd `metadata/gc.go`.)
- * - SIGKILL of a kimg pull process midway leaves the content store consistent (every blob
+ * - SIGKILL of a `kimg pull --containerd` process midway leaves the content store consistent (every blob
  *   `ctr content ls` lists hashes to its digest; the interrupted ingest is listed as active), and the
  *   next pull resumes from containerd's partial ingest (`blobsResumed > 0`, fewer bytes fetched).
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
@@ -36,7 +36,7 @@ import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
 const NS = 'k8s.io';
 const MiB = 1024 * 1024;
-const PULL_CHILD = new URL('../helpers/servers/containerd-pull.js', import.meta.url).pathname;
+const CLI = new URL('../../src/cli/main.js', import.meta.url).pathname;
 
 /** `ctr content ls -q`: every committed blob's digest. */
 async function contentDigests(ctrd: StartedContainerd): Promise<string[]> {
@@ -202,30 +202,44 @@ describe('SIGKILL of a kimg pull into containerd', () => {
     if (work) await removeTempDir(work);
   });
 
+  /** A `--progress json` line. */
   interface PullLine {
     type: string;
     completed?: number;
     total?: number;
-    digest?: string;
-    stats?: { blobsResumed: number; bytesDownloaded: number; blobsDownloaded: number };
-    id?: string;
   }
 
-  async function startPull(
-    name: string,
-  ): Promise<{ out: string; done: () => Promise<unknown>; kill: () => Promise<void> }> {
-    const config = join(work, `${name}.json`);
+  /** `kimg pull --containerd` of big:1 as a child process: progress JSON lines on stderr, result on stdout. */
+  function startPull(name: string): {
+    out: string;
+    progress: string;
+    done: () => Promise<unknown>;
+    kill: () => Promise<void>;
+  } {
     const out = join(work, `${name}.out`);
-    await writeFile(
-      config,
-      JSON.stringify({ address: ctrd.socket, image: `${reg.host}/big:1`, plainHttp: [reg.host] }),
-    );
-    const child = spawnTracked(`kimg-pull-${name}`, process.execPath, [PULL_CHILD, config], {
+    const progress = join(work, `${name}.err`);
+    const args = [
+      CLI,
+      'pull',
+      '--containerd',
+      ctrd.socket,
+      '--plain-http',
+      reg.host,
+      '--root',
+      join(work, 'kimg-root'),
+      '--progress',
+      'json',
+      '-o',
+      'json',
+      `${reg.host}/big:1`,
+    ];
+    const child = spawnTracked(`kimg pull ${name}`, process.execPath, args, {
       stdoutFile: out,
-      stderrFile: join(work, `${name}.err`),
+      stderrFile: progress,
     });
     return {
       out,
+      progress,
       // Polled: the child is unref'd, so awaiting only its exit would leave the event loop empty.
       done: () =>
         waitFor(`kimg pull ${name} to exit`, () => child.exitInfo(), { timeoutMs: 120_000, intervalMs: 20 }),
@@ -243,12 +257,12 @@ describe('SIGKILL of a kimg pull into containerd', () => {
     });
 
   test('the store stays consistent, the ingest stays, and the next pull resumes from it', async () => {
-    const first = await startPull('killed');
+    const first = startPull('killed');
     // Kill once a layer is partly written: some bytes of it arrived, not all.
     await waitFor(
       'the pull to be midway through a layer',
       async () =>
-        (await readLines(first.out)).some(
+        (await readLines(first.progress)).some(
           (l) => l.type === 'bytes' && (l.completed ?? 0) >= 4 * MiB && (l.completed ?? 0) < (l.total ?? 0),
         )
           ? true
@@ -257,7 +271,7 @@ describe('SIGKILL of a kimg pull into containerd', () => {
     );
     await first.kill();
     assert.ok(
-      !(await readLines(first.out)).some((l) => l.type === 'result'),
+      !(await readLines(first.progress)).some((l) => l.type === 'committed'),
       'the pull finished before the kill',
     );
 
@@ -281,11 +295,13 @@ describe('SIGKILL of a kimg pull into containerd', () => {
     const active = (await ctrd.ctr(['content', 'active'], { namespace: NS })).stdout;
     assert.match(active, /layer-sha256:[0-9a-f]{64}/);
 
-    const second = await startPull('resumed');
+    const second = startPull('resumed');
     await second.done();
-    const lines = await readLines(second.out);
-    const result = lines.find((l) => l.type === 'result');
-    assert.ok(result?.stats, JSON.stringify(lines.filter((l) => l.type !== 'bytes').slice(-3)));
+    const result = JSON.parse(await readFile(second.out, 'utf8')) as {
+      digest: string;
+      stats: { blobsResumed: number; bytesDownloaded: number };
+    };
+    assert.equal(result.digest, big.digest);
     assert.ok(result.stats.blobsResumed > 0, `no blob resumed: ${JSON.stringify(result.stats)}`);
     assert.ok(result.stats.bytesDownloaded < big.blobBytes, JSON.stringify(result.stats));
     const digests = await verifyContentStore(ctrd);
