@@ -28,10 +28,12 @@ import {
   hostNetworkPodConfig,
   runPodToCompletion,
 } from '../helpers/cri-runtime.js';
-import { waitFor } from '../helpers/proc.js';
+import { runCommand, waitFor } from '../helpers/proc.js';
 import { startRegistry, type StartedRegistry } from '../helpers/registry.js';
 import { pushRunnableImages, type RunnableImageSet } from '../helpers/runnable-images.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
+
+const CLI = new URL('../../src/cli/main.js', import.meta.url).pathname;
 
 describe('containerd runs containers from the runnable test images', () => {
   let work = '';
@@ -183,22 +185,63 @@ describe('containers run from images kimg pulled into containerd', () => {
     });
   }
 
-  test('ctr run starts the kimg-pulled image in k8s.io and prints the line', async () => {
-    await pullIntoContainerd(images.oci.ref, { client, registry });
+  /** Removes images from k8s.io (all but the sandbox image unless `all`), with a synchronous GC. */
+  async function removeImages(all = false): Promise<void> {
+    const names = (await ctrd.ctr(['images', 'ls', '-q'], { namespace: 'k8s.io' })).stdout.split('\n');
+    const doomed = names.filter(
+      (n) => n !== '' && (all || (!n.includes('/pause') && n !== images.sandbox.configDigest)),
+    );
+    if (doomed.length > 0) await ctrd.ctr(['images', 'rm', '--sync', ...doomed], { namespace: 'k8s.io' });
+  }
+
+  /** Committed snapshot names (chain ids) of the overlayfs snapshotter in k8s.io. */
+  async function snapshotNames(): Promise<string[]> {
+    const out = await ctrd.ctr(['snapshots', '--snapshotter', ctrd.snapshotter, 'ls'], {
+      namespace: 'k8s.io',
+    });
+    return out.stdout
+      .split('\n')
+      .slice(1)
+      .map((l) => l.split(/\s+/)[0] ?? '')
+      .filter((k) => k !== '');
+  }
+
+  test('kimg pull --containerd (the CLI), then ctr run starts the image in k8s.io and prints the line', async () => {
+    await removeImages();
+    const pull = await runCommand(
+      process.execPath,
+      [
+        CLI,
+        'pull',
+        '--containerd',
+        ctrd.socket,
+        '--plain-http',
+        reg.host,
+        '--root',
+        join(work, 'kimg-root'),
+        '-o',
+        'json',
+        images.oci.ref,
+      ],
+      { timeoutMs: 120_000 },
+    );
+    const out = JSON.parse(pull.stdout) as { id: string; digest: string };
+    assert.equal(out.id, images.oci.configDigest);
+    assert.equal(out.digest, images.oci.digest);
     const r = await ctrd.ctrRun(images.oci.ref, 'ctr-run-kimg', { namespace: 'k8s.io' });
     assert.equal(r.stdout, `${images.line}\n`);
     assert.deepEqual(await fetchedByContainerd(), []);
   });
 
-  test('a kimg pull without unpack: CRI unpacks on demand at CreateContainer and the pod runs', async () => {
-    // Remove the image and its snapshots first, so nothing of it is unpacked.
-    const ns = 'k8s.io';
-    for (const name of (await ctrd.ctr(['images', 'ls', '-q'], { namespace: ns })).stdout.split('\n')) {
-      if (name !== '' && !name.includes('/pause'))
-        await ctrd.ctr(['images', 'rm', '--sync', name], { namespace: ns });
-    }
+  test('kimg pulls without unpacking: containerd unpacks on demand when the pod starts, and it runs', async () => {
+    // Nothing of the busybox layer stays unpacked: both images (they share the layer) go, with GC.
+    await removeImages(true);
+    const chainId = images.oci.image.manifests[0]!.layers[0]!.diffId; // one layer: chain id = diff id
+    assert.ok(!(await snapshotNames()).includes(chainId), 'the layer is still unpacked');
+    await pullIntoContainerd(images.sandbox.ref, { client, registry, pinned: true, unpack: false });
     const pulled = await pullIntoContainerd(images.docker.ref, { client, registry, unpack: false });
     assert.equal(pulled.unpacked, false);
+    assert.ok(!(await snapshotNames()).includes(chainId), 'kimg unpacked although asked not to');
     await waitFor(
       `containerd's CRI to list ${images.docker.ref}`,
       async () => (await criImages.imageStatus({ image: images.docker.ref })) ?? undefined,
@@ -212,6 +255,8 @@ describe('containers run from images kimg pulled into containerd', () => {
       run.log.map((l) => l.text),
       [images.line],
     );
+    assert.ok((await snapshotNames()).includes(chainId), 'containerd unpacked the layer');
+    assert.deepEqual(await fetchedByContainerd(), []);
   });
 });
 
