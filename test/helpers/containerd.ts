@@ -55,6 +55,12 @@ export interface ContainerdOptions {
    * (nothing outside loopback is reachable), e.g. the `pause:1` of `pushRunnableImages`.
    */
   sandboxImage?: string;
+  /**
+   * Let the CRI plugin put pods and containers into cgroups (`disable_cgroup = false`), as on a node.
+   * Default false. Pods should then name a `linux.cgroup_parent` under {@link StartedContainerd.cgroupParent},
+   * so stop() removes what they leave.
+   */
+  podCgroups?: boolean;
 }
 
 export interface CtrOptions {
@@ -83,8 +89,9 @@ export interface StartedContainerd {
   sandboxImage: string;
   /**
    * The cgroup (v1: one directory per controller under /sys/fs/cgroup) under which `ctrRun` puts its
-   * containers, `/kimg-ctrd-XXXXXX`; removed by stop(). CRI containers get none: the CRI plugin runs
-   * with `disable_cgroup = true`.
+   * containers, `/kimg-ctrd-XXXXXX`; removed by stop(). CRI pods get cgroups only with `podCgroups`
+   * (and should then use a `linux.cgroup_parent` below this one); by default the CRI plugin runs with
+   * `disable_cgroup = true`.
    */
   cgroupParent: string;
   configFile: string;
@@ -313,6 +320,7 @@ function configToml(o: {
   logLevel: string;
   sandboxImage: string;
   runcRoot: string;
+  podCgroups: boolean;
 }): string {
   const lines = [
     'version = 2',
@@ -337,7 +345,7 @@ function configToml(o: {
     lines.push(
       '  [plugins."io.containerd.grpc.v1.cri"]',
       `    sandbox_image = ${tomlString(o.sandboxImage)}`,
-      '    disable_cgroup = true',
+      `    disable_cgroup = ${o.podCgroups ? 'false' : 'true'}`,
       '    disable_apparmor = true',
       '    restrict_oom_score_adj = true',
       '    [plugins."io.containerd.grpc.v1.cri".containerd]',
@@ -421,6 +429,7 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Sta
         logLevel: opts.logLevel ?? 'info',
         sandboxImage,
         runcRoot,
+        podCgroups: opts.podCgroups === true,
       }),
     );
     const addPlainHttpRegistry = async (host: string, endpoint = host): Promise<void> => {

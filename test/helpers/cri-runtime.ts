@@ -273,6 +273,8 @@ export interface HostNetworkPodOptions {
   logDirectory: string;
   namespace?: string;
   uid?: string;
+  /** `linux.cgroup_parent` (the kubelet sends e.g. `/kubepods/besteffort/pod<uid>`); default none. */
+  cgroupParent?: string;
 }
 
 /**
@@ -292,6 +294,7 @@ export function hostNetworkPodConfig(o: HostNetworkPodOptions): WirePodSandboxCo
     },
     annotations: { 'kubernetes.io/config.source': 'kimg-test' },
     linux: {
+      ...(o.cgroupParent !== undefined ? { cgroup_parent: o.cgroupParent } : {}),
       security_context: { namespace_options: { network: 'NODE', pid: 'CONTAINER', ipc: 'POD' } },
     },
   };

@@ -8,7 +8,7 @@
  * StartContainer → the container's CRI log holds the image's line; `ctr run` prints it too.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ContainerdClient, pullIntoContainerd } from '../../src/containerd/index.js';
@@ -257,6 +257,50 @@ describe('containers run from images kimg pulled into containerd', () => {
     );
     assert.ok((await snapshotNames()).includes(chainId), 'containerd unpacked the layer');
     assert.deepEqual(await fetchedByContainerd(), []);
+  });
+});
+
+describe('pods in cgroups (disable_cgroup = false), as on a node', () => {
+  test('a pod with a cgroup parent runs, its containers get cgroups, and they go with the pod', async () => {
+    const work = await makeTempDir('ctrd-run-cg-');
+    const reg = await startRegistry({ mode: 'plain' });
+    let ctrd: StartedContainerd | undefined;
+    let rt: CriRuntimeClient | undefined;
+    try {
+      const images = await pushRunnableImages(reg, work);
+      ctrd = await startContainerd({
+        sandboxImage: images.sandbox.ref,
+        plainHttpRegistries: [reg.host],
+        podCgroups: true,
+      });
+      const criImages = new CriImageService({ endpoint: ctrd.address });
+      const imageRef = await criImages.pullImage({ image: images.oci.ref }, undefined);
+      criImages.close();
+      rt = new CriRuntimeClient(ctrd.address);
+      const cgroupParent = `${ctrd.cgroupParent}/pod-cg`;
+      const memory = join('/sys/fs/cgroup/memory', cgroupParent);
+      const run = await runPodToCompletion(rt, {
+        pod: { name: 'cg', logDirectory: join(work, 'pods'), cgroupParent },
+        container: { name: 'app', image: imageRef },
+      });
+      assert.deepEqual(
+        run.log.map((l) => l.text),
+        [images.line],
+      );
+      // The runtime created the pod's cgroup (cgroupfs driver) and removed its containers' cgroups.
+      assert.ok(existsSync(memory), `${memory} was not created`);
+      assert.deepEqual(
+        readdirSync(memory, { withFileTypes: true })
+          .filter((e) => e.isDirectory())
+          .map((e) => e.name),
+        [],
+      );
+    } finally {
+      rt?.close();
+      await ctrd?.stop();
+      await reg.stop();
+      await removeTempDir(work);
+    }
   });
 });
 
