@@ -209,6 +209,18 @@ export const ERROR_CODES = {
       "The CRI runtime answered an RPC with an error kimg cannot classify; carries the gRPC code and the runtime's message.",
   },
 
+  // --- containerd (kimg's client of containerd's own gRPC API) -------------------------------------
+  CONTAINERD_UNAVAILABLE: {
+    module: 'containerd',
+    summary:
+      "containerd's socket could not be reached (not listening, refused, permission denied); names the address.",
+  },
+  CONTAINERD_ERROR: {
+    module: 'containerd',
+    summary:
+      "containerd answered a content, images, leases, snapshots or diff call with an error kimg cannot classify; carries the gRPC code and containerd's message.",
+  },
+
   // --- node (the node agent and the commands that talk to it) --------------------------------------
   AGENT_UNAVAILABLE: {
     module: 'node',

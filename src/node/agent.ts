@@ -83,6 +83,11 @@ export interface NodeAgentOptions {
    * registry configuration apply (no per-layer progress, no store sweep).
    */
   imageServiceEndpoint?: string;
+  /**
+   * Pull with kimg's pipeline into containerd's own store at this socket (src/containerd); default the
+   * configuration's `kimg.containerd`. Ignored when `imageServiceEndpoint` is set.
+   */
+  containerd?: string;
   /** Registry client settings (plain HTTP hosts, CAs); the config's `hostsDir` is added. */
   registry?: RegistryClientOptions;
   /** Node name (static pod name suffix, GC events). Default the host name, lower-cased. */
@@ -229,6 +234,7 @@ function openServices(core: AgentCore): Promise<AgentServices> {
     nodeName: core.nodeName,
     ...(o.root !== undefined ? { root: o.root } : {}),
     ...(o.imageServiceEndpoint !== undefined ? { imageServiceEndpoint: o.imageServiceEndpoint } : {}),
+    ...(o.containerd !== undefined ? { containerd: o.containerd } : {}),
     ...(o.registry !== undefined ? { registry: o.registry } : {}),
     ...(o.platform !== undefined ? { platform: o.platform } : {}),
     ...(o.secretsDir !== undefined ? { secretsDir: o.secretsDir } : {}),

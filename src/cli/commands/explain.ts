@@ -35,11 +35,13 @@ import {
 } from '../pod-options.js';
 import { addRegistryOptions, registryClientOptions, type RegistryCliOptions } from '../registry-options.js';
 import { addStoreOptions, type StoreCliOptions } from '../store-options.js';
+import { addContainerdOption, containerdBackend, type ContainerdCliOptions } from '../containerd-options.js';
+
 import type { RegisterCommand } from './index.js';
 
 export type { ImageExplanation, PolicyOrigin } from '../../manager/index.js';
 
-interface ExplainCliOptions extends PodCliOptions, RegistryCliOptions, StoreCliOptions {
+interface ExplainCliOptions extends PodCliOptions, RegistryCliOptions, StoreCliOptions, ContainerdCliOptions {
   container?: string;
   pullPolicy?: string;
   resolve?: boolean;
@@ -110,6 +112,7 @@ export const registerExplain: RegisterCommand = (program: Command, ctx: CliConte
     .option('-o, --output <format>', 'output format: table, json or yaml', 'table');
   addPodOptions(cmd, { fileRequired: false });
   addStoreOptions(cmd);
+  addContainerdOption(cmd);
   addRegistryOptions(cmd).action(async (image: string | undefined, options: ExplainCliOptions) => {
     await run(image, options, ctx);
   });
@@ -170,6 +173,9 @@ async function run(image: string | undefined, options: ExplainCliOptions, ctx: C
       : {}),
     credentials: await podCredentialOptions(options, objects, () => {}),
     verification: 'read-only',
+    ...((backend) => (backend !== undefined ? { imageService: backend } : {}))(
+      containerdBackend(options.containerd, config.kimg),
+    ),
   });
   try {
     const byUid = new Map(pods.map((p) => [p.uid, p]));

@@ -10,6 +10,7 @@
  * ready, else 1). `--exit-after-settle`: run until every pod has settled (images ready, or failing and
  * synced at least twice so the back-off shows), then print and exit the same way.
  */
+import type { ContainerdCliOptions } from '../containerd-options.js';
 import type { Command } from 'commander';
 import { KimgError } from '../../errors/index.js';
 import {
@@ -27,7 +28,7 @@ import { loadCliNodeConfig } from '../pod-options.js';
 import type { RegisterCommand } from './index.js';
 import { collect } from '../collect.js';
 
-interface NodeCliOptions {
+interface NodeCliOptions extends ContainerdCliOptions {
   config: string;
   secretsDir?: string;
   metricsAddr?: string;
@@ -100,6 +101,10 @@ export const registerNode: RegisterCommand = (program: Command, ctx: CliContext)
       "pull into this CRI runtime (e.g. unix:///run/containerd/containerd.sock) instead of kimg's store",
     )
     .option('--root <dir>', "store root (default: the config's rootDir, else KIMG_ROOT / the default)")
+    .option(
+      '--containerd <address>',
+      "pull into containerd's image store at this socket (/run/containerd/containerd.sock or unix://…; namespace k8s.io) instead of kimg's own",
+    )
     .option('--plain-http <host>', 'reach this registry host over plain HTTP (repeatable)', collect)
     .option('--ca-file <file>', 'extra CA certificate (PEM) for HTTPS registries (repeatable)', collect)
     .option('--node-name <name>', 'node name (static pod name suffix); default the host name')
@@ -139,6 +144,7 @@ async function run(opts: NodeCliOptions, ctx: CliContext): Promise<void> {
     ...(opts.secretsDir !== undefined ? { secretsDir: opts.secretsDir } : {}),
     ...(prepull !== undefined ? { prepull } : {}),
     ...(opts.imageServiceEndpoint !== undefined ? { imageServiceEndpoint: opts.imageServiceEndpoint } : {}),
+    ...(opts.containerd !== undefined ? { containerd: opts.containerd } : {}),
     ...(opts.metricsAddr !== undefined ? { metricsAddr: opts.metricsAddr } : {}),
     ...(opts.criListen !== undefined ? { criListen: opts.criListen } : {}),
     ...(opts.root !== undefined ? { root: opts.root } : {}),
