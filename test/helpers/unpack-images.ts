@@ -36,6 +36,8 @@ export interface LayerDef {
   compression?: LayerCompression;
   /** Bytes appended after the end-of-archive blocks (still part of the diff ID). */
   trailer?: Buffer;
+  /** Rewrites the serialized tar (to damage it) before compression. */
+  mangle?: (tar: Buffer) => Buffer;
 }
 
 export interface ImageDef {
@@ -196,7 +198,8 @@ export function buildImage(layout: string, def: ImageDef): BuiltImage {
   writeFileSync(join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
   const tag = def.tag ?? 'latest';
   const layers = def.layers.map((l) => {
-    const tar = buildTar(l.entries, l.trailer);
+    const built = buildTar(l.entries, l.trailer);
+    const tar = l.mangle ? l.mangle(built) : built;
     const c = l.compression ?? 'gzip';
     const blob = compress(tar, c);
     return { diffId: sha(tar), digest: writeBlob(layout, blob), size: blob.length, mediaType: MEDIA[c] };
