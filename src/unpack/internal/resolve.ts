@@ -81,7 +81,7 @@ export function resolveInRoot(root: string, name: string): Resolved {
       continue;
     }
     parts.push(c);
-    if (missingFrom !== undefined || notDir !== undefined) continue;
+    if (missingFrom !== undefined) continue;
     const rel = parts.join('/');
     const st = lstatOrUndefined(posix.join(root, rel));
     if (st === undefined) {
@@ -104,10 +104,10 @@ export function resolveInRoot(root: string, name: string): Resolved {
       todo.push(...target.split('/').reverse());
       continue;
     }
-    if (!st.isDirectory()) {
-      // Only fatal if something follows; the caller decides (a hardlink target may be a file).
-      const more = todo.some((x) => x !== '' && x !== '.');
-      if (more) notDir = rel;
+    if (!st.isDirectory() && todo.some((x) => x !== '' && x !== '.')) {
+      // A non-directory with more to walk (Linux: ENOTDIR): stop here, the caller refuses the name.
+      notDir = rel;
+      break;
     }
   }
   const rel = parts.join('/');

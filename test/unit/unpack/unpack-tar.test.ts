@@ -91,10 +91,9 @@ describe('unpack tar reader', () => {
               assert.equal(g.header.mode, e.mode);
               assert.equal(g.header.uid, e.uid);
               assert.equal(g.header.gid, e.gid);
-              assert.deepEqual(
-                Object.fromEntries([...g.header.xattrs].map(([k, v]) => [k, v.toString()])),
-                { ...(e.xattrs ?? {}) },
-              );
+              assert.deepEqual(Object.fromEntries([...g.header.xattrs].map(([k, v]) => [k, v.toString()])), {
+                ...(e.xattrs ?? {}),
+              });
             } else assert.equal(g.data.length, 0);
             if (e.type === 'symlink' || e.type === 'hardlink') assert.equal(g.header.linkname, e.target);
             if (e.type === 'char') {
