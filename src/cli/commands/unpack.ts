@@ -93,17 +93,25 @@ async function run(image: string, dir: string, options: UnpackCliOptions, ctx: C
   const onSignal = () => controller.abort(new Error('interrupted'));
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  // Diff IDs are hashed on the main thread unless KIMG_HASHING says otherwise: inflate already keeps
+  // the second core busy, and a hashing worker costs ~6 MiB of the 96 MiB budget (docs/design/unpack.md).
+  const env = ctx.env.KIMG_HASHING;
+  const hashing = env === 'worker' || env === 'auto' ? env : 'inline';
   let result: UnpackResult;
   try {
-    result = await withStore(options, ctx, (store) =>
-      unpackImage(store, image, dir, {
-        rootless: options.rootless === true,
-        force: options.force === true,
-        runtimeHandler: options.runtimeHandler,
-        ...(options.snapshots !== undefined ? { snapshots: options.snapshots } : {}),
-        signal: controller.signal,
-        onProgress,
-      }),
+    result = await withStore(
+      options,
+      ctx,
+      (store) =>
+        unpackImage(store, image, dir, {
+          rootless: options.rootless === true,
+          force: options.force === true,
+          runtimeHandler: options.runtimeHandler,
+          ...(options.snapshots !== undefined ? { snapshots: options.snapshots } : {}),
+          signal: controller.signal,
+          onProgress,
+        }),
+      { hashing },
     );
   } finally {
     process.removeListener('SIGINT', onSignal);

@@ -12,8 +12,12 @@ import { MediaType } from '../../oci/index.js';
 
 export type Compression = 'none' | 'gzip' | 'zstd';
 
-/** Output chunk size of gunzip: large enough that per-chunk costs vanish, small enough to stay flat. */
-const GUNZIP_CHUNK = 256 * 1024;
+/**
+ * Output chunk size of gunzip: zlib's default. Larger chunks cost less per byte, but V8 then collects
+ * their (external) memory less often, because fewer JS objects are allocated per byte: with 256 KiB
+ * chunks a 1 GiB unpack peaked ~13 MiB higher (measured with bench/unpack.ts' image).
+ */
+const GUNZIP_CHUNK = 16 * 1024;
 
 const LAYER_TYPES: Readonly<Record<string, Compression>> = {
   [MediaType.OciLayer]: 'none',
@@ -48,7 +52,7 @@ class ZstdDecompress extends Transform {
   private out: Uint8Array[] = [];
 
   constructor() {
-    super({ readableHighWaterMark: 4 * GUNZIP_CHUNK });
+    super({ readableHighWaterMark: 256 * 1024 });
     this.decoder = new Decompress((data) => {
       this.out.push(data);
     });
@@ -61,7 +65,8 @@ class ZstdDecompress extends Transform {
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     try {
-      this.decoder.push(chunk);
+      // fzstd may keep the chunk until a block is complete; the caller reuses its buffers.
+      this.decoder.push(Uint8Array.prototype.slice.call(chunk));
       this.flushOut();
       cb();
     } catch (e) {
@@ -84,13 +89,17 @@ function zstdError(e: unknown): KimgError {
   return new KimgError('LAYER_INVALID', `zstd stream is invalid: ${(e as Error).message}`, { cause: e });
 }
 
-/** A Transform that decompresses `compression` (a pass-through for `none`). */
+/**
+ * A Transform that decompresses `compression` (a copying pass-through for `none`). Input buffers may
+ * be reused by the writer as soon as a write's callback fired.
+ */
 export function decompressor(compression: Compression): Transform {
   if (compression === 'gzip') return createGunzip({ chunkSize: GUNZIP_CHUNK });
   if (compression === 'zstd') return new ZstdDecompress();
   return new Transform({
     transform(chunk: Buffer, _enc, cb) {
-      cb(null, chunk);
+      // A copy: the caller reuses its read buffers once the write callback fired.
+      cb(null, Buffer.from(chunk));
     },
   });
 }

@@ -187,16 +187,17 @@ class ByteSource {
       this.offset += n;
       return b;
     }
-    const parts: Buffer[] = [];
+    // Copied as it goes: the source may reuse a chunk's memory once the next one is asked for.
+    const out = Buffer.allocUnsafe(n);
     let got = 0;
     while (got < n && (await this.fill())) {
       const take = Math.min(n - got, this.chunk.length - this.pos);
-      parts.push(this.chunk.subarray(this.pos, this.pos + take));
+      this.chunk.copy(out, got, this.pos, this.pos + take);
       this.pos += take;
       got += take;
     }
     this.offset += got;
-    return Buffer.concat(parts, got);
+    return out.subarray(0, got);
   }
 
   /** The next up-to-`max` bytes as a slice of the current chunk. */
@@ -239,6 +240,8 @@ const TYPES: Record<string, TarEntryType> = {
 /**
  * Reads the entries of a tar stream. The whole input is consumed, including what follows the
  * end-of-archive marker (the diff ID covers every byte). A body not consumed by the caller is skipped.
+ * The source may reuse a chunk's memory once the reader asks for the next chunk: body chunks handed
+ * out must be used (written, hashed) before the next one is requested.
  */
 export async function* readTar(source: AsyncIterable<Buffer>): AsyncGenerator<TarEntry> {
   const src = new ByteSource(source[Symbol.asyncIterator]());
