@@ -8,6 +8,9 @@
  * names are resolved inside it component by component, as umoci's securejoin and containerd's
  * `fs.RootPath` do (docs/design/unpack.md).
  *
+ * `materializeImageVolume` fills an image volume's directory (KEP-4639): an image's layers, or an OCI
+ * artifact's titled blobs as files.
+ *
  * Failure codes: `IMAGE_NOT_PRESENT`, `BLOB_NOT_FOUND`, `MANIFEST_INVALID`, `UNSUPPORTED_MEDIA_TYPE`,
  * `DIGEST_MISMATCH`, `LAYER_INVALID`, `UNPACK_UNSAFE`, `TARGET_NOT_EMPTY`, `USER_NOT_FOUND`,
  * `STORE_IO`, `ABORTED`.
@@ -22,6 +25,7 @@ export {
   type UnpackResult,
   type UnpackedLayer,
 } from './unpack.js';
+export { materializeImageVolume, ANNOTATION_TITLE, type ImageVolumeResult } from './volume.js';
 export type { LayerApplyStats } from './internal/apply.js';
 export type { RuntimeSpec, ImageConfigFile } from './internal/runtime-config.js';
 export { readTar, type TarEntry, type TarHeader, type TarEntryType } from './internal/tar.js';

@@ -134,15 +134,21 @@ async function readJson<T>(content: UnpackSource['content'], digest: string): Pr
   }
 }
 
+/** Reads a stored manifest and checks its shape (`MANIFEST_INVALID`). */
+export async function readManifest(source: UnpackSource, digest: string): Promise<ImageManifest> {
+  const manifest = await readJson<ImageManifest>(source.content, digest);
+  if (!manifest || !Array.isArray(manifest.layers) || typeof manifest.config?.digest !== 'string') {
+    throw invalidConfig(`manifest ${digest} has no config or layers`, digest);
+  }
+  return manifest;
+}
+
 /** Reads and checks the manifest and config of a record. */
 async function loadImage(
   source: UnpackSource,
   record: ImageRecord,
 ): Promise<{ manifest: ImageManifest; config: ImageConfigFile; diffIds: string[] }> {
-  const manifest = await readJson<ImageManifest>(source.content, record.manifestDigest);
-  if (!manifest || !Array.isArray(manifest.layers) || typeof manifest.config?.digest !== 'string') {
-    throw invalidConfig(`manifest ${record.manifestDigest} has no config or layers`, record.manifestDigest);
-  }
+  const manifest = await readManifest(source, record.manifestDigest);
   const config = await readJson<ImageConfigFile>(source.content, manifest.config.digest);
   const rootfs = config.rootfs;
   if (rootfs?.type !== 'layers') {
@@ -385,6 +391,63 @@ async function bounded<T, R>(items: readonly T[], n: number, fn: (t: T) => Promi
   return out;
 }
 
+/** Applies the layers in order into `root` (a rootfs), then the directories' times. */
+async function applyInOrder(
+  source: UnpackSource,
+  layers: readonly Descriptor[],
+  diffIds: readonly string[],
+  root: string,
+  layerOpts: Parameters<typeof applyLayer>[2],
+): Promise<LayerApplyStats[]> {
+  const dirTimes: DirTimes = new Map();
+  // The root starts at the epoch like umoci's, unless a layer sets it.
+  dirTimes.set('', { atime: 0, mtime: 0 });
+  const out: LayerApplyStats[] = [];
+  for (const [index, layer] of layers.entries()) {
+    const diffId = diffIds[index] as string;
+    out.push(await applyLayer(source, { index, layer, diffId, root, mode: 'rootfs', dirTimes }, layerOpts));
+  }
+  applyDirTimes(root, dirTimes);
+  return out;
+}
+
+/**
+ * Applies the layers of a stored image into `dir` (an image volume's directory: no bundle, no config).
+ * `dir` is created, or must be empty unless `force`; on failure its content is removed.
+ */
+export async function unpackLayersInto(
+  source: UnpackSource,
+  record: ImageRecord,
+  dir: string,
+  options: Pick<UnpackOptions, 'force' | 'rootless' | 'hasher' | 'onProgress' | 'signal'> = {},
+): Promise<LayerApplyStats[]> {
+  const { manifest, diffIds } = await loadImage(source, record);
+  const existing = lstatOrUndefined(dir);
+  if (existing !== undefined && readdirSync(dir).length > 0 && options.force !== true) {
+    throw new KimgError('TARGET_NOT_EMPTY', `volume directory ${quote(dir)} is not empty`, { file: dir });
+  }
+  if (existing !== undefined) rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const shared = options.hasher ?? source.content.hasher;
+  const hasher = shared ?? createHasherFactory('auto');
+  const emit = (e: UnpackEvent) => options.onProgress?.(e);
+  const layerOpts = {
+    rootless: options.rootless ?? false,
+    hasher,
+    now: Math.floor(Date.now() / 1000),
+    emit,
+    ...(options.signal ? { signal: options.signal } : {}),
+  };
+  try {
+    return await applyInOrder(source, manifest.layers, diffIds, dir, layerOpts);
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  } finally {
+    if (shared === undefined) await hasher.close();
+  }
+}
+
 /**
  * Unpacks the stored image `ref` (a reference or image id, as `kimg images` lists) into the bundle
  * directory `dir`. Failure codes: `IMAGE_NOT_PRESENT`, `BLOB_NOT_FOUND`, `MANIFEST_INVALID`,
@@ -446,24 +509,8 @@ export async function unpackImage(
       const dirs = lowerDirs;
       readFile = (p) => readLayered(dirs, p);
     } else {
-      const dirTimes: DirTimes = new Map();
-      // The root starts at the epoch like umoci's, unless a layer sets it.
-      dirTimes.set('', { atime: 0, mtime: 0 });
-      for (const [index, l] of layers.entries()) {
-        l.stats = await applyLayer(
-          source,
-          {
-            index,
-            layer: manifest.layers[index] as Descriptor,
-            diffId: l.diffId,
-            root: rootfs,
-            mode: 'rootfs',
-            dirTimes,
-          },
-          layerOpts,
-        );
-      }
-      applyDirTimes(rootfs, dirTimes);
+      const stats = await applyInOrder(source, manifest.layers, diffIds, rootfs, layerOpts);
+      for (const [i, st] of stats.entries()) (layers[i] as UnpackedLayer).stats = st;
       readFile = (p) => readRootfsFile(rootfs, p);
     }
     const user: ResolvedUser = resolveUser(readFile, config.config?.User ?? '');

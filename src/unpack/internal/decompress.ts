@@ -33,6 +33,9 @@ const LAYER_TYPES: Readonly<Record<string, Compression>> = {
   [MediaType.DockerForeignLayerGzip]: 'gzip',
 };
 
+/** Every layer media type kimg unpacks (tar, tar+gzip, tar+zstd; OCI, non-distributable, Docker). */
+export const LAYER_MEDIA_TYPES: ReadonlySet<string> = new Set(Object.keys(LAYER_TYPES));
+
 /** The compression of a layer media type; `UNSUPPORTED_MEDIA_TYPE` for anything that is not a layer. */
 export function layerCompression(mediaType: string): Compression {
   const c = LAYER_TYPES[mediaType];
