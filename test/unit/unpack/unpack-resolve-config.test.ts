@@ -82,7 +82,10 @@ describe('resolveInRoot', () => {
 
   it('clamps and reports climbing', () => {
     assert.equal(resolveInRoot(root, 'a/b/way/a/f').host, join(root, 'a', 'f'));
-    assert.throws(() => resolveInRoot(root, 'etc/passwd'), (e) => isKimgError(e, 'UNPACK_UNSAFE'));
+    assert.throws(
+      () => resolveInRoot(root, 'etc/passwd'),
+      (e) => isKimgError(e, 'UNPACK_UNSAFE'),
+    );
     assert.equal(resolveInRoot(root, 'slash/a/f').host, join(root, 'a', 'f'));
     assert.equal(resolveInRoot(root, '../../a').clamped, true);
     assert.equal(resolveInRoot(root, 'a/up/a/b').host, join(root, 'a', 'b'));
