@@ -226,28 +226,29 @@ export class KubeClient {
       if (aborted || err === null || err === undefined) settle(undefined);
       else settle(toKubeError(err, req, this.config.server));
     };
-    let controller: AbortController;
-    try {
-      controller = await this.watcher.watch(
-        path,
-        query,
-        (type, object) => onEvent({ type: type as KubeWatchEvent['type'], object: object as KubeJson }),
-        done,
-      );
-    } catch (e) {
-      settle(toKubeError(e, req, this.config.server));
-      return { ended };
-    }
+    // The library resolves `watch()` only once the response headers arrive: an abort before that
+    // settles at once and aborts the stream when it shows up.
+    let controller: AbortController | undefined;
+    const stop = (): void => {
+      aborted = true;
+      controller?.abort();
+      settle(undefined);
+    };
     if (signal !== undefined) {
-      const stop = (): void => {
-        aborted = true;
-        controller.abort();
-        settle(undefined);
-      };
       if (signal.aborted) stop();
       else signal.addEventListener('abort', stop, { once: true });
       void ended.then(() => signal.removeEventListener('abort', stop));
     }
+    const forward = (type: string, object: unknown): void => {
+      if (!aborted) onEvent({ type: type as KubeWatchEvent['type'], object: object as KubeJson });
+    };
+    this.watcher.watch(path, query, forward, done).then(
+      (c) => {
+        controller = c;
+        if (aborted) c.abort();
+      },
+      (e: unknown) => settle(toKubeError(e, req, this.config.server)),
+    );
     return { ended };
   }
 }

@@ -868,6 +868,8 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
       'transfer-encoding': 'chunked',
       'cache-control': 'no-cache, private',
     });
+    // The real server sends the headers at once; a quiet watch must not leave the client waiting.
+    res.flushHeaders();
     const w: OpenWatch = {
       res,
       socket: req.socket,
