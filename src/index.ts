@@ -1,6 +1,6 @@
 /**
  * kimg's public library API. Named exports only; each module's public surface is its own index.ts.
- * Modules in data-flow order: reference → platform → config → credentials → registry → store → manager.
+ * Modules in data-flow order: reference → platform → config → credentials → registry → store → manager → runtime (the composition root).
  */
 export * from './errors/index.js';
 export * from './oci/index.js';
@@ -14,3 +14,4 @@ export * from './manager/index.js';
 export * from './admission/index.js';
 export * from './cri/index.js';
 export * from './node/index.js';
+export * from './runtime/index.js';

@@ -3,26 +3,23 @@
  * (with `imagePullPolicy` defaulted as the API server stores it on create), their pull Secrets
  * (the pod's `imagePullSecrets`, else its ServiceAccount's, from the same files), the node-wide docker
  * config (kubelet's search path), `--docker-config` files and, when the configuration names them, the
- * exec credential plugins, turned into the image manager's `CredentialResolver`. The kubelet
- * configuration (`--config`) gives the puller settings, gates, default registry, hosts dir and root.
+ * exec credential plugins, handed to the node runtime's credential sources (`PodCredentials`). The
+ * kubelet configuration (`--config`) gives the puller settings, gates, default registry, hosts dir and
+ * root.
  *
  * Follows kubernetes `pkg/kubelet/images/image_manager.go` (`makeLookupPullCredentialsFunc`) and
- * `pkg/credentialprovider/secrets`; see sections 3 and 5 of the upstream-semantics digest.
+ * `pkg/credentialprovider/secrets`.
  */
 import type { Command } from 'commander';
 import {
   DEFAULT_KUBELET_ROOT_DIR,
-  PluginManager,
   loadDockerConfigFile,
-  loadNodeDockerConfig,
-  lookupPullCredentials,
   readKubernetesObjects,
   resolvePodPullSecrets,
   type DockerConfig,
   type KubeObject,
-  type NodeDockerConfig,
+  type PodCredentialContext,
   type PodPullSecrets,
-  type PullCredentialLookup,
 } from '../credentials/index.js';
 import {
   defaultKubeletImageConfig,
@@ -31,15 +28,8 @@ import {
   type NodeConfig,
 } from '../config/index.js';
 import { KimgError, quote } from '../errors/index.js';
-import {
-  applyPodDefaults,
-  runtimeHandlerFor,
-  type CredentialCandidate,
-  type CredentialResolver,
-  type PodInfo,
-  type PodManifest,
-} from '../manager/index.js';
-import type { CliContext } from './context.js';
+import { applyPodDefaults, runtimeHandlerFor, type PodManifest } from '../manager/index.js';
+import type { RuntimeCredentialOptions } from '../runtime/index.js';
 import { collect } from './collect.js';
 
 /** Options of the pod-reading commands (commander camel-cases the flags). */
@@ -164,102 +154,35 @@ export async function loadPods(
   return { pods: out, objects };
 }
 
-/** The static and plugin credential sources of one invocation (pod Secrets are per pod). */
-export interface CredentialSetup {
-  node?: NodeDockerConfig;
-  dockerConfigs: DockerConfig[];
-  plugins?: PluginManager;
-}
-
 /**
- * Loads the node docker config (unless `--no-node-config`), `--docker-config` files and the exec
- * plugins the node configuration names.
- * @throws KimgError `FILE_NOT_FOUND`, `DOCKER_CONFIG_INVALID`, `CREDENTIAL_PROVIDER_CONFIG_INVALID`.
+ * The runtime's credential sources from the flags: the node docker config search (unless
+ * `--no-node-config`, from `--kubelet-root-dir`), `--docker-config` files, and the manifests' Secrets
+ * and ServiceAccounts (the exec plugins come from the node configuration).
+ * @throws KimgError `FILE_NOT_FOUND`, `DOCKER_CONFIG_INVALID`.
  */
-export async function loadCredentialSetup(
+export async function podCredentialOptions(
   opts: PodCliOptions,
-  config: NodeConfig,
   objects: readonly KubeObject[],
-  ctx: CliContext,
-): Promise<CredentialSetup> {
-  const setup: CredentialSetup = { dockerConfigs: [] };
-  for (const f of opts.dockerConfig ?? []) setup.dockerConfigs.push(await loadDockerConfigFile(f));
-  if (opts.nodeConfig)
-    setup.node = await loadNodeDockerConfig({ env: ctx.env, rootDir: opts.kubeletRootDir });
-  const { imageCredentialProviderConfig: configPath, imageCredentialProviderBinDir: binDir } = config.kimg;
-  if (configPath !== undefined && binDir !== undefined) {
-    setup.plugins = await PluginManager.load({
-      configPath,
-      binDir,
-      environ: ctx.env,
-      getServiceAccount: async (namespace, name) => {
-        const sa = objects.find(
-          (o) => o.kind === 'ServiceAccount' && o.name === name && (o.namespace ?? 'default') === namespace,
-        );
-        if (sa === undefined)
-          throw new KimgError(
-            'SECRET_NOT_FOUND',
-            `ServiceAccount ${namespace}/${name} is not in the manifests`,
-          );
-        const meta = (sa.object.metadata ?? {}) as Record<string, unknown>;
-        const annotations = (
-          typeof meta.annotations === 'object' && meta.annotations !== null ? meta.annotations : {}
-        ) as Record<string, string>;
-        return { uid: typeof meta.uid === 'string' ? meta.uid : '', annotations };
-      },
-    });
-  }
-  return setup;
-}
-
-/** The kubelet's credential lookup for `image` and one pod (`explain` adds near misses). */
-export function lookupForPod(
-  image: string,
-  setup: CredentialSetup,
-  pod: LoadedPod | undefined,
-  options: { explain?: boolean } = {},
-): Promise<PullCredentialLookup> {
-  return lookupPullCredentials(
-    image,
-    {
-      ...(pod !== undefined ? { podSecrets: pod.secrets } : {}),
-      ...(setup.node !== undefined ? { node: setup.node } : {}),
-      dockerConfigs: setup.dockerConfigs,
-      ...(setup.plugins !== undefined ? { plugins: setup.plugins } : {}),
-      ...(pod !== undefined
-        ? {
-            pod: {
-              podNamespace: pod.namespace,
-              podName: pod.name,
-              podUid: pod.uid,
-              serviceAccountName: pod.secrets.serviceAccountName,
-            },
-          }
-        : {}),
-    },
-    { explain: options.explain === true },
-  );
-}
-
-/**
- * The image manager's resolver for these pods: each pod's Secrets, then the node group, then plugins.
- * Problems (missing Secrets, invalid node files, plugin failures) are reported once through `warn`.
- */
-export function podCredentialResolver(
-  pods: readonly LoadedPod[],
-  setup: CredentialSetup,
   warn: (message: string) => void,
-): CredentialResolver {
-  const byUid = new Map(pods.map((p) => [p.uid, p]));
+): Promise<RuntimeCredentialOptions> {
+  const dockerConfigs: DockerConfig[] = [];
+  for (const f of opts.dockerConfig ?? []) dockerConfigs.push(await loadDockerConfigFile(f));
+  // Each problem (missing Secret, invalid node file, plugin failure) is reported once.
   const warned = new Set<string>();
-  return async (image: string, pod: PodInfo): Promise<CredentialCandidate[]> => {
-    const lookup = await lookupForPod(image, setup, byUid.get(pod.uid));
-    for (const p of lookup.problems) {
-      if (!warned.has(p.message)) {
-        warned.add(p.message);
-        warn(p.message);
-      }
-    }
-    return lookup.matches.map((m) => ({ key: m.key, auth: m.auth, source: { ...m.source } }));
+  return {
+    nodeDockerConfig: opts.nodeConfig ? { rootDir: opts.kubeletRootDir } : false,
+    dockerConfigs,
+    objects,
+    objectsOrigin: 'the manifests',
+    onProblem: (p) => {
+      if (warned.has(p.message)) return;
+      warned.add(p.message);
+      warn(p.message);
+    },
   };
+}
+
+/** The credential lookup context of a loaded pod (its own Secrets). */
+export function podCredentialContext(pod: LoadedPod): PodCredentialContext {
+  return { namespace: pod.namespace, name: pod.name, uid: pod.uid, secrets: pod.secrets };
 }

@@ -110,3 +110,11 @@ export {
   type DockerRegistrySecretOptions,
   type DockerRegistrySecretManifest,
 } from './docker-registry-secret.js';
+export {
+  PodCredentials,
+  serviceAccountFromObjects,
+  type PodCredentialContext,
+  type PodCredentialPluginOptions,
+  type PodCredentialsOptions,
+  type PodCredentialCandidate,
+} from './pod-credentials.js';

@@ -220,3 +220,14 @@ export {
   type ImageGCResult,
 } from './image-gc.js';
 export { runtimeHandlerFor, type RuntimeClassSource } from './runtime-class.js';
+export {
+  explainImage,
+  imageExplainTarget,
+  podExplainTargets,
+  type ImageExplanation,
+  type ExplainTarget,
+  type ExplainPod,
+  type ExplainDeps,
+  type PolicyOrigin,
+} from './explain.js';
+export { humanDuration, defaultPolicyWhy, nextStep as explainNextStep } from './explain-text.js';

@@ -14,8 +14,18 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { KimgError, toKimgError } from '../errors/index.js';
-import type { AgentLogEntry, NodeAgent } from './agent.js';
+import type { NodeMetrics } from './metrics.js';
+import type { PodStateStore } from './pod-state.js';
 import { STATUS_PAGE_HTML } from './status-page.js';
+import type { AgentLog, StoreSummary } from './types.js';
+
+/** What the endpoint serves: the running agent's state, metrics and store summary. */
+export interface AgentHttpSource {
+  readonly state: PodStateStore;
+  readonly metrics: NodeMetrics;
+  readonly nodeName: string;
+  storeSummary(): Promise<StoreSummary>;
+}
 
 /** A running HTTP endpoint. */
 export interface AgentHttpServer {
@@ -45,120 +55,165 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-/** Starts the endpoint for `agent`. @throws KimgError `INVALID_ARGUMENT` (address), `INTERNAL` (listen). */
-export async function startAgentHttpServer(options: {
-  address: string;
-  agent: NodeAgent;
-  log: (entry: AgentLogEntry) => void;
-}): Promise<AgentHttpServer> {
-  const { agent, log } = options;
-  const { host, port } = parseHostPort(options.address);
-  const clients = new Set<ServerResponse>();
-  const sockets = new Set<Socket>();
+/** The kinds of server-sent events, each with the JSON of its API path. */
+const STREAM_KINDS = ['pods', 'events', 'store'] as const;
 
-  const snapshot = async (kind: string): Promise<unknown> => {
-    if (kind === 'pods') return agent.state.list();
-    if (kind === 'events') return agent.state.events();
-    return agent.storeSummary();
+/** What a stream kind's message holds now. */
+async function snapshot(agent: AgentHttpSource, kind: string): Promise<unknown> {
+  if (kind === 'pods') return agent.state.list();
+  if (kind === 'events') return agent.state.events();
+  return agent.storeSummary();
+}
+
+/**
+ * The `/events` clients: every state change is sent to all of them, coalesced to at most one message
+ * per kind every 100 ms; nothing is computed while no client listens.
+ */
+class EventStream {
+  private readonly clients = new Set<ServerResponse>();
+  private readonly pending = new Set<string>();
+  private flushTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly agent: AgentHttpSource) {
+    agent.state.on('change', this.onChange);
+  }
+
+  /** Starts a client's stream: the retry hint, then every kind's current message. */
+  async add(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    res.writeHead(200, {
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+    });
+    res.write('retry: 1000\n\n');
+    this.clients.add(res);
+    req.on('close', () => this.clients.delete(res));
+    for (const kind of STREAM_KINDS) {
+      const data = await snapshot(this.agent, kind).catch(() => undefined);
+      if (data !== undefined) res.write(frame(kind, data));
+    }
+  }
+
+  /** Ends every client's stream and stops listening to changes. */
+  close(): void {
+    this.agent.state.off('change', this.onChange);
+    if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
+    for (const c of this.clients) c.end();
+    this.clients.clear();
+  }
+
+  private readonly onChange = (c: { kind: string }): void => {
+    if (this.clients.size === 0) return;
+    this.pending.add(c.kind);
+    if (this.flushTimer === undefined) {
+      this.flushTimer = setTimeout(() => void this.flush(), 100);
+      this.flushTimer.unref();
+    }
   };
-  const pending = new Set<string>();
-  let flushTimer: NodeJS.Timeout | undefined;
-  const flush = async (): Promise<void> => {
-    flushTimer = undefined;
-    const kinds = [...pending];
-    pending.clear();
+
+  private async flush(): Promise<void> {
+    this.flushTimer = undefined;
+    const kinds = [...this.pending];
+    this.pending.clear();
     for (const kind of kinds) {
       let data: unknown;
       try {
-        data = await snapshot(kind);
+        data = await snapshot(this.agent, kind);
       } catch {
         continue;
       }
-      const frame = `event: ${kind}\ndata: ${JSON.stringify(data)}\n\n`;
-      for (const c of clients) c.write(frame);
+      const text = frame(kind, data);
+      for (const c of this.clients) c.write(text);
     }
-  };
-  const onChange = (c: { kind: string }): void => {
-    if (clients.size === 0) return;
-    pending.add(c.kind);
-    if (flushTimer === undefined) {
-      flushTimer = setTimeout(() => void flush(), 100);
-      flushTimer.unref();
-    }
-  };
-  agent.state.on('change', onChange);
+  }
+}
 
-  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const url = new URL(req.url ?? '/', 'http://agent');
-    const path = url.pathname;
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { allow: 'GET' }).end();
-      return;
-    }
-    if (path === '/healthz') {
-      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
-      return;
-    }
-    if (path === '/metrics') {
-      const text = await agent.metrics.text();
-      res.writeHead(200, { 'content-type': agent.metrics.registry.contentType }).end(text);
-      return;
-    }
-    if (path === '/' || path === '/index.html') {
-      res
-        .writeHead(200, {
-          'content-type': 'text/html; charset=utf-8',
-          'cache-control': 'no-store',
-          'content-security-policy':
-            "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'",
-        })
-        .end(STATUS_PAGE_HTML);
-      return;
-    }
-    if (path === '/api/pods') {
-      sendJson(res, 200, { node: agent.nodeName, pods: agent.state.list() });
-      return;
-    }
-    const one = /^\/api\/pods\/([^/]+)\/([^/]+)$/.exec(path);
-    if (one !== null) {
-      const namespace = decodeURIComponent(one[1] ?? '');
-      const name = decodeURIComponent(one[2] ?? '');
-      const pod = agent.state.get(`${namespace}/${name}`);
-      if (pod === undefined) {
-        sendJson(res, 404, { code: 'POD_NOT_FOUND', message: `pods "${name}" not found` });
-        return;
-      }
-      sendJson(res, 200, { pod, events: agent.state.events({ namespace, name }) });
-      return;
-    }
-    if (path === '/api/events') {
-      sendJson(res, 200, { events: agent.state.events() });
-      return;
-    }
-    if (path === '/api/store') {
-      sendJson(res, 200, await agent.storeSummary());
-      return;
-    }
-    if (path === '/events') {
-      res.writeHead(200, {
-        'content-type': 'text/event-stream',
+function frame(kind: string, data: unknown): string {
+  return `event: ${kind}\ndata: ${JSON.stringify(data)}\n\n`;
+}
+
+/** Serves one request (GET and HEAD only). */
+async function handle(
+  agent: AgentHttpSource,
+  stream: EventStream,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  const path = new URL(req.url ?? '/', 'http://agent').pathname;
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.writeHead(405, { allow: 'GET' }).end();
+    return;
+  }
+  if (path === '/healthz') {
+    res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
+  } else if (path === '/metrics') {
+    const text = await agent.metrics.text();
+    res.writeHead(200, { 'content-type': agent.metrics.registry.contentType }).end(text);
+  } else if (path === '/' || path === '/index.html') {
+    res
+      .writeHead(200, {
+        'content-type': 'text/html; charset=utf-8',
         'cache-control': 'no-store',
-        connection: 'keep-alive',
-      });
-      res.write('retry: 1000\n\n');
-      clients.add(res);
-      req.on('close', () => clients.delete(res));
-      for (const kind of ['pods', 'events', 'store']) {
-        const data = await snapshot(kind).catch(() => undefined);
-        if (data !== undefined) res.write(`event: ${kind}\ndata: ${JSON.stringify(data)}\n\n`);
-      }
-      return;
-    }
+        'content-security-policy':
+          "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'",
+      })
+      .end(STATUS_PAGE_HTML);
+  } else if (path === '/api/pods') {
+    sendJson(res, 200, { node: agent.nodeName, pods: agent.state.list() });
+  } else if (/^\/api\/pods\/([^/]+)\/([^/]+)$/.test(path)) {
+    sendPod(agent, res, path);
+  } else if (path === '/api/events') {
+    sendJson(res, 200, { events: agent.state.events() });
+  } else if (path === '/api/store') {
+    sendJson(res, 200, await agent.storeSummary());
+  } else if (path === '/events') {
+    await stream.add(req, res);
+  } else {
     sendJson(res, 404, { code: 'NOT_FOUND', message: `no such path ${path}` });
-  };
+  }
+}
 
+/** `/api/pods/<namespace>/<name>`: the pod with its events, or `POD_NOT_FOUND`. */
+function sendPod(agent: AgentHttpSource, res: ServerResponse, path: string): void {
+  const one = /^\/api\/pods\/([^/]+)\/([^/]+)$/.exec(path);
+  const namespace = decodeURIComponent(one?.[1] ?? '');
+  const name = decodeURIComponent(one?.[2] ?? '');
+  const pod = agent.state.get(`${namespace}/${name}`);
+  if (pod === undefined) {
+    sendJson(res, 404, { code: 'POD_NOT_FOUND', message: `pods "${name}" not found` });
+    return;
+  }
+  sendJson(res, 200, { pod, events: agent.state.events({ namespace, name }) });
+}
+
+/** Listens on `host:port`. @throws KimgError `INTERNAL` naming the address. */
+function listen(server: Server, address: string): Promise<void> {
+  const { host, port } = parseHostPort(address);
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', (e) =>
+      reject(
+        new KimgError('INTERNAL', `cannot listen on ${address}: ${e.message}`, {
+          input: address,
+          cause: e,
+        }),
+      ),
+    );
+    server.listen(port, host, () => resolve());
+  });
+}
+
+/** Starts the endpoint for `agent`. @throws KimgError `INVALID_ARGUMENT` (address), `INTERNAL` (listen). */
+export async function startAgentHttpServer(options: {
+  address: string;
+  agent: AgentHttpSource;
+  log: AgentLog;
+}): Promise<AgentHttpServer> {
+  const { agent, log } = options;
+  parseHostPort(options.address);
+  const stream = new EventStream(agent);
+  const sockets = new Set<Socket>();
   const server: Server = createServer((req, res) => {
-    handle(req, res).catch((e: unknown) => {
+    handle(agent, stream, req, res).catch((e: unknown) => {
       const err = toKimgError(e);
       log({ level: 'error', msg: `http ${req.url ?? ''}: ${err.message}` });
       if (!res.headersSent) sendJson(res, 500, { code: err.code, message: err.message });
@@ -169,26 +224,18 @@ export async function startAgentHttpServer(options: {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (e) =>
-      reject(
-        new KimgError('INTERNAL', `cannot listen on ${options.address}: ${e.message}`, {
-          input: options.address,
-          cause: e,
-        }),
-      ),
-    );
-    server.listen(port, host, () => resolve());
-  });
+  try {
+    await listen(server, options.address);
+  } catch (e) {
+    stream.close();
+    throw e;
+  }
   const addr = server.address() as AddressInfo;
   const shownHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   return {
     url: `http://${shownHost}:${addr.port}`,
     close: async () => {
-      agent.state.off('change', onChange);
-      if (flushTimer !== undefined) clearTimeout(flushTimer);
-      for (const c of clients) c.end();
-      clients.clear();
+      stream.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         for (const s of sockets) s.destroy();

@@ -10,13 +10,8 @@
  * Failure codes: `CONFIG_INVALID`, `FILE_NOT_FOUND`, `CREDENTIAL_PROVIDER_CONFIG_INVALID`, store codes,
  * `INVALID_ARGUMENT` (listen address); clients: `AGENT_UNAVAILABLE`, `POD_NOT_FOUND`.
  */
-export {
-  startNodeAgent,
-  type NodeAgent,
-  type NodeAgentOptions,
-  type AgentLogEntry,
-  type StoreSummary,
-} from './agent.js';
+export { startNodeAgent, type NodeAgent, type NodeAgentOptions } from './agent.js';
+export type { AgentLogEntry, AgentLog, StoreSummary, GcRunSummary } from './types.js';
 export {
   PodStateStore,
   podStatus,
@@ -29,7 +24,7 @@ export {
 } from './pod-state.js';
 export { ManifestWatcher, type ManifestPod, type ManifestWatcherOptions } from './watcher.js';
 export { NodeMetrics, imageSizeBucket, IMAGE_SIZE_BUCKETS, IMAGE_PULL_DURATION_BUCKETS } from './metrics.js';
-export { startAgentHttpServer, parseHostPort, type AgentHttpServer } from './http.js';
+export { startAgentHttpServer, parseHostPort, type AgentHttpServer, type AgentHttpSource } from './http.js';
 export { STATUS_PAGE_HTML } from './status-page.js';
 export { fetchAgentPods, fetchAgentPod, DEFAULT_AGENT_SERVER } from './client.js';
 export { parsePrepullList, loadPrepullList, type PrepullImage, type PrepullState } from './prepull.js';

@@ -151,18 +151,23 @@ export class PodStateStore extends EventEmitter {
     return had;
   }
 
-  /** Updates one container of a pod in place (no-op when the pod or container is gone or replaced). */
+  /**
+   * Updates one container of a pod (no-op when the pod or container is gone or replaced): `update`
+   * either changes the container in place or returns its new state (a reducer's result).
+   */
   updateContainer(
     key: string,
     uid: string,
     container: string,
-    update: (c: ContainerImageState) => void,
+    update: (c: ContainerImageState) => ContainerImageState | void,
   ): void {
     const p = this.pods.get(key);
     if (p === undefined || p.uid !== uid) return;
-    const c = p.containers.find((x) => x.name === container);
+    const i = p.containers.findIndex((x) => x.name === container);
+    const c = p.containers[i];
     if (c === undefined) return;
-    update(c);
+    const next = update(c);
+    if (next !== undefined) p.containers[i] = next;
     this.changed('pods');
   }
 

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable, Writable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import jsonpatch from 'fast-json-patch';
 import { Agent, request } from 'undici';
@@ -31,20 +31,10 @@ import { killProcess, spawnTracked, waitFor, type TrackedProcess } from '../help
 import { startRegistry, type StartedRegistry } from '../helpers/registry.js';
 import { skopeoPush } from '../helpers/skopeo.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
+import { Sink } from '../helpers/output.js';
 
 const CANARY = 'Admission-Canary-Pw-7f3e';
 const CANARY_B64 = Buffer.from(`kimg:${CANARY}`).toString('base64');
-
-class Sink extends Writable {
-  chunks: Buffer[] = [];
-  override _write(c: Buffer, _e: BufferEncoding, cb: () => void): void {
-    this.chunks.push(Buffer.from(c));
-    cb();
-  }
-  get text(): string {
-    return Buffer.concat(this.chunks).toString('utf8');
-  }
-}
 
 function assertNoCanary(text: string, where: string): void {
   assert.ok(!text.includes(CANARY), `the password leaked into ${where}`);

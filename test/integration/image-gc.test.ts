@@ -12,7 +12,6 @@
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { runCli } from '../../src/cli/program.js';
 import type { CliContext } from '../../src/cli/context.js';
@@ -35,6 +34,7 @@ import { runCommand } from '../helpers/proc.js';
 import { startRegistry, type StartedRegistry } from '../helpers/registry.js';
 import { skopeoPush } from '../helpers/skopeo.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
+import { Sink } from '../helpers/output.js';
 
 const MIB = 1024 * 1024;
 const FS_BYTES = 64 * MIB;
@@ -42,17 +42,6 @@ const HIGH = 60;
 const LOW = 40;
 const FILLERS = 14;
 const MIN = 60_000;
-
-class Sink extends Writable {
-  chunks: Buffer[] = [];
-  override _write(c: Buffer, _e: BufferEncoding, cb: () => void): void {
-    this.chunks.push(Buffer.from(c));
-    cb();
-  }
-  get text(): string {
-    return Buffer.concat(this.chunks).toString('utf8');
-  }
-}
 
 function usagePercent(s: ImageFsStats): number {
   return imageFsUsage(s.capacityBytes, s.availableBytes, LOW).usagePercent;

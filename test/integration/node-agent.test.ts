@@ -11,7 +11,6 @@
 import assert from 'node:assert/strict';
 import { rm, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { runCli } from '../../src/cli/program.js';
 import type { CliContext } from '../../src/cli/context.js';
@@ -33,17 +32,7 @@ import { startContainerd, type StartedContainerd } from '../helpers/containerd.j
 import { skopeoPush } from '../helpers/skopeo.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 import { toYaml } from '../../src/cli/output.js';
-
-class Sink extends Writable {
-  chunks: Buffer[] = [];
-  override _write(c: Buffer, _e: BufferEncoding, cb: () => void): void {
-    this.chunks.push(Buffer.from(c));
-    cb();
-  }
-  get text(): string {
-    return Buffer.concat(this.chunks).toString('utf8');
-  }
-}
+import { Sink } from '../helpers/output.js';
 
 async function cli(args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
   const stdout = new Sink();

@@ -8,7 +8,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { runCli } from '../../src/cli/program.js';
 import type { CliContext } from '../../src/cli/context.js';
@@ -42,6 +41,7 @@ import {
 } from '../helpers/registry.js';
 import { skopeo, skopeoInspectRaw, skopeoPush } from '../helpers/skopeo.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
+import { Sink } from '../helpers/output.js';
 
 const CANARY = 'Pull-Canary-Pw-93be';
 const MODES = ['plain', 'basic', 'token', 'redirect', 'tls'] as const satisfies readonly RegistryMode[];
@@ -53,17 +53,6 @@ const PLATFORMS = [
   { os: 'linux', architecture: 'arm', variant: 'v7' },
   { os: 'windows', architecture: 'amd64', 'os.version': '10.0.20348.2113' },
 ];
-
-class Sink extends Writable {
-  chunks: Buffer[] = [];
-  override _write(c: Buffer, _e: BufferEncoding, cb: () => void): void {
-    this.chunks.push(Buffer.from(c));
-    cb();
-  }
-  get text(): string {
-    return Buffer.concat(this.chunks).toString('utf8');
-  }
-}
 
 /** GET requests for blobs in an access log slice, counted per digest. */
 function blobGets(entries: AccessLogEntry[]): Map<string, number> {

@@ -8,9 +8,7 @@ import type { Command } from 'commander';
 import {
   describeSource,
   loadDockerConfigFile,
-  loadNodeDockerConfig,
-  lookupPullCredentials,
-  PluginManager,
+  PodCredentials,
   pullSecretsFromObjects,
   readKubernetesObjects,
   resolvePodPullSecrets,
@@ -18,7 +16,7 @@ import {
   type CredentialMatch,
   type KubeObject,
   type NodeDockerConfig,
-  type PluginPodContext,
+  type PodCredentialContext,
   type PodPullSecrets,
   type PullCredentialLookup,
 } from '../../credentials/index.js';
@@ -81,7 +79,38 @@ function addSourceOptions(cmd: Command): Command {
 interface Gathered {
   lookup: PullCredentialLookup;
   node: NodeDockerConfig | undefined;
-  podSecrets: PodPullSecrets | undefined;
+}
+
+/** The pod whose Secrets apply (`--pod`, else the only one), or every Secret of the manifests. */
+function selectPod(
+  opts: CredsOptions,
+  objects: KubeObject[],
+): { pod?: PodCredentialContext; secrets?: PodPullSecrets } {
+  if (opts.filename.length === 0) return {};
+  const pods = objects.filter(
+    (o) =>
+      o.kind === 'Pod' &&
+      (opts.pod === undefined || o.name === opts.pod) &&
+      (opts.namespace === undefined || (o.namespace ?? 'default') === opts.namespace),
+  );
+  if (opts.pod !== undefined && pods.length === 0) {
+    throw new KimgError('SECRET_NOT_FOUND', `Pod ${quote(opts.pod)} is not in the given manifests`, {
+      input: opts.pod,
+    });
+  }
+  if (pods.length > 1) {
+    throw new KimgError(
+      'USAGE',
+      `the manifests hold ${pods.length} Pods (${pods.map((p) => p.name).join(', ')}): choose one with --pod`,
+    );
+  }
+  const p = pods[0];
+  if (p === undefined)
+    return { secrets: pullSecretsFromObjects(objects, { namespace: opts.namespace ?? 'default' }) };
+  const secrets = resolvePodPullSecrets(p, objects);
+  const meta = (p.object.metadata ?? {}) as Record<string, unknown>;
+  const uid = typeof meta.uid === 'string' ? meta.uid : '';
+  return { pod: { namespace: secrets.namespace, name: p.name, uid, secrets } };
 }
 
 async function gather(
@@ -92,87 +121,30 @@ async function gather(
 ): Promise<Gathered> {
   const dockerConfigs = [];
   for (const f of opts.dockerConfig) dockerConfigs.push(await loadDockerConfigFile(f));
-  let podSecrets: PodPullSecrets | undefined;
-  let pod: PluginPodContext | undefined;
-  let objects: KubeObject[] = [];
-  if (opts.filename.length > 0) {
-    objects = await readKubernetesObjects(opts.filename);
-    const pods = objects.filter(
-      (o) =>
-        o.kind === 'Pod' &&
-        (opts.pod === undefined || o.name === opts.pod) &&
-        (opts.namespace === undefined || (o.namespace ?? 'default') === opts.namespace),
+  const objects = opts.filename.length > 0 ? await readKubernetesObjects(opts.filename) : [];
+  const { pod, secrets } = selectPod(opts, objects);
+  const configPath = opts.imageCredentialProviderConfig;
+  const binDir = opts.imageCredentialProviderBinDir;
+  if ((configPath === undefined) !== (binDir === undefined)) {
+    throw new KimgError(
+      'USAGE',
+      '--image-credential-provider-config and --image-credential-provider-bin-dir go together',
     );
-    if (opts.pod !== undefined && pods.length === 0) {
-      throw new KimgError('SECRET_NOT_FOUND', `Pod ${quote(opts.pod)} is not in the given manifests`, {
-        input: opts.pod,
-      });
-    }
-    if (pods.length > 1) {
-      throw new KimgError(
-        'USAGE',
-        `the manifests hold ${pods.length} Pods (${pods.map((p) => p.name).join(', ')}): choose one with --pod`,
-      );
-    }
-    const p = pods[0];
-    if (p !== undefined) {
-      podSecrets = resolvePodPullSecrets(p, objects);
-      const meta = (p.object.metadata ?? {}) as Record<string, unknown>;
-      pod = {
-        podNamespace: podSecrets.namespace,
-        podName: p.name,
-        podUid: typeof meta.uid === 'string' ? meta.uid : '',
-        serviceAccountName: podSecrets.serviceAccountName,
-      };
-    } else {
-      podSecrets = pullSecretsFromObjects(objects, { namespace: opts.namespace ?? 'default' });
-    }
   }
-  const node = opts.nodeConfig
-    ? await loadNodeDockerConfig({ env: ctx.env, rootDir: opts.rootDir })
-    : undefined;
-  let plugins: PluginManager | undefined;
-  if (opts.imageCredentialProviderConfig !== undefined || opts.imageCredentialProviderBinDir !== undefined) {
-    if (
-      opts.imageCredentialProviderConfig === undefined ||
-      opts.imageCredentialProviderBinDir === undefined
-    ) {
-      throw new KimgError(
-        'USAGE',
-        '--image-credential-provider-config and --image-credential-provider-bin-dir go together',
-      );
-    }
-    const saObjects = objects;
-    plugins = await PluginManager.load({
-      configPath: opts.imageCredentialProviderConfig,
-      binDir: opts.imageCredentialProviderBinDir,
-      environ: ctx.env,
-      getServiceAccount: async (namespace, name) => {
-        const sa = saObjects.find(
-          (o) => o.kind === 'ServiceAccount' && o.name === name && (o.namespace ?? 'default') === namespace,
-        );
-        if (sa === undefined)
-          throw new KimgError('SECRET_NOT_FOUND', `ServiceAccount ${namespace}/${name} not in the manifests`);
-        const meta = (sa.object.metadata ?? {}) as Record<string, unknown>;
-        const annotations = (
-          typeof meta.annotations === 'object' && meta.annotations !== null ? meta.annotations : {}
-        ) as Record<string, string>;
-        return { uid: typeof meta.uid === 'string' ? meta.uid : '', annotations };
-      },
-    });
-  }
-  const lookup = await lookupPullCredentials(
-    image,
-    {
-      ...(podSecrets !== undefined ? { podSecrets } : {}),
-      ...(node !== undefined ? { node } : {}),
-      dockerConfigs,
-      ...(plugins !== undefined ? { plugins } : {}),
-      ...(pod !== undefined ? { pod } : {}),
-    },
-    { explain, all: opts.all === true },
-  );
-  return { lookup, node, podSecrets };
+  const creds = await PodCredentials.open({
+    env: ctx.env,
+    nodeDockerConfig: opts.nodeConfig ? { rootDir: opts.rootDir } : false,
+    dockerConfigs,
+    objects,
+    objectsOrigin: 'the manifests',
+    ...(configPath !== undefined && binDir !== undefined ? { plugins: { configPath, binDir } } : {}),
+  });
+  const lookup = await creds.lookup(image, pod, {
+    explain,
+    all: opts.all === true,
+    ...(secrets !== undefined ? { secrets } : {}),
+  });
+  return { lookup, node: await creds.nodeDockerConfig() };
 }
 
 function matchRow(m: CredentialMatch): { key: string; username: string; source: CredentialMatch['source'] } {

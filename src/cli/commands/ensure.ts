@@ -26,33 +26,26 @@
 import type { Command } from 'commander';
 import { KimgError } from '../../errors/index.js';
 import {
-  FileBackoffStore,
-  ImageManager,
-  LocalImageService,
   MemoryEventRecorder,
-  imageManagerOptionsFromConfig,
-  openNodeVerifier,
-  type ImageService,
+  humanDuration,
   systemClock,
   type ManagerEvent,
   type PodImagesResult,
 } from '../../manager/index.js';
-import { CriImageService } from '../../cri/index.js';
-import { RegistryClient } from '../../registry/index.js';
+import { openNodeRuntime } from '../../runtime/index.js';
 import type { CliContext } from '../context.js';
 import { EXIT_STATUS_BY_CODE, ExitStatus } from '../exit-codes.js';
 import { parseOutputFormat, toJson, toTable, toYaml } from '../output.js';
 import {
   addPodOptions,
   loadCliNodeConfig,
-  loadCredentialSetup,
   loadPods,
-  podCredentialResolver,
+  podCredentialOptions,
   type LoadedPod,
   type PodCliOptions,
 } from '../pod-options.js';
 import { addRegistryOptions, registryClientOptions, type RegistryCliOptions } from '../registry-options.js';
-import { addStoreOptions, withStore, type StoreCliOptions } from '../store-options.js';
+import { addStoreOptions, type StoreCliOptions } from '../store-options.js';
 import type { RegisterCommand } from './index.js';
 
 interface EnsureCliOptions extends PodCliOptions, RegistryCliOptions, StoreCliOptions {
@@ -91,36 +84,8 @@ export interface EnsureOutput {
   events: EnsureEventOutput[];
 }
 
-/** apimachinery `HumanDuration`: the Age column of kubectl (`0s`, `59s`, `3m12s`, `4h5m`, `3d`). */
-export function humanDuration(ms: number): string {
-  const seconds = Math.trunc(ms / 1000);
-  if (seconds < -1) return '<invalid>';
-  if (seconds < 0) return '0s';
-  if (seconds < 120) return `${seconds}s`;
-  const minutes = Math.trunc(seconds / 60);
-  if (minutes < 10) {
-    const s = seconds % 60;
-    return s === 0 ? `${minutes}m` : `${minutes}m${s}s`;
-  }
-  if (minutes < 180) return `${minutes}m`;
-  const hours = Math.trunc(minutes / 60);
-  if (hours < 8) {
-    const m = minutes % 60;
-    return m === 0 ? `${hours}h` : `${hours}h${m}m`;
-  }
-  if (hours < 48) return `${hours}h`;
-  if (hours < 24 * 8) {
-    const h = hours % 24;
-    return h === 0 ? `${Math.trunc(hours / 24)}d` : `${Math.trunc(hours / 24)}d${h}h`;
-  }
-  if (hours < 24 * 365 * 2) return `${Math.trunc(hours / 24)}d`;
-  if (hours < 24 * 365 * 8) {
-    const dy = Math.trunc(hours / 24) % 365;
-    const y = Math.trunc(hours / 24 / 365);
-    return dy === 0 ? `${y}y` : `${y}y${dy}d`;
-  }
-  return `${Math.trunc(hours / 24 / 365)}y`;
-}
+/** apimachinery `HumanDuration` (the manager's), re-exported for the events table's callers. */
+export { humanDuration };
 
 /**
  * The `Events:` block of `kubectl describe`: two-space indent, tab-aligned columns padded by two
@@ -227,80 +192,53 @@ async function run(options: EnsureCliOptions, ctx: CliContext): Promise<void> {
   const { pods, objects } = await loadPods(options, { all: options.all === true });
   for (const p of pods)
     for (const problem of p.secrets.problems) ctx.stderr.write(`warning: ${problem.message}\n`);
-  const setup = await loadCredentialSetup(options, config, objects, ctx);
-  const clientOptions = registryClientOptions(
-    {
-      ...options,
-      ...(options.hostsDir === undefined && config.kimg.hostsDir !== undefined
-        ? { hostsDir: config.kimg.hostsDir }
-        : {}),
-    },
-    ctx,
-  );
-  const registry = new RegistryClient(clientOptions);
-  const root = options.root ?? config.kimg.rootDir;
+  const warn = (m: string): void => void ctx.stderr.write(`warning: ${m}\n`);
+  const recorder = new MemoryEventRecorder();
+  // The image service: kimg's own store, or a CRI runtime's — the manager is the same. Present images
+  // are used only when this pod's credentials are verified for them
+  // (imagePullCredentialsVerificationPolicy); pull records and back-off persist under the root.
+  const runtime = await openNodeRuntime(config, {
+    env: ctx.env,
+    imageService:
+      options.imageService !== undefined
+        ? { kind: 'cri', endpoint: options.imageService }
+        : { kind: 'local', ...(options.platform !== undefined ? { platform: options.platform } : {}) },
+    registry: registryClientOptions(
+      {
+        ...options,
+        ...(options.hostsDir === undefined && config.kimg.hostsDir !== undefined
+          ? { hostsDir: config.kimg.hostsDir }
+          : {}),
+      },
+      ctx,
+    ),
+    ...(options.root !== undefined ? { root: options.root } : {}),
+    ...(options.defaultRegistry !== undefined ? { defaultRegistry: options.defaultRegistry } : {}),
+    credentials: await podCredentialOptions(options, objects, warn),
+    onNotice: warn,
+    recorder,
+  });
   const controller = new AbortController();
   const onSignal = () => controller.abort(new Error('interrupted'));
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    const outcome = await withStore({ ...(root !== undefined ? { root } : {}) }, ctx, async (store) => {
-      const defaultRegistry = options.defaultRegistry ?? config.kimg.defaultRegistry;
-      // The image service: kimg's own store, or a CRI runtime's (issue H) — the manager is the same.
-      const local =
-        options.imageService === undefined
-          ? new LocalImageService({
-              store,
-              registry,
-              ...(options.platform !== undefined ? { platform: options.platform } : {}),
-              ...(defaultRegistry !== 'docker.io' ? { defaultRegistry } : {}),
-            })
-          : undefined;
-      const remote =
-        options.imageService !== undefined
-          ? new CriImageService({ endpoint: options.imageService })
-          : undefined;
-      const service: ImageService = local ?? remote!;
-      try {
-        const recorder = new MemoryEventRecorder();
-        // Issue F: present images are used only when this pod's credentials are verified for them
-        // (imagePullCredentialsVerificationPolicy); pull records persist under the root.
-        const { verifier } = await openNodeVerifier({
-          root: store.root,
-          config: config.kubelet,
-          imageService: service,
-          onNotice: (n) => void ctx.stderr.write(`warning: ${n.message}\n`),
-        });
-        const manager = new ImageManager({
-          imageService: service,
-          verifier,
-          ...imageManagerOptionsFromConfig(config.kubelet),
-          credentials: podCredentialResolver(pods, setup, (m) => void ctx.stderr.write(`warning: ${m}\n`)),
-          recorder,
-          backoffStore: new FileBackoffStore(store.root),
-        });
-        const results = await Promise.all(
-          pods.map((p: LoadedPod) =>
-            manager.ensurePodImages(p.manifest, {
-              signal: controller.signal,
-              ...(p.runtimeHandler !== undefined ? { runtimeHandler: p.runtimeHandler } : {}),
-            }),
-          ),
-        );
-        // Images the pod will run are in use now (image GC reads lastUsed; a CRI runtime tracks its own).
-        const now = new Date(systemClock.now());
-        for (const r of results) {
-          for (const l of r.results) {
-            if (l.result?.ok === true && l.result.spec !== undefined && local !== undefined) {
-              await local.markUsed(l.result.spec, now).catch(() => false);
-            }
-          }
-        }
-        return { results, events: recorder.events };
-      } finally {
-        remote?.close();
-      }
-    });
+    for (const p of pods) runtime.credentials.setPodSecrets(p.uid, p.secrets);
+    const results = await Promise.all(
+      pods.map((p: LoadedPod) =>
+        runtime.manager.ensurePodImages(p.manifest, {
+          signal: controller.signal,
+          ...(p.runtimeHandler !== undefined ? { runtimeHandler: p.runtimeHandler } : {}),
+        }),
+      ),
+    );
+    // Images the pod will run are in use now (image GC reads lastUsed; a CRI runtime tracks its own).
+    const now = new Date(systemClock.now());
+    for (const r of results)
+      for (const l of r.results)
+        if (l.result?.ok === true && l.result.spec !== undefined)
+          await runtime.markUsed(l.result.spec, now).catch(() => false);
+    const outcome = { results, events: recorder.events };
     const nowMs = systemClock.now();
     const outputs = outcome.results.map((r) =>
       ensureOutput(
@@ -331,6 +269,6 @@ async function run(options: EnsureCliOptions, ctx: CliContext): Promise<void> {
   } finally {
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
-    await registry.close();
+    await runtime.close();
   }
 }

@@ -1,6 +1,6 @@
 /**
  * `kimg gc [--dry-run] [--config FILE] [--in-use IMAGE]... [--pinned IMAGE]... [-o table|json]`: the
- * kubelet's image garbage collection on kimg's store (`ImageGCManager` over `LocalImageService`).
+ * kubelet's image garbage collection on kimg's store (the node runtime's image GC manager).
  *
  * The policy comes from the kubelet configuration (`imageGCHighThresholdPercent`,
  * `imageGCLowThresholdPercent`, `imageMinimumGCAge`, `imageMaximumGCAge`; defaults 85, 80, 2m, off),
@@ -20,23 +20,19 @@ import type { Command } from 'commander';
 import {
   DEFAULT_IMAGE_GC_POLICY,
   DEFAULT_PINNED_IMAGES,
-  FileImageGCStateStore,
-  ImageGCManager,
-  LocalImageService,
-  StatfsUsageSource,
   imageGCPolicyFromConfig,
-  storeUsageHints,
   type ImageGCDecision,
   type ImageGCPolicy,
   type ImageGCResult,
 } from '../../manager/index.js';
 import { loadNodeConfig } from '../../config/index.js';
-import { RegistryClient } from '../../registry/index.js';
+import { openNodeRuntime } from '../../runtime/index.js';
 import { humanSize, truncateId } from '../../store/index.js';
 import type { CliContext } from '../context.js';
 import { EXIT_STATUS_BY_CODE, ExitStatus } from '../exit-codes.js';
 import { parseOutputFormat, toJson, toTable } from '../output.js';
-import { addStoreOptions, withStore, type StoreCliOptions } from '../store-options.js';
+import { loadCliNodeConfig } from '../pod-options.js';
+import { addStoreOptions, type StoreCliOptions } from '../store-options.js';
 import { collect } from '../collect.js';
 
 interface GcCliOptions extends StoreCliOptions {
@@ -133,32 +129,20 @@ export function registerGc(program: Command, ctx: CliContext): void {
     const config = opts.config && opts.config.length > 0 ? await loadNodeConfig(opts.config) : undefined;
     for (const n of config?.notices ?? []) ctx.stderr.write(`notice: ${n}\n`);
     const policy = config ? imageGCPolicyFromConfig(config.kubelet) : { ...DEFAULT_IMAGE_GC_POLICY };
-    const root = opts.root ?? config?.kimg.rootDir;
-    const result = await withStore(root === undefined ? {} : { root }, ctx, async (store) => {
-      const registry = new RegistryClient();
-      try {
-        const manager = new ImageGCManager({
-          service: new LocalImageService({ store, registry }),
-          usage: new StatfsUsageSource(store.root, async () => {
-            const df = await store.df();
-            return df.blobs.bytes + df.ingests.bytes;
-          }),
-          policy,
-          state: new FileImageGCStateStore(store.root),
-          hints: storeUsageHints(store),
-          sweep: async () => (await store.gc()).bytesFreed,
-          pinnedImages: [
-            ...DEFAULT_PINNED_IMAGES,
-            ...(config?.kimg.pinnedImages ?? []),
-            ...(opts.pinned ?? []),
-          ],
-        });
-        const inUse = opts.inUse ?? [];
-        return opts.dryRun ? await manager.plan({ inUse }) : await manager.garbageCollect({ inUse });
-      } finally {
-        await registry.close();
-      }
+    const runtime = await openNodeRuntime(config ?? (await loadCliNodeConfig(undefined)), {
+      env: ctx.env,
+      ...(opts.root !== undefined ? { root: opts.root } : {}),
+      credentials: false,
+      verification: 'read-only',
+      gc: { policy, pinnedImages: opts.pinned ?? [] },
     });
+    let result: ImageGCResult;
+    try {
+      const inUse = opts.inUse ?? [];
+      result = opts.dryRun ? await runtime.gc.plan({ inUse }) : await runtime.gc.garbageCollect({ inUse });
+    } finally {
+      await runtime.close();
+    }
     for (const u of result.unmatched.inUse)
       ctx.stderr.write(`warning: --in-use ${JSON.stringify(u)} names no image in the store\n`);
     for (const e of result.events) ctx.stderr.write(`Warning ${e.reason}: ${e.message}\n`);

@@ -7,13 +7,12 @@
  *
  * Runs until SIGTERM or SIGINT, then drains: no new calls, in-flight pulls finish (up to
  * `--drain-timeout`, then they are cancelled), the socket is removed, the store closed.
- * A thin face over `startCriServer` + `LocalImageService`.
+ * A thin face over `startCriServer` and the node runtime's `local` image service.
  */
 import type { Command } from 'commander';
 import { startCriServer, storeVerboseInfo } from '../../cri/index.js';
 import { KimgError } from '../../errors/index.js';
-import { LocalImageService } from '../../manager/index.js';
-import { RegistryClient } from '../../registry/index.js';
+import { openNodeRuntime } from '../../runtime/index.js';
 import type { CliContext } from '../context.js';
 import { loadCliNodeConfig } from '../pod-options.js';
 import {
@@ -21,7 +20,7 @@ import {
   registryClientOptions,
   type RegistryCliOptions,
 } from '../registry-options.js';
-import { addStoreOptions, withStore, type StoreCliOptions } from '../store-options.js';
+import { addStoreOptions, type StoreCliOptions } from '../store-options.js';
 import { kimgVersion } from '../version.js';
 import type { RegisterCommand } from './index.js';
 
@@ -89,43 +88,44 @@ async function run(options: ServeCliOptions, ctx: CliContext): Promise<void> {
   for (const n of config.notices) ctx.stderr.write(`notice: ${n}\n`);
   const listen = options.listen ?? config.kimg.listen.cri ?? DEFAULT_CRI_LISTEN;
   const hostsDir = options.hostsDir ?? config.kimg.hostsDir;
-  const registry = new RegistryClient(
-    registryClientOptions({ ...options, ...(hostsDir !== undefined ? { hostsDir } : {}) }, ctx),
-  );
-  const root = options.root ?? config.kimg.rootDir;
-  const defaultRegistry = options.defaultRegistry ?? config.kimg.defaultRegistry;
+  // Credentials come with each PullImage: no credential sources; the kubelet verifies its own pulls.
+  const runtime = await openNodeRuntime(config, {
+    env: ctx.env,
+    imageService: {
+      kind: 'local',
+      concurrency,
+      ...(options.platform !== undefined ? { platform: options.platform } : {}),
+    },
+    registry: registryClientOptions({ ...options, ...(hostsDir !== undefined ? { hostsDir } : {}) }, ctx),
+    ...(options.root !== undefined ? { root: options.root } : {}),
+    ...(options.defaultRegistry !== undefined ? { defaultRegistry: options.defaultRegistry } : {}),
+    credentials: false,
+    verification: 'read-only',
+  });
   try {
-    await withStore({ ...(root !== undefined ? { root } : {}) }, ctx, async (store) => {
-      const imageService = new LocalImageService({
-        store,
-        registry,
-        concurrency,
-        ...(options.platform !== undefined ? { platform: options.platform } : {}),
-        ...(defaultRegistry !== 'docker.io' ? { defaultRegistry } : {}),
-      });
-      const server = await startCriServer({
-        listen,
-        imageService,
-        version: { runtimeName: 'kimg', runtimeVersion: kimgVersion() },
-        verboseInfo: storeVerboseInfo(store),
-        drainTimeoutMs,
-        log: (line) => void ctx.stderr.write(`${new Date().toISOString()} ${line}\n`),
-      });
-      ctx.stderr.write(`kimg serve: listening on ${server.address} (store ${store.root})\n`);
-      const signal = await new Promise<NodeJS.Signals>((resolve) => {
-        const on = (s: NodeJS.Signals) => {
-          process.removeListener('SIGTERM', on);
-          process.removeListener('SIGINT', on);
-          resolve(s);
-        };
-        process.on('SIGTERM', on);
-        process.on('SIGINT', on);
-      });
-      ctx.stderr.write(`kimg serve: ${signal}: draining ${server.inFlight()} in-flight call(s)\n`);
-      await server.close();
-      ctx.stderr.write('kimg serve: stopped\n');
+    const { store, imageService } = runtime;
+    const server = await startCriServer({
+      listen,
+      imageService,
+      version: { runtimeName: 'kimg', runtimeVersion: kimgVersion() },
+      verboseInfo: storeVerboseInfo(store),
+      drainTimeoutMs,
+      log: (line) => void ctx.stderr.write(`${new Date().toISOString()} ${line}\n`),
     });
+    ctx.stderr.write(`kimg serve: listening on ${server.address} (store ${store.root})\n`);
+    const signal = await new Promise<NodeJS.Signals>((resolve) => {
+      const on = (s: NodeJS.Signals) => {
+        process.removeListener('SIGTERM', on);
+        process.removeListener('SIGINT', on);
+        resolve(s);
+      };
+      process.on('SIGTERM', on);
+      process.on('SIGINT', on);
+    });
+    ctx.stderr.write(`kimg serve: ${signal}: draining ${server.inFlight()} in-flight call(s)\n`);
+    await server.close();
+    ctx.stderr.write('kimg serve: stopped\n');
   } finally {
-    await registry.close();
+    await runtime.close();
   }
 }

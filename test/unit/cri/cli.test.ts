@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import type { CliContext } from '../../../src/cli/context.js';
@@ -16,17 +15,7 @@ import { startCriServer, type CriServer } from '../../../src/cri/index.js';
 import { KimgError } from '../../../src/errors/index.js';
 import type { AuthConfig } from '../../../src/credentials/index.js';
 import type { ImageInfo, ImageService, ImageSpec } from '../../../src/manager/index.js';
-
-class Sink extends Writable {
-  chunks: Buffer[] = [];
-  override _write(c: Buffer, _e: BufferEncoding, cb: () => void): void {
-    this.chunks.push(Buffer.from(c));
-    cb();
-  }
-  get text(): string {
-    return Buffer.concat(this.chunks).toString('utf8');
-  }
-}
+import { Sink } from '../../helpers/output.js';
 
 const ID = 'sha256:0123456789abcdef' + '0'.repeat(48);
 const IMAGES: ImageInfo[] = [

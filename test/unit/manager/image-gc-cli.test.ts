@@ -6,24 +6,13 @@
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import type { CliContext } from '../../../src/cli/context.js';
 import { runCli } from '../../../src/cli/program.js';
 import { openStore } from '../../../src/store/index.js';
 import { generateImage } from '../../helpers/images.js';
 import { makeTempDir, removeTempDir } from '../../helpers/tmp.js';
-
-class Sink extends Writable {
-  chunks: Buffer[] = [];
-  override _write(c: Buffer, _e: BufferEncoding, cb: () => void): void {
-    this.chunks.push(Buffer.from(c));
-    cb();
-  }
-  get text(): string {
-    return Buffer.concat(this.chunks).toString('utf8');
-  }
-}
+import { Sink } from '../../helpers/output.js';
 
 async function kimg(...args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
   const stdout = new Sink();

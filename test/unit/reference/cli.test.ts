@@ -1,21 +1,14 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { Readable, Writable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { runCli } from '../../../src/cli/program.js';
 import type { CliContext } from '../../../src/cli/context.js';
 import { PAUSE_DIGEST } from './tables.js';
+import { Sink } from '../../helpers/output.js';
 
 const MAIN = new URL('../../../src/cli/main.js', import.meta.url).pathname;
 const STACK = /\bat .*\.[cm]?js:\d+/;
-
-class Sink extends Writable {
-  text = '';
-  override _write(chunk: Buffer | string, _enc: BufferEncoding, cb: () => void): void {
-    this.text += chunk.toString();
-    cb();
-  }
-}
 
 async function kimg(args: string[], stdin?: string) {
   const stdout = new Sink();

@@ -1,0 +1,79 @@
+/**
+ * One sync of one pod (what a pod worker runs): re-read the secrets directory and resolve the pod's
+ * pull Secrets, ensure every container's image through the image manager (pull policy, credentials,
+ * verification, back-off, events), then mark used images, observe metrics, log pulls and failures,
+ * and apply each container's result to its state. A failed sync is logged and counted like a finished
+ * one; the pod is synced again (by its worker) until every image is ready.
+ */
+import { toKimgError } from '../../errors/index.js';
+import type { ContainerImageResult, ImageManager, ImageSpec, PodManifest } from '../../manager/index.js';
+import type { NodeMetrics } from '../metrics.js';
+import { observeEnsureResult } from './instrument.js';
+import type { AgentLog } from './log.js';
+import type { AgentPodSecrets } from './pod-secrets.js';
+import type { PodImageStatus } from './pod-status.js';
+import type { SyncPod } from './pod-worker.js';
+import type { AgentPod } from './static-pods.js';
+import { pullFailedNow } from './waiting-reasons.js';
+
+/** What a pod sync uses. */
+export interface PodSyncDeps {
+  manager: ImageManager;
+  secrets: AgentPodSecrets;
+  status: PodImageStatus;
+  metrics: NodeMetrics;
+  log: AgentLog;
+  /** Records that an image was used now (kimg's store keeps last-used times for GC). */
+  markUsed: (spec: ImageSpec, when: Date) => Promise<unknown>;
+}
+
+/** The sync function of the pods' workers. */
+export function podSyncer(deps: PodSyncDeps): SyncPod<AgentPod> {
+  return async (pod, signal) => {
+    await deps.secrets.refresh();
+    deps.secrets.resolvePod(pod.uid, pod.object, { pod: pod.key });
+    let ready = false;
+    try {
+      const result = await deps.manager.ensurePodImages(pod.object as PodManifest, {
+        signal,
+        ...(pod.runtimeHandler !== undefined ? { runtimeHandler: pod.runtimeHandler } : {}),
+      });
+      if (signal.aborted) return ready;
+      ready = result.ok;
+      const backoff = await deps.manager.listBackoff().catch(() => []);
+      const now = new Date();
+      for (const line of result.results) {
+        await reportLine(deps, pod, line, now);
+        deps.status.onResult(pod, line, backoff);
+      }
+      deps.status.onSynced(pod);
+    } catch (e) {
+      if (signal.aborted) return ready;
+      deps.log({
+        level: 'error',
+        msg: `sync of pod ${pod.key} failed: ${toKimgError(e).message}`,
+        pod: pod.key,
+      });
+      deps.status.onSynced(pod);
+    }
+    return ready;
+  };
+}
+
+/** Marks a used image, observes the metrics and logs a pull or a failed pull of one result line. */
+async function reportLine(
+  deps: PodSyncDeps,
+  pod: AgentPod,
+  line: ContainerImageResult,
+  now: Date,
+): Promise<void> {
+  const r = line.result;
+  if (r === undefined) return;
+  if (r.ok && r.spec !== undefined) await deps.markUsed(r.spec, now).catch(() => false);
+  observeEnsureResult(deps.metrics, r);
+  const where = { pod: pod.key, container: line.container, image: line.image };
+  if (r.action === 'pulled')
+    deps.log({ level: 'info', msg: 'pulled image', ...where, bytes: r.pull?.imageSize, ms: r.pull?.pullMs });
+  if (pullFailedNow(r))
+    deps.log({ level: 'warn', msg: 'image pull failed', ...where, code: r.error?.code, error: r.message });
+}

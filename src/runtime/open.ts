@@ -1,0 +1,210 @@
+/**
+ * `openNodeRuntime`: builds the node's image runtime from the configuration, in dependency order, and
+ * closes what it opened in reverse order (also when a later step fails).
+ */
+import type { NodeConfig } from '../config/index.js';
+import { PodCredentials, type PodCredentialsOptions } from '../credentials/index.js';
+import { toKimgError } from '../errors/index.js';
+import {
+  DEFAULT_PINNED_IMAGES,
+  FileBackoffStore,
+  FileImageGCStateStore,
+  FilePullRecords,
+  ImageGCManager,
+  ImageManager,
+  PullBackoff,
+  PullRecordsVerifier,
+  imageGCPolicyFromConfig,
+  imageManagerOptionsFromConfig,
+  openNodeVerifier,
+  storeUsageHints,
+  type FsUsageSource,
+  type ImageService,
+  type ReconcileReport,
+} from '../manager/index.js';
+import { RegistryClient } from '../registry/index.js';
+import { openStore, type Store } from '../store/index.js';
+import { backendUsage, localService, openImageBackend, type OpenedBackend } from './internal/backend.js';
+import type { ImageServiceBackend, NodeRuntime, NodeRuntimeOverrides } from './types.js';
+
+type Cleanup = () => Promise<void> | void;
+
+/** Runs cleanups last-first; a failing one does not stop the others. Returns the first error. */
+async function runCleanups(cleanups: Cleanup[]): Promise<unknown> {
+  let first: unknown;
+  for (const c of cleanups.splice(0).reverse()) {
+    try {
+      await c();
+    } catch (e) {
+      first ??= e;
+    }
+  }
+  return first;
+}
+
+function credentialOptions(config: NodeConfig, o: NodeRuntimeOverrides): PodCredentialsOptions {
+  const env = o.env ?? process.env;
+  if (o.credentials === false) return { env, nodeDockerConfig: false };
+  const c = o.credentials ?? {};
+  const { imageCredentialProviderConfig: configPath, imageCredentialProviderBinDir: binDir } = config.kimg;
+  return {
+    env,
+    ...(c.nodeDockerConfig !== undefined ? { nodeDockerConfig: c.nodeDockerConfig } : {}),
+    ...(c.dockerConfigs !== undefined ? { dockerConfigs: c.dockerConfigs } : {}),
+    ...(c.objects !== undefined ? { objects: c.objects } : {}),
+    ...(c.objectsOrigin !== undefined ? { objectsOrigin: c.objectsOrigin } : {}),
+    ...(configPath !== undefined && binDir !== undefined
+      ? { plugins: { configPath, binDir, ...(c.spawnPlugin !== undefined ? { spawn: c.spawnPlugin } : {}) } }
+      : {}),
+  };
+}
+
+async function openVerifier(
+  config: NodeConfig,
+  store: Store,
+  service: ImageService,
+  o: NodeRuntimeOverrides,
+): Promise<{ verifier: PullRecordsVerifier; report: ReconcileReport }> {
+  const onNotice = o.onNotice;
+  const common = {
+    ...(o.clock !== undefined ? { clock: o.clock } : {}),
+    ...(onNotice !== undefined ? { onNotice: (n: { message: string }) => onNotice(n.message) } : {}),
+  };
+  if (o.verification === 'read-only') {
+    const verifier = new PullRecordsVerifier({
+      records: new FilePullRecords(store.root),
+      policy: config.kubelet.imagePullCredentialsVerificationPolicy,
+      allowlist: config.kubelet.preloadedImagesVerificationAllowlist,
+      ...common,
+    });
+    return { verifier, report: { intents: [], reconciled: [], kept: [], problems: [], repairs: [] } };
+  }
+  return openNodeVerifier({ root: store.root, config: config.kubelet, imageService: service, ...common });
+}
+
+/**
+ * Opens the node's image runtime (see the module comment in `index.ts`).
+ *
+ * @throws KimgError `STORE_IO` / store codes (the store cannot be opened),
+ *   `CREDENTIAL_PROVIDER_CONFIG_INVALID` (plugins), `CONFIG_INVALID` (verification policy, GC policy).
+ *   Whatever was opened before the failure is closed.
+ */
+export async function openNodeRuntime(
+  config: NodeConfig,
+  overrides: NodeRuntimeOverrides = {},
+): Promise<NodeRuntime> {
+  const o = overrides;
+  const env = o.env ?? process.env;
+  const cleanups: Cleanup[] = [];
+  try {
+    const root = o.root ?? config.kimg.rootDir;
+    const store = o.store ?? (await openStore({ ...(root !== undefined ? { root } : {}), env }));
+    if (o.store === undefined) cleanups.push(() => store.close());
+    const registry =
+      o.registryClient ??
+      new RegistryClient({
+        ...(config.kimg.hostsDir !== undefined ? { hostsDir: config.kimg.hostsDir } : {}),
+        ...o.registry,
+      });
+    if (o.registryClient === undefined) cleanups.push(() => registry.close());
+    const backend: ImageServiceBackend = o.imageService ?? { kind: 'local' };
+    const localCtx = {
+      store,
+      registry,
+      defaultRegistry: o.defaultRegistry ?? config.kimg.defaultRegistry,
+      overrides: o,
+    };
+    const opened = openImageBackend(backend, localCtx);
+    cleanups.push(() => opened.close());
+    const wrap = (s: ImageService): ImageService => (o.wrapImageService ? o.wrapImageService(s) : s);
+    const imageService = wrap(opened.service);
+    const credentials = await PodCredentials.open(credentialOptions(config, o));
+    const { verifier, report } = await openVerifier(config, store, imageService, o);
+    const backoff = new PullBackoff({
+      store: new FileBackoffStore(store.root),
+      ...(o.clock !== undefined ? { clock: o.clock } : {}),
+    });
+    const onProblem = o.credentials === false ? undefined : o.credentials?.onProblem;
+    const resolver = credentials.resolver(onProblem);
+    const makeManager = (service: ImageService): ImageManager =>
+      new ImageManager({
+        imageService: service,
+        verifier,
+        ...imageManagerOptionsFromConfig(config.kubelet),
+        credentials: resolver,
+        backoff,
+        ...(o.recorder !== undefined ? { recorder: o.recorder } : {}),
+        ...(o.clock !== undefined ? { clock: o.clock } : {}),
+      });
+    const manager = makeManager(imageService);
+    const gcPolicy = o.gc?.policy ?? imageGCPolicyFromConfig(config.kubelet);
+    const usage = o.gc?.usage ?? backendUsage(opened, store);
+    const gc = openImageGC(config, store, usage, opened, imageService, gcPolicy, o);
+    const platformManagers = new Map<string, ImageManager>();
+    let closed: Promise<void> | undefined;
+    const runtime: NodeRuntime = {
+      config,
+      backend,
+      store,
+      registry,
+      imageService,
+      local: opened.local,
+      credentials,
+      verifier,
+      reconcileReport: report,
+      backoff,
+      manager,
+      gc,
+      gcPolicy,
+      usage,
+      managerFor(platform) {
+        if (platform === undefined) return manager;
+        let m = platformManagers.get(platform);
+        if (m !== undefined) return m;
+        if (backend.kind !== 'local') {
+          o.onNotice?.(`a CRI image service pulls for its own platform: ${platform} is ignored`);
+          m = manager;
+        } else m = makeManager(wrap(localService(backend, localCtx, platform)));
+        platformManagers.set(platform, m);
+        return m;
+      },
+      markUsed: (spec, when = new Date()) => opened.local?.markUsed(spec, when) ?? Promise.resolve(false),
+      close() {
+        closed ??= runCleanups(cleanups).then((e) => {
+          if (e !== undefined) throw toKimgError(e);
+        });
+        return closed;
+      },
+    };
+    return runtime;
+  } catch (e) {
+    await runCleanups(cleanups);
+    throw e;
+  }
+}
+
+function openImageGC(
+  config: NodeConfig,
+  store: Store,
+  usage: FsUsageSource,
+  opened: OpenedBackend,
+  service: ImageService,
+  policy: NonNullable<NodeRuntimeOverrides['gc']>['policy'] & object,
+  o: NodeRuntimeOverrides,
+): ImageGCManager {
+  const g = o.gc ?? {};
+  const local = opened.local !== undefined;
+  return new ImageGCManager({
+    service,
+    usage,
+    policy,
+    state: new FileImageGCStateStore(store.root),
+    // Only kimg's store knows first-detection and last-use times, and has blobs to sweep.
+    ...(local ? { hints: storeUsageHints(store), sweep: async () => (await store.gc()).bytesFreed } : {}),
+    pinnedImages: [...DEFAULT_PINNED_IMAGES, ...config.kimg.pinnedImages, ...(g.pinnedImages ?? [])],
+    ...(g.nodeName !== undefined ? { nodeName: g.nodeName } : {}),
+    ...(g.recorder !== undefined ? { recorder: g.recorder } : {}),
+    ...(g.metricsRegistry !== undefined ? { metricsRegistry: g.metricsRegistry } : {}),
+    ...(o.clock !== undefined ? { clock: o.clock } : {}),
+  });
+}

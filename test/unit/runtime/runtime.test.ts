@@ -1,0 +1,180 @@
+/**
+ * `openNodeRuntime`: the backend setting picks the image service (kimg's store, or a CRI runtime
+ * reached over a real gRPC socket), every piece is built from the configuration, `close()` closes what
+ * the runtime opened in reverse order (and not what was injected), and a failing step closes the steps
+ * before it.
+ */
+import assert from 'node:assert/strict';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { parseNodeConfig } from '../../../src/config/index.js';
+import { CriImageService, startCriServer, type CriServer } from '../../../src/cri/index.js';
+import { isKimgError } from '../../../src/errors/index.js';
+import {
+  DEFAULT_PINNED_IMAGES,
+  LocalImageService,
+  imageGCPolicyFromConfig,
+  type ImageInfo,
+  type ImageService,
+} from '../../../src/manager/index.js';
+import { openNodeRuntime } from '../../../src/runtime/index.js';
+import { openStore } from '../../../src/store/index.js';
+import { makeTempDir, removeTempDir } from '../../helpers/tmp.js';
+
+const CONFIG = `apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+imageGCHighThresholdPercent: 90
+imageGCLowThresholdPercent: 70
+kimg:
+  pinnedImages: [registry.k8s.io/pause:3.10]
+`;
+
+const IMAGE: ImageInfo = {
+  id: 'sha256:' + 'a'.repeat(64),
+  repoTags: ['r.io/app:1'],
+  repoDigests: [],
+  size: 1000,
+  pinned: false,
+};
+
+const fakeRuntime: ImageService = {
+  imageStatus: async () => IMAGE,
+  listImages: async () => [IMAGE],
+  pullImage: async () => IMAGE.id,
+  removeImage: async () => {},
+  imageFsInfo: async () => [{ timestamp: 0, mountpoint: '/', usedBytes: 1000, inodesUsed: 1 }],
+};
+
+/** Replaces `obj.close` by one that records `name` in `order`, then closes. */
+function spyClose(obj: { close(): unknown }, name: string, order: string[]): void {
+  const original = obj.close.bind(obj);
+  obj.close = () => {
+    order.push(name);
+    return original();
+  };
+}
+
+describe('openNodeRuntime', () => {
+  let dir = '';
+  let server: CriServer;
+  before(async () => {
+    dir = await makeTempDir('rt-');
+    server = await startCriServer({ listen: join(dir, 'cri.sock'), imageService: fakeRuntime });
+  });
+  after(async () => {
+    await server.close();
+    await removeTempDir(dir);
+  });
+  const config = parseNodeConfig(CONFIG);
+
+  test('local backend: the store-backed service, manager, GC policy and pinned images from the config', async () => {
+    const root = join(dir, 'local');
+    const rt = await openNodeRuntime(config, { root, env: {}, credentials: { nodeDockerConfig: false } });
+    try {
+      assert.equal(rt.backend.kind, 'local');
+      assert.ok(rt.local instanceof LocalImageService);
+      assert.equal(rt.imageService, rt.local);
+      assert.equal(rt.manager.service, rt.imageService);
+      assert.equal(rt.store.root, root);
+      assert.deepEqual(rt.gcPolicy, imageGCPolicyFromConfig(config.kubelet));
+      assert.equal(rt.gcPolicy.highThresholdPercent, 90);
+      assert.deepEqual(await rt.imageService.listImages(), []);
+      const plan = await rt.gc.plan({ inUse: [] });
+      assert.deepEqual(plan.decisions, []);
+      // The default sandbox image and the configuration's pinned image reach the GC (no such image here).
+      assert.deepEqual(plan.unmatched.pinned, [...DEFAULT_PINNED_IMAGES, 'registry.k8s.io/pause:3.10']);
+      const arm = rt.managerFor('linux/arm64');
+      assert.notEqual(arm, rt.manager);
+      assert.equal(rt.managerFor('linux/arm64'), arm, 'one manager per platform');
+      assert.equal(rt.managerFor(undefined), rt.manager);
+      assert.equal(arm.backoff, rt.manager.backoff, 'managers share the back-off');
+    } finally {
+      await rt.close();
+    }
+  });
+
+  test('cri backend: the runtime socket is the image service; kimg root keeps the state', async () => {
+    const notices: string[] = [];
+    const rt = await openNodeRuntime(config, {
+      root: join(dir, 'cri-root'),
+      env: {},
+      imageService: { kind: 'cri', endpoint: `unix://${server.address.replace(/^unix:\/\//, '')}` },
+      credentials: false,
+      onNotice: (m) => notices.push(m),
+    });
+    try {
+      assert.equal(rt.backend.kind, 'cri');
+      assert.equal(rt.local, undefined);
+      assert.ok(rt.imageService instanceof CriImageService);
+      assert.deepEqual(
+        (await rt.imageService.listImages()).map((i) => i.id),
+        [IMAGE.id],
+      );
+      assert.equal(await rt.markUsed({ image: 'r.io/app:1' }), false);
+      assert.equal(rt.managerFor('linux/arm64'), rt.manager);
+      assert.match(notices.join('\n'), /pulls for its own platform: linux\/arm64 is ignored/);
+      const usage = await rt.gc.plan({ inUse: [] });
+      assert.equal(usage.decisions.length, 1, 'GC lists the runtime images');
+    } finally {
+      await rt.close();
+    }
+  });
+
+  test('close() closes what it opened in reverse order, once', async () => {
+    const order: string[] = [];
+    const rt = await openNodeRuntime(config, {
+      root: join(dir, 'order'),
+      env: {},
+      imageService: { kind: 'cri', endpoint: server.address },
+      credentials: false,
+    });
+    spyClose(rt.store, 'store', order);
+    spyClose(rt.registry, 'registry', order);
+    spyClose(rt.imageService as CriImageService, 'image service', order);
+    await rt.close();
+    await rt.close();
+    assert.deepEqual(order, ['image service', 'registry', 'store']);
+  });
+
+  test('an injected store is used and left open', async () => {
+    const store = await openStore({ root: join(dir, 'injected'), env: {} });
+    const order: string[] = [];
+    spyClose(store, 'store', order);
+    try {
+      const rt = await openNodeRuntime(config, { store, env: {}, credentials: false });
+      assert.equal(rt.store, store);
+      await rt.close();
+      assert.deepEqual(order, []);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('read-only verification writes nothing under the root at open', async () => {
+    const root = join(dir, 'readonly');
+    const rt = await openNodeRuntime(config, {
+      root,
+      env: {},
+      credentials: false,
+      verification: 'read-only',
+    });
+    try {
+      assert.ok(!(await readdir(root)).includes('pull-records'));
+      assert.deepEqual(rt.reconcileReport.intents, []);
+    } finally {
+      await rt.close();
+    }
+  });
+
+  test('a failing step (plugins) is reported with its code', async () => {
+    const bad = parseNodeConfig(
+      CONFIG +
+        `  imageCredentialProviderConfig: ${join(dir, 'none.yaml')}\n  imageCredentialProviderBinDir: ${join(dir, 'no-bin')}\n`,
+    );
+    await assert.rejects(
+      openNodeRuntime(bad, { root: join(dir, 'bad'), env: {}, credentials: { nodeDockerConfig: false } }),
+      (e: unknown) => isKimgError(e, 'CREDENTIAL_PROVIDER_CONFIG_INVALID'),
+    );
+  });
+});
