@@ -63,3 +63,10 @@ export {
   type StuckContainer,
   type KubeTarget,
 } from './lookup.js';
+export {
+  explainClusterPod,
+  NodeStatusImages,
+  type ClusterPodExplanation,
+  type ClusterExplainOptions,
+  type PresenceSource,
+} from './explain.js';

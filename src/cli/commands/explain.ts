@@ -31,17 +31,15 @@ import {
   podCredentialContext,
   podCredentialOptions,
   type LoadedPod,
-  type PodCliOptions,
 } from '../pod-options.js';
-import { addRegistryOptions, registryClientOptions, type RegistryCliOptions } from '../registry-options.js';
-import { addStoreOptions, type StoreCliOptions } from '../store-options.js';
+import { addRegistryOptions, registryClientOptions } from '../registry-options.js';
+import { addStoreOptions } from '../store-options.js';
+import { parseKubeTarget } from '../../kube/index.js';
+import { runClusterExplain, type ClusterExplainCliOptions } from './explain-cluster.js';
 import type { RegisterCommand } from './index.js';
 
-interface ExplainCliOptions extends PodCliOptions, RegistryCliOptions, StoreCliOptions {
-  container?: string;
+interface ExplainCliOptions extends ClusterExplainCliOptions {
   pullPolicy?: string;
-  resolve?: boolean;
-  output: string;
 }
 
 function formatText(x: ImageExplanation): string {
@@ -98,14 +96,30 @@ export const registerExplain: RegisterCommand = (program: Command, ctx: CliConte
     .description(
       "explain the kubelet's decision for an image or each container of a pod: reference, policy, presence, credentials, back-off, next step",
     )
-    .argument('[image]', 'an image as written in a pod spec (instead of -f)')
+    .argument(
+      '[image]',
+      'an image as written in a pod spec (instead of -f), or pod/NAME, deployment/NAME, pods (from the API server)',
+    )
     .option('--container <name>', 'only this container of the pod')
     .option(
       '--pull-policy <policy>',
       'the imagePullPolicy for IMAGE (default: as the API server defaults it)',
     )
     .option('--resolve', 'ask the registry what the tag resolves to now and compare with the present image')
-    .option('-o, --output <format>', 'output format: table, json or yaml', 'table');
+    .option('-o, --output <format>', 'output format: table, json or yaml (wide for pods)', 'table')
+    .option(
+      '--kubeconfig <file>',
+      'pod/NAME, deployment/NAME, pods: the kubeconfig (default KUBECONFIG, ~/.kube/config, in-cluster)',
+    )
+    .option('--context <name>', 'pod/NAME, deployment/NAME, pods: the kubeconfig context')
+    .option(
+      '-n, --namespace <namespace>',
+      "pod/NAME, deployment/NAME, pods: the namespace (default the context's)",
+    )
+    .option(
+      '--node-name <name>',
+      "this machine is that node: presence of its pods' images from this runtime, not Node.status.images",
+    );
   addPodOptions(cmd, { fileRequired: false });
   addStoreOptions(cmd);
   addRegistryOptions(cmd).action(async (image: string | undefined, options: ExplainCliOptions) => {
@@ -143,6 +157,8 @@ async function podTargets(
 }
 
 async function run(image: string | undefined, options: ExplainCliOptions, ctx: CliContext): Promise<void> {
+  const target = image !== undefined ? parseKubeTarget(image) : undefined;
+  if (target !== undefined) return runClusterExplain(target, options, ctx, formatText);
   const format = parseOutputFormat(options.output, ['table', 'json', 'yaml']);
   if ((image === undefined) === (options.filename.length === 0)) {
     throw new KimgError('USAGE', 'give either an IMAGE or -f POD.yaml (not both)');
