@@ -27,6 +27,8 @@ export interface InformerHandlers {
   onUpdate?(obj: KubeJson, old: KubeJson): void;
   onDelete?(obj: KubeJson): void;
   onResync?(objects: KubeJson[]): void;
+  /** A list was applied (the first one, and each relist after a `410`). */
+  onSynced?(): void;
   /** A list or watch failed (the informer retries on its own). */
   onError?(error: KimgErrorLike, what: 'list' | 'watch'): void;
 }
@@ -165,6 +167,7 @@ export class KubeInformer {
           this.synced = true;
           this.releaseWaiters();
         }
+        this.options.onSynced?.();
       }
       let expired = false;
       let sawEvent = false;
