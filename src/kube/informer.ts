@@ -55,6 +55,7 @@ export class KubeInformer {
   private readonly abort = new AbortController();
   private synced = false;
   private syncWaiters: (() => void)[] = [];
+  private failureWaiters: ((e: KimgErrorLike) => void)[] = [];
   private resyncTimer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private lists = 0;
@@ -78,6 +79,19 @@ export class KubeInformer {
   waitForSync(): Promise<void> {
     if (this.synced || this.stopped) return Promise.resolve();
     return new Promise((resolve) => this.syncWaiters.push(resolve));
+  }
+
+  /**
+   * Resolves `undefined` after the first successful list, or with the failure when a list or watch
+   * fails before that (the informer keeps retrying; a caller need not wait for it).
+   */
+  waitForSyncOrFailure(): Promise<KimgErrorLike | undefined> {
+    if (this.synced || this.stopped) return Promise.resolve(undefined);
+    if (this.lastError !== undefined) return Promise.resolve(this.lastError);
+    return new Promise((resolve) => {
+      this.syncWaiters.push(() => resolve(undefined));
+      this.failureWaiters.push(resolve);
+    });
   }
 
   /** Whether the first list has been applied. */
@@ -117,6 +131,7 @@ export class KubeInformer {
   private releaseWaiters(): void {
     const w = this.syncWaiters;
     this.syncWaiters = [];
+    this.failureWaiters = [];
     for (const f of w) f();
   }
 
@@ -138,6 +153,9 @@ export class KubeInformer {
       : kubeStatusError(0, undefined, { verb: what, resource: this.options.resource }, e);
     this.lastError = err;
     this.options.onError?.(err, what);
+    const waiters = this.failureWaiters;
+    this.failureWaiters = [];
+    for (const f of waiters) f(err);
   }
 
   private async loop(): Promise<void> {

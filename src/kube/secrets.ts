@@ -255,7 +255,9 @@ export class PodSecretManager {
     const w = this.ensure(key);
     w.pods.add(uid);
     this.podKeys.get(uid)?.add(key);
-    await w.informer.waitForSync();
+    const failure = await w.informer.waitForSyncOrFailure();
+    // Not readable yet (RBAC, API server down): the caller decides; the watch keeps retrying.
+    if (failure !== undefined) throw failure;
     return w.informer.get(`${namespace}/${name}`);
   }
 
@@ -281,7 +283,9 @@ export class PodSecretManager {
    * The pod's pull Secrets as the kubelet would use them (resolved by `resolvePodPullSecrets`), waiting
    * for each referenced object's first list. Missing objects are `problems` (kind `not-found`).
    *
-   * @throws KimgError `SECRET_INVALID` for a pull Secret with an unparsable payload.
+   * @throws KimgError `SECRET_INVALID` for a pull Secret with an unparsable payload; the first
+   * failure of a referenced object's list or watch before it synced (`KUBE_FORBIDDEN` naming verb and
+   * resource, `KUBE_UNAVAILABLE`).
    */
   async pullSecrets(pod: KubeJson): Promise<PodPullSecrets> {
     this.registerPod(pod);

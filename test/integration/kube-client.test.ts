@@ -269,6 +269,19 @@ describe('kube client library against the API double', () => {
     const r3 = await mgr.pullSecrets(p1);
     assert.deepEqual(Object.keys(r3.secrets[0]!.config.entries ?? {}).length >= 0, true);
     assert.match(JSON.stringify(r3.secrets[0]!.config.entries.map((e) => e.key)), /other\.example/);
+    // A reader without Secret rules: the lookup fails at once with the coded denial (and keeps retrying).
+    const denied = new PodSecretManager({
+      client: new KubeClient(loadKubeClientConfig({ kubeconfig: await api.writeKubeconfig('no-secrets') })),
+      initialBackoffMs: 50,
+    });
+    await assert.rejects(denied.pullSecrets(p1), (e: unknown) => {
+      assert.ok(isKimgError(e, 'KUBE_FORBIDDEN'));
+      assert.equal(e.details.kube?.verb, 'list');
+      assert.equal(e.details.kube?.resource, 'secrets');
+      assert.match(e.message, /RBAC denies list secrets in namespace "default"/);
+      return true;
+    });
+    await denied.close();
     mgr.unregisterPod(p1);
     assert.deepEqual(mgr.watchedObjects(), ['Secret/default/sa-cred', 'ServiceAccount/default/builder']);
     await mgr.close();
