@@ -142,13 +142,22 @@ export interface StuckContainer {
  * The containers of a namespace's pods waiting on their image (from each pod's status, as the
  * kubelet reported it), in pod order.
  *
- * @throws KimgError `KUBE_FORBIDDEN` (list pods), `KUBE_UNAVAILABLE`.
+ * @throws KimgError `KUBE_FORBIDDEN` (list pods), `KUBE_NOT_FOUND` (no such namespace),
+ * `KUBE_UNAVAILABLE`.
  */
 export async function listStuckContainers(
   client: KubeClient,
   namespace: string,
 ): Promise<{ pods: number; stuck: StuckContainer[] }> {
   const { items } = await client.listPods({ namespace });
+  if (items.length === 0) {
+    // An empty list cannot tell a quiet namespace from a mistyped one: ask (a denied get is fine).
+    try {
+      await client.getNamespace(namespace);
+    } catch (e) {
+      if (e instanceof KimgError && e.code === 'KUBE_NOT_FOUND') throw e;
+    }
+  }
   const stuck: StuckContainer[] = [];
   for (const pod of items) {
     const status = (pod.status ?? {}) as Record<string, unknown>;
