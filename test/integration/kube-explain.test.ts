@@ -268,6 +268,9 @@ describe('kimg explain from the API server (against a real registry)', () => {
     const nf = await explain(['pod/absent', '--kubeconfig', kubeconfig]);
     assert.equal(nf.code, 3);
     assert.match(nf.stderr, /pods "absent" not found/);
+    const ns = await explain(['pods', '--kubeconfig', kubeconfig, '-n', 'no-such-ns']);
+    assert.equal(ns.code, 3);
+    assert.match(ns.stderr, /namespaces "no-such-ns" not found/);
   });
 
   test('as a kubectl plugin: kubectl kimg explain pod/NAME', async () => {
