@@ -10,10 +10,12 @@
  * Per-host back-off (regclient `internal/reghttp`): a host that failed is avoided by every request
  * until its back-off passes, not just by the request that saw the failure; successes decay it.
  *
- * Difference from containerd (deliberate, issue B): containerd retries 429 immediately and ignores
+ * Difference from containerd (deliberate): containerd retries 429 immediately and ignores
  * `Retry-After`; kimg waits as the server asks, as the distribution spec recommends.
  */
+import { systemClock, type Clock } from '../clock/index.js';
 import { KimgError } from '../errors/index.js';
+import { BODY_STALLED_CODE, CONNECT_TIMEOUT_CODE, HEADERS_STALLED_CODE } from './internal/h1.js';
 
 /** Tunables of a {@link RetryPolicy}. */
 export interface RetryPolicyOptions {
@@ -41,7 +43,10 @@ export const DEFAULT_RETRY_POLICY: Readonly<RetryPolicyOptions> = Object.freeze(
   retryStatuses: Object.freeze([408, 429, 500, 502, 503, 504]),
 });
 
-/** Error codes of Node and undici that mean "the network failed, it may work next time". */
+/**
+ * Error codes of Node sockets and of kimg's own transport (stalls, connect timeout) that mean "the
+ * network failed, it may work next time".
+ */
 const RETRYABLE_NET_CODES = new Set([
   'ECONNRESET',
   'ECONNREFUSED',
@@ -53,13 +58,9 @@ const RETRYABLE_NET_CODES = new Set([
   'EHOSTUNREACH',
   'ENETDOWN',
   'EHOSTDOWN',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-  'UND_ERR_CLOSED',
-  'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH',
-  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
+  CONNECT_TIMEOUT_CODE,
+  HEADERS_STALLED_CODE,
+  BODY_STALLED_CODE,
   'ERR_STREAM_PREMATURE_CLOSE',
 ]);
 
@@ -141,33 +142,10 @@ export class RetryPolicy {
   }
 }
 
-/** Time source and sleeper, injectable for tests. */
-export interface Clock {
-  now(): number;
-  /** Resolves after `ms`, or rejects with the signal's reason when it aborts. */
-  sleep(ms: number, signal?: AbortSignal): Promise<void>;
-}
+export type { Clock } from '../clock/index.js';
 
-/** The real clock. */
-export const SYSTEM_CLOCK: Clock = {
-  now: () => Date.now(),
-  sleep: (ms, signal) =>
-    new Promise<void>((resolve, reject) => {
-      if (signal?.aborted) {
-        reject(signal.reason);
-        return;
-      }
-      const onAbort = (): void => {
-        clearTimeout(t);
-        reject(signal?.reason);
-      };
-      const t = setTimeout(() => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      }, ms);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    }),
-};
+/** The real clock (the one `systemClock` of src/clock). */
+export const SYSTEM_CLOCK: Clock = systemClock;
 
 /**
  * Per-host back-off state. `failure(host, delay)` pushes the host's "not before" time out;

@@ -10,6 +10,9 @@
  *
  * `-o json|yaml`: one {@link ImageExplanation} for IMAGE, a list (one per container, every Pod of the
  * files) for `-f`. An invalid image name is explained (reference.valid false), not an error.
+ *
+ * `pod/NAME`, `deployment/NAME` and `pods` read from the API server instead (`explain-cluster.ts`);
+ * an image spelled like one of those (a Docker Hub user `pod`) is written `docker.io/pod/NAME`.
  */
 import type { Command } from 'commander';
 import type { KubeObject } from '../../credentials/index.js';
@@ -37,6 +40,8 @@ import { addStoreOptions } from '../store-options.js';
 import { parseKubeTarget } from '../../kube/index.js';
 import { runClusterExplain, type ClusterExplainCliOptions } from './explain-cluster.js';
 import type { RegisterCommand } from './index.js';
+
+export type { ImageExplanation, PolicyOrigin } from '../../manager/index.js';
 
 interface ExplainCliOptions extends ClusterExplainCliOptions {
   pullPolicy?: string;
