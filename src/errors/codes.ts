@@ -232,6 +232,26 @@ export const ERROR_CODES = {
     summary: 'No pod of that name is known to the node agent (kubectl `NotFound`).',
   },
 
+  // --- unpack (layers → rootfs / OCI runtime bundle) ---------------------------------------------
+  LAYER_INVALID: {
+    module: 'unpack',
+    summary:
+      'A layer tar is malformed (bad header, truncated, sparse, unknown type) or cannot be applied; names the entry and byte offset.',
+  },
+  UNPACK_UNSAFE: {
+    module: 'unpack',
+    summary:
+      'A layer entry or image config value would reach outside the bundle (hardlink out of the root, root replaced, escaping whiteout, /proc working dir, out-of-range ids).',
+  },
+  TARGET_NOT_EMPTY: {
+    module: 'unpack',
+    summary: 'The unpack target directory exists and is not empty (use --force).',
+  },
+  USER_NOT_FOUND: {
+    module: 'unpack',
+    summary: "The image config's User names a user or group missing from the rootfs /etc/passwd or /etc/group.",
+  },
+
   // --- config / generic ----------------------------------------------------------------------------
   CONFIG_INVALID: {
     module: 'config',
