@@ -2,7 +2,7 @@
 /**
  * The `kimg` executable: a thin face over the library (see src/cli/program.ts).
  *
- * `kimg pull` is the hot path (issue C: peak RSS ≤ 96 MiB, flat in the image size): it loads only the
+ * `kimg pull` is the hot path (peak RSS ≤ 96 MiB, flat in the image size; docs/design/performance.md): it loads only the
  * pull command's modules, not every command's (the whole CLI costs ~10 MiB more resident memory before
  * the first byte is fetched). Everything else goes through the full program.
  */
