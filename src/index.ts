@@ -4,6 +4,7 @@
  * or containerd's) → manager → runtime (the composition root).
  */
 export * from './errors/index.js';
+export * from './clock/index.js';
 export * from './oci/index.js';
 export * from './reference/index.js';
 export * from './platform/index.js';

@@ -72,7 +72,7 @@ export { ANNOTATION_KIMG_NAME, ANNOTATION_KIMG_HANDLER } from './layout.js';
 export type { LockInfo as StoreLockInfo } from './internal/locks.js';
 export type { PullTarget, PullContent, PullWriter, PullImages, PullLease } from './target.js';
 /**
- * Durable file replacement (temp file, fsync, rename, directory fsync; mode 0600) and owner-only
- * directories, for other modules that keep state under the store root (back-off, image GC state).
+ * Durable file replacement and owner-only directories: src/durable's, re-exported for the callers that
+ * took them from here.
  */
-export { writeFileAtomic, ensureDir, FILE_MODE, DIR_MODE } from './internal/fsutil.js';
+export { writeFileAtomic, ensureDir, FILE_MODE, DIR_MODE } from '../durable/index.js';

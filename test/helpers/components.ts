@@ -20,6 +20,8 @@ export const COMPONENT_PACKAGES: Readonly<Record<string, string>> = {
   runc: 'runc',
   curl: 'curl',
   setpriv: 'util-linux',
+  // Static build: the runnable test images copy it into an otherwise empty root filesystem.
+  busybox: 'busybox-static',
 };
 
 const resolved = new Map<string, string>();

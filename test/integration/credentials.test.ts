@@ -10,7 +10,7 @@ import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { PluginManager, lookupPullCredentials } from '../../src/credentials/index.js';
-import { FakeClock } from '../../src/manager/index.js';
+import { FakeClock } from '../helpers/clock.js';
 import { RegistryClient } from '../../src/registry/index.js';
 import { pullImage } from '../../src/pull/index.js';
 import { openStore } from '../../src/store/index.js';

@@ -3,6 +3,7 @@
  * download before failing, a cancellable sleep and the pipeline's `ABORTED` error.
  */
 import { setMaxListeners } from 'node:events';
+import { systemClock } from '../../clock/index.js';
 import { KimgError } from '../../errors/index.js';
 
 /** A counting semaphore for the per-pull download limit. */
@@ -31,20 +32,13 @@ export async function settleAll(promises: Promise<void>[]): Promise<void> {
   if (failed) throw failed.reason;
 }
 
-/** Resolves after `ms`, or rejects with `ABORTED` as soon as `signal` aborts. */
-export function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(abortError(signal));
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(abortError(signal!));
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
+/** Resolves after `ms` of the system clock, or rejects with `ABORTED` as soon as `signal` aborts. */
+export async function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  try {
+    await systemClock.sleep(ms, signal);
+  } catch (e) {
+    throw signal?.aborted ? abortError(signal) : e;
+  }
 }
 
 /** The error of a pull cancelled through its signal. */
