@@ -317,6 +317,10 @@ describe('containerd image store: kimg pulls, containerd stores', () => {
 
   test('the generic pull pipeline into ContainerdPullTarget: the same CRI image as containerd’s own pull', async () => {
     const image = `${regs.plain.host}/multi-docker:1`;
+    const m = multi.manifests.find((x) => x.platform?.architecture === 'amd64')!;
+    // Earlier cases left names of this image (same config): start from none.
+    await cri.removeImage({ image: m.config.digest });
+    assert.equal(await criEventually(m.config.digest, 'absent'), 'absent');
     const theirs = await containerdObservation(image);
     const r = await pullImage(image, {
       store: new ContainerdPullTarget({ client, snapshotter: ctrd.snapshotter }),
@@ -325,7 +329,6 @@ describe('containerd image store: kimg pulls, containerd stores', () => {
     });
     assert.equal(r.record.imageId, theirs.ref);
     assert.deepEqual(await criEventually(image, theirs.status), theirs.status);
-    const m = multi.manifests.find((x) => x.platform?.architecture === 'amd64')!;
     const cfg = (await client.contentInfo(m.config.digest))!.labels;
     const chain = chainIds(m.layers.map((l) => l.diffId));
     assert.equal(cfg[`containerd.io/gc.ref.snapshot.${ctrd.snapshotter}`], chain[chain.length - 1]);
