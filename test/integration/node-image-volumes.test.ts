@@ -213,15 +213,6 @@ describe('kimg node: image volumes', () => {
     assert.equal(j.status, 0, j.stderr);
     assert.ok(j.stdout.includes(artifactDigest));
 
-    // A resync keeps the materialised directory (same digest: nothing is redone).
-    const before = statSync(mdir).ino;
-    const syncs = pod('vol')?.syncs ?? 0;
-    await waitFor('two more syncs', () => ((pod('vol')?.syncs ?? 0) >= syncs + 2 ? true : undefined), {
-      timeoutMs: 10_000,
-      intervalMs: 20,
-    });
-    assert.equal(statSync(mdir).ino, before);
-
     // Removing the pod removes its volumes.
     await rm(join(manifests, 'vol.yaml'));
     await waitFor(
@@ -238,10 +229,13 @@ describe('kimg node: image volumes', () => {
     const host = reg?.host ?? '';
     await writeFile(
       join(manifests, 'missing.yaml'),
-      podYaml('missing', `${host}/data:1`, [{ name: 'gone', reference: `${host}/absent:1` }]),
+      podYaml('missing', `${host}/data:1`, [
+        { name: 'gone', reference: `${host}/absent:1` },
+        { name: 'models', reference: `${host}/data:1` },
+      ]),
     );
     await waitStatus('missing', 'ImagePullBackOff');
-    const v = pod('missing')?.volumes?.[0];
+    const [v, models] = pod('missing')?.volumes ?? [];
     assert.equal(v?.state, 'Waiting');
     assert.match(v?.lastError ?? '', /ErrImagePull/);
     assert.equal(pod('missing')?.containers[0]?.state, 'Ready');
@@ -251,5 +245,18 @@ describe('kimg node: image volumes', () => {
     assert.match(d.stdout, /Digest: +<none>\n/);
     const events = agent?.state.events({ name: 'missing-node1' }) ?? [];
     assert.ok(events.some((e) => e.reason === 'Failed' && e.message.includes('absent:1')));
+
+    // The pod is synced again while a volume waits; the ready volume is not materialised again
+    // (same digest: its directory stays as it is).
+    assert.equal(models?.state, 'Ready');
+    const dir = models?.path ?? '';
+    const inode = statSync(dir).ino;
+    const syncs = pod('missing')?.syncs ?? 0;
+    await waitFor('two more syncs', () => ((pod('missing')?.syncs ?? 0) >= syncs + 2 ? true : undefined), {
+      timeoutMs: 10_000,
+      intervalMs: 20,
+    });
+    assert.equal(statSync(dir).ino, inode);
+    assert.equal(readFileSync(join(dir, 'models', 'b.bin'), 'utf8'), 'B');
   });
 });
