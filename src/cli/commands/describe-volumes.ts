@@ -16,7 +16,7 @@ export function describeImageVolumes(
 ): string {
   if (volumes === undefined || volumes.length === 0) return '';
   const kv = (k: string, v: string, indent = '    '): string =>
-    `${indent}${(k + ':').padEnd(Math.max(16 - indent.length + 4, k.length + 2))}${v}\n`;
+    `${indent}${(k + ':').padEnd(Math.max(16 - indent.length, k.length + 2))}${v}\n`;
   let out = 'Volumes:\n';
   for (const v of volumes) {
     out += `  ${v.name}:\n`;
