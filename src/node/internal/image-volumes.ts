@@ -18,7 +18,7 @@ import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync,
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../durable/index.js';
 import { KimgError, toKimgError } from '../../errors/index.js';
-import type { ImageManager, PodInfo } from '../../manager/index.js';
+import type { EnsureImageResult, ImageManager, PodInfo } from '../../manager/index.js';
 import { lookupImage } from '../../store/index.js';
 import { materializeImageVolume, type UnpackSource } from '../../unpack/index.js';
 import type { ImageVolumeState } from '../pod-state.js';
@@ -92,7 +92,12 @@ export class ImageVolumes {
     manager: ImageManager,
     pod: PodInfo,
     object: unknown,
-    options: { runtimeHandler?: string; signal?: AbortSignal } = {},
+    options: {
+      runtimeHandler?: string;
+      signal?: AbortSignal;
+      /** Each volume's ensure result (metrics, logs, last-used times), before materialising. */
+      onResult?: (volume: ImageVolumeSpec, result: EnsureImageResult) => Promise<void>;
+    } = {},
   ): Promise<ImageVolumeState[]> {
     const out: ImageVolumeState[] = [];
     for (const v of podImageVolumes(object)) {
@@ -118,6 +123,7 @@ export class ImageVolumes {
         ...(options.runtimeHandler !== undefined ? { runtimeHandler: options.runtimeHandler } : {}),
         ...(options.signal !== undefined ? { signal: options.signal } : {}),
       });
+      await options.onResult?.(v, r);
       state.pullPolicy = r.pullPolicy;
       state.message = r.message;
       if (!r.ok) {

@@ -66,6 +66,13 @@ export function podSyncer(deps: PodSyncDeps): SyncPod<AgentPod> {
         const volumes = await deps.volumes.sync(deps.manager, result.pod, pod.object, {
           signal,
           ...(pod.runtimeHandler !== undefined ? { runtimeHandler: pod.runtimeHandler } : {}),
+          onResult: (v, r) =>
+            reportLine(
+              deps,
+              pod,
+              { list: 'containers', container: `volume ${v.name}`, image: v.reference, result: r },
+              now,
+            ),
         });
         if (signal.aborted) return ready;
         ready = ready && volumes.every((v) => v.state === 'Ready');
