@@ -30,6 +30,7 @@
  * Source: kubernetes `pkg/kubelet/config/{file.go,common.go}`, `pkg/kubelet/pod_workers.go`,
  * `pkg/kubelet/images/image_manager.go`, `pkg/kubelet/images/image_gc_manager.go`.
  */
+import { join } from 'node:path';
 import { hostname } from 'node:os';
 import type { NodeConfig } from '../config/index.js';
 import { startCriServer, storeVerboseInfo, type CriServer } from '../cri/index.js';
@@ -55,6 +56,7 @@ import {
   apiAgentPod,
 } from './internal/cluster-pods.js';
 import { PodImageStatus } from './internal/pod-status.js';
+import { ImageVolumes } from './internal/image-volumes.js';
 import { podSyncer } from './internal/pod-sync.js';
 import { PodWorkers } from './internal/pod-worker.js';
 import { PrepullRunner, logPrepullFailure } from './internal/prepull-runner.js';
@@ -320,6 +322,10 @@ function podPipeline(
     if (c.kind === 'pods') metrics.setPodStatuses(state.list().map(podStatus));
   });
   const cluster = clusterParts(core, services);
+  const volumes = new ImageVolumes({
+    root: join(runtime.store.root, 'volumes'),
+    source: runtime.backend.kind === 'local' ? runtime.store : undefined,
+  });
   const workers = new PodWorkers<AgentPod>({
     resyncMs: core.options.resyncMs ?? DEFAULT_RESYNC_MS,
     syncPod: podSyncer({
@@ -335,6 +341,7 @@ function podPipeline(
       metrics,
       log,
       markUsed: (spec, when) => runtime.markUsed(spec, when),
+      volumes,
     }),
   });
   const reconciler = new StaticPodReconciler({
@@ -346,6 +353,7 @@ function podPipeline(
     drop: async (pod, why) => {
       workers.stop(pod.key, new Error('pod removed or changed'));
       status.podStopped(pod);
+      volumes.remove(pod.uid);
       services.secrets.forgetPod(pod.uid);
       await runtime.manager.clearBackoff({ podUID: pod.uid }).catch(() => []);
       log({ level: 'info', msg: `pod ${why}`, pod: pod.key, uid: pod.uid });
@@ -371,6 +379,7 @@ function podPipeline(
     drop: async (pod, why) => {
       workers.stop(pod.key, new Error('pod removed or changed'));
       status.podStopped(pod);
+      volumes.remove(pod.uid);
       cluster.podSecrets.forgetPod(pod.uid, pod.object);
       await runtime.manager.clearBackoff({ podUID: pod.uid }).catch(() => []);
       log({ level: 'info', msg: `pod ${why}`, pod: pod.key, uid: pod.uid });
@@ -432,7 +441,10 @@ function clusterParts(
 /** The image ids in use: the pods' ready containers', then the pre-pulls'. */
 function imagesInUse(state: PodStateStore, prepull: PrepullRunner): string[] {
   const ids = new Set<string>();
-  for (const p of state.list()) for (const c of p.containers) if (c.imageRef !== '') ids.add(c.imageRef);
+  for (const p of state.list()) {
+    for (const c of p.containers) if (c.imageRef !== '') ids.add(c.imageRef);
+    for (const v of p.volumes ?? []) if (v.imageRef !== '') ids.add(v.imageRef);
+  }
   for (const id of prepull.imageRefs()) ids.add(id);
   return [...ids];
 }

@@ -23,6 +23,7 @@ export {
   podReady,
   type PodView,
   type ContainerImageState,
+  type ImageVolumeState,
   type LayerProgress,
   type NodeEvent,
   type PodStateStoreOptions,

@@ -8,6 +8,7 @@
 import { toKimgError } from '../../errors/index.js';
 import type { ContainerImageResult, ImageManager, ImageSpec, PodManifest } from '../../manager/index.js';
 import type { NodeMetrics } from '../metrics.js';
+import { podImageVolumes, type ImageVolumes } from './image-volumes.js';
 import { observeEnsureResult } from './instrument.js';
 import type { AgentLog } from './log.js';
 import type { PodImageStatus } from './pod-status.js';
@@ -36,6 +37,8 @@ export interface PodSyncDeps {
   status: PodImageStatus;
   metrics: NodeMetrics;
   log: AgentLog;
+  /** The pods' image volumes (pulled after the containers' images, then materialised). */
+  volumes?: ImageVolumes;
   /** Records that an image was used now (kimg's store keeps last-used times for GC). */
   markUsed: (spec: ImageSpec, when: Date) => Promise<unknown>;
 }
@@ -58,6 +61,22 @@ export function podSyncer(deps: PodSyncDeps): SyncPod<AgentPod> {
       for (const line of result.results) {
         await reportLine(deps, pod, line, now);
         deps.status.onResult(pod, line, backoff);
+      }
+      if (deps.volumes !== undefined && podImageVolumes(pod.object).length > 0) {
+        const volumes = await deps.volumes.sync(deps.manager, result.pod, pod.object, {
+          signal,
+          ...(pod.runtimeHandler !== undefined ? { runtimeHandler: pod.runtimeHandler } : {}),
+          onResult: (v, r) =>
+            reportLine(
+              deps,
+              pod,
+              { list: 'containers', container: `volume ${v.name}`, image: v.reference, result: r },
+              now,
+            ),
+        });
+        if (signal.aborted) return ready;
+        ready = ready && volumes.every((v) => v.state === 'Ready');
+        deps.status.onVolumes(pod, volumes, await deps.manager.listBackoff().catch(() => []));
       }
       deps.status.onSynced(pod);
     } catch (e) {

@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import type { KubeObject } from '../../credentials/index.js';
 import { applyPodDefaults, applyUpdateDefaults, runtimeHandlerFor } from '../../manager/index.js';
 import type { ContainerImageState, PodView } from '../pod-state.js';
+import { initialVolumeStates } from './image-volumes.js';
 import type { ManifestPod } from '../watcher.js';
 
 /** A static pod as the agent runs it. */
@@ -96,7 +97,9 @@ export function initialContainerStates(object: Record<string, unknown>): Contain
 
 /** The view of a pod the agent just started (no sync yet). */
 export function newPodView(pod: AgentPod, createdAt: number): PodView {
+  const volumes = initialVolumeStates(pod.object);
   return {
+    ...(volumes.length > 0 ? { volumes } : {}),
     key: pod.key,
     name: pod.name,
     namespace: pod.namespace,
