@@ -72,6 +72,8 @@ export class PullProgressStreams {
       res.end(snapshot.map(toText).join(''));
       return;
     }
+    // Headers now: a client waits for them before reading, and there may be no line for a while.
+    res.flushHeaders();
     for (const line of snapshot) res.write(toText(line));
     let idle: NodeJS.Timeout | undefined;
     const stop = (): void => {
