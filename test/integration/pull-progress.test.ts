@@ -3,20 +3,22 @@
  * JSON) while the agent pulls a static pod's image from a real registry; every layer and the config
  * show with their size as `total` and end with `progress == total`, the image's final line says done
  * with the image's blob bytes, and the pull leaves the snapshot. A pull of a missing tag ends with an
- * error line. `/metrics` carries the progress gauges; the status page has its pulls table. Needs
+ * error line. `/metrics` carries the progress gauges; the status page has its pulls table. The same
+ * stream on `kimg serve --http` while a CRI client pulls through its socket. Needs
  * docker-registry and skopeo (fails, never skips).
  */
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { parseNodeConfig } from '../../src/config/index.js';
+import { CriImageService } from '../../src/cri/index.js';
 import { FakeUsageSource } from '../../src/manager/index.js';
 import { startNodeAgent, type NodeAgent } from '../../src/node/index.js';
 import type { PullProgressLine } from '../../src/pull/index.js';
 import { generateImage, type GeneratedImage } from '../helpers/images.js';
-import { waitFor } from '../helpers/proc.js';
+import { killProcess, spawnTracked, waitFor } from '../helpers/proc.js';
 import { startRegistry, type StartedRegistry } from '../helpers/registry.js';
 import { skopeoPush } from '../helpers/skopeo.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
@@ -171,4 +173,48 @@ test('metrics carry the progress gauges; the status page has the pulls table', a
   assert.match(page, /<h2>Pulls in progress<\/h2>/);
   assert.match(page, /<table id="pulls">/);
   assert.ok(page.includes("fetch('/api/pulls/progress?watch=false')"));
+});
+
+test('kimg serve --http streams the progress of a CRI PullImage', async () => {
+  const main = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
+  const sock = join(work, 'serve', 'kimg.sock');
+  const errFile = join(work, 'serve.err');
+  const args = [main, 'serve', '--listen', `unix://${sock}`, '--root', join(work, 'root-serve')];
+  args.push('--plain-http', reg.host, '--http', '127.0.0.1:0');
+  const proc = spawnTracked('kimg-serve', process.execPath, args, { stderrFile: errFile });
+  const cri = new CriImageService({ endpoint: sock, timeoutMs: 30_000 });
+  try {
+    const base = await waitFor(
+      'kimg serve listening',
+      async () => {
+        const text = await readFile(errFile, 'utf8').catch(() => '');
+        const url = /http on (http:\/\/\S+)/.exec(text)?.[1];
+        return text.includes('kimg serve: listening on') ? url : undefined;
+      },
+      { watch: proc, timeoutMs: 20_000 },
+    );
+    const image = `${reg.host}/big:1`;
+    const stream = await follow(`${base}/api/pulls/progress`);
+    try {
+      await cri.pullImage({ image }, undefined);
+      const final = await waitFor('the final line', () =>
+        stream.lines.find((l) => l.name === image && l.done === true),
+      );
+      const m = img.manifests[0]!;
+      assert.equal(
+        final.total,
+        [m.config, ...m.layers].reduce((n, b) => n + b.size, 0),
+      );
+      for (const b of m.layers) {
+        assert.equal(stream.lines.filter((l) => l.layer === b.digest).at(-1)?.progress, b.size);
+      }
+    } finally {
+      stream.close();
+    }
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    assert.match(metrics, /^kimg_image_pull_progress_total_bytes 0$/m);
+  } finally {
+    cri.close();
+    await killProcess(proc);
+  }
 });
