@@ -125,8 +125,7 @@ export async function openNodeRuntime(
     };
     const opened = openImageBackend(backend, localCtx);
     cleanups.push(() => opened.close());
-    const wrap = (s: ImageService): ImageService =>
-      reportPulls(o.wrapImageService ? o.wrapImageService(s) : s, progress);
+    const wrap = (s: ImageService): ImageService => (o.wrapImageService ? o.wrapImageService(s) : s);
     const imageService = wrap(opened.service);
     const credentials = await PodCredentials.open(credentialOptions(config, o));
     const { verifier, report } = await openVerifier(config, store, imageService, o);
@@ -138,7 +137,10 @@ export async function openNodeRuntime(
     const resolver = credentials.resolver(onProblem);
     const makeManager = (service: ImageService): ImageManager =>
       new ImageManager({
-        imageService: service,
+        // kimg's pipeline (`local`, `containerd`) reports every pull to the hub through its events,
+        // whoever calls the service (a manager or a CRI server); a `cri` runtime's PullImage reports
+        // nothing, so the managers' pulls through it are reported around the call (image lines).
+        imageService: backend.kind === 'cri' ? reportPulls(service, progress) : service,
         verifier,
         ...imageManagerOptionsFromConfig(config.kubelet),
         credentials: resolver,
@@ -222,8 +224,8 @@ function openImageGC(
 }
 
 /**
- * `svc` with every pull reported to the progress hub: an image line while it runs on every backend,
- * and its final line (done, or the error's code and message) when it ends.
+ * `svc` with every pull reported to the progress hub: an image line while it runs, and its final line
+ * (done, or the error's code and message) when it ends.
  */
 function reportPulls(svc: ImageService, progress: PullProgressHub): ImageService {
   return {
