@@ -71,7 +71,7 @@ export async function withContainerd<T>(
     const service = new ContainerdImageService({
       client,
       // Listing and removing never reach a registry.
-      registry: registry as RegistryClient,
+      registry,
       snapshotter: setting.snapshotter,
       platform: extra.platform,
       concurrency: extra.concurrency,

@@ -67,11 +67,11 @@ export interface KimgSettings {
   /** The kubelet's `--image-credential-provider-bin-dir`. */
   imageCredentialProviderBinDir?: string;
   /**
-   * Images image GC never removes (issue G), besides those marked pinned in the store: typically the
+   * Images image GC never removes, besides those marked pinned in the store: typically the
    * sandbox image, like containerd's `pinned_images.sandbox`. Each must parse as an image reference.
    */
   pinnedImages: string[];
-  /** Images the node agent pre-pulls (issue I), like a `kimg prepull` list. */
+  /** Images the node agent pre-pulls, like a `kimg prepull` list. */
   prepull: PrepullImage[];
   /** Where the agent listens. */
   listen: {

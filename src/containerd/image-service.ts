@@ -47,7 +47,8 @@ import { pullIntoContainerd, type ContainerdPullResult } from './pull.js';
 /** Options of {@link ContainerdImageService}. */
 export interface ContainerdImageServiceOptions {
   client: ContainerdClient;
-  registry: RegistryClient;
+  /** Needed by `pullImage` only (listing, status and removal never reach a registry). */
+  registry?: RegistryClient | undefined;
   /** Snapshotter to unpack into. Default `overlayfs`. */
   snapshotter?: string | undefined;
   /** Platform to pull and to resolve indexes for (`os/arch[/variant]`). Default the host. */
@@ -98,7 +99,7 @@ function checkSpec(spec: ImageSpec | undefined, call: string): asserts spec is I
 /** The CRI image service over containerd (see the module comment). */
 export class ContainerdImageService implements ImageService {
   readonly client: ContainerdClient;
-  readonly registry: RegistryClient;
+  readonly registry: RegistryClient | undefined;
   readonly snapshotter: string;
   private readonly options: ContainerdImageServiceOptions;
   private readonly targets = new Map<string, Promise<TargetInfo>>();
@@ -225,6 +226,8 @@ export class ContainerdImageService implements ImageService {
     options?: ImageServiceCallOptions,
   ): Promise<string> {
     checkSpec(spec, 'pullImage');
+    if (this.registry === undefined)
+      throw new KimgError('INVALID_ARGUMENT', 'ContainerdImageService.pullImage needs the registry option');
     const onProgress = this.options.onProgress;
     const result = await pullIntoContainerd(spec.image, {
       client: this.client,

@@ -16,6 +16,7 @@
  * - {@link openContentWriter} / {@link writeContent}: the content Write protocol as a registry
  *   `BlobSink` (resumable by ref and offset).
  * - {@link LayerUnpacker}, {@link chainIds}: unpacking through snapshots + diff.
+ * - {@link ContainerdPullTarget}: containerd as the generic pipeline's `PullTarget` (src/pull `pullImage`).
  * - {@link ContainerdImageService}: the CRI image service (`ImageService`) over containerd's store.
  * - {@link criImageNames}, {@link putImageRecords}: CRI-compatible image records.
  * - Labels: {@link childGcLabels}, {@link distributionSourceLabel} and the label key constants.
@@ -55,6 +56,7 @@ export {
 } from './content-writer.js';
 export { criImageNames, putImageRecords } from './images.js';
 export { ContainerdImageService, type ContainerdImageServiceOptions } from './image-service.js';
+export { ContainerdPullTarget, type ContainerdPullTargetOptions } from './pull-target.js';
 export {
   LABEL_CRI_IMAGE,
   LABEL_CRI_PINNED,

@@ -3,8 +3,7 @@
  * sockets and `certs.d` under one SHORT temp dir (`/tmp/kimg-ctrd-XXXXXX`; a unix socket path is limited
  * to 108 bytes by `sockaddr_un.sun_path`), never /etc/containerd or /run/containerd. The CRI plugin
  * (`io.containerd.grpc.v1.cri`, built into the daemon) is enabled, so a test can talk CRI to it over
- * `unix://<dir>/containerd.sock` with @grpc/grpc-js. Facts: /work/shared/tools/FINDINGS.md
- * ("containerd 1.6", "CRI plugin starts", recommendation 5).
+ * `unix://<dir>/containerd.sock` with @grpc/grpc-js.
  *
  * Registries: the CRI plugin resolves hosts through `registry.config_path` = `<dir>/certs.d`, one
  * `<host>/hosts.toml` per registry (containerd docs/hosts.md). Registries listen on port 0, so the

@@ -9,8 +9,10 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { pullImage } from '../../src/pull/index.js';
 import {
   ContainerdClient,
+  ContainerdPullTarget,
   chainIds,
   pullIntoContainerd,
   type ContainerdPullResult,
@@ -26,6 +28,11 @@ import { generateImage, type GeneratedImage } from '../helpers/images.js';
 import { startRegistries, stopRegistries, type StartedRegistry } from '../helpers/registry.js';
 import { skopeoPush } from '../helpers/skopeo.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
+
+/** The names CRI gives a pull of a tagged `image` (id, tag, repo digest). */
+function criNames(id: string, image: string, digest: string): string[] {
+  return [id, image, `${image.slice(0, image.lastIndexOf(':'))}@${digest}`];
+}
 
 function observe(i: ImageInfo | undefined): unknown {
   if (i === undefined) return 'absent';
@@ -306,6 +313,32 @@ describe('containerd image store: kimg pulls, containerd stores', () => {
     assert.equal(status?.id, big.manifests[0]!.config.digest);
     for (const d of (await client.contentListStatuses()).map((s) => s.ref))
       assert.ok(!d.includes(layer.digest));
+  });
+
+  test('the generic pull pipeline into ContainerdPullTarget: the same CRI image as containerd’s own pull', async () => {
+    const image = `${regs.plain.host}/multi-docker:1`;
+    const m = multi.manifests.find((x) => x.platform?.architecture === 'amd64')!;
+    // Earlier cases left names of this image (same config): start from none.
+    await cri.removeImage({ image: m.config.digest });
+    assert.equal(await criEventually(m.config.digest, 'absent'), 'absent');
+    const theirs = await containerdObservation(image);
+    const r = await pullImage(image, {
+      store: new ContainerdPullTarget({ client, snapshotter: ctrd.snapshotter }),
+      registry,
+      platform: 'linux/amd64',
+    });
+    assert.equal(r.record.imageId, theirs.ref);
+    assert.deepEqual(await criEventually(image, theirs.status), theirs.status);
+    const cfg = (await client.contentInfo(m.config.digest))!.labels;
+    const chain = chainIds(m.layers.map((l) => l.diffId));
+    assert.equal(cfg[`containerd.io/gc.ref.snapshot.${ctrd.snapshotter}`], chain[chain.length - 1]);
+    const idx = (await client.contentInfo(r.record.digest))!.labels;
+    assert.ok(idx['containerd.io/gc.ref.content.m.0']);
+    assert.deepEqual(
+      (await client.leaseList()).filter((l) => l.id.startsWith('kimg-')),
+      [],
+    );
+    await removeRecords(criNames(r.record.imageId, image, r.record.digest));
   });
 
   test('a bad address fails with CONTAINERD_UNAVAILABLE naming it', async () => {
