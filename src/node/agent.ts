@@ -44,6 +44,7 @@ import {
 } from '../manager/index.js';
 import type { RegistryClientOptions } from '../registry/index.js';
 import type { NodeRuntime } from '../runtime/index.js';
+import type { PullProgressHub } from '../pull/index.js';
 import type { Store } from '../store/index.js';
 import { startAgentHttpServer, type AgentHttpServer } from './http.js';
 import { Cleanups } from './internal/cleanups.js';
@@ -152,6 +153,8 @@ export interface NodeAgent {
   readonly criAddress: string | undefined;
   readonly state: PodStateStore;
   readonly metrics: NodeMetrics;
+  /** Per-layer progress of every in-flight pull (`/api/pulls/progress`, the status page, metrics). */
+  readonly progress: PullProgressHub;
   readonly store: Store;
   readonly manager: ImageManager;
   readonly nodeName: string;
@@ -514,6 +517,7 @@ async function runAgent(
     },
     state,
     metrics,
+    progress: runtime.progress,
     store: runtime.store,
     manager: runtime.manager,
     nodeName: core.nodeName,

@@ -5,6 +5,8 @@
  * - `GET /`: the status page (static HTML + inline JS, no external assets);
  * - `GET /api/pods`, `GET /api/pods/<namespace>/<name>` (with its events), `GET /api/events`,
  *   `GET /api/store`: JSON;
+ * - `GET /api/pulls/progress`: per-layer progress of every in-flight pull, newline-delimited JSON
+ *   (`progress-stream.ts`);
  * - `GET /events`: server-sent events — `pods`, `events`, `store` messages with the same JSON, sent
  *   on change (coalesced to at most one per kind every 100 ms) and once on connect.
  * Nothing served holds a credential: pod states, event texts and store records never contain one.
@@ -16,6 +18,8 @@ import type { AddressInfo, Socket } from 'node:net';
 import { KimgError, toKimgError } from '../errors/index.js';
 import type { NodeMetrics } from './metrics.js';
 import type { PodStateStore } from './pod-state.js';
+import { PULL_PROGRESS_PATH, PullProgressStreams } from './progress-stream.js';
+import { PullProgressHub } from '../pull/index.js';
 import { STATUS_PAGE_HTML } from './status-page.js';
 import type { AgentLog, StoreSummary } from './types.js';
 
@@ -24,6 +28,8 @@ export interface AgentHttpSource {
   readonly state: PodStateStore;
   readonly metrics: NodeMetrics;
   readonly nodeName: string;
+  /** In-flight pulls (`/api/pulls/progress`); without it the stream has no lines. */
+  readonly progress?: PullProgressHub;
   storeSummary(): Promise<StoreSummary>;
 }
 
@@ -136,6 +142,7 @@ function frame(kind: string, data: unknown): string {
 async function handle(
   agent: AgentHttpSource,
   stream: EventStream,
+  pulls: PullProgressStreams,
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
@@ -168,6 +175,8 @@ async function handle(
     sendJson(res, 200, await agent.storeSummary());
   } else if (path === '/events') {
     await stream.add(req, res);
+  } else if (path === PULL_PROGRESS_PATH) {
+    pulls.handle(req, res);
   } else {
     sendJson(res, 404, { code: 'NOT_FOUND', message: `no such path ${path}` });
   }
@@ -211,9 +220,10 @@ export async function startAgentHttpServer(options: {
   const { agent, log } = options;
   parseHostPort(options.address);
   const stream = new EventStream(agent);
+  const pulls = new PullProgressStreams(agent.progress ?? new PullProgressHub());
   const sockets = new Set<Socket>();
   const server: Server = createServer((req, res) => {
-    handle(agent, stream, req, res).catch((e: unknown) => {
+    handle(agent, stream, pulls, req, res).catch((e: unknown) => {
       const err = toKimgError(e);
       log({ level: 'error', msg: `http ${req.url ?? ''}: ${err.message}` });
       if (!res.headersSent) sendJson(res, 500, { code: err.code, message: err.message });
@@ -228,6 +238,7 @@ export async function startAgentHttpServer(options: {
     await listen(server, options.address);
   } catch (e) {
     stream.close();
+    pulls.close();
     throw e;
   }
   const addr = server.address() as AddressInfo;
@@ -236,6 +247,7 @@ export async function startAgentHttpServer(options: {
     url: `http://${shownHost}:${addr.port}`,
     close: async () => {
       stream.close();
+      pulls.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         for (const s of sockets) s.destroy();

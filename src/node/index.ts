@@ -29,6 +29,15 @@ export {
   type PodStateStoreOptions,
 } from './pod-state.js';
 export { ManifestWatcher, type ManifestPod, type ManifestWatcherOptions } from './watcher.js';
+export {
+  PullProgressStreams,
+  startPullProgressServer,
+  PULL_PROGRESS_PATH,
+  DEFAULT_PULL_PROGRESS_STREAM_OPTIONS,
+  type PullProgressServer,
+  type PullProgressStreamOptions,
+} from './progress-stream.js';
+export { registerPullProgressMetrics } from './metrics.js';
 export { NodeMetrics, imageSizeBucket, IMAGE_SIZE_BUCKETS, IMAGE_PULL_DURATION_BUCKETS } from './metrics.js';
 export { startAgentHttpServer, parseHostPort, type AgentHttpServer, type AgentHttpSource } from './http.js';
 export { STATUS_PAGE_HTML } from './status-page.js';

@@ -9,13 +9,17 @@
  *   error code, e.g. `NOT_FOUND`, `UNAUTHORIZED`), `kimg_image_pulls_total`;
  * - `kimg_image_gc_reclaimed_bytes_total` (blob sweep after image GC), besides the GC manager's own
  *   `kimg_image_garbage_collected_{total,bytes_total}{reason}`;
- * - `kimg_pods{status}`: pods by kubectl STATUS.
+ * - `kimg_pods{status}`: pods by kubectl STATUS;
+ * - `kimg_image_pull_progress_bytes` and `kimg_image_pull_progress_total_bytes` (gauges): bytes
+ *   present and expected, summed over the blobs of every in-flight pull, read from the pull progress
+ *   hub at scrape time (per image and per layer in the progress stream, not in labels).
  * No label ever carries an image name, a URL, a query or a credential: labels are bounded sets.
  *
  * Source: kubernetes `pkg/kubelet/metrics/metrics.go` (ImagePullDuration, GetImageSizeBucket),
  * `pkg/credentialprovider/plugin/metrics.go`.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { PullProgressHub } from '../pull/index.js';
 
 const MB = 1024 * 1024;
 const GB = 1024 * MB;
@@ -126,8 +130,37 @@ export class NodeMetrics {
     for (const s of statuses) this.pods.inc({ status: s });
   }
 
+  /** Reports `hub`'s in-flight pulls in the progress gauges (once per agent). */
+  trackPullProgress(hub: PullProgressHub): void {
+    registerPullProgressMetrics(this.registry, hub);
+  }
+
   /** The exposition text. */
   text(): Promise<string> {
     return this.registry.metrics();
   }
+}
+
+/**
+ * Registers `kimg_image_pull_progress_bytes` and `kimg_image_pull_progress_total_bytes` on
+ * `registry`, read from `hub` at each scrape (no label: the image names stay out of the metrics).
+ */
+export function registerPullProgressMetrics(registry: Registry, hub: PullProgressHub): void {
+  const sum = (field: 'progress' | 'total'): number => hub.inFlight().reduce((n, p) => n + p[field], 0);
+  new Gauge({
+    name: 'kimg_image_pull_progress_bytes',
+    help: 'Bytes present of the blobs of image pulls in progress (downloaded, resumed or reused).',
+    registers: [registry],
+    collect() {
+      this.set(sum('progress'));
+    },
+  });
+  new Gauge({
+    name: 'kimg_image_pull_progress_total_bytes',
+    help: 'Bytes expected of the blobs of image pulls in progress (known once each manifest is resolved).',
+    registers: [registry],
+    collect() {
+      this.set(sum('total'));
+    },
+  });
 }

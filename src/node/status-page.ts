@@ -4,7 +4,8 @@
  * (server-sent events) and re-renders: pods and their containers' image state (Ready, pulling with
  * per-layer progress, `ErrImagePull`, `ImagePullBackOff` with the next retry time and the last error,
  * `ErrImageNeverPull`), the store (images, sizes, disk usage against the GC thresholds) and recent
- * events. Text is always set with `textContent` (manifest contents cannot inject markup).
+ * events, and the image pulls in progress with each layer's bytes (`/api/pulls/progress?watch=false`,
+ * read once a second). Text is always set with `textContent` (manifest contents cannot inject markup).
  */
 
 /** The page. */
@@ -40,6 +41,8 @@ export const STATUS_PAGE_HTML = `<!doctype html>
 <div id="conn">connecting…</div>
 <h2>Pods</h2>
 <table id="pods"><thead><tr><th>Pod</th><th>Status</th><th>Container</th><th>Image</th><th>Image state</th></tr></thead><tbody></tbody></table>
+<h2>Pulls in progress</h2>
+<table id="pulls"><thead><tr><th>Image</th><th>Layer</th><th>Progress</th><th>Total</th><th>Error</th></tr></thead><tbody></tbody></table>
 <h2>Store</h2>
 <div id="usage"></div>
 <table id="images"><thead><tr><th>Image</th><th>ID</th><th>Size</th><th>In use</th><th>Last used</th></tr></thead><tbody></tbody></table>
@@ -194,6 +197,18 @@ es.addEventListener('pods', function (m) { model.pods = JSON.parse(m.data); rend
 es.addEventListener('events', function (m) { model.events = JSON.parse(m.data); renderEvents(); });
 es.addEventListener('store', function (m) { model.store = JSON.parse(m.data); renderStore(); });
 setInterval(function () { renderPods(); renderEvents(); renderStore(); }, 1000);
+function renderPulls(text) {
+  var tb = document.querySelector('#pulls tbody'); tb.textContent = '';
+  text.split('\\n').filter(Boolean).forEach(function (s) {
+    var l = JSON.parse(s);
+    tb.appendChild(el('tr', { class: l.layer ? 'layer' : 'image' }, [
+      el('td', { text: l.layer ? '' : l.image }), el('td', { text: l.layer ? l.layer.slice(0, 19) : 'all layers' }),
+      el('td', { text: String(l.progress) }), el('td', { text: String(l.total) }), el('td', { text: l.error || '' })
+    ]));
+  });
+}
+function loadPulls() { fetch('/api/pulls/progress?watch=false').then(function (r) { return r.text(); }).then(renderPulls, function () {}); }
+loadPulls(); setInterval(loadPulls, 1000);
 </script>
 </body>
 </html>

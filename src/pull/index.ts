@@ -19,13 +19,21 @@
  * takes over (resuming its ingest). Across processes the store's per-ingest locks serialize writers; a
  * waiting process polls until the blob appears and reuses it.
  *
- * Progress is data: typed events to a callback or an async iterator; the CLI renders them.
+ * Progress is data: typed events to a callback or an async iterator; the CLI renders them. The
+ * `PullProgressHub` (`progress.ts`) keeps every in-flight pull's per-layer progress for the faces
+ * that stream it (docs/design/pull-progress.md).
  *
  * Layout: `pull.ts` (the entry points and the order of steps), `internal/resolve.ts` (manifest,
  * config, platform), `internal/blobs.ts` (single flight, lock waits, resumable downloads),
  * `internal/record.ts` (the committed record), `internal/concurrency.ts`.
  */
 export { pullImage, pullImageEvents } from './pull.js';
+export {
+  PullProgressHub,
+  type PullProgressLine,
+  type PullProgressListener,
+  type InFlightPull,
+} from './progress.js';
 export {
   DEFAULT_IMAGE_PULL_OPTIONS,
   type ImagePullOptions,

@@ -20,8 +20,10 @@ import {
   storeUsageHints,
   type FsUsageSource,
   type ImageService,
+  type ImageSpec,
   type ReconcileReport,
 } from '../manager/index.js';
+import { PullProgressHub, type ImagePullEvent } from '../pull/index.js';
 import { RegistryClient } from '../registry/index.js';
 import { openStore, type Store } from '../store/index.js';
 import { backendUsage, localService, openImageBackend, type OpenedBackend } from './internal/backend.js';
@@ -108,11 +110,18 @@ export async function openNodeRuntime(
       });
     if (o.registryClient === undefined) cleanups.push(() => registry.close());
     const backend: ImageServiceBackend = o.imageService ?? { kind: 'local' };
+    const progress = o.progress ?? new PullProgressHub();
     const localCtx = {
       store,
       registry,
       defaultRegistry: o.defaultRegistry ?? config.kimg.defaultRegistry,
-      overrides: o,
+      overrides: {
+        ...(o.onPulled !== undefined ? { onPulled: o.onPulled } : {}),
+        onProgress: (spec: ImageSpec, ev: ImagePullEvent) => {
+          progress.event(spec.image, ev);
+          o.onProgress?.(spec, ev);
+        },
+      },
     };
     const opened = openImageBackend(backend, localCtx);
     cleanups.push(() => opened.close());
@@ -128,7 +137,10 @@ export async function openNodeRuntime(
     const resolver = credentials.resolver(onProblem);
     const makeManager = (service: ImageService): ImageManager =>
       new ImageManager({
-        imageService: service,
+        // kimg's pipeline (`local`, `containerd`) reports every pull to the hub through its events,
+        // whoever calls the service (a manager or a CRI server); a `cri` runtime's PullImage reports
+        // nothing, so the managers' pulls through it are reported around the call (image lines).
+        imageService: backend.kind === 'cri' ? reportPulls(service, progress) : service,
         verifier,
         ...imageManagerOptionsFromConfig(config.kubelet),
         credentials: resolver,
@@ -148,6 +160,7 @@ export async function openNodeRuntime(
       store,
       registry,
       imageService,
+      progress,
       local: opened.local,
       containerd: opened.containerd,
       credentials,
@@ -208,4 +221,29 @@ function openImageGC(
     ...(g.metricsRegistry !== undefined ? { metricsRegistry: g.metricsRegistry } : {}),
     ...(o.clock !== undefined ? { clock: o.clock } : {}),
   });
+}
+
+/**
+ * `svc` with every pull reported to the progress hub: an image line while it runs, and its final line
+ * (done, or the error's code and message) when it ends.
+ */
+function reportPulls(svc: ImageService, progress: PullProgressHub): ImageService {
+  return {
+    imageStatus: (s, opts) => svc.imageStatus(s, opts),
+    listImages: (opts) => svc.listImages(opts),
+    removeImage: (s, opts) => svc.removeImage(s, opts),
+    ...(svc.imageFsInfo !== undefined ? { imageFsInfo: (opts) => svc.imageFsInfo!(opts) } : {}),
+    pullImage: async (spec, auth, sandbox, opts) => {
+      progress.begin(spec.image);
+      try {
+        const ref = await svc.pullImage(spec, auth, sandbox, opts);
+        progress.end(spec.image);
+        return ref;
+      } catch (e) {
+        const err = toKimgError(e);
+        progress.end(spec.image, { code: err.code, message: err.message });
+        throw e;
+      }
+    },
+  };
 }

@@ -27,7 +27,7 @@ import type {
   ReconcileReport,
 } from '../manager/index.js';
 import type { RegistryClient, RegistryClientOptions } from '../registry/index.js';
-import type { ImagePullEvent, ImagePullResult } from '../pull/index.js';
+import type { ImagePullEvent, ImagePullResult, PullProgressHub } from '../pull/index.js';
 import type { Store } from '../store/index.js';
 import type { ContainerdImageService } from '../containerd/index.js';
 
@@ -141,6 +141,8 @@ export interface NodeRuntimeOverrides {
   wrapImageService?: (service: ImageService) => ImageService;
   /** `local` backend: progress of every pull. Must not throw. */
   onProgress?: (spec: ImageSpec, event: ImagePullEvent) => void;
+  /** The hub in-flight pulls report to; default a new one ({@link NodeRuntime.progress}). */
+  progress?: PullProgressHub;
   /** `local` backend: after each successful pull. Must not throw. */
   onPulled?: (spec: ImageSpec, result: ImagePullResult) => void;
   /** Image GC settings. */
@@ -164,6 +166,11 @@ export interface NodeRuntime {
   readonly local: LocalImageService | undefined;
   /** The service over containerd's store, for the `containerd` backend only (in-use images for GC). */
   readonly containerd: ContainerdImageService | undefined;
+  /**
+   * Per-layer progress of every in-flight pull of every image service the runtime built (layers for
+   * `local` and `containerd`; image lines only for `cri`, whose PullImage reports none).
+   */
+  readonly progress: PullProgressHub;
   /** The credential sources and the per-pod lookup. Empty sources with `credentials: false`. */
   readonly credentials: PodCredentials;
   /** Credential verification of present images (pull records under the store root). */

@@ -7,11 +7,21 @@
  *
  * Runs until SIGTERM or SIGINT, then drains: no new calls, in-flight pulls finish (up to
  * `--drain-timeout`, then they are cancelled), the socket is removed, the store closed.
+ * `--http 127.0.0.1:PORT` adds a loopback HTTP endpoint: `/metrics` (pull progress gauges),
+ * `/healthz` and `/api/pulls/progress` (per-layer progress of every in-flight PullImage as
+ * newline-delimited JSON, docs/design/pull-progress.md).
  * A thin face over `startCriServer` and the node runtime's `local` image service.
  */
 import type { Command } from 'commander';
+import { Registry } from 'prom-client';
 import { startCriServer, storeVerboseInfo } from '../../cri/index.js';
 import { KimgError } from '../../errors/index.js';
+import {
+  parseHostPort,
+  registerPullProgressMetrics,
+  startPullProgressServer,
+  type PullProgressServer,
+} from '../../node/index.js';
 import { openNodeRuntime } from '../../runtime/index.js';
 import type { CliContext } from '../context.js';
 import { loadCliNodeConfig } from '../pod-options.js';
@@ -32,6 +42,7 @@ export const DEFAULT_CRI_LISTEN = 'unix:///run/kimg/kimg.sock';
 interface ServeCliOptions
   extends Omit<RegistryCliOptions, 'creds' | 'dockerConfig'>, StoreCliOptions, ContainerdCliOptions {
   listen?: string;
+  http?: string;
   config?: string;
   platform?: string;
   defaultRegistry?: string;
@@ -46,6 +57,10 @@ export const registerServe: RegisterCommand = (program: Command, ctx: CliContext
     .option(
       '--listen <address>',
       `unix socket to serve on (default: the config's listen.cri, else ${DEFAULT_CRI_LISTEN})`,
+    )
+    .option(
+      '--http <host:port>',
+      'also serve /metrics and /api/pulls/progress (pull progress, JSON lines) on this loopback address',
     )
     .option(
       '--config <file>',
@@ -91,6 +106,7 @@ async function run(options: ServeCliOptions, ctx: CliContext): Promise<void> {
   const config = await loadCliNodeConfig(options.config);
   for (const n of config.notices) ctx.stderr.write(`notice: ${n}\n`);
   const listen = options.listen ?? config.kimg.listen.cri ?? DEFAULT_CRI_LISTEN;
+  const httpAddress = options.http !== undefined ? parseHostPort(options.http) : undefined;
   const hostsDir = options.hostsDir ?? config.kimg.hostsDir;
   // Credentials come with each PullImage: no credential sources; the kubelet verifies its own pulls.
   const runtime = await openNodeRuntime(config, {
@@ -111,8 +127,19 @@ async function run(options: ServeCliOptions, ctx: CliContext): Promise<void> {
     credentials: false,
     verification: 'read-only',
   });
+  let http: PullProgressServer | undefined;
   try {
     const { store, imageService } = runtime;
+    if (httpAddress !== undefined) {
+      const registry = new Registry();
+      registerPullProgressMetrics(registry, runtime.progress);
+      http = await startPullProgressServer({
+        ...httpAddress,
+        hub: runtime.progress,
+        metrics: async () => ({ contentType: registry.contentType, text: await registry.metrics() }),
+      });
+      ctx.stderr.write(`kimg serve: http on ${http.url}\n`);
+    }
     const server = await startCriServer({
       listen,
       imageService,
@@ -137,6 +164,7 @@ async function run(options: ServeCliOptions, ctx: CliContext): Promise<void> {
     await server.close();
     ctx.stderr.write('kimg serve: stopped\n');
   } finally {
+    await http?.close();
     await runtime.close();
   }
 }

@@ -109,5 +109,6 @@ export async function openAgentServices(
     },
   });
   cleanups.push(() => runtime.close());
+  metrics.trackPullProgress(runtime.progress);
   return { runtime, secrets: new AgentPodSecrets(runtime.credentials, s.secretsDir, hooks.warnOnce) };
 }

@@ -1,0 +1,220 @@
+/**
+ * Pull progress through the node agent: a client reads `GET /api/pulls/progress` (newline-delimited
+ * JSON) while the agent pulls a static pod's image from a real registry; every layer and the config
+ * show with their size as `total` and end with `progress == total`, the image's final line says done
+ * with the image's blob bytes, and the pull leaves the snapshot. A pull of a missing tag ends with an
+ * error line. `/metrics` carries the progress gauges; the status page has its pulls table. The same
+ * stream on `kimg serve --http` while a CRI client pulls through its socket. Needs
+ * docker-registry and skopeo (fails, never skips).
+ */
+import assert from 'node:assert/strict';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { parseNodeConfig } from '../../src/config/index.js';
+import { CriImageService } from '../../src/cri/index.js';
+import { FakeUsageSource } from '../../src/manager/index.js';
+import { startNodeAgent, type NodeAgent } from '../../src/node/index.js';
+import type { PullProgressLine } from '../../src/pull/index.js';
+import { generateImage, type GeneratedImage } from '../helpers/images.js';
+import { killProcess, spawnTracked, waitFor } from '../helpers/proc.js';
+import { startRegistry, type StartedRegistry } from '../helpers/registry.js';
+import { skopeoPush } from '../helpers/skopeo.js';
+import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
+
+let reg: StartedRegistry;
+let work: string;
+let manifests: string;
+let img: GeneratedImage;
+let agent: NodeAgent | undefined;
+
+before(async () => {
+  reg = await startRegistry({ mode: 'plain' });
+  work = await makeTempDir('pull-progress-');
+  manifests = join(work, 'manifests');
+  await mkdir(manifests);
+  img = await generateImage(join(work, 'layout'), {
+    name: 'big',
+    tag: '1',
+    layers: [{ size: 3 * 1024 * 1024 }, { size: 64 * 1024 }, { size: 2048, kind: 'text' }],
+  });
+  await skopeoPush(img, reg, 'big:1');
+  agent = await startNodeAgent({
+    config: parseNodeConfig(
+      [
+        'apiVersion: kubelet.config.k8s.io/v1beta1',
+        'kind: KubeletConfiguration',
+        `staticPodPath: ${manifests}`,
+        'kimg:',
+        `  rootDir: ${join(work, 'root')}`,
+      ].join('\n'),
+    ),
+    metricsAddr: '127.0.0.1:0',
+    registry: { plainHttp: [reg.host] },
+    nodeName: 'node1',
+    resyncMs: 300,
+    rescanMs: 60_000,
+    gcPeriodMs: 3_600_000,
+    usage: new FakeUsageSource(1_000_000_000, 900_000_000),
+    nodeDockerConfig: false,
+    log: () => {},
+  });
+});
+
+after(async () => {
+  await agent?.close();
+  await reg?.stop();
+  if (work !== undefined) await removeTempDir(work);
+});
+
+/** An open stream: its lines so far, and how to end it. */
+function follow(url: string): Promise<{ lines: PullProgressLine[]; close(): void }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, (res) => {
+      assert.equal(res.statusCode, 200);
+      assert.match(String(res.headers['content-type']), /^application\/x-ndjson/);
+      const lines: PullProgressLine[] = [];
+      let buf = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        buf += chunk;
+        let i;
+        while ((i = buf.indexOf('\n')) >= 0) {
+          lines.push(JSON.parse(buf.slice(0, i)) as PullProgressLine);
+          buf = buf.slice(i + 1);
+        }
+      });
+      res.on('error', () => {});
+      resolve({ lines, close: () => req.destroy() });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function addPod(name: string, image: string): Promise<void> {
+  const yaml = ['apiVersion: v1', 'kind: Pod', 'metadata:', `  name: ${name}`, 'spec:', '  containers:'];
+  yaml.push('  - name: main', `    image: ${image}`, '');
+  await writeFile(join(manifests, `${name}.yaml`), yaml.join('\n'));
+  await agent!.rescan();
+}
+
+test('the stream shows every layer of an agent pull, then the final line; the pull leaves', async () => {
+  const base = agent!.url!;
+  const image = `${reg.host}/big:1`;
+  const stream = await follow(`${base}/api/pulls/progress`);
+  try {
+    await addPod('big', image);
+    const final = await waitFor(
+      'the final line of the pull',
+      () => stream.lines.find((l) => l.name === image && (l.done === true || l.error !== undefined)),
+      { timeoutMs: 30_000, intervalMs: 20, describe: async () => JSON.stringify(stream.lines) },
+    );
+    assert.equal(final.error, undefined);
+    const m = img.manifests[0]!;
+    const blobs = [m.config, ...m.layers];
+    assert.deepEqual(final, {
+      name: image,
+      image,
+      progress: final.total,
+      total: blobs.reduce((n, b) => n + b.size, 0),
+      done: true,
+    });
+    for (const b of blobs) {
+      const mine = stream.lines.filter((l) => l.layer === b.digest);
+      assert.ok(mine.length >= 1, `lines for ${b.digest}`);
+      for (const l of mine) {
+        assert.equal(l.image, image);
+        assert.equal(l.name, b.digest);
+        assert.equal(l.total, b.size);
+        assert.ok(l.progress >= 0 && l.progress <= l.total);
+      }
+      assert.equal(mine.at(-1)!.progress, b.size);
+    }
+    // The big layer downloads in steps: its progress lines never go back.
+    const big = stream.lines.filter((l) => l.layer === m.layers[0]!.digest).map((l) => l.progress);
+    assert.deepEqual(
+      big,
+      [...big].sort((a, b) => a - b),
+    );
+    const snapshot = await (await fetch(`${base}/api/pulls/progress?watch=false`)).text();
+    assert.ok(!snapshot.includes(image), 'a completed pull leaves the snapshot');
+  } finally {
+    stream.close();
+  }
+});
+
+test('a pull of a missing tag ends with an error line', async () => {
+  const base = agent!.url!;
+  const image = `${reg.host}/big:missing`;
+  const stream = await follow(`${base}/api/pulls/progress`);
+  try {
+    await addPod('missing', image);
+    const final = await waitFor(
+      'the error line',
+      () => stream.lines.find((l) => l.name === image && l.error !== undefined),
+      { timeoutMs: 30_000, intervalMs: 20, describe: async () => JSON.stringify(stream.lines) },
+    );
+    assert.match(final.error!, /^NOT_FOUND: /);
+    assert.equal(final.done, undefined);
+  } finally {
+    stream.close();
+  }
+});
+
+test('metrics carry the progress gauges; the status page has the pulls table', async () => {
+  const base = agent!.url!;
+  const metrics = await (await fetch(`${base}/metrics`)).text();
+  assert.match(metrics, /^kimg_image_pull_progress_bytes 0$/m);
+  assert.match(metrics, /^kimg_image_pull_progress_total_bytes 0$/m);
+  assert.ok(!metrics.includes('big:1'), 'no image name in metrics');
+  const page = await (await fetch(`${base}/`)).text();
+  assert.match(page, /<h2>Pulls in progress<\/h2>/);
+  assert.match(page, /<table id="pulls">/);
+  assert.ok(page.includes("fetch('/api/pulls/progress?watch=false')"));
+});
+
+test('kimg serve --http streams the progress of a CRI PullImage', async () => {
+  const main = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
+  const sock = join(work, 'serve', 'kimg.sock');
+  const errFile = join(work, 'serve.err');
+  const args = [main, 'serve', '--listen', `unix://${sock}`, '--root', join(work, 'root-serve')];
+  args.push('--plain-http', reg.host, '--http', '127.0.0.1:0');
+  const proc = spawnTracked('kimg-serve', process.execPath, args, { stderrFile: errFile });
+  const cri = new CriImageService({ endpoint: sock, timeoutMs: 30_000 });
+  try {
+    const base = await waitFor(
+      'kimg serve listening',
+      async () => {
+        const text = await readFile(errFile, 'utf8').catch(() => '');
+        const url = /http on (http:\/\/\S+)/.exec(text)?.[1];
+        return text.includes('kimg serve: listening on') ? url : undefined;
+      },
+      { watch: proc, timeoutMs: 20_000 },
+    );
+    const image = `${reg.host}/big:1`;
+    const stream = await follow(`${base}/api/pulls/progress`);
+    try {
+      await cri.pullImage({ image }, undefined);
+      const final = await waitFor('the final line', () =>
+        stream.lines.find((l) => l.name === image && l.done === true),
+      );
+      const m = img.manifests[0]!;
+      assert.equal(
+        final.total,
+        [m.config, ...m.layers].reduce((n, b) => n + b.size, 0),
+      );
+      for (const b of m.layers) {
+        assert.equal(stream.lines.filter((l) => l.layer === b.digest).at(-1)?.progress, b.size);
+      }
+    } finally {
+      stream.close();
+    }
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    assert.match(metrics, /^kimg_image_pull_progress_total_bytes 0$/m);
+  } finally {
+    cri.close();
+    await killProcess(proc);
+  }
+});
