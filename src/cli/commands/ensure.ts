@@ -47,6 +47,7 @@ import {
 import { addRegistryOptions, registryClientOptions, type RegistryCliOptions } from '../registry-options.js';
 import { addStoreOptions, type StoreCliOptions } from '../store-options.js';
 import type { RegisterCommand } from './index.js';
+import { escapeTerminal } from '../../gotext/index.js';
 
 interface EnsureCliOptions extends PodCliOptions, RegistryCliOptions, StoreCliOptions {
   all?: boolean;
@@ -191,8 +192,9 @@ async function run(options: EnsureCliOptions, ctx: CliContext): Promise<void> {
   for (const n of config.notices) ctx.stderr.write(`notice: ${n}\n`);
   const { pods, objects } = await loadPods(options, { all: options.all === true });
   for (const p of pods)
-    for (const problem of p.secrets.problems) ctx.stderr.write(`warning: ${problem.message}\n`);
-  const warn = (m: string): void => void ctx.stderr.write(`warning: ${m}\n`);
+    for (const problem of p.secrets.problems)
+      ctx.stderr.write(`warning: ${escapeTerminal(problem.message)}\n`);
+  const warn = (m: string): void => void ctx.stderr.write(`warning: ${escapeTerminal(m)}\n`);
   const recorder = new MemoryEventRecorder();
   // The image service: kimg's own store, or a CRI runtime's — the manager is the same. Present images
   // are used only when this pod's credentials are verified for them

@@ -36,6 +36,7 @@ import {
 import { addRegistryOptions, registryClientOptions, type RegistryCliOptions } from '../registry-options.js';
 import { addStoreOptions, type StoreCliOptions } from '../store-options.js';
 import type { RegisterCommand } from './index.js';
+import { escapeTerminal } from '../../gotext/index.js';
 
 export type { ImageExplanation, PolicyOrigin } from '../../manager/index.js';
 
@@ -91,7 +92,8 @@ function formatText(x: ImageExplanation): string {
     lines.push(`  Verification: ${x.verification.summary} [policy ${x.verification.policy}]`);
   if (x.decision !== undefined) lines.push(`  Decision:     ${x.decision.action} (${x.decision.reason})`);
   lines.push(`  Next:         ${x.next}`);
-  return lines.join('\n') + '\n';
+  // Each line carries images, registry errors and pod names: escaped so none drives the terminal.
+  return lines.map(escapeTerminal).join('\n') + '\n';
 }
 
 export const registerExplain: RegisterCommand = (program: Command, ctx: CliContext) => {

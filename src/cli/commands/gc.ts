@@ -34,6 +34,7 @@ import { parseOutputFormat, toJson, toTable } from '../output.js';
 import { loadCliNodeConfig } from '../pod-options.js';
 import { addStoreOptions, type StoreCliOptions } from '../store-options.js';
 import { collect } from '../collect.js';
+import { escapeTerminal } from '../../gotext/index.js';
 
 interface GcCliOptions extends StoreCliOptions {
   dryRun?: boolean;
@@ -145,9 +146,11 @@ export function registerGc(program: Command, ctx: CliContext): void {
     }
     for (const u of result.unmatched.inUse)
       ctx.stderr.write(`warning: --in-use ${JSON.stringify(u)} names no image in the store\n`);
-    for (const e of result.events) ctx.stderr.write(`Warning ${e.reason}: ${e.message}\n`);
+    for (const e of result.events) ctx.stderr.write(`Warning ${e.reason}: ${escapeTerminal(e.message)}\n`);
     for (const f of result.failed)
-      ctx.stderr.write(`error: removing ${f.image.id}: ${f.error.message} (${f.error.code})\n`);
+      ctx.stderr.write(
+        `error: removing ${f.image.id}: ${escapeTerminal(f.error.message)} (${f.error.code})\n`,
+      );
     if (format === 'json') {
       ctx.stdout.write(toJson(gcDocument(result, policy)));
     } else {

@@ -23,6 +23,7 @@ import {
 import { addStoreOptions, type StoreCliOptions } from '../store-options.js';
 import { kimgVersion } from '../version.js';
 import type { RegisterCommand } from './index.js';
+import { escapeTerminal } from '../../gotext/index.js';
 
 /** Where `kimg serve` listens without `--listen` or a configured `listen.cri`. */
 export const DEFAULT_CRI_LISTEN = 'unix:///run/kimg/kimg.sock';
@@ -110,7 +111,7 @@ async function run(options: ServeCliOptions, ctx: CliContext): Promise<void> {
       version: { runtimeName: 'kimg', runtimeVersion: kimgVersion() },
       verboseInfo: storeVerboseInfo(store),
       drainTimeoutMs,
-      log: (line) => void ctx.stderr.write(`${new Date().toISOString()} ${line}\n`),
+      log: (line) => void ctx.stderr.write(`${new Date().toISOString()} ${escapeTerminal(line)}\n`),
     });
     ctx.stderr.write(`kimg serve: listening on ${server.address} (store ${store.root})\n`);
     const signal = await new Promise<NodeJS.Signals>((resolve) => {
