@@ -14,6 +14,7 @@ export const ExitStatus = {
   INTEGRITY: 6,
   STORE: 7,
   POLICY: 8,
+  NOT_READY: 9,
   INTERRUPTED: 130,
 } as const;
 
@@ -69,6 +70,7 @@ export const EXIT_STATUS_BY_CODE: Record<KimgErrorCode, number> = {
   RUNTIME_ERROR: ExitStatus.FAILURE,
   AGENT_UNAVAILABLE: ExitStatus.REGISTRY,
   POD_NOT_FOUND: ExitStatus.NOT_FOUND,
+  PODS_NOT_READY: ExitStatus.NOT_READY,
   CONFIG_INVALID: ExitStatus.INVALID_INPUT,
   FILE_NOT_FOUND: ExitStatus.INVALID_INPUT,
   USAGE: ExitStatus.INVALID_INPUT,
@@ -87,5 +89,6 @@ export const EXIT_STATUS_MEANING: Record<number, string> = {
   6: 'content failed verification (digest, size, media type, manifest)',
   7: 'local store problem (corrupt file, lock, I/O)',
   8: 'pull policy refused (Never, back-off)',
+  9: "the node agent's pods did not become ready (node --once, --exit-after-settle)",
   130: 'interrupted or cancelled',
 };
