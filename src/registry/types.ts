@@ -11,7 +11,7 @@ import type { RegistryEndpoint } from './hosts.js';
 import type { Clock, RetryPolicy, RetryPolicyOptions } from './retry.js';
 
 /**
- * Largest manifest accepted: containerd's `4*1048*1048` (4,393,984 bytes; note 1048, not 1024),
+ * Largest manifest accepted: containerd's `4*1048*1048` (4,393,216 bytes; note 1048, not 1024),
  * which is at least the 4 MiB the distribution spec asks registries and clients to support. The one
  * value of src/oci, shared with the store, `load` and `store verify`.
  */

@@ -1,0 +1,87 @@
+/**
+ * A hostile registry against the pull: a config claiming 1 GiB is refused before any byte of it is
+ * fetched (the registry's fault: `MANIFEST_INVALID`, never a local `STORE_CORRUPT`), and a manifest
+ * dripped a byte at a time is cut off by the whole-body deadline even though it never stalls.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { isKimgError } from '../../../src/errors/index.js';
+import { MAX_CONFIG_BYTES, MediaType } from '../../../src/oci/index.js';
+import { pullImage } from '../../../src/pull/index.js';
+import { RegistryClient } from '../../../src/registry/index.js';
+import { openStore, type Store } from '../../../src/store/index.js';
+import { sha256, startFaultServer, type FaultServer } from '../../helpers/fault-server.js';
+import { makeTempDir, removeTempDir } from '../../helpers/tmp.js';
+
+let dir: string;
+let store: Store;
+let fault: FaultServer;
+before(async () => {
+  dir = await makeTempDir('hostile-pull-');
+  store = await openStore({ root: dir });
+  fault = await startFaultServer();
+});
+after(async () => {
+  await store.close();
+  await fault.close();
+  await removeTempDir(dir);
+});
+
+function manifestWithConfigSize(size: number): string {
+  return JSON.stringify({
+    schemaVersion: 2,
+    mediaType: MediaType.OciManifest,
+    config: { mediaType: MediaType.OciConfig, digest: sha256(Buffer.from('config')), size },
+    layers: [],
+  });
+}
+
+for (const [tag, size] of [
+  ['gib', 1024 * 1024 * 1024],
+  ['just-over', MAX_CONFIG_BYTES + 1],
+] as const) {
+  test(`a config claiming ${size} bytes is refused before download (MANIFEST_INVALID)`, async () => {
+    fault.route('GET', `/v2/big/manifests/${tag}`, (_req, res) => {
+      res.writeHead(200, { 'content-type': MediaType.OciManifest }).end(manifestWithConfigSize(size));
+    });
+    const registry = new RegistryClient({ plainHttp: [fault.host] });
+    try {
+      await assert.rejects(pullImage(`${fault.host}/big:${tag}`, { store, registry }), (e) => {
+        assert.ok(isKimgError(e, 'MANIFEST_INVALID'), String(e));
+        assert.match(e.message, /limit for image configs/);
+        return true;
+      });
+      assert.ok(!fault.requests.some((r) => r.path.includes('/blobs/')), 'no blob was requested');
+    } finally {
+      await registry.close();
+    }
+  });
+}
+
+test('a manifest dripped a byte at a time is cut off by the deadline (STALLED), not read forever', async () => {
+  const text = manifestWithConfigSize(10);
+  fault.route('GET', '/v2/drip/manifests/1', (_req, res) => {
+    res.writeHead(200, { 'content-type': MediaType.OciManifest, 'content-length': String(text.length) });
+    let i = 0;
+    const t = setInterval(() => {
+      if (res.destroyed || i >= text.length) return clearInterval(t);
+      res.write(text[i++]);
+    }, 100);
+    res.on('close', () => clearInterval(t));
+  });
+  // The stall window (5 s) never trips: a byte arrives every 100 ms. The deadline (1 s) does.
+  const registry = new RegistryClient({
+    plainHttp: [fault.host],
+    stallTimeoutMs: 5000,
+    metadataDeadlineMs: 1000,
+  });
+  try {
+    await assert.rejects(registry.getManifest({ domain: fault.host, path: 'drip', tag: '1' }), (e) => {
+      assert.ok(isKimgError(e, 'STALLED'), String(e));
+      assert.match(e.message, /did not arrive within 1s/);
+      return true;
+    });
+  } finally {
+    await registry.close();
+  }
+});
