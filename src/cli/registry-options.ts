@@ -12,6 +12,8 @@
  *   --ca-file FILE           extra CA certificate (PEM) trusted for HTTPS registries (repeatable)
  *   --hosts-dir DIR          containerd-style hosts directory (mirrors, per-host CA, skip_verify)
  *   --stall-timeout SECONDS  fail a request when no bytes arrive for this long (default 60)
+ *   --min-throughput BYTES   fail a blob download slower than this many bytes/s over a stall window
+ *                            (default 1024; 0 = off)
  *
  * `KIMG_DEBUG=registry` (or `1`) logs every request (redacted) on stderr.
  */
@@ -42,6 +44,7 @@ export interface RegistryCliOptions {
   caFile?: string[];
   hostsDir?: string;
   stallTimeout?: string;
+  minThroughput?: string;
 }
 
 /** Adds the shared registry options to `cmd`: credentials, then the transport options. */
@@ -80,7 +83,12 @@ export function addRegistryTransportOptions(cmd: Command): Command {
       '--hosts-dir <dir>',
       'containerd-style hosts directory, e.g. /etc/containerd/certs.d (mirrors, CAs, skip_verify)',
     )
-    .option('--stall-timeout <seconds>', 'fail when a registry sends no bytes for this long', '60');
+    .option('--stall-timeout <seconds>', 'fail when a registry sends no bytes for this long', '60')
+    .option(
+      '--min-throughput <bytes-per-second>',
+      'fail a blob download slower than this, averaged over each stall window (0 = off)',
+      '1024',
+    );
 }
 
 /**
@@ -121,8 +129,16 @@ export function registryClientOptions(opts: RegistryCliOptions, ctx: CliContext)
       `--stall-timeout must be a positive number of seconds, got ${JSON.stringify(opts.stallTimeout)}`,
       { input: opts.stallTimeout ?? '' },
     );
+  const minThroughput = Number(opts.minThroughput ?? '1024');
+  if (!Number.isFinite(minThroughput) || minThroughput < 0)
+    throw new KimgError(
+      'USAGE',
+      `--min-throughput must be a number of bytes per second (0 = off), got ${JSON.stringify(opts.minThroughput)}`,
+      { input: opts.minThroughput ?? '' },
+    );
   const out: RegistryClientOptions = {
     stallTimeoutMs: Math.round(stall * 1000),
+    minBlobBytesPerSecond: minThroughput,
     userAgent: `kimg/${kimgVersion()}`,
     warn: (m) => void ctx.stderr.write(`warning: ${escapeTerminal(m)}\n`),
   };

@@ -55,6 +55,13 @@ export interface RegistryClientOptions {
    * 64 KiB/s.
    */
   metadataDeadlineMs?: number;
+  /**
+   * Minimum blob throughput in bytes per second, averaged over each stall window (`stallTimeoutMs`)
+   * in which the consumer is not applying backpressure; slower fails with `STALLED`. A registry that
+   * sends one byte every few seconds never trips the stall timeout; this rule does. 0 turns it off.
+   * Default 1024 (1 KiB/s: 60 KiB per minute, far below any working link).
+   */
+  minBlobBytesPerSecond?: number;
   /** Retry policy or its options. */
   retry?: RetryPolicy | Partial<RetryPolicyOptions>;
   /** Time source (tests). */
@@ -81,6 +88,8 @@ export const DEFAULT_REGISTRY_CLIENT_OPTIONS = Object.freeze({
   stallTimeoutMs: 60_000,
   /** See `RegistryClientOptions.metadataDeadlineMs`. */
   metadataDeadlineMs: 120_000,
+  /** See `RegistryClientOptions.minBlobBytesPerSecond`. */
+  minBlobBytesPerSecond: 1024,
   connectionsPerHost: 16,
   hostsCacheMs: 10_000,
   userAgent: 'kimg',

@@ -94,6 +94,8 @@ export class RequestCore {
   readonly stallMs: number;
   /** Whole-body deadline of manifests and token responses. */
   readonly metadataDeadlineMs: number;
+  /** Minimum blob throughput (bytes/s over each stall window); 0 = none. */
+  readonly minBlobBytesPerSecond: number;
   readonly debug: ((line: string) => void) | undefined;
   private readonly endpointCache = new Map<string, { at: number; endpoints: Promise<RegistryEndpoint[]> }>();
 
@@ -115,6 +117,13 @@ export class RequestCore {
       throw new KimgError(
         'INVALID_ARGUMENT',
         `metadataDeadlineMs must be > 0, got ${String(options.metadataDeadlineMs)}`,
+      );
+    this.minBlobBytesPerSecond =
+      options.minBlobBytesPerSecond ?? DEFAULT_REGISTRY_CLIENT_OPTIONS.minBlobBytesPerSecond;
+    if (!(this.minBlobBytesPerSecond >= 0))
+      throw new KimgError(
+        'INVALID_ARGUMENT',
+        `minBlobBytesPerSecond must be >= 0, got ${String(options.minBlobBytesPerSecond)}`,
       );
     this.debug = options.debug ?? debugFromEnv();
     this.backoff = new HostBackoff(this.clock);

@@ -85,3 +85,74 @@ test('a manifest dripped a byte at a time is cut off by the deadline (STALLED), 
     await registry.close();
   }
 });
+
+/** Serves `data` at `path`, `chunk` bytes every `everyMs`. */
+function drip(path: string, data: Buffer, chunk: number, everyMs: number): void {
+  fault.route('GET', path, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(data.length) });
+    let at = 0;
+    const t = setInterval(() => {
+      if (res.destroyed || at >= data.length) {
+        clearInterval(t);
+        if (!res.destroyed) res.end();
+        return;
+      }
+      res.write(data.subarray(at, at + chunk));
+      at += chunk;
+    }, everyMs);
+    res.on('close', () => clearInterval(t));
+  });
+}
+
+test('a blob dripped below the minimum throughput is cut off (STALLED) although it never stalls', async () => {
+  const data = Buffer.alloc(256 * 1024, 7);
+  const digest = sha256(data);
+  drip(`/v2/slow/blobs/${digest}`, data, 10, 50); // 200 bytes/s, a byte well within every stall window
+  const registry = new RegistryClient({
+    plainHttp: [fault.host],
+    stallTimeoutMs: 1000,
+    minBlobBytesPerSecond: 1024,
+  });
+  try {
+    await assert.rejects(
+      registry.fetchBlob({ domain: fault.host, path: 'slow' }, { digest, size: data.length }),
+      (e) => {
+        assert.ok(isKimgError(e, 'STALLED'), String(e));
+        assert.match(e.message, /below the minimum of 1024 bytes\/s/);
+        return true;
+      },
+    );
+  } finally {
+    await registry.close();
+  }
+});
+
+test('a slow blob above the minimum completes; 0 turns the rule off', async () => {
+  const data = Buffer.alloc(48 * 1024, 9);
+  const digest = sha256(data);
+  drip(`/v2/steady/blobs/${digest}`, data, 2048, 50); // 40 KiB/s
+  const steady = new RegistryClient({
+    plainHttp: [fault.host],
+    stallTimeoutMs: 500,
+    minBlobBytesPerSecond: 1024,
+  });
+  try {
+    const got = await steady.fetchBlob({ domain: fault.host, path: 'steady' }, { digest, size: data.length });
+    assert.equal(sha256(got), digest);
+  } finally {
+    await steady.close();
+  }
+  const small = Buffer.alloc(600, 3);
+  const smallDigest = sha256(small);
+  drip(`/v2/off/blobs/${smallDigest}`, small, 100, 100); // 1,000 bytes/s for 0.6 s
+  const off = new RegistryClient({ plainHttp: [fault.host], stallTimeoutMs: 300, minBlobBytesPerSecond: 0 });
+  try {
+    const got = await off.fetchBlob(
+      { domain: fault.host, path: 'off' },
+      { digest: smallDigest, size: small.length },
+    );
+    assert.equal(got.length, small.length);
+  } finally {
+    await off.close();
+  }
+});

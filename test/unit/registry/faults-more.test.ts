@@ -205,7 +205,14 @@ describe('registry client: more faults (issue J)', () => {
   });
 
   test('slow drip that stops → STALLED within the stall window', async () => {
-    const c = new RegistryClient({ plainHttp: [srv.host], clock, stallTimeoutMs: 300 });
+    // The minimum-throughput rule off: this case is about the stall window alone (the rule has its
+    // own cases in test/unit/pull/hostile-registry.test.ts).
+    const c = new RegistryClient({
+      plainHttp: [srv.host],
+      clock,
+      stallTimeoutMs: 300,
+      minBlobBytesPerSecond: 0,
+    });
     const timers: NodeJS.Timeout[] = [];
     srv.route('GET', blobPath, (_req, res) => {
       res.writeHead(200, { 'content-length': String(data.length) });
