@@ -383,7 +383,8 @@ describe('kimg node: the node agent end to end', () => {
       bad.stderr,
       /^error: some pods did not become ready: pod default\/two-n2 \(container \S+: ErrImagePull: .+\) \(PODS_NOT_READY\)$/m,
     );
-    assert.doesNotMatch(bad.stderr, /one-n2/);
+    assert.doesNotMatch(bad.stderr, /^error: .*one-n2/m);
+    assert.doesNotMatch(bad.stderr, /ErrImagePull: ErrImagePull/);
     // --exit-after-settle: a failing pod settles once retried (the back-off shows).
     const settled = await cli([...base, '--node-name', 'n4', '--exit-after-settle', '--resync', '0.2']);
     assert.equal(settled.status, 9, settled.stderr);

@@ -208,8 +208,12 @@ function notReady(pods: readonly PodView[], headline: string): KimgError {
         .filter((c) => c.state !== 'Ready')
         .map((c) => {
           const reason = c.pulling !== undefined ? 'ContainerCreating' : c.reason || 'Pending';
-          const message = c.lastError ?? c.message;
-          return `container ${c.name}: ${reason}${message !== '' ? `: ${message}` : ''}`;
+          // `lastError` is `<reason>: <message>` of the last failed pull (the reason may since have
+          // become ImagePullBackOff).
+          if (c.lastError !== undefined && c.lastError.startsWith(`${reason}: `))
+            return `container ${c.name}: ${c.lastError}`;
+          if (c.lastError !== undefined) return `container ${c.name}: ${reason} (last error: ${c.lastError})`;
+          return `container ${c.name}: ${reason}${c.message !== '' ? `: ${c.message}` : ''}`;
         });
       return `pod ${p.namespace}/${p.name} (${waiting.join('; ')})`;
     });
