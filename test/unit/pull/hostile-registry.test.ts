@@ -128,12 +128,12 @@ test('a blob dripped below the minimum throughput is cut off (STALLED) although 
 });
 
 test('a slow blob above the minimum completes; 0 turns the rule off', async () => {
-  const data = Buffer.alloc(48 * 1024, 9);
+  const data = Buffer.alloc(128 * 1024, 9);
   const digest = sha256(data);
   drip(`/v2/steady/blobs/${digest}`, data, 2048, 50); // 40 KiB/s
   const steady = new RegistryClient({
     plainHttp: [fault.host],
-    stallTimeoutMs: 500,
+    stallTimeoutMs: 1500,
     minBlobBytesPerSecond: 1024,
   });
   try {
@@ -142,10 +142,11 @@ test('a slow blob above the minimum completes; 0 turns the rule off', async () =
   } finally {
     await steady.close();
   }
-  const small = Buffer.alloc(600, 3);
+  // 200 bytes/s for 2 s: slower than the 1024 minimum over a whole 1.5 s window, completes with 0.
+  const small = Buffer.alloc(400, 3);
   const smallDigest = sha256(small);
-  drip(`/v2/off/blobs/${smallDigest}`, small, 100, 100); // 1,000 bytes/s for 0.6 s
-  const off = new RegistryClient({ plainHttp: [fault.host], stallTimeoutMs: 300, minBlobBytesPerSecond: 0 });
+  drip(`/v2/off/blobs/${smallDigest}`, small, 20, 100);
+  const off = new RegistryClient({ plainHttp: [fault.host], stallTimeoutMs: 1500, minBlobBytesPerSecond: 0 });
   try {
     const got = await off.fetchBlob(
       { domain: fault.host, path: 'off' },
