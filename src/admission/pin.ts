@@ -50,6 +50,13 @@ export interface PinOptions {
   resolveOptions?: ResolveOptions;
   /** Resolutions run at once. Default 8. */
   concurrency?: number;
+  /**
+   * Stop at the first image that fails: no further image is asked for and the ones in flight are
+   * aborted (their outcome is not reported). For callers whose answer the first failure decides —
+   * the webhook refuses, or leaves the object unpinned, on any failure — so a review naming 10,000
+   * images costs at most `concurrency` requests past the first failure.
+   */
+  stopOnFirstError?: boolean;
 }
 
 /** Where a container image sits. */
@@ -187,10 +194,16 @@ type Outcome = { ok: true; to: string; digest: string } | { ok: false; code: Kim
 async function resolveAll(images: string[], options: PinOptions): Promise<Map<string, Outcome>> {
   const out = new Map<string, Outcome>();
   const queue = [...new Set(images)];
+  const stop = new AbortController();
+  const caller = options.resolveOptions?.signal;
+  const resolveOptions: ResolveOptions = {
+    ...options.resolveOptions,
+    signal: caller === undefined ? stop.signal : AbortSignal.any([caller, stop.signal]),
+  };
   const one = async (image: string): Promise<void> => {
     try {
       const ref = parseReference(image);
-      const digest = await options.resolve(image, options.resolveOptions);
+      const digest = await options.resolve(image, resolveOptions);
       if (ref.digest !== undefined && digest !== ref.digest) {
         throw new KimgError(
           'DIGEST_MISMATCH',
@@ -201,11 +214,16 @@ async function resolveAll(images: string[], options: PinOptions): Promise<Map<st
       out.set(image, { ok: true, to: pinnedImage(image, digest, options.dropTag === true), digest });
     } catch (e) {
       const err = isKimgError(e) ? e : toKimgError(e, `resolving ${quote(image)}`);
+      // Cancelled because another image failed first: not this image's outcome. Failures of images
+      // already in flight are still named.
+      if (stop.signal.aborted && (err.code === 'ABORTED' || (e as Error).name === 'AbortError')) return;
       out.set(image, { ok: false, code: err.code, message: err.message });
+      if (options.stopOnFirstError === true) stop.abort();
     }
   };
+  const next = (): string | undefined => (stop.signal.aborted ? undefined : queue.shift());
   const workers = Array.from({ length: Math.max(1, options.concurrency ?? 8) }, async () => {
-    for (let image = queue.shift(); image !== undefined; image = queue.shift()) await one(image);
+    for (let image = next(); image !== undefined; image = next()) await one(image);
   });
   await Promise.all(workers);
   return out;

@@ -11,7 +11,7 @@
  *
  * Sources: containerd `core/remotes/docker/resolver.go`; kubernetes `pkg/credentialprovider/keyring.go`.
  */
-import { tryEachCredential, type AuthConfig, type Keyring } from '../credentials/index.js';
+import { credentialsBindTo, tryEachCredential, type AuthConfig, type Keyring } from '../credentials/index.js';
 import { parseDockerRef } from '../reference/index.js';
 import type { RegistryClient } from '../registry/index.js';
 import type { ImageResolver } from './pin.js';
@@ -21,8 +21,16 @@ export interface RegistryResolverOptions {
   client: RegistryClient;
   /** Credentials by image (tried in order); absent or no match → anonymous. */
   keyring?: Keyring | undefined;
-  /** Fixed credentials for every image (`--creds`); wins over `keyring`. */
+  /**
+   * Fixed credentials (`--creds`); wins over `keyring` for the images of `authHost`. Without
+   * `authHost` they go to every registry an image names: only for images the operator chose.
+   */
   auth?: AuthConfig | undefined;
+  /**
+   * The one registry host `auth` belongs to (`--creds-host`). Images on any other host are resolved
+   * through the keyring or anonymously: a pod that names `attacker.example/x` must not collect them.
+   */
+  authHost?: string | undefined;
   /** Abort a resolution after this long (a webhook must answer within its timeout). Default none. */
   timeoutMs?: number | undefined;
 }
@@ -43,7 +51,8 @@ export function registryResolver(options: RegistryResolverOptions): ImageResolve
     }
     const attempt = async (auth: AuthConfig | null): Promise<string> =>
       (await options.client.resolve(ref, { auth, signal })).digest;
-    if (options.auth !== undefined) return attempt(options.auth);
+    if (options.auth !== undefined && credentialsBindTo(options.authHost, ref.domain))
+      return attempt(options.auth);
     const matches = options.keyring?.lookup(image) ?? [];
     const { result } = await tryEachCredential(matches, (m) => attempt(m ? m.auth : null));
     return result;

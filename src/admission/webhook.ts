@@ -216,6 +216,8 @@ export async function handleAdmissionReview(
         dropTag: policy.dropTag,
         verifyPinned: false,
         skipImages,
+        // Any failure decides the answer (refused, or left unpinned): stop there.
+        stopOnFirstError: true,
         resolveOptions: { dryRun, signal: options.signal },
       },
       [kind],

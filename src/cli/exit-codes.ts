@@ -14,6 +14,7 @@ export const ExitStatus = {
   INTEGRITY: 6,
   STORE: 7,
   POLICY: 8,
+  NOT_READY: 9,
   INTERRUPTED: 130,
 } as const;
 
@@ -71,6 +72,7 @@ export const EXIT_STATUS_BY_CODE: Record<KimgErrorCode, number> = {
   CONTAINERD_ERROR: ExitStatus.FAILURE,
   AGENT_UNAVAILABLE: ExitStatus.REGISTRY,
   POD_NOT_FOUND: ExitStatus.NOT_FOUND,
+  PODS_NOT_READY: ExitStatus.NOT_READY,
   LAYER_INVALID: ExitStatus.INTEGRITY,
   UNPACK_UNSAFE: ExitStatus.INTEGRITY,
   TARGET_NOT_EMPTY: ExitStatus.INVALID_INPUT,
@@ -100,5 +102,6 @@ export const EXIT_STATUS_MEANING: Record<number, string> = {
   6: 'content failed verification (digest, size, media type, manifest)',
   7: 'local store problem (corrupt file, lock, I/O)',
   8: 'pull policy refused (Never, back-off)',
+  9: "the node agent's pods did not become ready (node --once, --exit-after-settle)",
   130: 'interrupted or cancelled',
 };

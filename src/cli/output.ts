@@ -1,5 +1,6 @@
 import { stringify as yamlStringify } from 'yaml';
 import { KimgError } from '../errors/index.js';
+import { escapeTerminal } from '../gotext/index.js';
 
 /** Output formats shared by every command that prints objects (kubectl/crictl conventions). */
 export type OutputFormat = 'json' | 'yaml' | 'table' | 'wide';
@@ -26,7 +27,7 @@ export function toYaml(data: unknown): string {
 
 /**
  * A kubectl-style table: upper-case headers, columns padded with three spaces, no borders.
- * Cells are stringified; null/undefined print as `<none>` like kubectl.
+ * Cells are stringified and escaped (`escapeTerminal`); null/undefined print as `<none>` like kubectl.
  */
 export function toTable(headers: readonly string[], rows: readonly (readonly unknown[])[]): string {
   const cells = [headers.map((h) => h.toUpperCase()), ...rows.map((r) => r.map(cellText))];
@@ -45,5 +46,6 @@ export function toTable(headers: readonly string[], rows: readonly (readonly unk
 
 function cellText(v: unknown): string {
   if (v === null || v === undefined || v === '') return '<none>';
-  return String(v);
+  // Cells hold names, images and messages from pod specs and registries: one escaped line each.
+  return escapeTerminal(String(v));
 }

@@ -9,6 +9,7 @@ import type { RegisterCommand } from './commands/index.js';
 import type { CliContext } from './context.js';
 import { EXIT_STATUS_BY_CODE, EXIT_STATUS_MEANING, ExitStatus } from './exit-codes.js';
 import { kimgVersion } from './version.js';
+import { escapeTerminal, escapeTerminalBlock } from '../gotext/index.js';
 
 /** Builds the root `kimg` program with `commands` registered. */
 export function buildProgramWith(ctx: CliContext, commands: readonly RegisterCommand[]): Command {
@@ -20,7 +21,8 @@ export function buildProgramWith(ctx: CliContext, commands: readonly RegisterCom
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({
       writeOut: (s) => ctx.stdout.write(s),
-      writeErr: (s) => ctx.stderr.write(s),
+      // Commander quotes the offending argument: escaped, as every other error line.
+      writeErr: (s) => ctx.stderr.write(escapeTerminalBlock(s)),
     })
     .exitOverride();
   program.addHelpText(
@@ -55,7 +57,7 @@ export async function runCliWith(
       return EXIT_STATUS_BY_CODE.USAGE;
     }
     const err = isKimgError(e) ? e : toKimgError(e);
-    ctx.stderr.write(`error: ${err.message} (${err.code})\n`);
+    ctx.stderr.write(`error: ${escapeTerminal(err.message)} (${err.code})\n`);
     if (err.code === 'INTERNAL' && ctx.env.KIMG_DEBUG && e instanceof Error && e.stack) {
       ctx.stderr.write(e.stack + '\n');
     }

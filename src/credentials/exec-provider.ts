@@ -14,15 +14,19 @@
  *   global key, as the response says, until `cacheDuration` (or the provider's `defaultCacheDuration`)
  *   passes; `0` means not cached. Lookups try image, registry, then global. Concurrent requests for the
  *   same image share one plugin run (single-flight). Expired entries are purged at most every 15 min;
- * - every run has a timeout (kubelet: a fixed minute); the plugin is killed when it passes.
+ * - every run has a timeout (kubelet: a fixed minute); the plugin's whole process group is killed
+ *   when it passes; its stdout and stderr are read within `PLUGIN_OUTPUT_LIMITS`.
  *
  * Failures (`CREDENTIAL_PROVIDER_FAILED`) name the plugin and the image. The plugin's stderr is included
  * only after redaction: the service-account token and every token-like run of characters are replaced
- * by `<redacted>` (kubelet echoes stderr verbatim; a plugin may print secrets there). Decoding errors
+ * by `<redacted>` (kubelet echoes stderr verbatim; a plugin may print secrets there); then it is
+ * escaped for a terminal and cut to `PLUGIN_STDERR_EXCERPT` characters. Decoding errors
  * never include the response (it carries passwords), exactly as kubelet's
  * `error decoding credential provider plugin response from stdout`.
  */
 import { spawn as nodeSpawn } from 'node:child_process';
+import { collectBounded } from '../bounded/index.js';
+import { terminalExcerpt } from '../gotext/index.js';
 import { createHash } from 'node:crypto';
 import { access, constants as fsConstants, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -61,6 +65,8 @@ export interface SpawnResult {
   stderr: Buffer;
   /** True when the run was killed because it passed the timeout. */
   timedOut: boolean;
+  /** True when the run was killed because stdout passed `PLUGIN_OUTPUT_LIMITS.maxStdoutBytes`. */
+  stdoutOverflow?: boolean;
   /** Set when the process could not be started (missing binary, permission). */
   spawnError?: NodeJS.ErrnoException;
 }
@@ -72,22 +78,60 @@ export type SpawnPlugin = (
   options: { env: NodeJS.ProcessEnv; input: Buffer; timeoutMs: number },
 ) => Promise<SpawnResult>;
 
-/** The default `SpawnPlugin`: `child_process.spawn`, stdin written then closed, SIGKILL on timeout. */
+/**
+ * Bounds of a plugin's output. A CredentialProviderResponse is a few KiB; 1 MiB of stdout is far
+ * beyond any real one, and the process is killed at the first byte past it (its output would only be
+ * refused). Of stderr, 64 KiB is kept (the message quotes at most `PLUGIN_STDERR_EXCERPT` characters).
+ */
+export const PLUGIN_OUTPUT_LIMITS = { maxStdoutBytes: 1024 * 1024, maxStderrBytes: 64 * 1024 } as const;
+/** How many characters of a plugin's stderr an error message quotes (escaped, redacted). */
+export const PLUGIN_STDERR_EXCERPT = 512;
+
+/**
+ * The default `SpawnPlugin`: `child_process.spawn` in a process group of its own, stdin written then
+ * closed, stdout and stderr collected within `PLUGIN_OUTPUT_LIMITS`. On timeout or a stdout past its
+ * cap the whole group gets SIGKILL: a grandchild the plugin started (a shell's background job, a
+ * helper holding the pipes) dies with it instead of keeping kimg waiting and outliving the run.
+ */
 export const spawnPlugin: SpawnPlugin = (command, args, options) =>
   new Promise((resolve) => {
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
     let timedOut = false;
+    let overflowed = false;
     let settled = false;
     let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-    const child = nodeSpawn(command, [...args], { env: options.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = nodeSpawn(command, [...args], {
+      env: options.env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true,
+    });
+    const killGroup = (): void => {
+      if (child.pid === undefined) return;
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL'); // the group is gone already; the child itself if still there
+      }
+    };
+    const out = collectBounded(child.stdout, PLUGIN_OUTPUT_LIMITS.maxStdoutBytes, () => {
+      overflowed = true;
+      killGroup();
+    });
+    const err = collectBounded(child.stderr, PLUGIN_OUTPUT_LIMITS.maxStderrBytes);
     const finish = (r: Omit<SpawnResult, 'stdout' | 'stderr' | 'timedOut'>): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      resolve({ ...r, stdout: Buffer.concat(out), stderr: Buffer.concat(err), timedOut });
+      void Promise.all([out, err]).then(([o, e]) =>
+        resolve({
+          ...r,
+          stdout: o.data,
+          stderr: e.data,
+          timedOut,
+          ...(overflowed ? { stdoutOverflow: true } : {}),
+        }),
+      );
     };
-    // After the deadline, do not wait for the pipes: a grandchild the plugin left behind may hold them.
+    // After the deadline, do not wait for the pipes: a grandchild outside the group may hold them.
     const finishNow = (): void => {
       child.stdout.destroy();
       child.stderr.destroy();
@@ -95,11 +139,9 @@ export const spawnPlugin: SpawnPlugin = (command, args, options) =>
     };
     const timer = setTimeout(() => {
       timedOut = true;
+      killGroup();
       if (exited !== undefined) finishNow();
-      else child.kill('SIGKILL');
     }, options.timeoutMs);
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
     child.on('error', (e: NodeJS.ErrnoException) => finish({ code: null, signal: null, spawnError: e }));
     child.on('exit', (code, signal) => {
       exited = { code, signal };
@@ -518,9 +560,19 @@ export class ExecCredentialProvider {
     });
     const prefix = `error execing credential provider plugin ${this.name} for image ${repository}`;
     const secrets = [token, ...this.spec.env.map((e) => e.value).filter((v) => v.length >= 4)];
-    const stderr = redactPluginStderr(r.stderr.toString('utf8'), secrets);
+    // Redacted, then escaped and cut: the plugin's text must not drive a terminal or fill a log.
+    const stderr = terminalExcerpt(
+      redactPluginStderr(r.stderr.toString('utf8'), secrets).trimEnd(),
+      PLUGIN_STDERR_EXCERPT,
+    );
     const withStderr = (why: string): string =>
       stderr === '' ? `${prefix}: ${why}` : `${prefix}: ${why}: ${stderr}`;
+    if (r.stdoutOverflow === true) {
+      throw new KimgError(
+        'CREDENTIAL_PROVIDER_FAILED',
+        `${prefix}: the plugin printed more than ${PLUGIN_OUTPUT_LIMITS.maxStdoutBytes} bytes on stdout and was killed`,
+      );
+    }
     if (r.timedOut) {
       throw new KimgError(
         'CREDENTIAL_PROVIDER_FAILED',

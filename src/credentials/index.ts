@@ -47,6 +47,8 @@ export {
 } from './keyring.js';
 export {
   parseKubernetesObjects,
+  MANIFEST_LIMITS,
+  type ManifestLimits,
   readKubernetesObjects,
   decodeSecret,
   resolvePodPullSecrets,
@@ -81,6 +83,8 @@ export {
   redactPluginStderr,
   spawnPlugin,
   DEFAULT_PLUGIN_TIMEOUT_MS,
+  PLUGIN_OUTPUT_LIMITS,
+  PLUGIN_STDERR_EXCERPT,
   CACHE_PURGE_INTERVAL_MS,
   type SpawnPlugin,
   type SpawnResult,
@@ -118,3 +122,4 @@ export {
   type PodCredentialsOptions,
   type PodCredentialCandidate,
 } from './pod-credentials.js';
+export { credentialsBindTo } from './host-binding.js';

@@ -17,9 +17,10 @@
  * YAML is read with YAML 1.1 scalars (`yes` is a boolean, `0777` octal) as Kubernetes' go-yaml does;
  * timestamps and sexagesimal numbers stay strings, as they do there.
  */
-import { readFile } from 'node:fs/promises';
 import { KimgError, quote } from '../errors/index.js';
+import { readBoundedText } from '../bounded/index.js';
 import { parseKubeYamlDocuments } from './internal/kube-yaml.js';
+import { dns1123LabelProblem, dns1123SubdomainProblem } from './internal/object-names.js';
 import { parseDockerConfig, type DockerConfig, type DockerConfigFormat } from './docker-config.js';
 import { goBase64Decode } from './internal/go-base64.js';
 import { GoJsonSyntaxError, parseGoJsonStream } from './internal/go-json.js';
@@ -53,7 +54,20 @@ export const DOCKERCFG_KEY = '.dockercfg';
  * @throws KimgError `CONFIG_INVALID` naming the file and position for syntax errors, duplicate keys,
  * non-object documents and objects without `apiVersion`/`kind`.
  */
-export function parseKubernetesObjects(text: string, file = '<input>'): KubeObject[] {
+export function parseKubernetesObjects(
+  text: string,
+  file = '<input>',
+  limits: Pick<ManifestLimits, 'maxDocuments'> = MANIFEST_LIMITS,
+): KubeObject[] {
+  // Counted before parsing: a file of 100,000 documents costs a scan, not the memory of parsing them.
+  const count = countDocuments(text);
+  if (count > limits.maxDocuments) {
+    throw new KimgError(
+      'CONFIG_INVALID',
+      `${quote(file)} holds ${count} documents, more than the ${Math.max(limits.maxDocuments, 0)} this invocation still reads (at most ${MANIFEST_LIMITS.maxDocuments} in all): split the manifests`,
+      { file },
+    );
+  }
   const docs: unknown[] = [];
   const trimmed = text.trimStart();
   if (trimmed.startsWith('{') || trimmed.startsWith('[')) {
@@ -91,6 +105,13 @@ export function parseKubernetesObjects(text: string, file = '<input>'): KubeObje
       if (js === null || js === undefined) continue;
       docs.push(js);
     }
+  }
+  if (docs.length > limits.maxDocuments) {
+    throw new KimgError(
+      'CONFIG_INVALID',
+      `${quote(file)} holds ${docs.length} documents, more than the ${Math.max(limits.maxDocuments, 0)} this invocation still reads: split the manifests`,
+      { file },
+    );
   }
   const out: KubeObject[] = [];
   docs.forEach((d, i) => flatten(d, file, `document ${i + 1}`, out, undefined));
@@ -166,6 +187,7 @@ function flatten(
   >;
   const name = typeof meta.name === 'string' ? meta.name : '';
   const namespace = typeof meta.namespace === 'string' && meta.namespace !== '' ? meta.namespace : undefined;
+  validateObjectNames(kind, name, namespace, file, position);
   out.push({
     apiVersion,
     kind,
@@ -178,18 +200,88 @@ function flatten(
 }
 
 /**
+ * Bounds of the manifests one invocation reads (`-f` files, the static pod directory's files, a
+ * secrets directory): pod specs are untrusted input. 32 MiB per file is ten times the API server's
+ * request limit (3 MiB); 10,000 documents is far beyond any node's pods and Secrets.
+ */
+export interface ManifestLimits {
+  /** Largest manifest file in bytes (default 32 MiB). */
+  maxFileBytes: number;
+  /** Most YAML documents / JSON values read by one call (default 10,000). */
+  maxDocuments: number;
+}
+
+/** The defaults of `ManifestLimits`. */
+export const MANIFEST_LIMITS: ManifestLimits = { maxFileBytes: 32 * 1024 * 1024, maxDocuments: 10_000 };
+
+/**
+ * An upper bound of the documents in a manifest text, without parsing: YAML document markers at
+ * the start of a line, plus one; a JSON stream counts as its top-level values (at most one per `{`/`[`
+ * at the start of a line — a cheap over-estimate only used against the cap).
+ */
+function countDocuments(text: string): number {
+  const trimmed = text.trimStart();
+  if (trimmed.startsWith('{') || trimmed.startsWith('[')) return (text.match(/^[{[]/gm) ?? []).length || 1;
+  return (text.match(/^---/gm) ?? []).length + 1;
+}
+
+/** The kinds kimg reads whose names the API server validates as DNS-1123 subdomains. */
+const SUBDOMAIN_NAMED_KINDS = new Set(['Pod', 'Secret', 'ServiceAccount', 'RuntimeClass']);
+
+/**
+ * Refuses names the API server would refuse: the name of a Pod, Secret, ServiceAccount or RuntimeClass
+ * must be a DNS-1123 subdomain, any namespace a DNS-1123 label (an empty name is left to the caller:
+ * `generateName` objects have none).
+ */
+function validateObjectNames(
+  kind: string,
+  name: string,
+  namespace: string | undefined,
+  file: string,
+  position: string,
+): void {
+  const problems: string[] = [];
+  if (name !== '' && SUBDOMAIN_NAMED_KINDS.has(kind)) {
+    const p = dns1123SubdomainProblem(name);
+    if (p !== undefined) problems.push(`metadata.name: Invalid value: ${quote(name, 100)}: ${p}`);
+  }
+  if (namespace !== undefined) {
+    const p = dns1123LabelProblem(namespace);
+    if (p !== undefined) problems.push(`metadata.namespace: Invalid value: ${quote(namespace, 100)}: ${p}`);
+  }
+  if (problems.length > 0) {
+    throw new KimgError(
+      'CONFIG_INVALID',
+      `${quote(file)} ${position}: ${kind} is invalid: ${problems.join(', ')}`,
+      {
+        file,
+      },
+    );
+  }
+}
+
+/**
  * Reads every object from manifest files (the files `kubectl apply -f` takes).
  *
  * @throws KimgError `FILE_NOT_FOUND` for a missing file, `CONFIG_INVALID` for unreadable or invalid
  * content (see `parseKubernetesObjects`).
  */
-export async function readKubernetesObjects(files: readonly string[]): Promise<KubeObject[]> {
+export async function readKubernetesObjects(
+  files: readonly string[],
+  limits: ManifestLimits = MANIFEST_LIMITS,
+): Promise<KubeObject[]> {
   const out: KubeObject[] = [];
+  let documents = 0;
   for (const file of files) {
     let text: string;
     try {
-      text = await readFile(file, 'utf8');
+      text = await readBoundedText(file, {
+        maxBytes: limits.maxFileBytes,
+        code: 'CONFIG_INVALID',
+        what: 'manifest file',
+      });
     } catch (e) {
+      if (e instanceof KimgError) throw e;
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOENT')
         throw new KimgError('FILE_NOT_FOUND', `manifest file ${quote(file)} does not exist`, {
@@ -202,7 +294,12 @@ export async function readKubernetesObjects(files: readonly string[]): Promise<K
         { file, cause: e },
       );
     }
-    out.push(...parseKubernetesObjects(text, file));
+    const objects = parseKubernetesObjects(text, file, {
+      ...limits,
+      maxDocuments: limits.maxDocuments - documents,
+    });
+    documents += countDocuments(text);
+    out.push(...objects);
   }
   return out;
 }

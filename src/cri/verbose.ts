@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import type { ImageInfo } from '../manager/index.js';
 import type { Store } from '../store/index.js';
+import { MAX_CONFIG_BYTES } from '../oci/index.js';
 
 /** OCI ChainID of a list of layer diff ids ('' for none). */
 export function chainId(diffIds: readonly string[]): string {
@@ -24,7 +25,7 @@ export function chainId(diffIds: readonly string[]): string {
  */
 export function storeVerboseInfo(store: Store): (image: ImageInfo) => Promise<Record<string, string>> {
   return async (image): Promise<Record<string, string>> => {
-    const text = (await store.content.readBlob(image.id, { maxBytes: 4 * 1024 * 1024 })).toString('utf8');
+    const text = (await store.content.readBlob(image.id, { maxBytes: MAX_CONFIG_BYTES })).toString('utf8');
     let config: unknown;
     try {
       config = JSON.parse(text);

@@ -231,6 +231,11 @@ export const ERROR_CODES = {
     module: 'node',
     summary: 'No pod of that name is known to the node agent (kubectl `NotFound`).',
   },
+  PODS_NOT_READY: {
+    module: 'node',
+    summary:
+      "`kimg node --once` / `--exit-after-settle`: some pods' images did not become ready; names each pod, container and reason.",
+  },
 
   // --- unpack (layers → rootfs / OCI runtime bundle) ---------------------------------------------
   LAYER_INVALID: {

@@ -13,3 +13,4 @@ export {
   durationToMs,
   type DurationParse,
 } from './go-text.js';
+export { escapeTerminal, escapeTerminalBlock, terminalExcerpt } from './terminal.js';

@@ -28,6 +28,7 @@
 import { KimgError, isKimgError } from '../errors/index.js';
 import type { AuthConfig } from '../credentials/index.js';
 import type { Platform } from '../platform/index.js';
+import { MAX_CONFIG_BYTES } from '../oci/index.js';
 import { tryParseReference, type Reference } from '../reference/index.js';
 import type { RegistryClient } from '../registry/index.js';
 import { pullImage as storePullImage, type ImagePullEvent, type ImagePullResult } from '../pull/index.js';
@@ -199,7 +200,7 @@ export class LocalImageService implements ImageService {
   private async userOf(imageId: string): Promise<{ uid?: number; username?: string }> {
     let text: string;
     try {
-      text = (await this.store.content.readBlob(imageId, { maxBytes: 4 * 1024 * 1024 })).toString('utf8');
+      text = (await this.store.content.readBlob(imageId, { maxBytes: MAX_CONFIG_BYTES })).toString('utf8');
     } catch (e) {
       if (isKimgError(e) && e.code === 'BLOB_NOT_FOUND') {
         throw new KimgError(

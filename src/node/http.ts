@@ -2,13 +2,17 @@
  * The node agent's HTTP endpoint (one server, `127.0.0.1` by default):
  * - `GET /metrics`: Prometheus text (prom-client);
  * - `GET /healthz`: `ok`;
- * - `GET /`: the status page (static HTML + inline JS, no external assets);
+ * - `GET /`: the status page (static HTML, its script at `GET /status.js`, no external assets; the
+ *   CSP allows scripts from the agent only, never inline);
  * - `GET /api/pods`, `GET /api/pods/<namespace>/<name>` (with its events), `GET /api/events`,
  *   `GET /api/store`: JSON;
  * - `GET /api/pulls/progress`: per-layer progress of every in-flight pull, newline-delimited JSON
  *   (`progress-stream.ts`);
  * - `GET /events`: server-sent events — `pods`, `events`, `store` messages with the same JSON, sent
- *   on change (coalesced to at most one per kind every 100 ms) and once on connect.
+ *   on change (coalesced to at most one per kind every 100 ms) and once on connect. At most
+ *   `STREAM_LIMITS.maxClients` streams are open at once (the next gets 503 with `Retry-After`), and
+ *   each is ended after `STREAM_LIMITS.lifetimeMs` (the page's EventSource reconnects): idle clients
+ *   cannot pile up and hold the agent's memory.
  * Nothing served holds a credential: pod states, event texts and store records never contain one.
  *
  * Source: the kubelet's `/metrics` and `/healthz` handlers (`pkg/kubelet/server/server.go`).
@@ -20,7 +24,7 @@ import type { NodeMetrics } from './metrics.js';
 import type { PodStateStore } from './pod-state.js';
 import { PULL_PROGRESS_PATH, PullProgressStreams } from './progress-stream.js';
 import { PullProgressHub } from '../pull/index.js';
-import { STATUS_PAGE_HTML } from './status-page.js';
+import { STATUS_PAGE_HTML, STATUS_PAGE_SCRIPT } from './status-page.js';
 import type { AgentLog, StoreSummary } from './types.js';
 
 /** What the endpoint serves: the running agent's state, metrics and store summary. */
@@ -61,6 +65,13 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
+/**
+ * Bounds of the `/events` stream. A status page needs one stream per open browser tab: 64 is far above
+ * a node's operators, and each stream costs a socket and its write buffers. Streams end after 10 min so
+ * a forgotten or hostile client holds nothing for long (EventSource reconnects after `retry: 1000`).
+ */
+export const STREAM_LIMITS = { maxClients: 64, lifetimeMs: 10 * 60_000 } as const;
+
 /** The kinds of server-sent events, each with the JSON of its API path. */
 const STREAM_KINDS = ['pods', 'events', 'store'] as const;
 
@@ -80,12 +91,28 @@ class EventStream {
   private readonly pending = new Set<string>();
   private flushTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly agent: AgentHttpSource) {
+  constructor(
+    private readonly agent: AgentHttpSource,
+    private readonly limits: { maxClients: number; lifetimeMs: number } = STREAM_LIMITS,
+  ) {
     agent.state.on('change', this.onChange);
   }
 
-  /** Starts a client's stream: the retry hint, then every kind's current message. */
+  /**
+   * Starts a client's stream: the retry hint, then every kind's current message; 503 when
+   * `maxClients` streams are open. The stream ends after `lifetimeMs`.
+   */
   async add(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (this.clients.size >= this.limits.maxClients) {
+      res.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '10' }).end('too many streams\n');
+      return;
+    }
+    const lifetime = setTimeout(() => res.end(), this.limits.lifetimeMs);
+    lifetime.unref();
+    res.on('close', () => {
+      clearTimeout(lifetime);
+      this.clients.delete(res);
+    });
     res.writeHead(200, {
       'content-type': 'text/event-stream',
       'cache-control': 'no-store',
@@ -161,10 +188,17 @@ async function handle(
       .writeHead(200, {
         'content-type': 'text/html; charset=utf-8',
         'cache-control': 'no-store',
-        'content-security-policy':
-          "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'",
+        'content-security-policy': "default-src 'self'; script-src 'self'; style-src 'unsafe-inline'",
       })
       .end(STATUS_PAGE_HTML);
+  } else if (path === '/status.js') {
+    res
+      .writeHead(200, {
+        'content-type': 'text/javascript; charset=utf-8',
+        'cache-control': 'no-store',
+        'x-content-type-options': 'nosniff',
+      })
+      .end(STATUS_PAGE_SCRIPT);
   } else if (path === '/api/pods') {
     sendJson(res, 200, { node: agent.nodeName, pods: agent.state.list() });
   } else if (/^\/api\/pods\/([^/]+)\/([^/]+)$/.test(path)) {
@@ -216,10 +250,12 @@ export async function startAgentHttpServer(options: {
   address: string;
   agent: AgentHttpSource;
   log: AgentLog;
+  /** Bounds of the `/events` stream (default `STREAM_LIMITS`). */
+  streamLimits?: { maxClients: number; lifetimeMs: number };
 }): Promise<AgentHttpServer> {
   const { agent, log } = options;
   parseHostPort(options.address);
-  const stream = new EventStream(agent);
+  const stream = new EventStream(agent, options.streamLimits ?? STREAM_LIMITS);
   const pulls = new PullProgressStreams(agent.progress ?? new PullProgressHub());
   const sockets = new Set<Socket>();
   const server: Server = createServer((req, res) => {

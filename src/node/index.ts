@@ -39,7 +39,13 @@ export {
 } from './progress-stream.js';
 export { registerPullProgressMetrics } from './metrics.js';
 export { NodeMetrics, imageSizeBucket, IMAGE_SIZE_BUCKETS, IMAGE_PULL_DURATION_BUCKETS } from './metrics.js';
-export { startAgentHttpServer, parseHostPort, type AgentHttpServer, type AgentHttpSource } from './http.js';
-export { STATUS_PAGE_HTML } from './status-page.js';
+export {
+  startAgentHttpServer,
+  parseHostPort,
+  STREAM_LIMITS,
+  type AgentHttpServer,
+  type AgentHttpSource,
+} from './http.js';
+export { STATUS_PAGE_HTML, STATUS_PAGE_SCRIPT } from './status-page.js';
 export { fetchAgentPods, fetchAgentPod, DEFAULT_AGENT_SERVER } from './client.js';
 export { parsePrepullList, loadPrepullList, type PrepullImage, type PrepullState } from './prepull.js';

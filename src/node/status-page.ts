@@ -1,6 +1,8 @@
 /**
- * The node agent's status page: one static HTML document with inline CSS and JS (no build step, no
- * external assets). It loads `/api/pods`, `/api/events` and `/api/store`, then follows `/events`
+ * The node agent's status page: one static HTML document with inline CSS, and its script served
+ * apart as `/status.js` so the page's Content-Security-Policy can forbid inline scripts
+ * (`script-src 'self'`): text that reached the page from a manifest or a registry can never run.
+ * No build step, no external assets. It loads `/api/pods`, `/api/events` and `/api/store`, then follows `/events`
  * (server-sent events) and re-renders: pods and their containers' image state (Ready, pulling with
  * per-layer progress, `ErrImagePull`, `ImagePullBackOff` with the next retry time and the last error,
  * `ErrImageNeverPull`), the store (images, sizes, disk usage against the GC thresholds) and recent
@@ -49,8 +51,13 @@ export const STATUS_PAGE_HTML = `<!doctype html>
 <table id="prepull" hidden><thead><tr><th>Pre-pull</th><th>Platform</th><th>State</th><th>Image ID / reason</th></tr></thead><tbody></tbody></table>
 <h2>Events</h2>
 <table id="events"><thead><tr><th>Type</th><th>Reason</th><th>Object</th><th>Last seen</th><th>Count</th><th>Message</th></tr></thead><tbody></tbody></table>
-<script>
-'use strict';
+<script src="/status.js"></script>
+</body>
+</html>
+`;
+
+/** The page's script, served as `/status.js`. */
+export const STATUS_PAGE_SCRIPT = `'use strict';
 var model = { pods: [], events: [], store: null };
 function el(tag, attrs, children) {
   var e = document.createElement(tag);
@@ -209,7 +216,4 @@ function renderPulls(text) {
 }
 function loadPulls() { fetch('/api/pulls/progress?watch=false').then(function (r) { return r.text(); }).then(renderPulls, function () {}); }
 loadPulls(); setInterval(loadPulls, 1000);
-</script>
-</body>
-</html>
 `;

@@ -11,10 +11,11 @@
  * files ignored), `common.go` (namespace default).
  */
 import { watch, type FSWatcher } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { parseKubernetesObjects } from '../credentials/index.js';
+import { readBoundedText } from '../bounded/index.js';
+import { MANIFEST_LIMITS, parseKubernetesObjects } from '../credentials/index.js';
 import { toKimgError } from '../errors/index.js';
 
 /** A pod read from a manifest file. */
@@ -122,7 +123,11 @@ export class ManifestWatcher {
     for (const f of [...this.byFile.keys()]) if (!present.has(f)) this.byFile.delete(f);
     for (const file of files) {
       try {
-        const text = await readFile(file, 'utf8');
+        const text = await readBoundedText(file, {
+          maxBytes: MANIFEST_LIMITS.maxFileBytes,
+          code: 'CONFIG_INVALID',
+          what: 'static pod manifest',
+        });
         const pods: ManifestPod[] = [];
         for (const o of parseKubernetesObjects(text, file)) {
           if (o.kind !== 'Pod') continue;

@@ -1,6 +1,7 @@
 /**
  * The OCI image data model shared by the registry client and the store: media types, descriptors,
- * manifests, indexes and configs. Types and constants only; no I/O.
+ * manifests, indexes and configs, and the one set of limits and validation rules every reader of them
+ * applies (`validate.ts`). Types, constants and pure checks; no I/O.
  */
 export {
   MediaType,
@@ -19,3 +20,10 @@ export {
   type ImageIndex,
   type ImageConfig,
 } from './types.js';
+export {
+  MAX_MANIFEST_BYTES,
+  MAX_CONFIG_BYTES,
+  descriptorProblem,
+  manifestDocumentProblem,
+  jsonSizeProblem,
+} from './validate.js';

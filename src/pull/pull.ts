@@ -2,7 +2,8 @@
  * `pullImage` and `pullImageEvents`: one pull from resolving the reference to committing the record,
  * in the order that keeps the target consistent (config, layers, manifests, record last).
  */
-import { KimgError, isKimgError } from '../errors/index.js';
+import { KimgError, isKimgError, quote } from '../errors/index.js';
+import { MAX_CONFIG_BYTES } from '../oci/index.js';
 import { parseReference } from '../reference/index.js';
 import type { CallOptions } from '../registry/index.js';
 import { BlobFetcher } from './internal/blobs.js';
@@ -23,9 +24,6 @@ import {
   type ImagePullResult,
   type ImagePullStats,
 } from './types.js';
-
-/** The largest image config a pull reads into memory (containerd's manifest cap is of this order). */
-const CONFIG_MAX_BYTES = 4 * 1024 * 1024;
 
 /**
  * Pulls `image` into the store and resolves with the committed record once it is durable.
@@ -166,8 +164,17 @@ async function runPull(
     // Config first (a single-platform image for another platform fails before any layer is fetched),
     // then the layers, manifests after, the record last: what a record names is always there.
     const limit = limiter(Math.max(1, options.concurrency ?? DEFAULT_IMAGE_PULL_OPTIONS.concurrency));
+    // The config's size is checked against the shared cap before any byte is fetched: a config
+    // claiming 1 GiB is the registry's fault (MANIFEST_INVALID), never a download then a store error.
+    if (manifest.config.size > MAX_CONFIG_BYTES) {
+      throw new KimgError(
+        'MANIFEST_INVALID',
+        `the manifest of ${quote(image)} declares a ${manifest.config.size}-byte config, more than the ${MAX_CONFIG_BYTES}-byte limit for image configs: the registry's image is not usable`,
+        { input: image, expected: MAX_CONFIG_BYTES, actual: manifest.config.size },
+      );
+    }
     await limit(() => blobs.ensureBlob(manifest.config, 'config'));
-    const configBytes = await target.content.readBlob(manifest.config.digest, { maxBytes: CONFIG_MAX_BYTES });
+    const configBytes = await target.content.readBlob(manifest.config.digest, { maxBytes: MAX_CONFIG_BYTES });
     const config = parseConfig(configBytes, manifest.config, ref.pullRef, image);
     checkSinglePlatform(resolved, config, choice, ref.pullRef, image);
     const seen = new Set<string>([manifest.config.digest]);

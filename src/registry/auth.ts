@@ -147,6 +147,8 @@ export class Authorizer {
   constructor(
     private readonly send: AuthSend,
     private readonly clock: Clock,
+    /** Whole-body deadline of a token response (the client's `metadataDeadlineMs`). */
+    private readonly bodyDeadlineMs = 120_000,
   ) {}
 
   /** Whether the endpoint has been pinged (or its challenges learned otherwise). */
@@ -414,7 +416,15 @@ export class Authorizer {
   ): Promise<TokenEntry> {
     let parsed: { token?: unknown; access_token?: unknown; expires_in?: unknown };
     try {
-      const { bytes, truncated } = await readCapped(res.body, TOKEN_BODY_CAP);
+      const { bytes, truncated } = await readCapped(res.body, TOKEN_BODY_CAP, {
+        ms: this.bodyDeadlineMs,
+        error: () =>
+          new KimgError(
+            'STALLED',
+            `the token server of registry ${registry} did not send its response within ${this.bodyDeadlineMs / 1000}s: it is too slow or stalled; retry later`,
+            { host: url.host, retryable: true },
+          ),
+      });
       if (truncated) throw new Error('token response larger than 1 MiB');
       parsed = JSON.parse(bytes.toString('utf8')) as typeof parsed;
       if (typeof parsed !== 'object' || parsed === null) throw new Error('not a JSON object');

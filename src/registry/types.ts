@@ -11,10 +11,11 @@ import type { RegistryEndpoint } from './hosts.js';
 import type { Clock, RetryPolicy, RetryPolicyOptions } from './retry.js';
 
 /**
- * Largest manifest accepted: containerd's `4*1048*1048` (4,393,984 bytes; note 1048, not 1024),
- * which is at least the 4 MiB the distribution spec asks registries and clients to support.
+ * Largest manifest accepted: containerd's `4*1048*1048` (4,393,216 bytes; note 1048, not 1024),
+ * which is at least the 4 MiB the distribution spec asks registries and clients to support. The one
+ * value of src/oci, shared with the store, `load` and `store verify`.
  */
-export const MAX_MANIFEST_BYTES = 4 * 1048 * 1048;
+export { MAX_MANIFEST_BYTES } from '../oci/index.js';
 
 /** Where an image lives: the reference's domain and repository path (src/reference `Reference`). */
 export interface RepositoryRef {
@@ -47,6 +48,20 @@ export interface RegistryClientOptions {
   endpoints?: (registry: string) => RegistryEndpoint[] | Promise<RegistryEndpoint[]>;
   /** No bytes (or no response) for this long fails a request with `STALLED`. Default 60 s. */
   stallTimeoutMs?: number;
+  /**
+   * Whole-body deadline of the small requests — manifests and token responses — which must arrive
+   * within this long even while bytes keep trickling in (the stall window alone lets a registry drip
+   * one byte every few seconds forever). Fails with `STALLED`. Default 120 s: a 4 MiB manifest at
+   * 64 KiB/s.
+   */
+  metadataDeadlineMs?: number;
+  /**
+   * Minimum blob throughput in bytes per second, averaged over each stall window (`stallTimeoutMs`)
+   * in which the consumer is not applying backpressure; slower fails with `STALLED`. A registry that
+   * sends one byte every few seconds never trips the stall timeout; this rule does. 0 turns it off.
+   * Default 1024 (1 KiB/s: 60 KiB per minute, far below any working link).
+   */
+  minBlobBytesPerSecond?: number;
   /** Retry policy or its options. */
   retry?: RetryPolicy | Partial<RetryPolicyOptions>;
   /** Time source (tests). */
@@ -71,6 +86,10 @@ export const DEFAULT_REGISTRY_CLIENT_OPTIONS = Object.freeze({
    * whole pull: 60 s without a byte on one request means the registry has stalled.
    */
   stallTimeoutMs: 60_000,
+  /** See `RegistryClientOptions.metadataDeadlineMs`. */
+  metadataDeadlineMs: 120_000,
+  /** See `RegistryClientOptions.minBlobBytesPerSecond`. */
+  minBlobBytesPerSecond: 1024,
   connectionsPerHost: 16,
   hostsCacheMs: 10_000,
   userAgent: 'kimg',

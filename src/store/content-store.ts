@@ -24,6 +24,7 @@ import { promises as fsp, constants as fsc } from 'node:fs';
 import { join } from 'node:path';
 import { Writable, type Readable } from 'node:stream';
 import { KimgError, quote } from '../errors/index.js';
+import { MAX_MANIFEST_BYTES } from '../oci/index.js';
 import { type DigestAlgorithm, DIGEST_ALGORITHMS, parseDigest } from './internal/digest.js';
 import {
   ensureDir,
@@ -167,8 +168,8 @@ export interface LocalContentStoreOptions {
  */
 export const DEFAULT_HASHING: HashingMode = 'auto';
 
-/** Default cap for `readBlob` (manifests are capped at 4 MiB by the registry client too). */
-export const DEFAULT_READ_BLOB_MAX = 4 * 1024 * 1024;
+/** Default cap for `readBlob`: src/oci's manifest and config cap, the registry client's too. */
+export const DEFAULT_READ_BLOB_MAX = MAX_MANIFEST_BYTES;
 
 function sha256Hex(s: string): string {
   return createHash('sha256').update(s).digest('hex');

@@ -7,7 +7,7 @@
  * layout (failures are `STORE_CORRUPT`, naming the file) and for layouts given to `load`/`save`
  * (failures are `LAYOUT_INVALID`). Manifests are never re-serialized: the store keeps registry bytes.
  */
-import { KimgError, quote, quoteValue, type KimgErrorCode } from '../errors/index.js';
+import { KimgError, quote, type KimgErrorCode } from '../errors/index.js';
 import {
   isIndexMediaType,
   isManifestMediaType,
@@ -15,9 +15,10 @@ import {
   type Descriptor,
   type ImageIndex,
   type ImageManifest,
+  descriptorProblem,
+  jsonSizeProblem,
   type OciPlatform,
 } from '../oci/index.js';
-import { isValidDigest } from './internal/digest.js';
 
 /** The `oci-layout` file name and the version kimg writes. */
 export const OCI_LAYOUT_FILE = 'oci-layout';
@@ -41,8 +42,12 @@ function invalid(code: LayoutErrorCode, file: string, what: string, cause?: unkn
 
 /** Parses JSON or throws `code` naming the file. */
 export function parseJsonFile(text: string | Uint8Array, file: string, code: LayoutErrorCode): unknown {
+  const s = typeof text === 'string' ? text : Buffer.from(text).toString('utf8');
+  // Sizes as Go's decoder reads them: `6.5536e4` is not an int64 (src/oci `jsonSizeProblem`).
+  const sizes = jsonSizeProblem(s);
+  if (sizes !== undefined) throw invalid(code, file, sizes);
   try {
-    return JSON.parse(typeof text === 'string' ? text : Buffer.from(text).toString('utf8')) as unknown;
+    return JSON.parse(s) as unknown;
   } catch (e) {
     throw invalid(
       code,
@@ -66,31 +71,24 @@ export function parseOciLayout(
   const v = parseJsonFile(text, file, code);
   if (!isObject(v) || typeof v.imageLayoutVersion !== 'string')
     throw invalid(code, file, 'missing imageLayoutVersion');
+  // image-spec `image-layout.md` defines 1.0.0 only; a later version may lay blobs out differently.
+  if (v.imageLayoutVersion !== OCI_LAYOUT_VERSION) {
+    throw invalid(
+      code,
+      file,
+      `imageLayoutVersion ${quote(v.imageLayoutVersion, 40)} is not supported (kimg reads ${OCI_LAYOUT_VERSION})`,
+    );
+  }
   return { imageLayoutVersion: v.imageLayoutVersion };
 }
 
-/** Validates one descriptor (mediaType, digest, size; annotations are string maps). */
+/**
+ * Validates one descriptor with the rules shared with the registry client (src/oci
+ * `descriptorProblem`: mediaType, digest, integer size, string annotations, platform object).
+ */
 export function checkDescriptor(v: unknown, file: string, where: string, code: LayoutErrorCode): Descriptor {
-  if (!isObject(v)) throw invalid(code, file, `${where} is not an object`);
-  if (typeof v.mediaType !== 'string' || v.mediaType === '')
-    throw invalid(code, file, `${where}.mediaType is missing`);
-  if (!isValidDigest(v.digest))
-    throw invalid(code, file, `${where}.digest ${quoteValue(v.digest)} is not a valid digest`);
-  if (typeof v.size !== 'number' || !Number.isSafeInteger(v.size) || v.size < 0)
-    throw invalid(code, file, `${where}.size is not a non-negative integer`);
-  if (v.annotations !== undefined) {
-    if (!isObject(v.annotations) || Object.values(v.annotations).some((x) => typeof x !== 'string')) {
-      throw invalid(code, file, `${where}.annotations must map strings to strings`);
-    }
-  }
-  if (
-    v.platform !== undefined &&
-    (!isObject(v.platform) ||
-      typeof v.platform.os !== 'string' ||
-      typeof v.platform.architecture !== 'string')
-  ) {
-    throw invalid(code, file, `${where}.platform needs os and architecture`);
-  }
+  const problem = descriptorProblem(v, where);
+  if (problem !== undefined) throw invalid(code, file, problem);
   return v as unknown as Descriptor;
 }
 

@@ -19,7 +19,14 @@ import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { isKimgError, KimgError, quote } from '../errors/index.js';
-import { ANNOTATION_REF_NAME, type Descriptor, type OciPlatform } from '../oci/index.js';
+import { readBoundedFile } from '../bounded/index.js';
+import {
+  ANNOTATION_REF_NAME,
+  MAX_CONFIG_BYTES,
+  MAX_MANIFEST_BYTES,
+  type Descriptor,
+  type OciPlatform,
+} from '../oci/index.js';
 import { parsePlatform, selectManifest, toOciPlatform, type PlatformLike } from '../platform/index.js';
 import { parseReference } from '../reference/index.js';
 import { LocalContentStore, type ContentStore } from './content-store.js';
@@ -119,8 +126,31 @@ export interface SaveResult {
   blobs: CopyStats;
 }
 
-/** Cap for manifests and configs read into memory (containerd's manifest cap is ~4 MiB). */
-const MAX_METADATA_BYTES = 4 * 1024 * 1024;
+/**
+ * Caps for a layout's small files: `oci-layout` is one short JSON object; `index.json`, manifests and
+ * configs have src/oci's caps (the same the registry client and the store apply).
+ */
+const MAX_OCI_LAYOUT_BYTES = 4096;
+const MAX_METADATA_BYTES = Math.max(MAX_MANIFEST_BYTES, MAX_CONFIG_BYTES);
+
+/**
+ * Reads a small file of a layout given to `load`: bounded and regular (a FIFO or a symlink to
+ * `/dev/zero` in a layout is refused, never waited on or read without end); undefined when missing.
+ * @throws KimgError `LAYOUT_INVALID` (not a regular file, over `maxBytes`), `STORE_IO`.
+ */
+async function readLayoutFile(file: string, maxBytes: number, what: string): Promise<Buffer | undefined> {
+  try {
+    return await readBoundedFile(file, { maxBytes, code: 'LAYOUT_INVALID', what });
+  } catch (e) {
+    if (isKimgError(e)) throw e;
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR')
+      return undefined;
+    throw new KimgError('STORE_IO', `cannot read ${quote(file)}: ${(e as Error).message}`, {
+      file,
+      cause: e,
+    });
+  }
+}
 
 /**
  * The name an image is stored under for user input, as containerd CRI names images
@@ -138,7 +168,7 @@ function layoutBlobPath(dir: string, digest: string): string {
 
 async function readLayoutJson(dir: string): Promise<{ index: ReturnType<typeof parseIndexDocument> }> {
   const layoutFile = join(dir, OCI_LAYOUT_FILE);
-  const lbuf = await readFileIfExists(layoutFile);
+  const lbuf = await readLayoutFile(layoutFile, MAX_OCI_LAYOUT_BYTES, 'OCI layout file');
   if (lbuf === undefined) {
     throw new KimgError(
       'LAYOUT_INVALID',
@@ -148,7 +178,7 @@ async function readLayoutJson(dir: string): Promise<{ index: ReturnType<typeof p
   }
   parseOciLayout(lbuf, layoutFile, 'LAYOUT_INVALID');
   const indexFile = join(dir, INDEX_FILE);
-  const ibuf = await readFileIfExists(indexFile);
+  const ibuf = await readLayoutFile(indexFile, MAX_MANIFEST_BYTES, 'OCI layout index');
   if (ibuf === undefined) {
     throw new KimgError(
       'LAYOUT_INVALID',
@@ -173,7 +203,7 @@ async function readLayoutBlob(dir: string, d: Descriptor): Promise<Buffer> {
       },
     );
   }
-  const buf = await readFileIfExists(file);
+  const buf = await readLayoutFile(file, MAX_METADATA_BYTES, 'layout blob');
   if (buf === undefined)
     throw new KimgError(
       'LAYOUT_INVALID',

@@ -376,11 +376,22 @@ describe('kimg node: the node agent end to end', () => {
       JSON.parse(line);
     await writeFile(join(dir, 'manifests', 'two.yaml'), podYaml('two', `${plain.host}/nope:1`));
     const bad = await cli([...base, '--node-name', 'n2', '--once']);
-    assert.equal(bad.status, 1);
+    // Pods that did not become ready: the documented status 9 and an error line saying why.
+    assert.equal(bad.status, 9, bad.stderr);
     assert.match(bad.stdout, /^default\s+two-n2\s+0\/1\s+ErrImagePull$/m);
+    assert.match(
+      bad.stderr,
+      /^error: some pods did not become ready: pod default\/two-n2 \(container \S+: ErrImagePull: .+\) \(PODS_NOT_READY\)$/m,
+    );
+    assert.doesNotMatch(bad.stderr, /^error: .*one-n2/m);
+    assert.doesNotMatch(bad.stderr, /ErrImagePull: ErrImagePull/);
     // --exit-after-settle: a failing pod settles once retried (the back-off shows).
     const settled = await cli([...base, '--node-name', 'n4', '--exit-after-settle', '--resync', '0.2']);
-    assert.equal(settled.status, 1, settled.stderr);
+    assert.equal(settled.status, 9, settled.stderr);
+    assert.match(
+      settled.stderr,
+      /^error: .*pod default\/two-n4 \(container \S+: ImagePullBackOff.*\(PODS_NOT_READY\)$/m,
+    );
     assert.match(settled.stdout, /^default\s+one-n4\s+1\/1\s+ImagesReady$/m);
     assert.match(settled.stdout, /^default\s+two-n4\s+0\/1\s+ImagePullBackOff$/m);
     const noPath = join(dir, 'empty.yaml');

@@ -121,7 +121,7 @@ test('the status page shows live pull progress, then the image present, and a ba
   await slow.locator('.layer .progress').first().waitFor({ timeout: 20_000 });
   // The layer (not the config) in progress, not complete (the figure depends on the progress throttle).
   // Locators, not waitForFunction: a string predicate that is not true at once is polled with eval
-  // inside the page, which the page's CSP (script-src 'unsafe-inline', no 'unsafe-eval') refuses.
+  // inside the page, which the page's CSP (script-src 'self', no 'unsafe-eval') refuses.
   await slow
     .locator('.layer', { hasText: /^layer [^]*\((?:\d|[1-9]\d)%\)/ })
     .first()

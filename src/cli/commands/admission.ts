@@ -22,6 +22,7 @@ import { KimgError, quote } from '../../errors/index.js';
 import type { CliContext } from '../context.js';
 import { addResolverOptions, cliResolver, type ResolverCliOptions } from './pin.js';
 import type { RegisterCommand } from './index.js';
+import { escapeTerminal } from '../../gotext/index.js';
 
 interface ServeOptions extends ResolverCliOptions {
   tlsCert: string;
@@ -73,6 +74,14 @@ async function readPem(flag: string, file: string): Promise<Buffer> {
 }
 
 async function run(options: ServeOptions, ctx: CliContext): Promise<void> {
+  // The images come from the pods being admitted, chosen by whoever creates a pod: unbound --creds
+  // would go to any host a pod names.
+  if (options.creds !== undefined && options.credsHost === undefined) {
+    throw new KimgError(
+      'USAGE',
+      'kimg admission serve resolves images named by pods: --creds needs --creds-host <registry host> (or use --pull-secrets / --docker-config, which are keyed by host)',
+    );
+  }
   const timeout = Number(options.resolveTimeout);
   if (!Number.isFinite(timeout) || timeout <= 0)
     throw new KimgError(
@@ -90,7 +99,8 @@ async function run(options: ServeOptions, ctx: CliContext): Promise<void> {
   const session = await cliResolver(options, ctx, Math.round(timeout * 1000));
   try {
     const cache = new ResolutionCache(session.resolve, { ttlMs: policy.cacheTTLMs });
-    const log = (line: string): void => void ctx.stderr.write(`${new Date().toISOString()} ${line}\n`);
+    const log = (line: string): void =>
+      void ctx.stderr.write(`${new Date().toISOString()} ${escapeTerminal(line)}\n`);
     const server = await startAdmissionServer({
       listen: options.listen,
       tlsCert,

@@ -25,6 +25,7 @@ import type { CliContext } from '../context.js';
 import { parseOutputFormat, toJson, toTable, toYaml } from '../output.js';
 import type { RegisterCommand } from './index.js';
 import { collect } from '../collect.js';
+import { escapeTerminal } from '../../gotext/index.js';
 
 interface CredsOptions {
   dockerConfig: string[];
@@ -152,7 +153,7 @@ function matchRow(m: CredentialMatch): { key: string; username: string; source: 
 }
 
 function warnProblems(ctx: CliContext, lookup: PullCredentialLookup): void {
-  for (const p of lookup.problems) ctx.stderr.write(`warning: ${p.message}\n`);
+  for (const p of lookup.problems) ctx.stderr.write(`warning: ${escapeTerminal(p.message)}\n`);
 }
 
 export const registerCreds: RegisterCommand = (program, ctx) => {

@@ -15,6 +15,7 @@ import { describeImageVolumes } from './describe-volumes.js';
 import { humanDuration } from './ensure.js';
 import { agentServer } from './get.js';
 import type { RegisterCommand } from './index.js';
+import { escapeTerminal } from '../../gotext/index.js';
 
 /** kubectl's events table with aggregated ages. */
 export function describeEvents(events: readonly NodeEvent[], nowMs: number): string {
@@ -26,7 +27,7 @@ export function describeEvents(events: readonly NodeEvent[], nowMs: number): str
   const rows = [
     ['Type', 'Reason', 'Age', 'From', 'Message'],
     ['----', '------', '----', '----', '-------'],
-    ...events.map((e) => [e.type, e.reason, age(e), 'kubelet', e.message]),
+    ...events.map((e) => [e.type, e.reason, age(e), 'kubelet', e.message].map(escapeTerminal)),
   ];
   const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   return (
@@ -41,7 +42,7 @@ export function describeEvents(events: readonly NodeEvent[], nowMs: number): str
 /** The `kubectl describe pod` text of a pod view. */
 export function describePod(pod: PodView, events: readonly NodeEvent[], node: string, nowMs: number): string {
   const kv = (k: string, v: string, indent = ''): string =>
-    `${indent}${(k === '' ? '' : k + ':').padEnd(Math.max(20 - indent.length, k.length + 2))}${v}\n`;
+    `${indent}${(k === '' ? '' : k + ':').padEnd(Math.max(20 - indent.length, k.length + 2))}${escapeTerminal(v)}\n`;
   let out = '';
   out += kv('Name', pod.name);
   out += kv('Namespace', pod.namespace);
@@ -60,7 +61,7 @@ export function describePod(pod: PodView, events: readonly NodeEvent[], node: st
     if (cs.length === 0) continue;
     out += `${title}:\n`;
     for (const c of cs) {
-      out += `  ${c.name}:\n`;
+      out += `  ${escapeTerminal(c.name)}:\n`;
       out += kv('Image', c.image, '    ');
       out += kv('Image ID', c.imageRef, '    ');
       out += kv('Image Pull Policy', c.imagePullPolicy, '    ');

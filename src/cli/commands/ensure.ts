@@ -49,6 +49,7 @@ import { addStoreOptions, type StoreCliOptions } from '../store-options.js';
 import { addContainerdOption, containerdBackend, type ContainerdCliOptions } from '../containerd-options.js';
 
 import type { RegisterCommand } from './index.js';
+import { escapeTerminal } from '../../gotext/index.js';
 
 interface EnsureCliOptions extends PodCliOptions, RegistryCliOptions, StoreCliOptions, ContainerdCliOptions {
   all?: boolean;
@@ -194,8 +195,9 @@ async function run(options: EnsureCliOptions, ctx: CliContext): Promise<void> {
   for (const n of config.notices) ctx.stderr.write(`notice: ${n}\n`);
   const { pods, objects } = await loadPods(options, { all: options.all === true });
   for (const p of pods)
-    for (const problem of p.secrets.problems) ctx.stderr.write(`warning: ${problem.message}\n`);
-  const warn = (m: string): void => void ctx.stderr.write(`warning: ${m}\n`);
+    for (const problem of p.secrets.problems)
+      ctx.stderr.write(`warning: ${escapeTerminal(problem.message)}\n`);
+  const warn = (m: string): void => void ctx.stderr.write(`warning: ${escapeTerminal(m)}\n`);
   const recorder = new MemoryEventRecorder();
   // The image service: kimg's own store, or a CRI runtime's — the manager is the same. Present images
   // are used only when this pod's credentials are verified for them

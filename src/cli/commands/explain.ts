@@ -41,6 +41,7 @@ import { addContainerdOption, containerdBackend, type ContainerdCliOptions } fro
 import { parseKubeTarget } from '../../kube/index.js';
 import { runClusterExplain, type ClusterExplainCliOptions } from './explain-cluster.js';
 import type { RegisterCommand } from './index.js';
+import { escapeTerminal } from '../../gotext/index.js';
 
 export type { ImageExplanation, PolicyOrigin } from '../../manager/index.js';
 
@@ -93,7 +94,8 @@ function formatText(x: ImageExplanation): string {
     lines.push(`  Verification: ${x.verification.summary} [policy ${x.verification.policy}]`);
   if (x.decision !== undefined) lines.push(`  Decision:     ${x.decision.action} (${x.decision.reason})`);
   lines.push(`  Next:         ${x.next}`);
-  return lines.join('\n') + '\n';
+  // Each line carries images, registry errors and pod names: escaped so none drives the terminal.
+  return lines.map(escapeTerminal).join('\n') + '\n';
 }
 
 export const registerExplain: RegisterCommand = (program: Command, ctx: CliContext) => {

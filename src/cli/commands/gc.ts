@@ -36,6 +36,7 @@ import { addStoreOptions, type StoreCliOptions } from '../store-options.js';
 import { addContainerdOption, containerdBackend, type ContainerdCliOptions } from '../containerd-options.js';
 
 import { collect } from '../collect.js';
+import { escapeTerminal } from '../../gotext/index.js';
 
 interface GcCliOptions extends StoreCliOptions, ContainerdCliOptions {
   dryRun?: boolean;
@@ -153,9 +154,11 @@ export function registerGc(program: Command, ctx: CliContext): void {
     }
     for (const u of result.unmatched.inUse)
       ctx.stderr.write(`warning: --in-use ${JSON.stringify(u)} names no image in the store\n`);
-    for (const e of result.events) ctx.stderr.write(`Warning ${e.reason}: ${e.message}\n`);
+    for (const e of result.events) ctx.stderr.write(`Warning ${e.reason}: ${escapeTerminal(e.message)}\n`);
     for (const f of result.failed)
-      ctx.stderr.write(`error: removing ${f.image.id}: ${f.error.message} (${f.error.code})\n`);
+      ctx.stderr.write(
+        `error: removing ${f.image.id}: ${escapeTerminal(f.error.message)} (${f.error.code})\n`,
+      );
     if (format === 'json') {
       ctx.stdout.write(toJson(gcDocument(result, policy)));
     } else {

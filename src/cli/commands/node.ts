@@ -6,9 +6,10 @@
  * `listen.cri`) and the HTTP endpoint (metrics, `/healthz`, status page, JSON API for `kimg get pods`
  * and `kimg describe pod`). Logs are JSON lines on stderr. Runs until SIGINT/SIGTERM.
  *
- * `--once`: sync every pod once, print the pods like `kimg get pods`, exit (0 when every image is
- * ready, else 1). `--exit-after-settle`: run until every pod has settled (images ready, or failing and
- * synced at least twice so the back-off shows), then print and exit the same way.
+ * `--once`: sync every pod once, print the pods like `kimg get pods`, exit 0 when every image is
+ * ready, else fail with `PODS_NOT_READY` (exit status 9) and an `error:` line naming each pod,
+ * container and reason. `--exit-after-settle`: run until every pod has settled (images ready, or
+ * failing and synced at least twice so the back-off shows), then print and exit the same way.
  *
  * Cluster mode (`--kubeconfig FILE` or `--in-cluster`, with `--node-name N`; `--config` optional):
  * the pods bound to N come from the API server, their pull Secrets too (only those referenced), and
@@ -28,7 +29,6 @@ import {
   type PodView,
 } from '../../node/index.js';
 import type { CliContext } from '../context.js';
-import { ExitStatus } from '../exit-codes.js';
 import { toTable } from '../output.js';
 import { loadCliNodeConfig } from '../pod-options.js';
 import type { RegisterCommand } from './index.js';
@@ -231,17 +231,40 @@ async function run(opts: NodeCliOptions, ctx: CliContext): Promise<void> {
       });
       if (timedOut > 0) {
         ctx.stdout.write(podTable(agent));
-        ctx.stderr.write(`kimg node: the pods did not settle within ${timedOut / 1000}s\n`);
-        ctx.exitStatus = ExitStatus.FAILURE;
-        return;
+        throw notReady(agent.state.list(), `the pods did not settle within ${timedOut / 1000}s`);
       }
     }
     if (opts.once === true || opts.exitAfterSettle === true) {
       ctx.stdout.write(podTable(agent));
       const all = agent.state.list();
-      ctx.exitStatus = all.every((p) => podStatus(p) === 'ImagesReady') ? ExitStatus.OK : ExitStatus.FAILURE;
+      if (!all.every((p) => podStatus(p) === 'ImagesReady'))
+        throw notReady(all, 'some pods did not become ready');
     }
   } finally {
     await agent.close();
   }
+}
+
+/**
+ * The `PODS_NOT_READY` error of `--once` / `--exit-after-settle`: each pod whose images are not ready,
+ * with each waiting container's reason and message (the same words as `kimg describe pod`).
+ */
+function notReady(pods: readonly PodView[], headline: string): KimgError {
+  const why = pods
+    .filter((p) => podStatus(p) !== 'ImagesReady')
+    .map((p) => {
+      const waiting = p.containers
+        .filter((c) => c.state !== 'Ready')
+        .map((c) => {
+          const reason = c.pulling !== undefined ? 'ContainerCreating' : c.reason || 'Pending';
+          // `lastError` is `<reason>: <message>` of the last failed pull (the reason may since have
+          // become ImagePullBackOff).
+          if (c.lastError !== undefined && c.lastError.startsWith(`${reason}: `))
+            return `container ${c.name}: ${c.lastError}`;
+          if (c.lastError !== undefined) return `container ${c.name}: ${reason} (last error: ${c.lastError})`;
+          return `container ${c.name}: ${reason}${c.message !== '' ? `: ${c.message}` : ''}`;
+        });
+      return `pod ${p.namespace}/${p.name} (${waiting.join('; ')})`;
+    });
+  return new KimgError('PODS_NOT_READY', `${headline}: ${why.join(', ')}`);
 }

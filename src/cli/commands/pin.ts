@@ -30,12 +30,14 @@ import type { CliContext } from '../context.js';
 import { toJson } from '../output.js';
 import {
   addRegistryOptions,
+  checkCredsHost,
   parseCredsFlag,
   registryClientOptions,
   type RegistryCliOptions,
 } from '../registry-options.js';
 import type { RegisterCommand } from './index.js';
 import { collect } from '../collect.js';
+import { escapeTerminal } from '../../gotext/index.js';
 
 /** Credential options shared by `pin` and `admission serve`. */
 export interface ResolverCliOptions extends RegistryCliOptions {
@@ -65,6 +67,7 @@ export async function cliResolver(
 ): Promise<{ resolve: ImageResolver; close(): Promise<void> }> {
   const clientOptions = registryClientOptions(opts, ctx);
   const auth = opts.creds !== undefined ? parseCredsFlag(opts.creds) : undefined;
+  checkCredsHost(opts);
   if (auth && (opts.dockerConfig?.length || opts.pullSecrets?.length))
     throw new KimgError('USAGE', 'use either --creds or --docker-config/--pull-secrets, not both');
   let keyring: Keyring | undefined;
@@ -80,14 +83,17 @@ export async function cliResolver(
       const r = pullSecretsFromObjects(objects, { namespace });
       secrets.push(...r.secrets);
       for (const p of r.problems) {
-        if (p.kind !== 'wrong-namespace') ctx.stderr.write(`warning: ${p.message}\n`);
+        if (p.kind !== 'wrong-namespace') ctx.stderr.write(`warning: ${escapeTerminal(p.message)}\n`);
       }
     }
     const podSecrets: PodPullSecrets = { namespace: '', serviceAccountName: '', secrets, problems: [] };
     keyring = buildKeyring({ podSecrets, dockerConfigs });
   }
   const client = new RegistryClient(clientOptions);
-  return { resolve: registryResolver({ client, keyring, auth, timeoutMs }), close: () => client.close() };
+  return {
+    resolve: registryResolver({ client, keyring, auth, authHost: opts.credsHost, timeoutMs }),
+    close: () => client.close(),
+  };
 }
 
 interface PinCliOptions extends ResolverCliOptions {
@@ -178,7 +184,10 @@ async function run(options: PinCliOptions, ctx: CliContext): Promise<void> {
     }
     const errors = results.flatMap((r) => r.errors.map((e) => ({ file: r.file, ...e })));
     if (errors.length > 0) {
-      for (const e of errors) ctx.stderr.write(`${e.file}: ${e.field} ${quote(e.image)}: ${e.message}\n`);
+      for (const e of errors)
+        ctx.stderr.write(
+          `${escapeTerminal(e.file)}: ${e.field} ${quote(e.image)}: ${escapeTerminal(e.message)}\n`,
+        );
       const first = errors[0];
       throw new KimgError(
         first?.code ?? 'INTERNAL',

@@ -20,6 +20,7 @@ import { parseOutputFormat, toJson, toTable, toYaml } from '../output.js';
 import { loadCliNodeConfig } from '../pod-options.js';
 import type { RegisterCommand } from './index.js';
 import { collect } from '../collect.js';
+import { escapeTerminal } from '../../gotext/index.js';
 
 interface PrepullCliOptions extends ContainerdCliOptions {
   filename: string;
@@ -61,7 +62,7 @@ export const registerPrepull: RegisterCommand = (program: Command, ctx: CliConte
         criListen: null,
         prepull: list,
         log: (e) => {
-          if (e.level !== 'info') ctx.stderr.write(`${e.level}: ${e.msg}\n`);
+          if (e.level !== 'info') ctx.stderr.write(`${e.level}: ${escapeTerminal(e.msg)}\n`);
         },
         ...(opts.secretsDir !== undefined ? { secretsDir: opts.secretsDir } : {}),
         ...(opts.root !== undefined ? { root: opts.root } : {}),

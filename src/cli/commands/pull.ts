@@ -18,6 +18,7 @@ import { addStoreOptions, withStore, type StoreCliOptions } from '../store-optio
 import { addContainerdOption, withContainerd, type ContainerdCliOptions } from '../containerd-options.js';
 import { pullIntoContainerd } from '../../containerd/index.js';
 import type { RegisterCommand } from './index.js';
+import { escapeTerminal } from '../../gotext/index.js';
 
 interface PullCliOptions extends RegistryCliOptions, StoreCliOptions, ContainerdCliOptions {
   platform?: string;
@@ -168,7 +169,7 @@ async function run(images: string[], options: PullCliOptions, ctx: CliContext): 
       );
     // Some images failed: each is reported like runCli reports a failure; the status is the first one's.
     for (const [i, f] of failures.entries()) {
-      ctx.stderr.write(`error: ${f.message} (${f.code})\n`);
+      ctx.stderr.write(`error: ${escapeTerminal(f.message)} (${f.code})\n`);
       if (i === 0) ctx.exitStatus = EXIT_STATUS_BY_CODE[f.code] ?? ExitStatus.FAILURE;
     }
   } finally {

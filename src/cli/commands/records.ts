@@ -29,6 +29,7 @@ import { ExitStatus } from '../exit-codes.js';
 import { parseOutputFormat, toJson, toTable, toYaml } from '../output.js';
 import { addStoreOptions, withStore, type StoreCliOptions } from '../store-options.js';
 import type { RegisterCommand } from './index.js';
+import { escapeTerminal } from '../../gotext/index.js';
 
 interface RecordsOptions extends StoreCliOptions {
   output: string;
@@ -115,7 +116,9 @@ export const registerRecords: RegisterCommand = (program: Command, ctx: CliConte
         for (const i of out.intents) ctx.stdout.write(`  ${i}\n`);
       }
       for (const p of out.problems) {
-        ctx.stderr.write(`warning: ${p.file}: ${p.problem}: ${p.detail} (kimg records prune repairs it)\n`);
+        ctx.stderr.write(
+          `warning: ${escapeTerminal(`${p.file}: ${p.problem}: ${p.detail}`)} (kimg records prune repairs it)\n`,
+        );
       }
     }
   });
@@ -156,7 +159,7 @@ export const registerRecords: RegisterCommand = (program: Command, ctx: CliConte
       }
       for (const id of result.removedRecords)
         ctx.stdout.write(`removed record of ${id} (image not stored)\n`);
-      for (const n of result.notices) ctx.stderr.write(`warning: ${n}\n`);
+      for (const n of result.notices) ctx.stderr.write(`warning: ${escapeTerminal(n)}\n`);
       if (
         result.reconciled.length +
           result.repairs.length +

@@ -19,6 +19,7 @@ import type { CliContext } from '../context.js';
 import { EXIT_STATUS_BY_CODE } from '../exit-codes.js';
 import { parseOutputFormat, toJson, toTable, toYaml } from '../output.js';
 import type { RegisterCommand } from './index.js';
+import { escapeTerminal } from '../../gotext/index.js';
 
 /** The most `-` reads from stdin: far above any real list of references, below trouble. */
 const MAX_STDIN_BYTES = 256 * 1024 * 1024;
@@ -125,7 +126,8 @@ async function run(refs: string[], options: { output: string; defaultRegistry?: 
         ),
       ),
     );
-    for (const r of rows) if (!r.valid) ctx.stderr.write(`error: ${r.error.message} (${r.error.code})\n`);
+    for (const r of rows)
+      if (!r.valid) ctx.stderr.write(`error: ${escapeTerminal(r.error.message)} (${r.error.code})\n`);
   }
   ctx.exitStatus = status;
 }

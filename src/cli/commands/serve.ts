@@ -35,6 +35,7 @@ import { addContainerdOption, containerdBackend, type ContainerdCliOptions } fro
 
 import { kimgVersion } from '../version.js';
 import type { RegisterCommand } from './index.js';
+import { escapeTerminal } from '../../gotext/index.js';
 
 /** Where `kimg serve` listens without `--listen` or a configured `listen.cri`. */
 export const DEFAULT_CRI_LISTEN = 'unix:///run/kimg/kimg.sock';
@@ -146,7 +147,7 @@ async function run(options: ServeCliOptions, ctx: CliContext): Promise<void> {
       version: { runtimeName: 'kimg', runtimeVersion: kimgVersion() },
       ...(runtime.containerd === undefined ? { verboseInfo: storeVerboseInfo(store) } : {}),
       drainTimeoutMs,
-      log: (line) => void ctx.stderr.write(`${new Date().toISOString()} ${line}\n`),
+      log: (line) => void ctx.stderr.write(`${new Date().toISOString()} ${escapeTerminal(line)}\n`),
     });
     ctx.stderr.write(
       `kimg serve: listening on ${server.address} (${runtime.containerd ? `containerd ${runtime.containerd.client.address}, namespace ${runtime.containerd.client.namespace}` : `store ${store.root}`})\n`,

@@ -24,10 +24,16 @@ export const SECRETS_DIR_ORIGIN = 'the secrets directory';
 
 /**
  * Reads the Kubernetes objects of a secrets directory (`*.yaml`, `*.yml`, `*.json`, dot files skipped,
- * in name order); none without a directory.
- * @throws KimgError `FILE_NOT_FOUND` (the directory cannot be read), the object reader's codes.
+ * in name order); none without a directory. Each file is read on its own through the bounded reader
+ * (a FIFO, a device or an oversized file is refused, not waited on): like the kubelet's file source, a
+ * file that cannot be read or parsed is reported to `onFileProblem` and skipped, and the others are
+ * used.
+ * @throws KimgError `FILE_NOT_FOUND` (the directory cannot be read).
  */
-export async function readSecretObjects(dir: string | undefined): Promise<KubeObject[]> {
+export async function readSecretObjects(
+  dir: string | undefined,
+  onFileProblem: (message: string) => void,
+): Promise<KubeObject[]> {
   if (dir === undefined) return [];
   let names: string[];
   try {
@@ -42,7 +48,15 @@ export async function readSecretObjects(dir: string | undefined): Promise<KubeOb
       },
     );
   }
-  return readKubernetesObjects(names.map((n) => join(dir, n)));
+  const out: KubeObject[] = [];
+  for (const n of names) {
+    try {
+      out.push(...(await readKubernetesObjects([join(dir, n)])));
+    } catch (e) {
+      onFileProblem(`secrets directory: ${toKimgError(e).message}: the file is skipped`);
+    }
+  }
+  return out;
 }
 
 /** The secrets directory over the runtime's credential resolver (see the module comment). */
@@ -61,7 +75,7 @@ export class AgentPodSecrets {
   /** Re-reads the directory; on failure warns once and keeps the objects read before. */
   async refresh(): Promise<void> {
     try {
-      this.credentials.setObjects(await readSecretObjects(this.dir));
+      this.credentials.setObjects(await readSecretObjects(this.dir, (m) => this.warnOnce(m)));
     } catch (e) {
       this.warnOnce(toKimgError(e).message);
     }

@@ -76,7 +76,7 @@ export async function openAgentServices(
   cleanups: Cleanups,
 ): Promise<AgentServices> {
   const { metrics, log } = hooks;
-  const objects = await readSecretObjects(s.secretsDir);
+  const objects = await readSecretObjects(s.secretsDir, (m) => log({ level: 'warn', msg: m }));
   const runtime = await openNodeRuntime(s.config, {
     env: s.env,
     imageService:

@@ -52,6 +52,12 @@ export interface BlobReaderOptions {
   policy: RetryPolicy;
   clock: Clock;
   stallMs: number;
+  /**
+   * Minimum throughput in bytes per second, measured over windows of `stallMs` while the consumer
+   * is not applying backpressure; 0 = none. A registry dripping a byte every few seconds never trips
+   * the stall window; this rule cuts it off (`STALLED`).
+   */
+  minBytesPerSecond?: number | undefined;
   signal?: AbortSignal | undefined;
   onProgress?: ((position: number, size: number) => void) | undefined;
   debug?: ((line: string) => void) | undefined;
@@ -83,9 +89,15 @@ export class BlobReader extends Readable {
   private progressSinceOpen = false;
   private host = '';
   private finished = false;
+  /** The consumer is full (push or sink returned false): slowness now is not the registry's. */
+  private downstreamFull = false;
+  private throughputTimer: NodeJS.Timeout | undefined;
 
   private readonly onData = (chunk: Buffer): void => {
-    if (!this.handleData(chunk)) this.source?.pause();
+    if (!this.handleData(chunk)) {
+      this.downstreamFull = true;
+      this.source?.pause();
+    }
   };
   private readonly onSinkData = (chunk: Buffer): boolean => this.handleData(chunk);
   private readonly onSinkDrain = (err?: Error): void => {
@@ -123,6 +135,7 @@ export class BlobReader extends Readable {
   }
 
   private resumeSource(): void {
+    this.downstreamFull = false;
     const s = this.source;
     if (s instanceof DirectBody && this.o.sink) s.resumeSink();
     else s?.resume();
@@ -140,15 +153,61 @@ export class BlobReader extends Readable {
   async start(): Promise<void> {
     const res = await this.opener(this.position, this.o.signal);
     await this.attach(res);
+    this.watchThroughput();
   }
 
   override _read(): void {
+    this.downstreamFull = false;
     if (!this.o.sink) this.source?.resume();
   }
 
   override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    if (this.throughputTimer) clearInterval(this.throughputTimer);
     this.detach(true);
     cb(err);
+  }
+
+  /**
+   * The minimum-throughput rule: over each `stallMs` of time in which a connection is open and the
+   * consumer is not full, at least `minBytesPerSecond` on average must have arrived.
+   */
+  private watchThroughput(): void {
+    const min = this.o.minBytesPerSecond ?? 0;
+    if (!(min > 0) || this.finished || this.destroyed) return;
+    const windowMs = this.o.stallMs;
+    let last = performance.now();
+    let lastPosition = this.position;
+    let activeMs = 0;
+    let bytes = 0;
+    this.throughputTimer = setInterval(
+      () => {
+        if (this.finished || this.destroyed) return clearInterval(this.throughputTimer);
+        const now = performance.now();
+        const dt = now - last;
+        const moved = this.position - lastPosition;
+        last = now;
+        lastPosition = this.position;
+        if (this.downstreamFull || this.source === undefined) return;
+        activeMs += dt;
+        bytes += moved;
+        if (activeMs < windowMs) return;
+        if (bytes * 1000 < min * activeMs) {
+          clearInterval(this.throughputTimer);
+          this.fail(
+            new KimgError(
+              'STALLED',
+              `${this.host} sent ${bytes} bytes of ${this.o.what} in ${(activeMs / 1000).toFixed(0)}s, below the minimum of ${min} bytes/s (received ${this.position} of ${this.o.size} bytes): the registry is too slow; retry later or lower the minimum throughput`,
+              { bytesRead: this.position, expected: this.o.size, host: this.host, retryable: true },
+            ),
+          );
+          return;
+        }
+        activeMs = 0;
+        bytes = 0;
+      },
+      Math.max(5, Math.min(1000, Math.floor(windowMs / 4))),
+    );
+    this.throughputTimer.unref();
   }
 
   private detach(destroy: boolean): void {
@@ -287,7 +346,11 @@ export class BlobReader extends Readable {
     this.progressSinceOpen = true;
     this.o.onProgress?.(next, this.o.size);
     const sink = this.o.sink;
-    if (!sink) return this.push(chunk);
+    if (!sink) {
+      const more = this.push(chunk);
+      if (!more) this.downstreamFull = true;
+      return more;
+    }
     let ok: boolean;
     try {
       ok = sink.write(chunk);
@@ -295,7 +358,10 @@ export class BlobReader extends Readable {
       this.fail(e instanceof Error ? e : new Error(String(e)));
       return false;
     }
-    if (!ok) sink.onDrain(this.onSinkDrain);
+    if (!ok) {
+      this.downstreamFull = true;
+      sink.onDrain(this.onSinkDrain);
+    }
     return ok;
   }
 

@@ -114,6 +114,7 @@ async function startBlob(
       policy: core.policy,
       clock: core.clock,
       stallMs: opts.stallTimeoutMs ?? core.stallMs,
+      minBytesPerSecond: core.minBlobBytesPerSecond,
       signal: opts.signal,
       onProgress: opts.onProgress,
       debug: core.debug,

@@ -14,9 +14,18 @@ export interface CappedBody {
  * Reads `body` until end or until more than `cap` bytes arrived (then the stream is destroyed and
  * `truncated` is true). Rejects with the stream's error.
  */
-export async function readCapped(body: Readable, cap: number): Promise<CappedBody> {
+export async function readCapped(
+  body: Readable,
+  cap: number,
+  deadline?: { ms: number; error: () => Error },
+): Promise<CappedBody> {
   const chunks: Buffer[] = [];
   let total = 0;
+  // A deadline for the whole body: a registry dripping a byte every few seconds never trips the stall
+  // window, so small bodies (manifests, tokens) must also arrive within a bounded time.
+  const timer =
+    deadline === undefined ? undefined : setTimeout(() => body.destroy(deadline.error()), deadline.ms);
+  timer?.unref();
   try {
     for await (const chunk of body as AsyncIterable<Buffer>) {
       if (total + chunk.length > cap) {
@@ -32,6 +41,8 @@ export async function readCapped(body: Readable, cap: number): Promise<CappedBod
   } catch (e) {
     destroyQuietly(body);
     throw e;
+  } finally {
+    clearTimeout(timer);
   }
   return {
     bytes: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, total),

@@ -10,6 +10,8 @@ import {
   MANIFEST_ACCEPT,
   MANIFEST_MEDIA_TYPES,
   MediaType,
+  jsonSizeProblem,
+  manifestDocumentProblem,
   type Descriptor,
   type ImageIndex,
   type ImageManifest,
@@ -205,7 +207,7 @@ export async function fetchManifest(
   const obj = parsed as Record<string, unknown>;
   const mediaType = manifestMediaType(res, obj, ref, reference, expected, what);
   const isIndex = INDEX_MEDIA_TYPES.includes(mediaType);
-  validateShape(obj, isIndex, what);
+  validateShape(obj, isIndex, what, bytes.toString('utf8'));
   const descriptor: Descriptor = { mediaType, digest, size: bytes.length };
   return {
     descriptor,
@@ -238,7 +240,15 @@ async function readManifest(
     }
     let read: { bytes: Buffer; truncated: boolean };
     try {
-      read = await readCapped(res.body, MAX_MANIFEST_BYTES);
+      read = await readCapped(res.body, MAX_MANIFEST_BYTES, {
+        ms: core.metadataDeadlineMs,
+        error: () =>
+          new KimgError(
+            'STALLED',
+            `${what} did not arrive within ${core.metadataDeadlineMs / 1000}s from ${res.url.host} (bytes kept trickling in): the registry is too slow or stalled; retry later`,
+            { host: res.url.host, retryable: true },
+          ),
+      });
     } catch (e) {
       const err = isKimgError(e)
         ? e
@@ -357,27 +367,10 @@ function manifestMediaType(
   return mediaType;
 }
 
-function validateShape(obj: Record<string, unknown>, isIndex: boolean, what: string): void {
-  const bad = (msg: string): never => {
-    throw new KimgError('MANIFEST_INVALID', `${what} is invalid: ${msg}`);
-  };
-  if (obj.schemaVersion !== 2) bad(`schemaVersion is ${JSON.stringify(obj.schemaVersion)}, expected 2`);
-  const checkDesc = (d: unknown, where: string): void => {
-    if (typeof d !== 'object' || d === null) bad(`${where} is not a descriptor object`);
-    const x = d as Record<string, unknown>;
-    if (typeof x.mediaType !== 'string') bad(`${where}.mediaType is missing`);
-    if (typeof x.digest !== 'string' || !isDigest(x.digest)) bad(`${where}.digest is missing or malformed`);
-    if (typeof x.size !== 'number' || !Number.isSafeInteger(x.size) || x.size < 0)
-      bad(`${where}.size is not a non-negative integer`);
-  };
-  if (isIndex) {
-    if (!Array.isArray(obj.manifests)) bad('"manifests" is not an array');
-    (obj.manifests as unknown[]).forEach((d, i) => checkDesc(d, `manifests[${i}]`));
-  } else {
-    checkDesc(obj.config, 'config');
-    if (!Array.isArray(obj.layers)) bad('"layers" is not an array');
-    (obj.layers as unknown[]).forEach((d, i) => checkDesc(d, `layers[${i}]`));
-  }
+function validateShape(obj: Record<string, unknown>, isIndex: boolean, what: string, text: string): void {
+  // The rules the store, `load` and `store verify` apply: a manifest the pull accepts stays readable.
+  const problem = manifestDocumentProblem(obj, isIndex) ?? jsonSizeProblem(text);
+  if (problem !== undefined) throw new KimgError('MANIFEST_INVALID', `${what} is invalid: ${problem}`);
 }
 
 function bodyReadError(

@@ -92,6 +92,10 @@ export class RequestCore {
   private readonly backoff: HostBackoff;
   /** The client's stall window (a call may set its own). */
   readonly stallMs: number;
+  /** Whole-body deadline of manifests and token responses. */
+  readonly metadataDeadlineMs: number;
+  /** Minimum blob throughput (bytes/s over each stall window); 0 = none. */
+  readonly minBlobBytesPerSecond: number;
   readonly debug: ((line: string) => void) | undefined;
   private readonly endpointCache = new Map<string, { at: number; endpoints: Promise<RegistryEndpoint[]> }>();
 
@@ -107,6 +111,20 @@ export class RequestCore {
         'INVALID_ARGUMENT',
         `stallTimeoutMs must be > 0, got ${String(options.stallTimeoutMs)}`,
       );
+    this.metadataDeadlineMs =
+      options.metadataDeadlineMs ?? DEFAULT_REGISTRY_CLIENT_OPTIONS.metadataDeadlineMs;
+    if (!(this.metadataDeadlineMs > 0))
+      throw new KimgError(
+        'INVALID_ARGUMENT',
+        `metadataDeadlineMs must be > 0, got ${String(options.metadataDeadlineMs)}`,
+      );
+    this.minBlobBytesPerSecond =
+      options.minBlobBytesPerSecond ?? DEFAULT_REGISTRY_CLIENT_OPTIONS.minBlobBytesPerSecond;
+    if (!(this.minBlobBytesPerSecond >= 0))
+      throw new KimgError(
+        'INVALID_ARGUMENT',
+        `minBlobBytesPerSecond must be >= 0, got ${String(options.minBlobBytesPerSecond)}`,
+      );
     this.debug = options.debug ?? debugFromEnv();
     this.backoff = new HostBackoff(this.clock);
     this.transport = new Transport({
@@ -114,7 +132,11 @@ export class RequestCore {
       userAgent: options.userAgent ?? DEFAULT_REGISTRY_CLIENT_OPTIONS.userAgent,
       debug: this.debug,
     });
-    this.authorizer = new Authorizer((req) => this.sendTokenRequest(req), this.clock);
+    this.authorizer = new Authorizer(
+      (req) => this.sendTokenRequest(req),
+      this.clock,
+      this.metadataDeadlineMs,
+    );
   }
 
   /** Closes all connections. Calls after `close()` fail with `ABORTED`. */

@@ -205,7 +205,14 @@ describe('registry client: more faults', () => {
   });
 
   test('slow drip that stops → STALLED within the stall window', async () => {
-    const c = new RegistryClient({ plainHttp: [srv.host], clock, stallTimeoutMs: 300 });
+    // The minimum-throughput rule off: this case is about the stall window alone (the rule has its
+    // own cases in test/unit/pull/hostile-registry.test.ts).
+    const c = new RegistryClient({
+      plainHttp: [srv.host],
+      clock,
+      stallTimeoutMs: 300,
+      minBlobBytesPerSecond: 0,
+    });
     const timers: NodeJS.Timeout[] = [];
     srv.route('GET', blobPath, (_req, res) => {
       res.writeHead(200, { 'content-length': String(data.length) });
@@ -461,5 +468,69 @@ describe('registry client: more faults', () => {
     } finally {
       await other.close();
     }
+  });
+});
+
+describe('registry client: manifests the store could not read are refused at the pull', () => {
+  let srv: FaultServer;
+  let client: RegistryClient;
+  const repo = (): { domain: string; path: string } => ({ domain: srv.host, path: 'app' });
+  const layer = { mediaType: MediaType.OciLayerGzip, digest: sha256(Buffer.from('l')), size: 1 };
+  const config = { mediaType: MediaType.OciConfig, digest: sha256(Buffer.from('c')), size: 1 };
+
+  beforeEach(async () => {
+    srv = await startFaultServer();
+    client = new RegistryClient({ plainHttp: [srv.host], stallTimeoutMs: 1500 });
+  });
+  afterEach(async () => {
+    await client.close();
+    await srv.close();
+  });
+
+  function serve(tag: string, text: string): void {
+    srv.route('GET', `/v2/app/manifests/${tag}`, (_req, res) => {
+      res.writeHead(200, { 'content-type': MediaType.OciManifest }).end(text);
+    });
+  }
+
+  test('a layer annotation that is not a string → MANIFEST_INVALID (store verify would call it corrupt)', async () => {
+    serve(
+      'ann',
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MediaType.OciManifest,
+        config,
+        layers: [{ ...layer, annotations: { n: 1 } }],
+      }),
+    );
+    const e = await failure(client.getManifest({ ...repo(), tag: 'ann' }));
+    assertCoded('manifest with a non-string layer annotation', e, ['MANIFEST_INVALID']);
+    assert.match(e.message, /annotations must map strings to strings/);
+  });
+
+  test('a platform that is not an object, and a size in exponent form → MANIFEST_INVALID', async () => {
+    srv.route('GET', '/v2/app/manifests/plat', (_req, res) => {
+      res.writeHead(200, { 'content-type': MediaType.OciIndex }).end(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: MediaType.OciIndex,
+          manifests: [
+            { mediaType: MediaType.OciManifest, digest: layer.digest, size: 1, platform: 'linux/amd64' },
+          ],
+        }),
+      );
+    });
+    const e = await failure(client.getManifest({ ...repo(), tag: 'plat' }));
+    assertCoded('index with a non-object platform', e, ['MANIFEST_INVALID']);
+    const text = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MediaType.OciManifest,
+      config,
+      layers: [layer],
+    }).replace('"size":1}]', '"size":1e0}]');
+    serve('exp', text);
+    const e2 = await failure(client.getManifest({ ...repo(), tag: 'exp' }));
+    assertCoded('manifest with a size in exponent form', e2, ['MANIFEST_INVALID']);
+    assert.match(e2.message, /size 1e0 is not an integer/);
   });
 });
