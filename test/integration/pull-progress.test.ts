@@ -172,7 +172,12 @@ test('metrics carry the progress gauges; the status page has the pulls table', a
   const page = await (await fetch(`${base}/`)).text();
   assert.match(page, /<h2>Pulls in progress<\/h2>/);
   assert.match(page, /<table id="pulls">/);
-  assert.ok(page.includes("fetch('/api/pulls/progress?watch=false')"));
+  assert.match(page, /<script src="\/status.js"><\/script>/);
+  const script = await (await fetch(`${base}/status.js`)).text();
+  assert.ok(
+    script.includes("fetch('/api/pulls/progress?watch=false')"),
+    'the page script polls the pulls snapshot',
+  );
 });
 
 test('kimg serve --http streams the progress of a CRI PullImage', async () => {
