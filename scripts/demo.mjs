@@ -22,7 +22,7 @@ import { buildDockerRegistrySecret } from '../dist/src/credentials/index.js';
 import { toYaml } from '../dist/src/cli/output.js';
 
 const ci = process.argv.includes('--ci');
-const KIMG = new URL('../dist/src/cli/main.js', import.meta.url).pathname;
+const KIMG = new URL('../dist/bin/kimg.js', import.meta.url).pathname;
 const bold = (s) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
