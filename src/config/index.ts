@@ -1,8 +1,9 @@
 /**
  * Node configuration: the image-related fields of the kubelet's configuration file
  * (`KubeletConfiguration`, `kubelet.config.k8s.io/v1beta1`) decoded, defaulted and validated exactly as
- * the kubelet does, plus kimg's own settings (a `kimg:` key or a sibling `KimgConfiguration` file), and
- * Go's duration and quoting text forms those files and the kubelet's messages use.
+ * the kubelet does, plus kimg's own settings (a `kimg:` key or a sibling `KimgConfiguration` file). Go's
+ * duration and quoting text forms live in `src/gotext` and are re-exported here for callers that
+ * already import them from configuration.
  *
  * Every problem is reported at once in one `CONFIG_INVALID` KimgError (`details.items`); fields the
  * kubelet does not know are returned as notices. Depends only on errors and reference.
@@ -18,7 +19,7 @@ export {
   goDurationString,
   durationToMs,
   type DurationParse,
-} from './go-text.js';
+} from '../gotext/index.js';
 export {
   FEATURE_GATES,
   FEATURE_GATE_NAMES,

@@ -24,7 +24,7 @@
 import { quote, quoteValue } from '../errors/index.js';
 import { parseImageName } from '../reference/index.js';
 import { FEATURE_GATES, isFeatureGateName, resolveFeatureGates, type FeatureGates } from './feature-gates.js';
-import { goDurationString, goQuote, goParseDuration } from './go-text.js';
+import { goDurationString, goQuote, goParseDuration } from '../gotext/index.js';
 
 /** The kubelet configuration's API group/version and kind. */
 export const KUBELET_CONFIG_API_VERSION = 'kubelet.config.k8s.io/v1beta1';

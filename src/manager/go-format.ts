@@ -1,15 +1,15 @@
 /**
  * Go's text forms that appear in kubelet messages, so kimg's events read byte-for-byte like upstream:
  * `%q` quoting (`strconv.Quote`) and `time.Duration`'s `String()` (`1.234s`, `567ms`, `2m3.456s`).
- * The implementations live in `src/config` (configuration uses the same forms); this file adds the
+ * The implementations live in `src/gotext` (configuration uses the same forms); this file adds the
  * kubelet's millisecond truncation of pull durations.
  *
  * Source: Go `strconv/quote.go` (appendQuotedWith, IsPrint) and `time/time.go` (Duration.String);
  * kubernetes `pkg/kubelet/images/image_manager.go` (`Truncate(time.Millisecond)`).
  */
-import { goDurationString } from '../config/index.js';
+import { goDurationString } from '../gotext/index.js';
 
-export { goQuote, goDurationString } from '../config/index.js';
+export { goQuote, goDurationString } from '../gotext/index.js';
 
 const NS_PER_MS = 1_000_000n;
 

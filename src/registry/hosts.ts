@@ -19,16 +19,21 @@
  *   client pairs. A `hosts.toml` that does not parse also falls back to that layout (containerd logs
  *   and continues); kimg reports the problem through the `warn` callback.
  *
- * Deliberate difference from containerd's defaults (issue B): without configuration every registry
+ * Deliberate difference from containerd's defaults: without configuration every registry
  * is HTTPS with verification, including localhost; plain HTTP is used only for hosts the caller lists
  * (`plainHttp`, the CLI's `--plain-http HOST`), where `localhost` or an IP without a port matches that
  * host on any port. `docker.io` maps to `registry-1.docker.io`.
  */
-import { goParseDuration } from '../config/index.js';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { KimgError, isKimgError } from '../errors/index.js';
-import { parseToml, type TomlTable, type TomlValue } from './internal/toml.js';
+import { goParseDuration } from '../gotext/index.js';
+import {
+  isTomlTable as isTable,
+  parseTomlFile,
+  tableKeysInFileOrder,
+  type TomlTable,
+} from './internal/toml-file.js';
 
 /** What an endpoint may be used for (containerd `HostCapabilities`). */
 export type HostCapability = 'pull' | 'resolve' | 'push' | 'referrers';
@@ -84,19 +89,12 @@ interface HostEntry {
  * @throws KimgError `HOSTS_CONFIG_INVALID` naming the file and the problem.
  */
 export function parseHostsToml(text: string, dir: string, file = join(dir, 'hosts.toml')): HostEntry[] {
-  const doc = parseToml(text, file);
-  const root = doc.root;
-  const order: string[] = [];
-  for (const h of doc.tableHeaders) {
-    if (h.length >= 2 && h[0] === 'host' && order[order.length - 1] !== h[1]) {
-      if (!order.includes(h[1] as string)) order.push(h[1] as string);
-    }
-  }
-  // mirrors defined only as dotted keys / inline tables (no header) come after, in key order
+  const root = parseTomlFile(text, file);
   const hostTable = root.host;
   if (hostTable !== undefined && !isTable(hostTable))
     fail(file, '"host" must be a table of [host."<url>"] entries');
-  if (hostTable) for (const k of Object.keys(hostTable)) if (!order.includes(k)) order.push(k);
+  // Mirrors in the order they first appear, whether as [host."…"] headers, dotted keys or inline tables.
+  const order = hostTable ? tableKeysInFileOrder(text, 'host', hostTable) : [];
 
   const entries: HostEntry[] = [];
   for (const h of order) {
@@ -109,10 +107,6 @@ export function parseHostsToml(text: string, dir: string, file = join(dir, 'host
   if (server !== undefined && typeof server !== 'string') fail(file, '"server" must be a string');
   entries.push(parseEntry(server ?? '', dir, root, file, 'top level', false));
   return entries;
-}
-
-function isTable(v: TomlValue | undefined): v is TomlTable {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function fail(file: string, msg: string): never {
@@ -255,7 +249,7 @@ function absPath(p: string, base: string): string {
 
 /**
  * Parses a Go `time.Duration` string (`1h2m3.5s`, `300ms`) into milliseconds, with Go's own grammar
- * (`goParseDuration` of src/config); negative durations are rejected (a timeout cannot be negative).
+ * (`goParseDuration` of src/gotext); negative durations are rejected (a timeout cannot be negative).
  */
 export function parseGoDuration(s: string): number | undefined {
   const r = goParseDuration(s);

@@ -1,7 +1,7 @@
 /**
  * The OCI distribution client: resolve, fetch and push manifests and blobs on real registries, with
  * Basic and token auth, mirrors from containerd `hosts.toml`, TLS, retries, resumable verified blob
- * streams and stall detection. Public API of `src/registry` (issue B).
+ * streams and stall detection. Public API of `src/registry`.
  */
 export {
   RegistryClient,

@@ -10,10 +10,11 @@
  * Per-host back-off (regclient `internal/reghttp`): a host that failed is avoided by every request
  * until its back-off passes, not just by the request that saw the failure; successes decay it.
  *
- * Difference from containerd (deliberate, issue B): containerd retries 429 immediately and ignores
+ * Difference from containerd (deliberate): containerd retries 429 immediately and ignores
  * `Retry-After`; kimg waits as the server asks, as the distribution spec recommends.
  */
 import { KimgError } from '../errors/index.js';
+import { BODY_STALLED_CODE, CONNECT_TIMEOUT_CODE, HEADERS_STALLED_CODE } from './internal/h1.js';
 
 /** Tunables of a {@link RetryPolicy}. */
 export interface RetryPolicyOptions {
@@ -41,7 +42,10 @@ export const DEFAULT_RETRY_POLICY: Readonly<RetryPolicyOptions> = Object.freeze(
   retryStatuses: Object.freeze([408, 429, 500, 502, 503, 504]),
 });
 
-/** Error codes of Node and undici that mean "the network failed, it may work next time". */
+/**
+ * Error codes of Node sockets and of kimg's own transport (stalls, connect timeout) that mean "the
+ * network failed, it may work next time".
+ */
 const RETRYABLE_NET_CODES = new Set([
   'ECONNRESET',
   'ECONNREFUSED',
@@ -53,13 +57,9 @@ const RETRYABLE_NET_CODES = new Set([
   'EHOSTUNREACH',
   'ENETDOWN',
   'EHOSTDOWN',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-  'UND_ERR_CLOSED',
-  'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH',
-  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
+  CONNECT_TIMEOUT_CODE,
+  HEADERS_STALLED_CODE,
+  BODY_STALLED_CODE,
   'ERR_STREAM_PREMATURE_CLOSE',
 ]);
 

@@ -1,10 +1,10 @@
 /**
  * Go `time.Duration` text, as `metav1.Duration` reads and writes it in `CredentialProviderConfig`
  * (`defaultCacheDuration: 10m`) and `CredentialProviderResponse` (`cacheDuration: "6h0m0s"`), in
- * nanoseconds held as bigint. The grammar itself lives once in src/config (`goParseDuration`,
+ * nanoseconds held as bigint. The grammar itself lives once in src/gotext (`goParseDuration`,
  * `goDurationString`); these are the credentials module's views of it.
  */
-import { goDurationString, goParseDuration } from '../../config/index.js';
+import { goDurationString, goParseDuration } from '../../gotext/index.js';
 
 /**
  * `time.ParseDuration`: nanoseconds, or `undefined` where Go returns an error (syntax, unknown unit,

@@ -25,7 +25,7 @@ import { isRetryableNetworkError, type Clock, type RetryPolicy } from '../retry.
 import { discard } from './body.js';
 import { errorFromResponse, type ErrorContext } from './http-errors.js';
 import { header, transportError, type HttpResponse } from './transport.js';
-import { DirectBody } from './h1.js';
+import { BODY_STALLED_CODE, DirectBody } from './h1.js';
 
 /**
  * A synchronous consumer of blob bytes. `write` must take (copy) what it keeps before returning: the
@@ -321,7 +321,7 @@ export class BlobReader extends Readable {
       return;
     }
     const code = (e as { code?: unknown }).code;
-    if (code === 'UND_ERR_BODY_TIMEOUT') {
+    if (code === BODY_STALLED_CODE) {
       this.fail(
         new KimgError(
           'STALLED',

@@ -3,11 +3,11 @@
  *
  * Why not `node:http` (or undici) for blob bodies: both read a socket into a fresh 64 KiB buffer per
  * read, so a 1 GiB layer is ~16 000 short-lived ArrayBuffers outside the JS heap, and the streams
- * carrying them cost a queue entry, events and promise turns per chunk. Measured on the 2-core VM
- * (issue C, 1 GiB image in 8 layers, 3 at a time, hashed and fsynced): a `node:http` pull spent
- * ~0.6 s of its main thread collecting those buffers and took 1.7-2.3 s even with no stream in
- * between; the same job on sockets that read into one reused buffer (`onread`, below) took 1.2-1.6 s
- * with ~30 MiB less peak RSS (skopeo: 2.2-2.7 s).
+ * carrying them cost a queue entry, events and promise turns per chunk. Measured on a 2-core node
+ * (1 GiB image in 8 layers, 3 at a time, hashed and fsynced; see docs/design/registry-transport.md):
+ * a `node:http` pull spent ~0.6 s of its main thread collecting those buffers and took 1.7-2.3 s
+ * even with no stream in between; the same job on sockets that read into one reused buffer
+ * (`onread`, below) took 1.2-1.6 s with ~30 MiB less peak RSS (skopeo: 2.2-2.7 s).
  *
  * So a connection here reads into its own 256 KiB buffer, parses the response head and the body
  * framing itself (Content-Length, chunked, or until close), and hands body bytes on synchronously:
@@ -49,6 +49,15 @@ export function stallTickMs(stallMs: number): number {
 export function readerWaiting(r: Readable): boolean {
   return r.readableFlowing !== null && r.readableLength === 0;
 }
+
+/**
+ * Codes of the errors kimg's own transport raises when a connection or a response stalls (Node has no
+ * codes for these). The transport and the blob reader map them to `STALLED` / `REGISTRY_UNAVAILABLE`;
+ * the retry policy treats all three as retryable network failures.
+ */
+export const HEADERS_STALLED_CODE = 'KIMG_HEADERS_STALLED';
+export const BODY_STALLED_CODE = 'KIMG_BODY_STALLED';
+export const CONNECT_TIMEOUT_CODE = 'KIMG_CONNECT_TIMEOUT';
 
 /** A plain Error with a `code`, the shape Node's own socket errors have. */
 export function codedError(code: string, message: string): Error & { code: string } {

@@ -1,10 +1,9 @@
 /**
  * The HTTP transport of the registry client, on Node's own `node:http` / `node:https`.
  *
- * Why not undici: measured on the 2-core reference VM (issue C), a pull through undici's `Pool` cost
- * 45-57 MiB more peak RSS than the same pull through `node:http` (8 MiB image: 113 vs 56 MiB; its llhttp
- * WebAssembly instance and buffers), importing it alone adds ~20 MiB, and `node:http` streams faster
- * (FINDINGS.md "Physical limits": 1.25-1.34 vs 0.83-0.96 GB/s). The shape is unchanged:
+ * Why not undici: on a 2-core node a pull through undici's `Pool` cost 45-57 MiB more peak RSS than
+ * the same pull through `node:http`, importing it alone adds ~20 MiB, and `node:http` streamed faster
+ * (1.25-1.34 vs 0.83-0.96 GB/s); the measurements are in docs/design/registry-transport.md. The shape:
  *
  * - One keep-alive `Agent` per origin and TLS setting (HTTP/1.1, bounded connections), reused for the
  *   life of the client; idle sockets are unref'd so they never keep the process alive.
@@ -15,7 +14,7 @@
  * - Stalls, not durations (containerd `pullProgressReporter`): no response headers for the stall window,
  *   or no body bytes for the stall window while the consumer is waiting for them (time under the
  *   consumer's backpressure does not count), fails the request. The errors carry the codes
- *   `UND_ERR_HEADERS_TIMEOUT` / `UND_ERR_BODY_TIMEOUT` (the names callers already map to `STALLED`).
+ *   `KIMG_HEADERS_STALLED` / `KIMG_BODY_STALLED` (from `h1.ts`), which callers map to `STALLED`.
  * - Transport failures become coded errors: `TLS_ERROR`, `REGISTRY_UNAVAILABLE`, `ABORTED`, `STALLED`.
  * - Every request start / end / error is published on the diagnostics channels with a redacted URL.
  *
@@ -41,7 +40,16 @@ import type { EndpointTls } from '../hosts.js';
 import { endChannel, errorChannel, startChannel, type DebugLog } from '../diagnostics.js';
 import { redactUrl } from './redact.js';
 import { isRetryableNetworkError } from '../retry.js';
-import { codedError, H1Pool, readerWaiting, stallTickMs, type ResponseHeaders } from './h1.js';
+import {
+  BODY_STALLED_CODE,
+  CONNECT_TIMEOUT_CODE,
+  codedError,
+  H1Pool,
+  HEADERS_STALLED_CODE,
+  readerWaiting,
+  stallTickMs,
+  type ResponseHeaders,
+} from './h1.js';
 
 export type { ResponseHeaders } from './h1.js';
 
@@ -156,7 +164,7 @@ export function transportError(
     return new KimgError('ABORTED', `${req.method} ${url} was cancelled`, { ...base, retryable: false });
   }
   const code = findCode(e);
-  if (code === 'UND_ERR_HEADERS_TIMEOUT') {
+  if (code === HEADERS_STALLED_CODE) {
     return new KimgError(
       'STALLED',
       `${host} sent no response to ${req.method} ${url} for ${seconds(req.stallMs)}: the registry is stalled or overloaded; retry later or raise the stall timeout`,
@@ -167,7 +175,7 @@ export function transportError(
       },
     );
   }
-  if (code === 'UND_ERR_BODY_TIMEOUT') {
+  if (code === BODY_STALLED_CODE) {
     return new KimgError(
       'STALLED',
       `no bytes from ${host} for ${seconds(req.stallMs)} during ${req.method} ${url}: the registry stalled; retry later or raise the stall timeout`,
@@ -217,11 +225,6 @@ export interface TransportOptions {
   debug?: DebugLog;
 }
 
-/** Codes of the stall errors (the names the client, the blob reader and the retry policy map). */
-export const HEADERS_TIMEOUT_CODE = 'UND_ERR_HEADERS_TIMEOUT';
-export const BODY_TIMEOUT_CODE = 'UND_ERR_BODY_TIMEOUT';
-const CONNECT_TIMEOUT_CODE = 'UND_ERR_CONNECT_TIMEOUT';
-
 type AnyAgent = HttpAgent | HttpsAgent;
 
 /** Pools per origin + TLS setting; sends requests; maps failures; publishes diagnostics. */
@@ -234,8 +237,8 @@ export class Transport {
   constructor(private readonly options: TransportOptions = {}) {
     this.h1 = new H1Pool(
       {
-        headersTimeout: HEADERS_TIMEOUT_CODE,
-        bodyTimeout: BODY_TIMEOUT_CODE,
+        headersTimeout: HEADERS_STALLED_CODE,
+        bodyTimeout: BODY_STALLED_CODE,
         connectTimeout: CONNECT_TIMEOUT_CODE,
       },
       {
@@ -434,7 +437,7 @@ function exchange(
     let settled = false;
     let connectTimer: NodeJS.Timeout | undefined;
     const headersTimer = setTimeout(() => {
-      cr.destroy(codedError(HEADERS_TIMEOUT_CODE, `no response headers within ${req.stallMs} ms`));
+      cr.destroy(codedError(HEADERS_STALLED_CODE, `no response headers within ${req.stallMs} ms`));
     }, req.stallMs);
     const done = (): void => {
       settled = true;
@@ -477,7 +480,7 @@ function exchange(
 }
 
 /**
- * Fails a response body with `UND_ERR_BODY_TIMEOUT` when no bytes arrive for `stallMs` while its
+ * Fails a response body with `KIMG_BODY_STALLED` when no bytes arrive for `stallMs` while its
  * consumer waits for them (it has started reading and nothing is buffered): time the consumer spends
  * applying backpressure, or before it starts reading, does not count. Checked a few times per window by
  * one unref'd timer per response.
@@ -499,7 +502,7 @@ function watchBodyStall(res: IncomingMessage, stallMs: number): void {
     }
     if (now - lastProgress >= stallMs) {
       stop();
-      res.destroy(codedError(BODY_TIMEOUT_CODE, `no body bytes for ${stallMs} ms`));
+      res.destroy(codedError(BODY_STALLED_CODE, `no body bytes for ${stallMs} ms`));
     }
   }, stallTickMs(stallMs));
   timer.unref();

@@ -1586,7 +1586,7 @@ describe('Transport.send({ direct: true })', () => {
     assert.ok(res.body instanceof DirectBody);
     await assert.rejects(
       within(readSink(res.body), 3000, 'sink read'),
-      (e: unknown) => codeOf(e) === 'UND_ERR_BODY_TIMEOUT',
+      (e: unknown) => codeOf(e) === 'KIMG_BODY_STALLED',
     );
   });
 

@@ -12,33 +12,39 @@ import {
   parseHostsToml,
   resolveRegistryEndpoints,
 } from '../../../src/registry/index.js';
-import { parseToml, type TomlValue } from '../../../src/registry/internal/toml.js';
+import {
+  parseTomlFile,
+  tableKeysInFileOrder,
+  type TomlValue,
+} from '../../../src/registry/internal/toml-file.js';
 import { fuzzParams, onlyCodedErrors } from '../../helpers/fuzz.js';
 
-describe('TOML subset', () => {
+/** Parsed tables have no prototype; compare them as JSON. */
+const plain = (x: unknown): unknown => JSON.parse(JSON.stringify(x));
+
+describe('TOML files', () => {
   test('tables, quoted keys, strings, arrays, inline tables, comments', () => {
-    const doc = parseToml(
-      [
-        '# comment',
-        'server = "https://registry-1.docker.io"  # trailing',
-        "lit = 'C:\\path\\no escapes'",
-        'multi = """',
-        'line1',
-        'line2"""',
-        'n = -1_000',
-        'yes = true',
-        '',
-        '[host."https://mirror.example:5000"]',
-        '  capabilities = ["pull", "resolve",',
-        '    # comment inside array',
-        '  ]',
-        '  client = [["a.cert", "a.key"], "b.pem"]',
-        '  header = { x-a = "1", "x b" = ["2", "3"] }',
-        '[host."https://mirror.example:5000".more]',
-        'a.b.c = "\\u00e9\\t"',
-      ].join('\n'),
-    );
-    assert.deepEqual(doc.root, {
+    const text = [
+      '# comment',
+      'server = "https://registry-1.docker.io"  # trailing',
+      "lit = 'C:\\path\\no escapes'",
+      'multi = """',
+      'line1',
+      'line2"""',
+      'n = -1_000',
+      'yes = true',
+      '',
+      '[host."https://mirror.example:5000"]',
+      '  capabilities = ["pull", "resolve",',
+      '    # comment inside array',
+      '  ]',
+      '  client = [["a.cert", "a.key"], "b.pem"]',
+      '  header = { x-a = "1", "x b" = ["2", "3"] }',
+      '[host."https://mirror.example:5000".more]',
+      'a.b.c = "\\u00e9\\t"',
+    ].join('\n');
+    const root = parseTomlFile(text, 'x/hosts.toml');
+    assert.deepEqual(plain(root), {
       server: 'https://registry-1.docker.io',
       lit: 'C:\\path\\no escapes',
       multi: 'line1\nline2',
@@ -53,30 +59,27 @@ describe('TOML subset', () => {
         },
       },
     });
-    assert.deepEqual(doc.tableHeaders, [
-      ['host', 'https://mirror.example:5000'],
-      ['host', 'https://mirror.example:5000', 'more'],
-    ]);
+    const host = root.host as Parameters<typeof tableKeysInFileOrder>[2];
+    assert.deepEqual(tableKeysInFileOrder(text, 'host', host), ['https://mirror.example:5000']);
   });
 
+  // Invalid TOML: the reason, and where (line:column), as HOSTS_CONFIG_INVALID.
   const bad: [string, RegExp][] = [
-    ['a = 1\na = 2', /defined twice/],
-    ['[a]\n[a]', /defined twice/],
-    ['a = { b = 1 }\n[a]', /inline table/],
-    ['[[x]]', /arrays of tables/],
-    ['a = 1.5', /unsupported value/],
-    ['a = "unterminated', /unterminated string/],
-    ['a = "bad \\q escape"', /invalid escape/],
-    ['a = [1, 2', /expected/],
-    ['= 1', /expected a key/],
-    ['a = 1 b = 2', /end of line/],
-    ['a', /expected "="/],
-    ['a = 99999999999999999999', /out of range|unsupported/],
+    ['a = 1\na = 2', /:2:1: .*redefine/],
+    ['[a]\n[a]', /:2:\d+: .*redefine/],
+    ['a = { b = 1 }\n[a]', /:2:\d+: .*redefine/],
+    ['a = "unterminated', /:1:\d+: .*unfinished string/],
+    ['a = "bad \\q escape"', /:1:\d+: .*escape/],
+    ['a = [1, 2', /:1:\d+: .*expected/],
+    ['= 1', /:1:1: .*key/],
+    ['a = 1 b = 2', /:1:\d+: .*end-of-line/],
+    ['a', /:1:1: .*key/],
+    ['a = 99999999999999999999', /:1:\d+: .*losslessly/],
   ];
   for (const [text, re] of bad) {
     test(`rejects ${JSON.stringify(text)}`, () => {
       assert.throws(
-        () => parseToml(text, 'x/hosts.toml'),
+        () => parseTomlFile(text, 'x/hosts.toml'),
         (e: unknown) =>
           isKimgError(e, 'HOSTS_CONFIG_INVALID') &&
           re.test(e.message) &&
@@ -85,11 +88,23 @@ describe('TOML subset', () => {
     });
   }
 
-  test('property: any input gives a document or HOSTS_CONFIG_INVALID', () => {
+  test('errors never quote the file (header values may hold tokens)', () => {
+    const text = '[host."https://m"]\nheader = { Authorization = "Bearer s3cr3t-canary" }\nx = [';
+    assert.throws(
+      () => parseTomlFile(text, 'x/hosts.toml'),
+      (e: unknown) =>
+        isKimgError(e, 'HOSTS_CONFIG_INVALID') &&
+        /^x\/hosts\.toml:3:\d+: /.test(e.message) &&
+        !e.message.includes('s3cr3t') &&
+        !e.message.includes('\n'),
+    );
+  });
+
+  test('property: any input gives a table or HOSTS_CONFIG_INVALID', () => {
     const unit = fc.constantFrom(...'ab=[]{}."\'#,\n \t\\u0-_tf'.split(''));
     fc.assert(
       fc.property(fc.oneof(fc.string({ maxLength: 120 }), fc.string({ maxLength: 120, unit })), (s) => {
-        onlyCodedErrors(s, () => parseToml(s));
+        onlyCodedErrors(s, () => parseTomlFile(s, '<input>'));
       }),
       fuzzParams(),
     );
@@ -112,7 +127,7 @@ describe('TOML subset', () => {
       if (typeof v === 'string') return JSON.stringify(v).replace(/\u007f/g, '\\u007f');
       if (typeof v === 'boolean' || typeof v === 'number') return String(v);
       if (Array.isArray(v)) return `[${v.map(fmtVal).join(', ')}]`;
-      return `{ ${Object.entries(v)
+      return `{ ${Object.entries(v as Record<string, TomlValue>)
         .map(([k, x]) => `${fmtKey(k)} = ${fmtVal(x)}`)
         .join(', ')} }`;
     };
@@ -129,8 +144,7 @@ describe('TOML subset', () => {
           for (const [k, v] of Object.entries(t)) lines.push(`${fmtKey(k)} = ${fmtVal(v)}`);
         }
         const text = lines.join('\n');
-        const parsed = parseToml(text).root;
-        const plain = (x: unknown): unknown => JSON.parse(JSON.stringify(x));
+        const parsed = parseTomlFile(text, '<input>');
         assert.deepEqual(plain(parsed), plain({ ...top, ...t2 }), text);
       }),
       fuzzParams(),
@@ -171,6 +185,126 @@ describe('hosts.toml', () => {
     assert.equal(entries[0]!.dialTimeoutMs, 1500);
     assert.deepEqual(entries[1]!.headers, { 'x-token': ['t'] });
     assert.deepEqual(entries[2]!.clientPairs, [['/abs/c.cert', '/etc/certs.d/registry.example.com/c.key']]);
+  });
+
+  test('TOML containerd reads: dotted keys, inline tables, literal strings, multi-line arrays', () => {
+    const dir = '/etc/certs.d/registry.example.com';
+    const viaHeaders = parseHostsToml(
+      [
+        '[host."https://a.example"]',
+        'capabilities = ["pull", "resolve"]',
+        'ca = "/ca/a.pem"',
+        '[host."https://b.example"]',
+        'capabilities = ["pull"]',
+        'header = { x-a = "1" }',
+      ].join('\n'),
+      dir,
+    );
+    const viaDotted = parseHostsToml(
+      [
+        'host."https://a.example".capabilities = [',
+        '  "pull",   # multi-line array with a comment',
+        '  "resolve",',
+        ']',
+        "host.'https://a.example'.ca = '/ca/a.pem'",
+        'host."https://b.example" = { capabilities = ["pull"], header.x-a = "1" }',
+      ].join('\n'),
+      dir,
+    );
+    const viaInline = parseHostsToml(
+      [
+        'host = { "https://a.example" = { capabilities = ["pull", "resolve"], ca = \'/ca/a.pem\' }, ' +
+          '"https://b.example" = { capabilities = ["pull"], header = { x-a = "1" } } }',
+      ].join('\n'),
+      dir,
+    );
+    assert.deepEqual(viaDotted, viaHeaders);
+    assert.deepEqual(viaInline, viaHeaders);
+    assert.deepEqual(
+      viaHeaders.map((e) => e.host),
+      ['a.example', 'b.example', ''],
+    );
+  });
+
+  test('TOML 1.0 values hosts.toml does not use are accepted and ignored, as containerd does', () => {
+    const entries = parseHostsToml(
+      [
+        "server = 'https://registry.example.com'",
+        'weight = 1.5',
+        'since = 1979-05-27T07:32:00Z',
+        'mask = 0xff',
+        'ratio = inf',
+        '[[notes]]',
+        'text = """multi',
+        'line"""',
+        '[host."https://m.example"]',
+        'capabilities = ["pull"]',
+        'retries = 3',
+      ].join('\n'),
+      '/d',
+    );
+    assert.deepEqual(
+      entries.map((e) => [e.host, e.capabilities.join(','), e.mirror]),
+      [
+        ['m.example', 'pull', true],
+        ['registry.example.com', 'pull,resolve,push', false],
+      ],
+    );
+  });
+
+  test('a date where a table belongs is not a table', () => {
+    assert.throws(
+      () => parseHostsToml('[host."https://m"]\nheader = 1979-05-27', '/d'),
+      (e: unknown) => isKimgError(e, 'HOSTS_CONFIG_INVALID') && /"header" must be a table/.test(e.message),
+    );
+    assert.throws(
+      () => parseHostsToml('[[host]]\nx = 1', '/d'),
+      (e: unknown) => isKimgError(e, 'HOSTS_CONFIG_INVALID') && /"host" must be a table/.test(e.message),
+    );
+  });
+
+  test('mirror keys that look like integers keep their file order', () => {
+    const entries = parseHostsToml(
+      ['[host."https://z.example"]', '[host."7"]', 'host_dummy = 1', '[host."12"]', '[host."3"]'].join('\n'),
+      '/d',
+    );
+    assert.deepEqual(
+      entries.map((e) => e.host),
+      ['z.example', new URL('https://7').host, new URL('https://12').host, new URL('https://3').host, ''],
+    );
+  });
+
+  test('property: mirrors come back in file order however they are written', () => {
+    const name = fc.oneof(
+      fc.nat({ max: 5000 }).map(String),
+      fc.stringMatching(/^[a-z]{1,6}$/).map((n) => `https://${n}.example`),
+    );
+    const arb = fc.record({
+      names: fc.uniqueArray(name, { minLength: 1, maxLength: 6 }),
+      dotted: fc.nat({ max: 6 }),
+      caps: fc.array(fc.constantFrom('pull', 'resolve', 'push'), { minLength: 1, maxLength: 3 }),
+    });
+    fc.assert(
+      fc.property(arb, ({ names, dotted, caps }) => {
+        // The first `dotted` mirrors as top-level dotted keys (they must precede every header), the rest
+        // as [host."…"] headers.
+        const capText = `[${caps.map((c) => JSON.stringify(c)).join(', ')}]`;
+        const lines = names.map((n, i) =>
+          i < dotted
+            ? `host.${JSON.stringify(n)}.capabilities = ${capText}`
+            : `[host.${JSON.stringify(n)}]\ncapabilities = ${capText}`,
+        );
+        const text = lines.join('\n');
+        const entries = parseHostsToml(text, '/d');
+        const expected = names.map((n) => new URL(n.includes('://') ? n : `https://${n}`).host);
+        assert.deepEqual(
+          entries.filter((e) => e.mirror).map((e) => e.host),
+          expected,
+          text,
+        );
+      }),
+      fuzzParams(),
+    );
   });
 
   test('invalid values name the file and the problem', () => {

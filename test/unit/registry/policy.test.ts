@@ -67,7 +67,7 @@ describe('RetryPolicy', () => {
     assert.equal(isRetryableNetworkError(new Error('other side closed')), true);
     assert.equal(
       isRetryableNetworkError(
-        new Error('x', { cause: Object.assign(new Error('y'), { code: 'UND_ERR_SOCKET' }) }),
+        new Error('x', { cause: Object.assign(new Error('y'), { code: 'KIMG_CONNECT_TIMEOUT' }) }),
       ),
       true,
     );

@@ -1,5 +1,6 @@
 /**
- * Go's text forms that kubelet configuration and kubelet messages use, so kimg reads and writes them
+ * Go's text forms that kubelet configuration, containerd's `hosts.toml`, credential-provider files and
+ * kubelet messages use, so kimg reads and writes them
  * byte for byte: `%q` quoting (`strconv.Quote`), the `time` package's own quoting, and
  * `time.Duration` both ways — `time.ParseDuration` (how the kubelet reads `imageMinimumGCAge: 2m`
  * through `metav1.Duration`) and `Duration.String()` (`2m0s`, `1h30m0s`, `300ms`). Durations are
