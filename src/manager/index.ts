@@ -114,7 +114,6 @@ export {
 } from './puller.js';
 export {
   ImageManager,
-  MemoryEventRecorder,
   DISCARD_EVENTS,
   NEVER_VERIFY,
   imageManagerOptionsFromConfig,
@@ -191,10 +190,8 @@ export {
   storeUsageHints,
   freeDiskSpaceFailedMessage,
   StatfsUsageSource,
-  FakeUsageSource,
   MemoryImageGCStateStore,
   FileImageGCStateStore,
-  MemoryImageGCEventRecorder,
   DEFAULT_IMAGE_GC_POLICY,
   DEFAULT_PINNED_IMAGES,
   IMAGE_GC_PERIOD_MS,

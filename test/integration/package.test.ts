@@ -64,6 +64,7 @@ import { openStore, type Store } from 'kimg/store';
 import { RegistryClient } from 'kimg/registry';
 import { ImageManager } from 'kimg/manager';
 import { openNodeRuntime } from 'kimg/runtime';
+import { FakeUsageSource, MemoryEventRecorder } from 'kimg/testing';
 import * as root from 'kimg';
 
 const ref: Reference = parseReference('busybox:1.36');
@@ -72,6 +73,11 @@ const same: typeof root.parseReference = parseReference;
 const platform = parsePlatform('linux/arm64');
 const opened: Promise<Store> = openStore({ root: '/tmp/x' });
 void [canonical, same, platform, opened, RegistryClient, ImageManager, openNodeRuntime];
+const usage: root.FsUsageSource = new FakeUsageSource(100, 50);
+const events: root.EventRecorder = new MemoryEventRecorder();
+void [usage, events];
+// @ts-expect-error test doubles are not in the main entry
+void root.FakeUsageSource;
 const e: unknown = new KimgError('USAGE', 'x');
 if (isKimgError(e, 'USAGE')) console.log(e.code);
 // @ts-expect-error internals are not exported
@@ -121,6 +127,28 @@ console.log(JSON.stringify({
   };
   assert.deepEqual(probe('kimg/reference'), { grpc: false, prom: false });
   assert.deepEqual(probe('kimg'), { grpc: true, prom: true });
+});
+
+test('test doubles are published as kimg/testing, not from the main entry', () => {
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `const root = await import('kimg');
+const testing = await import('kimg/testing');
+console.log(JSON.stringify({
+  root: ['FakeUsageSource', 'MemoryEventRecorder', 'MemoryImageGCEventRecorder', 'FakeClock'].filter((n) => n in root),
+  testing: Object.keys(testing).sort(),
+}));`,
+    ],
+    { cwd: app, encoding: 'utf8' },
+  );
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout), {
+    root: [],
+    testing: ['FakeUsageSource', 'MemoryEventRecorder', 'MemoryImageGCEventRecorder'],
+  });
 });
 
 test('the installed bin runs from the package', () => {

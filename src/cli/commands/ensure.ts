@@ -26,10 +26,10 @@
 import type { Command } from 'commander';
 import { KimgError } from '../../errors/index.js';
 import {
-  MemoryEventRecorder,
   humanDuration,
   systemClock,
   type ManagerEvent,
+  type EventRecorder,
   type PodImagesResult,
 } from '../../manager/index.js';
 import { openNodeRuntime } from '../../runtime/index.js';
@@ -193,7 +193,9 @@ async function run(options: EnsureCliOptions, ctx: CliContext): Promise<void> {
   for (const p of pods)
     for (const problem of p.secrets.problems) ctx.stderr.write(`warning: ${problem.message}\n`);
   const warn = (m: string): void => void ctx.stderr.write(`warning: ${m}\n`);
-  const recorder = new MemoryEventRecorder();
+  // The events this run records, printed with the results (like `kubectl describe`).
+  const events: ManagerEvent[] = [];
+  const recorder: EventRecorder = { record: (e) => void events.push(e) };
   // The image service: kimg's own store, or a CRI runtime's — the manager is the same. Present images
   // are used only when this pod's credentials are verified for them
   // (imagePullCredentialsVerificationPolicy); pull records and back-off persist under the root.
@@ -238,7 +240,7 @@ async function run(options: EnsureCliOptions, ctx: CliContext): Promise<void> {
       for (const l of r.results)
         if (l.result?.ok === true && l.result.spec !== undefined)
           await runtime.markUsed(l.result.spec, now).catch(() => false);
-    const outcome = { results, events: recorder.events };
+    const outcome = { results, events };
     const nowMs = systemClock.now();
     const outputs = outcome.results.map((r) =>
       ensureOutput(
