@@ -8,8 +8,7 @@
  * one chunk per command, which saves resolving and reading hundreds of files on every call.
  */
 import type { CliContext } from './context.js';
-import { commandsFor, readCommandIndex } from './lazy.js';
-import { runCliWith } from './run.js';
+import { kimgVersion } from './version.js';
 
 const ctx: CliContext = {
   stdin: process.stdin,
@@ -20,6 +19,16 @@ const ctx: CliContext = {
 };
 
 async function main(argv: readonly string[]): Promise<number> {
+  // `kimg --version` prints what the full program would, without loading the argument parser at all.
+  const args = argv.slice(2);
+  if (args.length === 1 && (args[0] === '--version' || args[0] === '-v')) {
+    ctx.stdout.write(`${kimgVersion()}\n`);
+    return 0;
+  }
+  const [{ commandsFor, readCommandIndex }, { runCliWith }] = await Promise.all([
+    import('./lazy.js'),
+    import('./run.js'),
+  ]);
   const index = readCommandIndex();
   if (index === undefined) {
     const { runCli } = await import('./program.js');
@@ -27,7 +36,7 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   // A template literal the bundler expands to every module under commands/ (one chunk each).
   const commands = await commandsFor(
-    argv.slice(2),
+    args,
     index,
     (module) => import(`./commands/${module}.js`) as Promise<Record<string, unknown>>,
   );

@@ -78,7 +78,14 @@ test('commandNamed finds the command after global options and in `help CMD`', ()
 });
 
 test('lazy and bundled executables print the full program help, the command help and suggestions', async () => {
-  for (const args of [['--help'], ['pull', '--help'], ['help', 'store'], ['store', 'verify', '--help']]) {
+  for (const args of [
+    ['--version'],
+    ['-v'],
+    ['--help'],
+    ['pull', '--help'],
+    ['help', 'store'],
+    ['store', 'verify', '--help'],
+  ]) {
     const full = await fullProgram(args);
     for (const entry of [BIN, MAIN]) {
       const r = run(entry, args);
