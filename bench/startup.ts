@@ -2,23 +2,27 @@
  * Start-up: what every `kimg` call and every `import` of the library costs before any work, measured
  * against Node's own start-up in the same run (ratios, so a loaded machine slows both sides alike).
  *
- * 1. CLI rows, with hyperfine (`-N`, no shell; 3 warm-ups, then --runs runs each): `node -e 0`, then the
- *    package's bin (dist/bin/kimg.js) running `--version`, `--help`, `ref parse busybox` and `images` on
- *    an empty store. Target: each within 1.5 × `node -e 0` (median wall time).
+ * 1. CLI rows: `node -e 0`, then the package's bin (dist/bin/kimg.js) running `--version`, `--help`,
+ *    `ref parse busybox` and `images` on an empty store. Target: each within 1.5 × `node -e 0` (median
+ *    wall time).
  * 2. Library rows: `import('kimg/reference')` against `import('kimg')` from an application that
- *    depends on the package by name: median wall time of the process (hyperfine) and its RSS after the
- *    import (median of 5; `process.memoryUsage().rss`), and whether gRPC or prom-client got loaded.
+ *    depends on the package by name, and whether gRPC or prom-client got loaded.
+ *
+ * Runs are interleaved (round i runs every command once, then round i + 1; 2 warm-up rounds): on a
+ * shared machine the load drifts over a minute, and back-to-back batches per command (hyperfine's
+ * way) turned that drift into ratios of 0.5-2 between identical runs. Each run goes through the pull
+ * bench's rusage wrapper (GNU time): wall time around the process, its CPU time and peak RSS.
  *
  * Options: --runs N (20) · --out FILE (bench-results/startup-<date>.json). Why the figures are what
  * they are, with a profile: docs/design/startup.md.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { requireBinary } from '../test/helpers/components.js';
 import { makeTempDir, removeTempDir } from '../test/helpers/tmp.js';
+import { findRusageWrapper, timedRun, type RunSample } from './lib/measure.js';
 import { median } from './lib/stats.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -36,31 +40,6 @@ interface Row {
   target?: number;
   rssMiB?: number;
   loads?: string;
-}
-
-function hyperfine(commands: string[][], runs: number, cwd: string, env: NodeJS.ProcessEnv, json: string) {
-  const r = spawnSync(
-    requireBinary('hyperfine'),
-    [
-      '-N',
-      '--style',
-      'none',
-      '-w',
-      '3',
-      '-r',
-      String(runs),
-      '--export-json',
-      json,
-      ...commands.map((c) => c.join(' ')),
-    ],
-    { cwd, env, encoding: 'utf8' },
-  );
-  if (r.status !== 0) throw new Error(`hyperfine failed: ${r.stderr}`);
-  return (
-    JSON.parse(readFileSync(json, 'utf8')) as {
-      results: { median: number; mean: number; user: number; system: number }[];
-    }
-  ).results;
 }
 
 async function main(): Promise<number> {
@@ -85,7 +64,7 @@ async function main(): Promise<number> {
 await import(${JSON.stringify(spec)});
 if (process.env.KIMG_BENCH_REPORT) {
   const loaded = Object.keys(createRequire(import.meta.url).cache);
-  console.log(JSON.stringify({ rss: process.memoryUsage().rss, grpc: loaded.some((k) => k.includes('/@grpc/')), prom: loaded.some((k) => k.includes('/prom-client/')) }));
+  console.log(JSON.stringify({ grpc: loaded.some((k) => k.includes('/@grpc/')), prom: loaded.some((k) => k.includes('/prom-client/')) }));
 }\n`,
       );
       return file;
@@ -101,38 +80,44 @@ if (process.env.KIMG_BENCH_REPORT) {
       { name: "import('kimg')", command: [node, importer('kimg')] },
     ];
     const env = { ...process.env, KIMG_ROOT: join(work, 'store'), HOME: work };
-    process.stderr.write(`[bench:startup] hyperfine, ${runs} runs of ${rows.length} commands ...\n`);
-    const results = hyperfine(
-      rows.map((r) => r.command),
-      runs,
-      app,
-      env,
-      join(work, 'hyperfine.json'),
+    const wrapper = findRusageWrapper();
+    const samples: RunSample[][] = rows.map(() => []);
+    const rounds = runs + 2;
+    process.stderr.write(
+      `[bench:startup] ${rounds} interleaved rounds (2 warm-up) of ${rows.length} commands ...\n`,
     );
-    const base = results[0]!.median;
-    const measured: Row[] = rows.map((r, i) => ({
-      ...r,
-      medianMs: results[i]!.median * 1000,
-      meanMs: results[i]!.mean * 1000,
-      cpuMs: (results[i]!.user + results[i]!.system) * 1000,
-      ratio: results[i]!.median / base,
-    }));
+    for (let round = 0; round < rounds; round++) {
+      for (const [i, r] of rows.entries()) {
+        const sample = await timedRun(wrapper, work, r.command[0]!, r.command.slice(1), { env });
+        if (sample.code !== 0) throw new Error(`${r.name} failed (${sample.code}): ${sample.stderr}`);
+        if (round >= 2) samples[i]!.push(sample);
+      }
+    }
+    const base = median(samples[0]!.map((x) => x.wallS));
+    const measured: Row[] = rows.map((r, i) => {
+      const xs = samples[i]!;
+      const wall = median(xs.map((x) => x.wallS));
+      return {
+        ...r,
+        medianMs: wall * 1000,
+        meanMs: (xs.reduce((a, x) => a + x.wallS, 0) / xs.length) * 1000,
+        cpuMs: median(xs.map((x) => x.userS + x.sysS)) * 1000,
+        ratio: wall / base,
+        rssMiB: median(xs.map((x) => x.maxRssKiB)) / 1024,
+      };
+    });
     for (const r of measured.filter((m) => m.name.startsWith('import('))) {
-      const samples = Array.from({ length: 5 }, () => {
-        const p = spawnSync(r.command[0]!, r.command.slice(1), {
-          cwd: app,
-          env: { ...env, KIMG_BENCH_REPORT: '1' },
-          encoding: 'utf8',
-        });
-        return JSON.parse(p.stdout) as { rss: number; grpc: boolean; prom: boolean };
+      const p = spawnSync(r.command[0]!, r.command.slice(1), {
+        cwd: app,
+        env: { ...env, KIMG_BENCH_REPORT: '1' },
+        encoding: 'utf8',
       });
-      r.rssMiB = median(samples.map((s) => s.rss)) / 1048576;
-      const last = samples[samples.length - 1]!;
+      const last = JSON.parse(p.stdout) as { grpc: boolean; prom: boolean };
       r.loads =
         [last.grpc ? 'gRPC' : '', last.prom ? 'prom-client' : ''].filter(Boolean).join(', ') || 'neither';
     }
     const table = [
-      '| command | median ms | mean ms | CPU ms (user+sys) | × `node -e 0` | target | RSS MiB | loads gRPC / prom-client |',
+      '| command | median ms | mean ms | CPU ms (user+sys, median) | × `node -e 0` (median wall) | target | peak RSS MiB | loads gRPC / prom-client |',
       '| --- | ---: | ---: | ---: | ---: | --- | ---: | --- |',
       ...measured.map(
         (r) =>
@@ -142,7 +127,7 @@ if (process.env.KIMG_BENCH_REPORT) {
       ),
     ].join('\n');
     process.stdout.write(
-      `\n## Start-up (${new Date().toISOString()}, ${runs} runs each, hyperfine -N)\n\n${table}\n`,
+      `\n## Start-up (${new Date().toISOString()}, ${runs} interleaved runs each)\n\n${table}\n`,
     );
     mkdirSync(dirname(out), { recursive: true });
     writeFileSync(
