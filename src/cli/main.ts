@@ -25,12 +25,15 @@ async function main(argv: readonly string[]): Promise<number> {
     ctx.stdout.write(`${kimgVersion()}\n`);
     return 0;
   }
-  const [{ commandsFor, readCommandIndex }, { runCliWith }] = await Promise.all([
+  const [{ commandNamed, commandsFor, readCommandIndex }, { runCliWith }] = await Promise.all([
     import('./lazy.js'),
     import('./run.js'),
   ]);
   const index = readCommandIndex();
-  if (index === undefined) {
+  const named = commandNamed(args);
+  // No index (a plain tsc build), or a command it does not know (a typo, or an index older than the
+  // build): the full program, which knows every command and suggests the nearest.
+  if (index === undefined || (named !== undefined && !index.some((e) => e.name === named))) {
     const { runCli } = await import('./program.js');
     return runCli(argv, ctx);
   }
