@@ -49,8 +49,7 @@ export interface KimgCli {
 /** Finds the built CLI and asks it whether it has a `pull` command. */
 export async function probeKimg(): Promise<KimgCli> {
   // KIMG_BENCH_MAIN: another CLI entry point, to exercise the bench's kimg path with a stand-in.
-  const mainJs =
-    process.env.KIMG_BENCH_MAIN ?? fileURLToPath(new URL('../../bin/kimg.js', import.meta.url));
+  const mainJs = process.env.KIMG_BENCH_MAIN ?? fileURLToPath(new URL('../../bin/kimg.js', import.meta.url));
   if (!existsSync(mainJs)) {
     return {
       available: false,
