@@ -10,16 +10,29 @@ import type { ContainerImageResult, ImageManager, ImageSpec, PodManifest } from 
 import type { NodeMetrics } from '../metrics.js';
 import { observeEnsureResult } from './instrument.js';
 import type { AgentLog } from './log.js';
-import type { AgentPodSecrets } from './pod-secrets.js';
 import type { PodImageStatus } from './pod-status.js';
 import type { SyncPod } from './pod-worker.js';
 import type { AgentPod } from './static-pods.js';
 import { pullFailedNow } from './waiting-reasons.js';
 
+/**
+ * Where a sync gets the pod's pull Secrets: the secrets directory (`AgentPodSecrets`) for static
+ * pods, the API server (`ClusterPodSecrets`) in cluster mode. `resolvePod` registers them under the
+ * pod's uid in the runtime's credentials.
+ */
+export interface PodSecretResolver {
+  refresh(): Promise<void>;
+  resolvePod(
+    uid: string,
+    pod: Record<string, unknown>,
+    fields: Record<string, unknown>,
+  ): void | Promise<void>;
+}
+
 /** What a pod sync uses. */
 export interface PodSyncDeps {
   manager: ImageManager;
-  secrets: AgentPodSecrets;
+  secrets: PodSecretResolver;
   status: PodImageStatus;
   metrics: NodeMetrics;
   log: AgentLog;
@@ -31,7 +44,7 @@ export interface PodSyncDeps {
 export function podSyncer(deps: PodSyncDeps): SyncPod<AgentPod> {
   return async (pod, signal) => {
     await deps.secrets.refresh();
-    deps.secrets.resolvePod(pod.uid, pod.object, { pod: pod.key });
+    await deps.secrets.resolvePod(pod.uid, pod.object, { pod: pod.key, source: pod.file });
     let ready = false;
     try {
       const result = await deps.manager.ensurePodImages(pod.object as PodManifest, {
