@@ -544,6 +544,29 @@ function evaluateTargets(ms: readonly Measurement[]): Verdict[] {
       ok: growth <= allowed,
     });
   }
+  // Start-up bound jobs (docs/design/startup.md): small pays Node's start-up against a Go binary's;
+  // many and eight processes at once pay it plus per-blob costs.
+  const ratioTargets: [Section, string, number, string][] = [
+    ['pull', 'small', 3.0, 'small (2 × 4 KiB): kimg/skopeo wall ratio ≤ 3.0'],
+    ['pull', 'many', 1.0, 'many (32 × 256 KiB): kimg/skopeo wall ratio ≤ 1.0'],
+  ];
+  for (const m of ms) {
+    if (m.section === 'concurrent-different' && m.tool === 'kimg') {
+      ratioTargets.push([
+        'concurrent-different',
+        m.image,
+        1.0,
+        `8 different images by 8 processes (${m.image}): kimg/skopeo wall ratio ≤ 1.0`,
+      ]);
+    }
+  }
+  for (const [section, image, limit, name] of ratioTargets) {
+    const k = get(section, image, 'kimg')?.summary;
+    const sk = get(section, image, 'skopeo')?.summary;
+    if (!k || !sk) continue;
+    const r = k.medianS / sk.medianS;
+    out.push({ name, value: r.toFixed(2), ok: r <= limit });
+  }
   for (const m of ms) {
     if (m.section !== 'concurrent-same' || m.tool !== 'kimg' || m.expectedFetchBytes === undefined) continue;
     if (m.runs.length === 0) continue;

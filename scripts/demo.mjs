@@ -10,7 +10,7 @@
 // then runs `kimg node` and prints where to look (status page, kimg get pods, kimg describe, kimg explain).
 // Ctrl-C stops everything it started (by PID) and removes its temp dir.
 //   --ci    stop once the pods have settled, check their states, exit 0 (as expected) or 1
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync, openSync, closeSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -22,7 +22,7 @@ import { buildDockerRegistrySecret } from '../dist/src/credentials/index.js';
 import { toYaml } from '../dist/src/cli/output.js';
 
 const ci = process.argv.includes('--ci');
-const KIMG = new URL('../dist/src/cli/main.js', import.meta.url).pathname;
+const KIMG = new URL('../dist/bin/kimg.js', import.meta.url).pathname;
 const bold = (s) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -45,15 +45,29 @@ const stop = () =>
 process.on('SIGINT', () => void stop().then(() => process.exit(130)));
 process.on('SIGTERM', () => void stop().then(() => process.exit(143)));
 
-function kimg(title, args) {
+// Runs `kimg ARGS` as a child process without blocking the event loop: a synchronous spawn kept this
+// process from reading for longer than the agent's keep-alive, so the next fetch reused a connection
+// the agent had already closed (`other side closed`).
+async function kimg(title, args) {
   console.log(`\n${bold('## ' + title)}\n$ kimg ${args.join(' ')}`);
-  const r = spawnSync(process.execPath, [KIMG, ...args], {
-    encoding: 'utf8',
+  const child = spawn(process.execPath, [KIMG, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, HOME: work },
   });
-  process.stdout.write(r.stdout);
-  process.stdout.write(r.stderr);
-  return r;
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
+  const status = await new Promise((resolve) => child.on('close', (code) => resolve(code)));
+  process.stdout.write(stdout);
+  process.stdout.write(stderr);
+  return { status, stdout, stderr };
+}
+
+// Each request on its own connection: the demo polls slowly enough that a pooled one may have been
+// closed by the agent's keep-alive timeout in between.
+function agentFetch(url) {
+  return fetch(url, { headers: { connection: 'close' } });
 }
 
 async function freePort(preferred) {
@@ -170,7 +184,7 @@ try {
   // Ready when /healthz answers.
   for (let i = 0; ; i++) {
     if (agent.exitCode !== null) throw new Error(`kimg node exited (${agent.exitCode}); see ${logFile}`);
-    const ok = await fetch(`${url}/healthz`).then(
+    const ok = await agentFetch(`${url}/healthz`).then(
       (r) => r.ok,
       () => false,
     );
@@ -194,7 +208,7 @@ try {
   const deadline = Date.now() + 90_000;
   let last = {};
   for (;;) {
-    const { pods } = await (await fetch(`${url}/api/pods`)).json();
+    const { pods } = await (await agentFetch(`${url}/api/pods`)).json();
     last = {};
     for (const p of pods) {
       const short = p.name.slice(0, -(nodeName.length + 1));
@@ -226,11 +240,16 @@ try {
   }
 
   const server = ['--server', url];
-  const g = kimg('The pods, like kubectl get pods', ['get', 'pods', ...server]);
+  const g = await kimg('The pods, like kubectl get pods', ['get', 'pods', ...server]);
   if (g.status !== 0) failures++;
-  const d = kimg('Why the typo pod waits, like kubectl describe pod', ['describe', 'pod', 'typo', ...server]);
+  const d = await kimg('Why the typo pod waits, like kubectl describe pod', [
+    'describe',
+    'pod',
+    'typo',
+    ...server,
+  ]);
   if (d.status !== 0 || !/ImagePull/.test(d.stdout)) failures++;
-  const e = kimg("The kubelet's decision for the private image, step by step", [
+  const e = await kimg("The kubelet's decision for the private image, step by step", [
     'explain',
     '-f',
     join(manifests, 'private.yaml'),
@@ -241,7 +260,7 @@ try {
     '--no-node-config',
   ]);
   if (e.status !== 0) failures++;
-  const metrics = await (await fetch(`${url}/metrics`)).text();
+  const metrics = await (await agentFetch(`${url}/metrics`)).text();
   const pulls = metrics
     .split('\n')
     .filter((l) => /^kubelet_image_pull_duration_seconds_count|^kimg_image_pull_errors_total/.test(l));

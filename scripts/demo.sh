@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# kimg demo — the README's main-job command. On a fresh Debian machine (as root) it installs what is
-# missing (the registry, skopeo, htpasswd; npm dependencies), builds kimg, then runs scripts/demo.mjs:
+# kimg demo — the README's first command. On a fresh Debian machine (as root) it installs what is
+# missing — every system component of scripts/components.txt (the registry, skopeo, containerd, runc,
+# umoci, Chromium, ...: all the test suite needs, so `npm test` passes next) and the npm
+# dependencies — builds kimg, then runs scripts/demo.mjs:
 # local registries (one with Basic auth) seeded with example images (one multi-arch), a node config and
 # four static pods (public, private with a pull Secret, a typo, Never with an absent image), and the node
 # agent `kimg node` on them, printing where to look (status page, kimg get pods / describe / explain,
@@ -9,19 +11,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(docker-registry skopeo busybox-static apache2-utils openssl curl ca-certificates)
-missing=()
-for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if [ "${#missing[@]}" -gt 0 ]; then
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "demo: missing packages: ${missing[*]} — run as root, or: sudo apt-get install ${missing[*]}" >&2
-    exit 1
-  fi
-  echo "demo: installing ${missing[*]} ..."
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# shellcheck source=lib/components.sh
+source scripts/lib/components.sh
+kimg_install_components
 if [ ! -d node_modules ]; then
   echo "demo: npm ci ..."
   npm ci --no-audit --no-fund --loglevel=error

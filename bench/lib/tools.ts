@@ -2,7 +2,7 @@
  * The three pullers the bench compares, as command lines, each doing the same job on the same local
  * registry: fetch every blob of the image, verify it, write it to disk durably.
  *
- * - kimg:       `node dist/src/cli/main.js pull HOST/REPO:TAG --root DIR --plain-http HOST -o json`,
+ * - kimg:       `node dist/bin/kimg.js pull HOST/REPO:TAG --root DIR --plain-http HOST -o json`,
  *               a fresh empty root each run.
  * - skopeo:     `skopeo copy -q --src-tls-verify=false docker://HOST/REPO:TAG oci:DIR:TAG`
  *               (containers/image: fetch, verify, write, fsync; no unpack), the previous result
@@ -49,8 +49,7 @@ export interface KimgCli {
 /** Finds the built CLI and asks it whether it has a `pull` command. */
 export async function probeKimg(): Promise<KimgCli> {
   // KIMG_BENCH_MAIN: another CLI entry point, to exercise the bench's kimg path with a stand-in.
-  const mainJs =
-    process.env.KIMG_BENCH_MAIN ?? fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+  const mainJs = process.env.KIMG_BENCH_MAIN ?? fileURLToPath(new URL('../../bin/kimg.js', import.meta.url));
   if (!existsSync(mainJs)) {
     return {
       available: false,

@@ -1,4 +1,4 @@
-import { stringify as yamlStringify } from 'yaml';
+import { createRequire } from 'node:module';
 import { KimgError } from '../errors/index.js';
 import { escapeTerminal } from '../gotext/index.js';
 
@@ -21,8 +21,13 @@ export function toJson(data: unknown): string {
   return JSON.stringify(data, null, 2) + '\n';
 }
 
+// The YAML library is loaded on first use (it is CommonJS, so synchronously): most calls print a table
+// or JSON, and compiling it at every start-up cost a fifth of Node's own start-up (docs/design/startup.md).
+let yamlLib: typeof import('yaml') | undefined;
+
 export function toYaml(data: unknown): string {
-  return yamlStringify(data, { lineWidth: 0 });
+  yamlLib ??= createRequire(import.meta.url)('yaml') as typeof import('yaml');
+  return yamlLib.stringify(data, { lineWidth: 0 });
 }
 
 /**

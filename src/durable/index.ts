@@ -110,6 +110,50 @@ export async function fsyncDir(dir: string, mapError: IoErrorMapper = ioError): 
   }
 }
 
+interface DirSyncState {
+  /** The fsync in flight: it may have started before a caller's rename, so it proves nothing to them. */
+  running?: Promise<void>;
+  /** The fsync that starts when `running` ends: every caller that arrives meanwhile shares it. */
+  queued?: Promise<void>;
+}
+
+const dirSyncs = new Map<string, DirSyncState>();
+
+/**
+ * `fsyncDir` shared between concurrent callers of one process (group commit): the blobs of a pull are
+ * renamed into the same `blobs/sha256` directory at about the same time, and one directory fsync makes
+ * every rename done before it *started* durable. A caller never joins an fsync already in flight (it may
+ * predate its rename); it joins the next one, queued behind it, which all callers arriving meanwhile
+ * share. So each caller still resolves only after an fsync that began after its own rename, with
+ * fewer fsyncs than callers when commits overlap. A failed fsync rejects everyone who waited for it.
+ */
+export function fsyncDirShared(dir: string, mapError: IoErrorMapper = ioError): Promise<void> {
+  let state = dirSyncs.get(dir);
+  if (state === undefined) {
+    state = {};
+    dirSyncs.set(dir, state);
+  }
+  const s = state;
+  if (s.queued !== undefined) return s.queued;
+  const start = (): Promise<void> => {
+    const p: Promise<void> = fsyncDir(dir, mapError).finally(() => {
+      if (s.running === p) s.running = undefined;
+      if (s.running === undefined && s.queued === undefined) dirSyncs.delete(dir);
+    });
+    s.running = p;
+    return p;
+  };
+  if (s.running === undefined) return start();
+  const queued = s.running
+    .catch(() => undefined)
+    .then(() => {
+      s.queued = undefined;
+      return start();
+    });
+  s.queued = queued;
+  return queued;
+}
+
 /**
  * A unique temp name next to `file` (same directory, so the rename is atomic):
  * `.<name>.tmp-<pid>-<random hex>`; the PID lets recovery remove temps of dead writers only.

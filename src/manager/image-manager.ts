@@ -84,19 +84,6 @@ export interface EventRecorder {
   record(event: ManagerEvent): void;
 }
 
-/** Keeps events in memory, in order (tests, `kimg ensure` output). */
-export class MemoryEventRecorder implements EventRecorder {
-  readonly events: ManagerEvent[] = [];
-
-  record(event: ManagerEvent): void {
-    this.events.push(event);
-  }
-
-  clear(): void {
-    this.events.length = 0;
-  }
-}
-
 /** Drops events. */
 export const DISCARD_EVENTS: EventRecorder = Object.freeze({ record: () => undefined });
 

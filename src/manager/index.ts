@@ -113,7 +113,6 @@ export {
 } from './puller.js';
 export {
   ImageManager,
-  MemoryEventRecorder,
   DISCARD_EVENTS,
   NEVER_VERIFY,
   imageManagerOptionsFromConfig,
@@ -190,10 +189,8 @@ export {
   storeUsageHints,
   freeDiskSpaceFailedMessage,
   StatfsUsageSource,
-  FakeUsageSource,
   MemoryImageGCStateStore,
   FileImageGCStateStore,
-  MemoryImageGCEventRecorder,
   DEFAULT_IMAGE_GC_POLICY,
   DEFAULT_PINNED_IMAGES,
   IMAGE_GC_PERIOD_MS,

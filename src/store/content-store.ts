@@ -29,6 +29,7 @@ import { type DigestAlgorithm, DIGEST_ALGORITHMS, parseDigest } from './internal
 import {
   ensureDir,
   fsyncDir,
+  fsyncDirShared,
   ioError,
   isNotFound,
   isTempName,
@@ -924,7 +925,8 @@ class LocalIngestWriter implements IngestWriter {
       await this.release();
       throw e instanceof KimgError ? e : ioError('commit blob', this.target, e);
     }
-    await fsyncDir(blobDir);
+    // Shared with the other blobs committing now (one pull's layers): see fsyncDirShared.
+    await fsyncDirShared(blobDir);
     const now = new Date();
     if (alreadyExisted) await fsp.utimes(this.target, now, now).catch(() => undefined);
     await fsp.rm(this.dir, { recursive: true, force: true }).catch(() => undefined);

@@ -359,5 +359,41 @@ export class WorkerHasherPool implements HasherFactory {
 
 /** Creates the hasher factory for a mode (`auto` is resolved here, once). */
 export function createHasherFactory(mode: HashingMode, options?: WorkerHasherOptions): HasherFactory {
-  return resolveHashingMode(mode) === 'worker' ? new WorkerHasherPool(options) : new InlineHasherFactory();
+  if (mode === 'auto') return new AutoHasherFactory(options);
+  return mode === 'worker' ? new WorkerHasherPool(options) : new InlineHasherFactory();
+}
+
+/**
+ * `auto`, decided on first use: most store openings (`kimg images`, `inspect`, `rmi`) hash nothing,
+ * and the speed probe costs a 512 KiB buffer and a few ms of every start-up.
+ */
+class AutoHasherFactory implements HasherFactory {
+  private real: HasherFactory | undefined;
+
+  constructor(private readonly options: WorkerHasherOptions | undefined) {}
+
+  private resolved(): HasherFactory {
+    this.real ??=
+      resolveHashingMode('auto') === 'worker'
+        ? new WorkerHasherPool(this.options)
+        : new InlineHasherFactory();
+    return this.real;
+  }
+
+  get kind(): HashingMode {
+    return this.resolved().kind;
+  }
+
+  create(algorithm: DigestAlgorithm): StreamHasher {
+    return this.resolved().create(algorithm);
+  }
+
+  get buffer(): ((size: number) => Buffer) | undefined {
+    const real = this.resolved();
+    return real.buffer ? (size: number) => real.buffer!(size) : undefined;
+  }
+
+  async close(): Promise<void> {
+    await this.real?.close();
+  }
 }

@@ -3,26 +3,27 @@
  *
  * Project rule: a test that needs a real component
  * FAILS with a clear message when it is missing - it never skips, with or without CI=true. The
- * message names the Debian package to install (`.ci/run` installs all of them).
+ * message names the Debian package to install; scripts/components.txt lists every component and
+ * `bash scripts/demo.sh` installs all of them.
  */
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { delimiter, isAbsolute, join } from 'node:path';
 
-/** Binary name → the Debian (bookworm) package that ships it. */
-export const COMPONENT_PACKAGES: Readonly<Record<string, string>> = {
-  'docker-registry': 'docker-registry',
-  skopeo: 'skopeo',
-  umoci: 'umoci',
-  htpasswd: 'apache2-utils',
-  openssl: 'openssl',
-  containerd: 'containerd',
-  ctr: 'containerd',
-  runc: 'runc',
-  curl: 'curl',
-  setpriv: 'util-linux',
-  // Static build: the runnable test images copy it into an otherwise empty root filesystem.
-  busybox: 'busybox-static',
-};
+/** Where the one list of system components lives (read by the demo, `.ci/run` and the test runner too). */
+export const COMPONENTS_FILE = fileURLToPath(new URL('../../../scripts/components.txt', import.meta.url));
+
+/**
+ * Executable name (or absolute file path) → the Debian (bookworm) package that ships it, from
+ * scripts/components.txt.
+ */
+export const COMPONENT_PACKAGES: Readonly<Record<string, string>> = Object.fromEntries(
+  readFileSync(COMPONENTS_FILE, 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'))
+    .map((l) => l.split(/\s+/) as [string, string]),
+);
 
 const resolved = new Map<string, string>();
 
@@ -56,8 +57,8 @@ export function requireBinary(name: string): string {
   const pkg = COMPONENT_PACKAGES[name];
   const how = pkg
     ? `install it with: apt-get install -y --no-install-recommends ${pkg}`
-    : 'install the package that provides it';
+    : 'it is not in scripts/components.txt: add it there with its Debian package';
   throw new Error(
-    `required test component "${name}" was not found on PATH; this test needs the real component and does not skip: ${how} (or run .ci/run, which installs every component)`,
+    `required test component "${name}" was not found on PATH; this test needs the real component and does not skip: ${how} (or run "bash scripts/demo.sh" as root: it installs every component of scripts/components.txt)`,
   );
 }

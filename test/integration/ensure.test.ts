@@ -18,11 +18,11 @@ import type { AuthConfig } from '../../src/credentials/index.js';
 import {
   ImageManager,
   LocalImageService,
-  MemoryEventRecorder,
   type ImageSpec,
   type PodSandboxInfo,
   type ImageServiceCallOptions,
 } from '../../src/manager/index.js';
+import { MemoryEventRecorder } from '../../src/testing/index.js';
 import { RegistryClient } from '../../src/registry/index.js';
 import { openStore } from '../../src/store/index.js';
 import { generateImage, type GeneratedImage } from '../helpers/images.js';

@@ -19,13 +19,13 @@ import {
   FileImageGCStateStore,
   ImageGCManager,
   LocalImageService,
-  MemoryImageGCEventRecorder,
   StatfsUsageSource,
   imageFsUsage,
   storeUsageHints,
   type FsUsageSource,
   type ImageFsStats,
 } from '../../src/manager/index.js';
+import { MemoryImageGCEventRecorder } from '../../src/testing/index.js';
 import { RegistryClient } from '../../src/registry/index.js';
 import { systemClock } from '../../src/clock/index.js';
 import { pullImage } from '../../src/pull/index.js';

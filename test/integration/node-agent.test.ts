@@ -17,7 +17,7 @@ import type { CliContext } from '../../src/cli/context.js';
 import { parseNodeConfig } from '../../src/config/index.js';
 import { buildDockerRegistrySecret } from '../../src/credentials/index.js';
 import { CriImageService } from '../../src/cri/index.js';
-import { FakeUsageSource } from '../../src/manager/index.js';
+import { FakeUsageSource } from '../../src/testing/index.js';
 import {
   startNodeAgent,
   podStatus,

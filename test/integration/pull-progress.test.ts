@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { parseNodeConfig } from '../../src/config/index.js';
 import { CriImageService } from '../../src/cri/index.js';
-import { FakeUsageSource } from '../../src/manager/index.js';
+import { FakeUsageSource } from '../../src/testing/index.js';
 import { startNodeAgent, type NodeAgent } from '../../src/node/index.js';
 import type { PullProgressLine } from '../../src/pull/index.js';
 import { generateImage, type GeneratedImage } from '../helpers/images.js';

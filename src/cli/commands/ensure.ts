@@ -26,10 +26,10 @@
 import type { Command } from 'commander';
 import { KimgError } from '../../errors/index.js';
 import {
-  MemoryEventRecorder,
   humanDuration,
   systemClock,
   type ManagerEvent,
+  type EventRecorder,
   type PodImagesResult,
 } from '../../manager/index.js';
 import { openNodeRuntime } from '../../runtime/index.js';
@@ -196,9 +196,13 @@ async function run(options: EnsureCliOptions, ctx: CliContext): Promise<void> {
   const { pods, objects } = await loadPods(options, { all: options.all === true });
   for (const p of pods)
     for (const problem of p.secrets.problems)
-      ctx.stderr.write(`warning: ${escapeTerminal(problem.message)}\n`);
-  const warn = (m: string): void => void ctx.stderr.write(`warning: ${escapeTerminal(m)}\n`);
-  const recorder = new MemoryEventRecorder();
+      ctx.stderr.write(`warning: ${escapeTerminal(problem.message)}
+`);
+  const warn = (m: string): void => void ctx.stderr.write(`warning: ${escapeTerminal(m)}
+`);
+  // The events this run records, printed with the results (like `kubectl describe`).
+  const events: ManagerEvent[] = [];
+  const recorder: EventRecorder = { record: (e) => void events.push(e) };
   // The image service: kimg's own store, or a CRI runtime's — the manager is the same. Present images
   // are used only when this pod's credentials are verified for them
   // (imagePullCredentialsVerificationPolicy); pull records and back-off persist under the root.
@@ -246,7 +250,7 @@ async function run(options: EnsureCliOptions, ctx: CliContext): Promise<void> {
       for (const l of r.results)
         if (l.result?.ok === true && l.result.spec !== undefined)
           await runtime.markUsed(l.result.spec, now).catch(() => false);
-    const outcome = { results, events: recorder.events };
+    const outcome = { results, events };
     const nowMs = systemClock.now();
     const outputs = outcome.results.map((r) =>
       ensureOutput(

@@ -47,14 +47,6 @@ export interface ImageGCEventRecorder {
   record(event: ImageGCEvent): void;
 }
 
-/** Keeps image GC events in memory. */
-export class MemoryImageGCEventRecorder implements ImageGCEventRecorder {
-  readonly events: ImageGCEvent[] = [];
-  record(event: ImageGCEvent): void {
-    this.events.push(event);
-  }
-}
-
 /** Counters of what image GC did in this process (also exported to prom-client when a registry is given). */
 export interface ImageGCStats {
   runs: number;

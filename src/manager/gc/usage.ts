@@ -55,18 +55,3 @@ export class StatfsUsageSource implements FsUsageSource {
     return out;
   }
 }
-
-/** A usage source with set numbers (tests, simulations). */
-export class FakeUsageSource implements FsUsageSource {
-  constructor(
-    public capacityBytes: number,
-    public availableBytes: number,
-  ) {}
-  /** Thrown by the next reads while set. */
-  error: KimgError | undefined;
-
-  async imageFsStats(): Promise<ImageFsStats> {
-    if (this.error) throw this.error;
-    return { capacityBytes: this.capacityBytes, availableBytes: this.availableBytes };
-  }
-}

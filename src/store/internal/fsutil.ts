@@ -12,6 +12,7 @@ export {
   ensureDir,
   errnoCode,
   fsyncDir,
+  fsyncDirShared,
   ioError,
   isNotFound,
   isTempName,

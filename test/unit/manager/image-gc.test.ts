@@ -15,11 +15,9 @@ import { parseNodeConfig } from '../../../src/config/index.js';
 import { KimgError, isKimgError } from '../../../src/errors/index.js';
 import {
   DEFAULT_IMAGE_GC_POLICY,
-  FakeUsageSource,
   FileImageGCStateStore,
   ImageGCManager,
   LocalImageService,
-  MemoryImageGCEventRecorder,
   MemoryImageGCStateStore,
   checkImageGCPolicy,
   freeDiskSpaceFailedMessage,
@@ -33,6 +31,7 @@ import {
   type ImageGCPlanInput,
   type TrackedImage,
 } from '../../../src/manager/index.js';
+import { MemoryImageGCEventRecorder, FakeUsageSource } from '../../../src/testing/index.js';
 import { RegistryClient } from '../../../src/registry/index.js';
 import { openStore } from '../../../src/store/index.js';
 import { generateImage } from '../../helpers/images.js';

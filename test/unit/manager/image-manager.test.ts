@@ -14,7 +14,6 @@ import { Secret } from '../../../src/credentials/index.js';
 import {
   FileBackoffStore,
   ImageManager,
-  MemoryEventRecorder,
   backoffFilePath,
   createPuller,
   imageManagerOptionsFromConfig,
@@ -24,6 +23,7 @@ import {
   type ImageManagerOptions,
   type PodInfo,
 } from '../../../src/manager/index.js';
+import { MemoryEventRecorder } from '../../../src/testing/index.js';
 import { parseNodeConfig } from '../../../src/config/index.js';
 import { FakeImageService, idOf, until, type PullOutcome } from './fake-image-service.js';
 

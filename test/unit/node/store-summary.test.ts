@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { KimgError } from '../../../src/errors/index.js';
-import { FakeUsageSource, type ImageGCResult, type ImageInfo } from '../../../src/manager/index.js';
+import { type ImageGCResult, type ImageInfo } from '../../../src/manager/index.js';
+import { FakeUsageSource } from '../../../src/testing/index.js';
 import { gcRunSummary, summarizeStore, usedPercent } from '../../../src/node/internal/store-summary.js';
 
 const IMAGES: ImageInfo[] = [

@@ -1,0 +1,90 @@
+#!/usr/bin/env node
+// The second half of `npm run build`, after tsc:
+//  1. dist/src/cli/commands.json — the command index the executable uses to load only the command it
+//     runs (src/cli/lazy.ts): for each top-level command of the full program, its root-help term and
+//     description and the commands/ module and function that register it.
+//  2. dist/bin/kimg.js — the `kimg` executable bundled by esbuild from tsc's output: kimg's own code,
+//     commander, yaml, smol-toml and fzstd in one entry file plus one chunk per command module, so a call
+//     reads a handful of files instead of hundreds. Packages that load files relative to themselves or
+//     are large and used by few commands (gRPC, protobuf, prom-client, the Kubernetes client) stay
+//     ordinary imports from node_modules. The hash worker is a second entry at the path the hasher
+//     expects relative to its chunk.
+import {
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+  mkdirSync,
+  rmSync,
+  copyFileSync,
+  chmodSync,
+} from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { build } from 'esbuild';
+import { Command } from 'commander';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const dist = join(root, 'dist');
+const cliDir = join(dist, 'src/cli');
+const binDir = join(dist, 'bin');
+
+// 1. The command index.
+const ctx = { stdout: process.stdout, stderr: process.stderr, env: {}, exitStatus: 0 };
+const { buildProgram } = await import(pathToFileURL(join(cliDir, 'program.js')).href);
+const full = buildProgram(ctx);
+const help = full.createHelp();
+const owner = new Map(); // top-level command name → { module, register }
+for (const file of readdirSync(join(cliDir, 'commands')).sort()) {
+  if (!file.endsWith('.js') || file === 'index.js') continue;
+  const mod = await import(pathToFileURL(join(cliDir, 'commands', file)).href);
+  for (const [exp, fn] of Object.entries(mod)) {
+    if (!exp.startsWith('register') || typeof fn !== 'function') continue;
+    const probe = new Command('kimg');
+    fn(probe, ctx);
+    for (const c of probe.commands) owner.set(c.name(), { module: file.slice(0, -3), register: exp });
+  }
+}
+const index = full.commands.map((c) => {
+  const o = owner.get(c.name());
+  if (!o) throw new Error(`no module under src/cli/commands registers "${c.name()}"`);
+  return { name: c.name(), term: help.subcommandTerm(c), description: help.subcommandDescription(c), ...o };
+});
+const json = JSON.stringify(index, null, 1) + '\n';
+writeFileSync(join(cliDir, 'commands.json'), json);
+
+// 2. The bundle.
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+const bundled = new Set(['commander', 'yaml', 'smol-toml', 'fzstd']);
+const external = Object.keys(pkg.dependencies ?? {}).filter((d) => !bundled.has(d));
+const hashWorker = readdirSync(join(dist, 'src'), { recursive: true }).find((f) =>
+  String(f).endsWith('internal/hash-worker.js'),
+);
+rmSync(binDir, { recursive: true, force: true });
+mkdirSync(binDir, { recursive: true });
+await build({
+  absWorkingDir: root,
+  entryPoints: [
+    { in: join(cliDir, 'main.js'), out: 'kimg' },
+    ...(hashWorker ? [{ in: join(dist, 'src', String(hashWorker)), out: 'internal/hash-worker' }] : []),
+  ],
+  outdir: binDir,
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  external: [...external, ...external.map((d) => `${d}/*`)],
+  chunkNames: '[name]-[hash]',
+  // commander and yaml are CommonJS: give their require() of Node built-ins a real require.
+  banner: {
+    js: "import { createRequire as __kimgCreateRequire } from 'node:module'; const require = __kimgCreateRequire(import.meta.url);",
+  },
+  logLevel: 'warning',
+  legalComments: 'none',
+  // Less to scan at every start-up; identifiers keep their names (error and class names show in output).
+  minifyWhitespace: true,
+  minifySyntax: true,
+});
+copyFileSync(join(cliDir, 'commands.json'), join(binDir, 'commands.json'));
+chmodSync(join(binDir, 'kimg.js'), 0o755);
+console.log(`kimg: ${index.length} commands indexed; bundle in ${relative(root, binDir)}/kimg.js`);
