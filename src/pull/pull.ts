@@ -170,6 +170,7 @@ async function runPull(
     const configBytes = await target.content.readBlob(manifest.config.digest, { maxBytes: CONFIG_MAX_BYTES });
     const config = parseConfig(configBytes, manifest.config, ref.pullRef, image);
     checkSinglePlatform(resolved, config, choice, ref.pullRef, image);
+    if (target.layersPlanned) await target.layersPlanned({ manifest, config });
     const seen = new Set<string>([manifest.config.digest]);
     await settleAll(
       manifest.layers
