@@ -12,11 +12,13 @@
  * - {@link ContainerdClient}: the typed gRPC client (`new ContainerdClient({address, namespace})`,
  *   `close()`); {@link containerdStatus} reads the gRPC status of its errors.
  * - {@link pullIntoContainerd}: the pull (`client`, `registry`, `platform`, `auth`, `unpack`,
- *   `snapshotter`, `onProgress`, `signal`) → {@link ContainerdPullResult} (`id` = config digest).
+ *   `snapshotter`, `onProgress`, `signal`) → {@link ContainerdPullResult} (`id` = config digest): the
+ *   one pull pipeline (src/pull `pullImage`) into a {@link ContainerdPullTarget}.
  * - {@link openContentWriter} / {@link writeContent}: the content Write protocol as a registry
  *   `BlobSink` (resumable by ref and offset).
  * - {@link LayerUnpacker}, {@link chainIds}: unpacking through snapshots + diff.
- * - {@link ContainerdPullTarget}: containerd as the generic pipeline's `PullTarget` (src/pull `pullImage`).
+ * - {@link ContainerdPullTarget}: containerd as the pipeline's `PullTarget` (src/pull `pullImage`),
+ *   unpacking layers as they commit.
  * - {@link ContainerdImageService}: the CRI image service (`ImageService`) over containerd's store.
  * - {@link criImageNames}, {@link putImageRecords}: CRI-compatible image records.
  * - Labels: {@link childGcLabels}, {@link distributionSourceLabel} and the label key constants.

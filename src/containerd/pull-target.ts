@@ -4,21 +4,25 @@
  * image record becomes the image records containerd's CRI plugin creates.
  *
  * One target per pull (the seam's lease is not passed to `writer`, so the target remembers it):
- * - `lease(holder)`: a containerd lease (24 h expiry) every later call of this target names;
+ * - `lease(holder)`: a containerd lease (24 h expiry) every later call of this target names. Its
+ *   `release()` deletes it only once the image records exist (with the leases of earlier, failed
+ *   pulls of the same image): a failed or cancelled pull keeps its lease until it expires, so
+ *   containerd's GC keeps the ingests the next pull resumes;
  * - `content.writer`: STAT on ref `<kind>-<digest>`; AlreadyExists (this namespace, or shared from
  *   another one at full offset) → `existing`; otherwise the ingest's offset to resume from, the
  *   `ContentWriter` as the registry's sink, COMMIT with the expected digest and size. containerd's
  *   "ref … locked" is the seam's `STORE_LOCKED`, so the pipeline polls;
- * - `images.put(record)`: the labels containerd's pull sets (distribution source on every blob,
- *   child GC labels on the manifest and the index), the unpack of the layers in order when enabled
- *   (after the fetch: the seam learns the layer order only from the record), then the CRI records.
- *
- * Compared with `pullIntoContainerd`, the unpack does not overlap the fetch
- * (docs/design/containerd-backend.md has the measurement); everything else is the same.
+ * - `layersPlanned({manifest, config})` (called by the pipeline once the config is in): a
+ *   `LayerUnpacker` (src/containerd `unpack.ts`) is given every layer in manifest order, each waiting
+ *   for the `commit()` of its blob, so committed layers are unpacked into the snapshotter while later
+ *   ones still download;
+ * - `images.put(record)`: waits for that unpack (containerd's pull, too, creates the records after
+ *   unpacking), sets the labels containerd's pull sets (distribution source on every blob, child GC
+ *   labels on the manifest and the index), then creates the CRI records.
  */
 import { randomBytes } from 'node:crypto';
 import { KimgError, isKimgError } from '../errors/index.js';
-import type { ImageIndex, ImageManifest } from '../oci/index.js';
+import { MediaType, type ImageConfig, type ImageIndex, type ImageManifest } from '../oci/index.js';
 import { parseReference } from '../reference/index.js';
 import type {
   ChunkSink,
@@ -48,8 +52,30 @@ import { LayerUnpacker } from './unpack.js';
 /** Options of {@link ContainerdPullTarget}. */
 export interface ContainerdPullTargetOptions {
   client: ContainerdClient;
-  /** Unpack into this snapshotter when the record is put; undefined = leave it to containerd. */
+  /** Unpack into this snapshotter during the pull; undefined = leave it to containerd. */
   snapshotter?: string | undefined;
+  /** Mark the records pinned (`io.cri-containerd.pinned=pinned`, the sandbox image). */
+  pinned?: boolean | undefined;
+  /**
+   * The image pulled (its canonical reference), named by the lease's `kimg.io/pull` label so that a
+   * successful pull also ends the leases of earlier, failed pulls of it. Default: the lease holder.
+   */
+  image?: string | undefined;
+  /** Cancels the unpack (the pipeline's own calls carry their signal). */
+  signal?: AbortSignal | undefined;
+}
+
+/** Leases of kimg's pulls are named `kimg-pull-<ms>-<random>`. */
+const LEASE_PREFIX = 'kimg-pull-';
+/** The lease label naming the image a pull was for. */
+const LABEL_KIMG_PULL = 'kimg.io/pull';
+/** containerd's client lease default (`leases.WithExpiration(24h)`). */
+const LEASE_TTL_MS = 24 * 3600_000;
+
+/** A promise with its resolve function (a layer's commit, awaited by its unpack). */
+interface Committed {
+  promise: Promise<void>;
+  resolve: () => void;
 }
 
 function locked(e: unknown): boolean {
@@ -61,6 +87,11 @@ export class ContainerdPullTarget implements PullTarget {
   readonly content: PullContent;
   readonly images: PullImages;
   private leaseId: string | undefined;
+  private leaseLabel = '';
+  /** Set once `put` created the records: only then does `release` end the lease. */
+  private recorded = false;
+  private unpacker: LayerUnpacker | undefined;
+  private readonly commits = new Map<string, Committed>();
 
   constructor(private readonly o: ContainerdPullTargetOptions) {
     this.content = {
@@ -78,19 +109,84 @@ export class ContainerdPullTarget implements PullTarget {
     return this.leaseId !== undefined ? { lease: this.leaseId } : {};
   }
 
+  /** Layers Diff.Apply wrote during this pull (the others were unpacked already). */
+  get layersUnpacked(): number {
+    return this.unpacker?.applied ?? 0;
+  }
+
+  /** Whether this pull unpacked (or found unpacked) every layer for the snapshotter. */
+  get unpacked(): boolean {
+    return this.recorded && this.unpacker !== undefined;
+  }
+
   async lease(holder: string): Promise<PullLease> {
-    const id = `kimg-pull-${Date.now()}-${randomBytes(6).toString('hex')}`;
-    await this.o.client.leaseCreate(id, {
-      ...leaseExpiryLabels(new Date(), 24 * 3600_000),
-      'kimg.io/holder': holder.slice(0, 1000),
+    const { client } = this.o;
+    const id = `${LEASE_PREFIX}${Date.now()}-${randomBytes(6).toString('hex')}`;
+    const label = (this.o.image ?? holder).slice(0, 1000);
+    await client.leaseCreate(id, {
+      ...leaseExpiryLabels(new Date(), LEASE_TTL_MS),
+      [LABEL_KIMG_PULL]: label,
     });
     this.leaseId = id;
+    this.leaseLabel = label;
     return {
       release: async () => {
-        await this.o.client.leaseDelete(id).catch(() => undefined);
+        if (!this.recorded) return;
+        // The records hold everything now. Leases of earlier, failed pulls of this image go too: what
+        // they held is part of this image or was superseded.
+        const stale = (await client.leaseList().catch(() => []))
+          .filter((l) => l.id.startsWith(LEASE_PREFIX) && l.labels[LABEL_KIMG_PULL] === label)
+          .map((l) => l.id);
+        for (const lease of new Set([id, ...stale])) await client.leaseDelete(lease).catch(() => undefined);
         if (this.leaseId === id) this.leaseId = undefined;
       },
     };
+  }
+
+  /** The commit of `digest` in this pull (created by whichever of writer and unpacker asks first). */
+  private committed(digest: string): Committed {
+    let c = this.commits.get(digest);
+    if (!c) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      c = { promise, resolve };
+      this.commits.set(digest, c);
+    }
+    return c;
+  }
+
+  /**
+   * Schedules the unpack of every layer in manifest order, each once its blob is committed. Configs
+   * that are not image configs (artifacts) are not unpacked, as containerd's unpacker skips them.
+   */
+  async layersPlanned({ manifest, config }: { manifest: ImageManifest; config: ImageConfig }): Promise<void> {
+    const { snapshotter } = this.o;
+    const mt = manifest.config.mediaType;
+    if (snapshotter === undefined || (mt !== MediaType.OciConfig && mt !== MediaType.DockerConfig)) return;
+    const diffIds = Array.isArray(config.rootfs?.diff_ids) ? config.rootfs.diff_ids : [];
+    if (diffIds.length !== manifest.layers.length) {
+      throw new KimgError(
+        'MANIFEST_INVALID',
+        `the config ${manifest.config.digest} lists ${diffIds.length} diff ids for ${manifest.layers.length} layers`,
+        { input: manifest.config.digest },
+      );
+    }
+    const unpacker = new LayerUnpacker({
+      client: this.o.client,
+      snapshotter,
+      diffIds,
+      ...(this.leaseId !== undefined ? { lease: this.leaseId } : {}),
+      ...(this.o.signal !== undefined ? { signal: this.o.signal } : {}),
+    });
+    manifest.layers.forEach(
+      (l, i) =>
+        void unpacker.schedule(
+          i,
+          { mediaType: l.mediaType, digest: l.digest, size: l.size },
+          this.committed(l.digest).promise,
+        ),
+    );
+    this.unpacker = unpacker;
   }
 
   private async readBlob(digest: string, options?: { maxBytes?: number }): Promise<Buffer> {
@@ -130,13 +226,17 @@ export class ContainerdPullTarget implements PullTarget {
         });
       throw e;
     }
+    const done = (): void => this.committed(digest).resolve();
     if (w === undefined || w.resumedFrom === size) {
       const open = w;
       return {
         existing: true,
         offset: size,
         sink: (): ChunkSink => ({ write: () => true, onDrain: (cb) => queueMicrotask(() => cb()) }),
-        commit: async () => (open ? open.commit() : undefined),
+        commit: async () => {
+          if (open) await open.commit();
+          done();
+        },
         close: async () => open?.close(),
       };
     }
@@ -145,7 +245,10 @@ export class ContainerdPullTarget implements PullTarget {
       existing: false,
       offset: writer.resumedFrom,
       sink: () => writer,
-      commit: () => writer.commit(),
+      commit: async () => {
+        await writer.commit();
+        done();
+      },
       close: () => writer.close(),
     };
   }
@@ -182,31 +285,20 @@ export class ContainerdPullTarget implements PullTarget {
     };
     const manifest = await readJson<ImageManifest>(record.manifestDigest);
     for (const d of new Set([record.imageId, ...record.layers.map((l) => l.digest)])) await label(d);
-    if (this.o.snapshotter !== undefined) {
-      const config = await readJson<{ rootfs?: { diff_ids?: string[] } }>(record.imageId);
-      const unpacker = new LayerUnpacker({
-        client,
-        snapshotter: this.o.snapshotter,
-        diffIds: config.rootfs?.diff_ids ?? [],
-        ...(this.leaseId !== undefined ? { lease: this.leaseId } : {}),
-      });
-      manifest.layers.forEach(
-        (l, i) =>
-          void unpacker.schedule(
-            i,
-            { mediaType: l.mediaType, digest: l.digest, size: l.size },
-            Promise.resolve(),
-          ),
-      );
-      await unpacker.finish(record.imageId);
+    if (this.o.snapshotter !== undefined && this.unpacker === undefined) {
+      // Put without `layersPlanned` (a caller driving the seam itself): unpack now, in order.
+      const config = await readJson<ImageConfig>(record.imageId);
+      await this.layersPlanned({ manifest, config });
+      for (const l of manifest.layers) this.committed(l.digest).resolve();
     }
+    await this.unpacker?.finish(record.imageId);
     await label(record.manifestDigest, childGcLabels(childrenOf(manifest)));
     if (record.indexDigest !== undefined) {
       const index = await readJson<ImageIndex>(record.indexDigest);
       await label(record.indexDigest, childGcLabels(childrenOf(index)));
     }
     const labels: Record<string, string> = { [LABEL_CRI_IMAGE]: 'managed' };
-    if (record.pinned === true) labels[LABEL_CRI_PINNED] = 'pinned';
+    if (record.pinned === true || this.o.pinned === true) labels[LABEL_CRI_PINNED] = 'pinned';
     try {
       await putImageRecords(
         client,
@@ -215,6 +307,7 @@ export class ContainerdPullTarget implements PullTarget {
         labels,
         call,
       );
+      this.recorded = true;
     } catch (e) {
       throw isKimgError(e) ? e : new KimgError('INTERNAL', String(e), { cause: e });
     }

@@ -177,6 +177,7 @@ async function runPull(
     const configBytes = await target.content.readBlob(manifest.config.digest, { maxBytes: MAX_CONFIG_BYTES });
     const config = parseConfig(configBytes, manifest.config, ref.pullRef, image);
     checkSinglePlatform(resolved, config, choice, ref.pullRef, image);
+    if (target.layersPlanned) await target.layersPlanned({ manifest, config });
     const seen = new Set<string>([manifest.config.digest]);
     await settleAll(
       manifest.layers

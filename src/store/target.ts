@@ -13,7 +13,8 @@
  * 2. For the config and each layer: `content.writer({ref, expected, holder})`; if `existing`, `commit()`
  *    at once; otherwise the registry streams bytes from `offset` into `sink()`, then `commit()`; on a
  *    failure `close()` (the partial ingest is kept for the next pull to resume).
- * 3. `content.readBlob(config digest)` once the config is committed.
+ * 3. `content.readBlob(config digest)` once the config is committed, then `layersPlanned({manifest,
+ *    config})` (when the target has it) before any layer's writer is opened.
  * 4. `content.writeBlob(bytes, expected)` for the manifest (and the index), whose bytes the registry
  *    client already verified.
  * 5. `images.get(key)` (to keep `lastUsed`/`pinned` of an earlier record), then `images.put(record)`.
@@ -23,6 +24,7 @@
  * `commit` of a resumed ingest (the pipeline downloads once more from byte 0). Any other error fails
  * the pull as it is.
  */
+import type { ImageConfig, ImageManifest } from '../oci/index.js';
 import type { ImageKey, ImageRecord } from './records.js';
 
 /** The blob a writer must produce. `size` is optional but strongly advised (bounds the write). */
@@ -115,4 +117,10 @@ export interface PullTarget {
   lease(holder: string): Promise<PullLease>;
   readonly content: PullContent;
   readonly images: PullImages;
+  /**
+   * Optional: told the manifest and the parsed config once the config is committed and checked, before
+   * any layer is written, so a target can act on layers as they commit (containerd's backend unpacks
+   * them in order while later ones download). A failure fails the pull.
+   */
+  layersPlanned?(plan: { manifest: ImageManifest; config: ImageConfig }): Promise<void>;
 }
