@@ -96,18 +96,15 @@ export function serviceAccountFromObjects(
 
 /** The credential sources of a node (or one CLI invocation) and the per-pod lookup over them. */
 export class PodCredentials {
-  /** The exec plugins, when configured. */
-  readonly plugins: PluginManager | undefined;
+  private pluginManager: PluginManager | undefined;
   private objectList: readonly KubeObject[];
   private readonly podSecrets = new Map<string, PodPullSecrets>();
 
   private constructor(
     private readonly node: CachedNodeDockerConfig | undefined,
     private readonly dockerConfigs: readonly DockerConfig[],
-    plugins: PluginManager | undefined,
     objects: readonly KubeObject[],
   ) {
-    this.plugins = plugins;
     this.objectList = objects;
   }
 
@@ -126,20 +123,27 @@ export class PodCredentials {
           })
         : undefined;
     await node?.get();
-    const holder: { creds?: PodCredentials } = {};
-    const objects = (): readonly KubeObject[] => holder.creds?.objectList ?? options.objects ?? [];
-    const plugins =
-      options.plugins !== undefined
-        ? await PluginManager.load({
-            configPath: options.plugins.configPath,
-            binDir: options.plugins.binDir,
-            environ: env,
-            ...(options.plugins.spawn !== undefined ? { spawn: options.plugins.spawn } : {}),
-            getServiceAccount: serviceAccountFromObjects(objects, options.objectsOrigin ?? 'the manifests'),
-          })
-        : undefined;
-    holder.creds = new PodCredentials(node, options.dockerConfigs ?? [], plugins, options.objects ?? []);
-    return holder.creds;
+    const creds = new PodCredentials(node, options.dockerConfigs ?? [], options.objects ?? []);
+    const plugins = options.plugins;
+    if (plugins !== undefined) {
+      creds.pluginManager = await PluginManager.load({
+        configPath: plugins.configPath,
+        binDir: plugins.binDir,
+        environ: env,
+        ...(plugins.spawn !== undefined ? { spawn: plugins.spawn } : {}),
+        // Token mode: the ServiceAccount is looked up in the objects current at the lookup.
+        getServiceAccount: serviceAccountFromObjects(
+          () => creds.objectList,
+          options.objectsOrigin ?? 'the manifests',
+        ),
+      });
+    }
+    return creds;
+  }
+
+  /** The exec plugins, when configured. */
+  get plugins(): PluginManager | undefined {
+    return this.pluginManager;
   }
 
   /** The Kubernetes objects Secrets and ServiceAccounts are looked up in. */

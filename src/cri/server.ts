@@ -1,9 +1,9 @@
 /**
  * kimg's CRI server: `runtime.v1.ImageService` (+ `RuntimeService.Version`) on a unix socket, a thin
- * proto ↔ domain adapter over any {@link ImageService} (kimg's store through `LocalImageService`, or
- * even another runtime through `CriImageService`). Shape follows containerd's
- * `internal/cri/server/images` (GRPCCRIImageService → CRIImageService) and its instrumented service
- * (one error translation at the edge, `src/cri/errors.ts`).
+ * proto ↔ domain adapter over any {@link ImageService} the node runtime builds (kimg's store, or even
+ * another runtime through `CriImageService`). Shape follows containerd's `internal/cri/server/images`
+ * (GRPCCRIImageService → CRIImageService) and its instrumented service (one error translation at the
+ * edge, `src/cri/errors.ts`).
  *
  * Socket handling (what a node daemon needs):
  * - `unix:///run/kimg/kimg.sock` (or a bare absolute path). The directory is created with mode 0700

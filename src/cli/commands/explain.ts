@@ -37,6 +37,8 @@ import { addRegistryOptions, registryClientOptions, type RegistryCliOptions } fr
 import { addStoreOptions, type StoreCliOptions } from '../store-options.js';
 import type { RegisterCommand } from './index.js';
 
+export type { ImageExplanation, PolicyOrigin } from '../../manager/index.js';
+
 interface ExplainCliOptions extends PodCliOptions, RegistryCliOptions, StoreCliOptions {
   container?: string;
   pullPolicy?: string;
