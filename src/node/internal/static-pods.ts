@@ -1,16 +1,17 @@
 /**
  * Static pods: a manifest read from `staticPodPath` becomes a pod the way the kubelet's file source
  * makes one — the name gets the node name as suffix, the UID (when the manifest has none) is a hash of
- * the manifest, its file and the node name, so an edited manifest is a new pod — and is defaulted as the
- * API server would (an edited manifest as an update: a container whose image changed keeps its stored
- * `imagePullPolicy`). The reconciler turns each new set of manifests into pods removed, replaced and
- * added, one set at a time.
+ * the manifest, its file and the node name, so an edited manifest is a new pod — and is decoded and
+ * defaulted afresh on every read, as the file source does (it never sees the previous version, so an
+ * edit from `image: x:1` to `image: x` makes the policy `Always`; there is no API-server update
+ * defaulting for static pods). The reconciler turns each new set of manifests into pods removed,
+ * replaced and added, one set at a time: an edited manifest is one pod stopped and one started.
  *
  * Source: kubernetes `pkg/kubelet/config/{file.go,common.go}`.
  */
 import { createHash } from 'node:crypto';
 import type { KubeObject } from '../../credentials/index.js';
-import { applyPodDefaults, applyUpdateDefaults, runtimeHandlerFor } from '../../manager/index.js';
+import { applyPodDefaults, runtimeHandlerFor } from '../../manager/index.js';
 import type { ContainerImageState, PodView } from '../pod-state.js';
 import type { ManifestPod } from '../watcher.js';
 
@@ -38,17 +39,11 @@ export function staticPodUid(object: unknown, file: string, nodeName: string): s
 }
 
 /**
- * The pod for manifest `m` on `nodeName`: defaulted as a create, or as an update of `previous` (the
- * pod of the same manifest before the edit). `objects` hold the RuntimeClasses the pod may name.
+ * The pod for manifest `m` on `nodeName`, decoded and defaulted afresh (kubelet file source).
+ * `objects` hold the RuntimeClasses the pod may name.
  */
-export function toAgentPod(
-  m: ManifestPod,
-  previous: AgentPod | undefined,
-  nodeName: string,
-  objects: readonly KubeObject[],
-): AgentPod {
-  const raw = structuredClone(m.object);
-  const object = previous !== undefined ? applyUpdateDefaults(previous.object, raw) : applyPodDefaults(raw);
+export function toAgentPod(m: ManifestPod, nodeName: string, objects: readonly KubeObject[]): AgentPod {
+  const object = applyPodDefaults(structuredClone(m.object));
   const meta = (object.metadata ??= {}) as Record<string, unknown>;
   const name = `${m.name}-${nodeName}`;
   meta.name = name;
@@ -110,8 +105,8 @@ export function newPodView(pod: AgentPod, createdAt: number): PodView {
 
 /** What the reconciler does to pods. */
 export interface StaticPodHooks {
-  /** The pod for a new or edited manifest (`previous`: the pod before the edit). */
-  toPod(m: ManifestPod, previous: AgentPod | undefined): AgentPod;
+  /** The pod for a new or edited manifest. */
+  toPod(m: ManifestPod): AgentPod;
   /** Starts a pod (new, or the replacement of a changed one). */
   start(pod: AgentPod): void;
   /** Stops a pod; `removed` also forgets its view, `changed` is followed by its replacement. */
@@ -153,7 +148,7 @@ export class StaticPodReconciler {
     for (const [mk, m] of manifests) {
       const prev = this.byManifest.get(mk);
       if (prev !== undefined && prev.hash === m.hash && prev.file === m.file) continue;
-      const next = this.hooks.toPod(m, prev);
+      const next = this.hooks.toPod(m);
       if (prev !== undefined) {
         await this.hooks.drop(prev, 'changed');
         if (prev.key !== next.key) this.hooks.forget(prev.key);
