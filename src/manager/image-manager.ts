@@ -51,6 +51,7 @@ import { imageRecordKey } from './image-service.js';
 import {
   alreadyPresentMessage,
   backOffMessage,
+  containerFailedMessage,
   decidePull,
   failedToApplyDefaultTagMessage,
   failedToInspectMessage,
@@ -405,7 +406,31 @@ export class ImageManager {
     return this.forPod(String(request.pod.uid), () => this.ensure(request));
   }
 
+  /**
+   * EnsureImageExists, then the container event the kubelet's runtime records when it cannot start the
+   * container for that reason: Warning `Failed` `Error: <reason>` (kuberuntime `startContainer`), after
+   * the image manager's own `Failed to pull image …` / `Back-off pulling image …`.
+   */
   private async ensure(request: EnsureImageRequest): Promise<EnsureImageResult> {
+    const result = await this.ensureImage(request);
+    if (result.ok || result.reason === undefined) return result;
+    const event: ManagerEvent = {
+      type: 'Warning',
+      reason: 'Failed',
+      message: containerFailedMessage(result.reason),
+      object: { pod: podObject(request.pod), container: String(request.container.name) },
+      timestamp: this.clock.now(),
+    };
+    result.events.push(event);
+    try {
+      this.recorder.record(event);
+    } catch {
+      // A recorder must not break a pull.
+    }
+    return result;
+  }
+
+  private async ensureImage(request: EnsureImageRequest): Promise<EnsureImageResult> {
     const { pod, container } = request;
     const requested = typeof container.image === 'string' ? container.image : '';
     const rawPolicy = request.pullPolicy ?? container.imagePullPolicy;
