@@ -1,5 +1,5 @@
 /**
- * Renders pull progress events (`ImagePullEvent`, src/store/pull.ts): per-layer bars with rate and ETA on a
+ * Renders pull progress events (`ImagePullEvent`, src/pull): per-layer bars with rate and ETA on a
  * TTY (redrawn in place, at most 10 times a second; an image's bars become permanent lines when it
  * finishes, followed by a summary with its download rate), JSON lines otherwise (`--progress json`, or
  * stderr is not a terminal), nothing with `--progress none`. Progress goes to stderr so stdout stays
@@ -11,7 +11,7 @@
  * pulled image.
  */
 import type { Writable } from 'node:stream';
-import type { ImagePullEvent, ImagePullStats } from '../store/index.js';
+import type { ImagePullEvent, ImagePullStats } from '../pull/index.js';
 import { humanSize, truncateId } from '../store/index.js';
 import { KimgError } from '../errors/index.js';
 

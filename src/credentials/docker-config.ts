@@ -19,6 +19,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { basename, join, resolve as resolvePath } from 'node:path';
+import { systemClock, type Clock } from '../clock/index.js';
 import { KimgError, quote } from '../errors/index.js';
 import { decodeDockerAuthField } from './internal/go-base64.js';
 import { goFoldKey, GoJsonSyntaxError, parseGoJson, type GoJsonValue } from './internal/go-json.js';
@@ -342,13 +343,7 @@ export async function loadNodeDockerConfig(
   return { ...(config !== undefined ? { config } : {}), searched };
 }
 
-/** A clock in milliseconds since the epoch; injectable for tests. */
-export interface Clock {
-  now(): number;
-}
-
-/** The real clock. */
-export const systemClock: Clock = { now: () => Date.now() };
+export type { Clock };
 
 /**
  * kubelet caches the node-wide docker config for 5 minutes (`CachingDockerConfigProvider`): a file

@@ -27,7 +27,8 @@ import { createHash } from 'node:crypto';
 import { access, constants as fsConstants, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KimgError, quote } from '../errors/index.js';
-import { systemClock, type Clock, type DockerConfigEntry } from './docker-config.js';
+import { systemClock, type Clock } from '../clock/index.js';
+import type { DockerConfigEntry } from './docker-config.js';
 import { formatGoDuration, nsToMs, parseGoDuration } from './internal/go-duration.js';
 import {
   GoJsonSyntaxError,

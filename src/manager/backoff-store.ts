@@ -20,15 +20,9 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { KimgError, quote } from '../errors/index.js';
-import { ensureDir, writeFileAtomic } from '../store/index.js';
-import {
-  Backoff,
-  IMAGE_BACKOFF_INITIAL_MS,
-  IMAGE_BACKOFF_MAX_MS,
-  systemClock,
-  type BackoffState,
-  type Clock,
-} from './backoff.js';
+import { ensureDir, writeFileAtomic } from '../durable/index.js';
+import { systemClock, type Clock } from '../clock/index.js';
+import { Backoff, IMAGE_BACKOFF_INITIAL_MS, IMAGE_BACKOFF_MAX_MS, type BackoffState } from './backoff.js';
 
 /** What a back-off store holds: the back-off entries and the last error per key. */
 export interface BackoffSnapshot {

@@ -15,38 +15,10 @@
  * kubernetes `pkg/kubelet/kubelet.go` (`imageBackOffPeriod` 10 s, `MaxImageBackOff` 300 s),
  * `pkg/kubelet/images/image_manager.go` (key format, `Next` on failure, `GC` after success).
  */
+import { systemClock, type Clock } from '../clock/index.js';
 import { KimgError } from '../errors/index.js';
 
-/** A source of the current time in milliseconds (epoch-based for the system clock). */
-export interface Clock {
-  now(): number;
-}
-
-/** The real clock: `Date.now()`. */
-export const systemClock: Clock = Object.freeze({ now: () => Date.now() });
-
-/** A clock that moves only when told to; for tests and step tables. */
-export class FakeClock implements Clock {
-  private t: number;
-
-  constructor(startMs = 0) {
-    this.t = startMs;
-  }
-
-  now(): number {
-    return this.t;
-  }
-
-  /** Moves the clock forward (or back, with a negative value) by `ms`. */
-  advance(ms: number): void {
-    this.t += ms;
-  }
-
-  /** Sets the clock to `ms`. */
-  set(ms: number): void {
-    this.t = ms;
-  }
-}
+export { systemClock, type Clock };
 
 /** The kubelet's initial image pull back-off (`imageBackOffPeriod`): 10 s. */
 export const IMAGE_BACKOFF_INITIAL_MS = 10_000;

@@ -27,7 +27,7 @@ import { defaultPullPolicy, isPullPolicy } from './defaulting.js';
 import { defaultPolicyWhy, nextStep } from './explain-text.js';
 import type { ImageInfo, ImageService } from './image-service.js';
 import { decidePull, type PullDecision } from './policy.js';
-import type { PullRecordsVerifier, VerificationExplanation } from './verification.js';
+import type { PullRecordsVerifier, VerificationExplanation } from './verification/index.js';
 
 /** Why a policy has the value it has. */
 export type PolicyOrigin = 'set' | 'defaulted' | 'always-pull-images';

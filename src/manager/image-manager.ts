@@ -34,7 +34,8 @@
 import { KimgError, toKimgError, type KimgErrorLike } from '../errors/index.js';
 import { applyDefaultTag, parseImageName } from '../reference/index.js';
 import { resolveFeatureGates, type FeatureGates, type KubeletImageConfig } from '../config/index.js';
-import { backoffKey, systemClock, type Clock } from './backoff.js';
+import { systemClock, type Clock } from '../clock/index.js';
+import { backoffKey } from './backoff.js';
 import { PullBackoff, type BackoffEntry, type BackoffFilter, type BackoffStore } from './backoff-store.js';
 import { CONTAINER_LISTS, defaultPullPolicy, type PullPolicy } from './defaulting.js';
 import { goQuote } from './go-format.js';

@@ -63,7 +63,6 @@ export {
 export { goQuote, goDurationString, formatDuration } from './go-format.js';
 export {
   Backoff,
-  FakeClock,
   systemClock,
   backoffKey,
   IMAGE_BACKOFF_INITIAL_MS,
@@ -179,7 +178,7 @@ export {
   type ReconcileReport,
   type VerifierNotice,
   type OpenNodeVerifierOptions,
-} from './verification.js';
+} from './verification/index.js';
 export {
   ImageGCManager,
   planImageGC,
@@ -218,7 +217,7 @@ export {
   type ImageGCManagerOptions,
   type ImageGCRunOptions,
   type ImageGCResult,
-} from './image-gc.js';
+} from './gc/index.js';
 export { runtimeHandlerFor, type RuntimeClassSource } from './runtime-class.js';
 export {
   explainImage,

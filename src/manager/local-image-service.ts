@@ -32,13 +32,11 @@ import type { AuthConfig } from '../credentials/index.js';
 import type { Platform } from '../platform/index.js';
 import { tryParseReference, type Reference } from '../reference/index.js';
 import type { RegistryClient } from '../registry/index.js';
+import { pullImage as storePullImage, type ImagePullEvent, type ImagePullResult } from '../pull/index.js';
 import {
   isTaggedName,
   recordsForReference,
   repositoryOfName,
-  pullImage as storePullImage,
-  type ImagePullEvent,
-  type ImagePullResult,
   type ImageRecord,
   type Store,
 } from '../store/index.js';

@@ -30,8 +30,9 @@
  * of the files, and problems are reported rather than only logged.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { constants as fsc, promises as fsp } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
+import { ensureDir, errnoCode, fsyncDir, isNotFound, writeFileAtomic } from '../durable/index.js';
 import { KimgError, quote, quoteValue } from '../errors/index.js';
 
 /** The API version kimg writes (the kubelet's since 1.35). */
@@ -376,36 +377,18 @@ function corruptRecord(file: string, detail: string): KimgError {
 
 // --- file implementation -------------------------------------------------------------------------
 
-const DIR_MODE = 0o700;
-const FILE_MODE = 0o600;
-
-function errno(e: unknown): string | undefined {
-  return typeof e === 'object' && e !== null && 'code' in e
-    ? String((e as { code: unknown }).code)
-    : undefined;
-}
-
+/** Record-file failures name the node root (records may live under the kubelet's root, not a store). */
 function ioError(op: string, path: string, cause: unknown): KimgError {
   return new KimgError(
     'STORE_IO',
-    `cannot ${op} ${quote(path)}: ${errno(cause) ?? (cause instanceof Error ? cause.message : String(cause))}: check the permissions and free space of the node root`,
+    `cannot ${op} ${quote(path)}: ${errnoCode(cause) ?? (cause instanceof Error ? cause.message : String(cause))}: check the permissions and free space of the node root`,
     { file: path, cause },
   );
 }
 
-async function fsyncDir(dir: string): Promise<void> {
-  let fh: fsp.FileHandle | undefined;
-  try {
-    fh = await fsp.open(dir, fsc.O_RDONLY | (fsc.O_DIRECTORY ?? 0));
-    await fh.sync();
-  } catch (e) {
-    const code = errno(e);
-    if (code !== 'EINVAL' && code !== 'EISDIR' && code !== 'EPERM' && code !== 'EBADF') {
-      throw ioError('fsync directory', dir, e);
-    }
-  } finally {
-    await fh?.close().catch(() => undefined);
-  }
+/** `<name>.<pid>-<random>.tmp`, next to the record: the `.tmp` suffix is what readers skip. */
+function recordTempPath(file: string): string {
+  return `${file}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
 }
 
 /** `.tmp` suffix: readers and the kubelet skip such files. */
@@ -452,39 +435,16 @@ export class FilePullRecords implements PullRecordsAccessor {
     this.pulledDir = join(root, PULL_RECORDS_DIR, 'pulled');
   }
 
-  private async ensureDir(dir: string): Promise<void> {
-    try {
-      await fsp.mkdir(dir, { recursive: true, mode: DIR_MODE });
-    } catch (e) {
-      throw ioError('create directory', dir, e);
-    }
-  }
-
   private async writeAtomic(dir: string, name: string, data: string): Promise<void> {
-    await this.ensureDir(dir);
-    const file = join(dir, name);
-    const tmp = join(dir, `${name}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
-    let fh: fsp.FileHandle | undefined;
-    try {
-      fh = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, FILE_MODE);
-      await fh.writeFile(data, 'utf8');
-      await fh.sync();
-      await fh.close();
-      fh = undefined;
-      await fsp.rename(tmp, file);
-    } catch (e) {
-      await fh?.close().catch(() => undefined);
-      await fsp.rm(tmp, { force: true }).catch(() => undefined);
-      throw ioError('write', file, e);
-    }
-    await fsyncDir(dir);
+    await ensureDir(dir, { ioError });
+    await writeFileAtomic(join(dir, name), data, { ioError, tempPath: recordTempPath });
   }
 
   private async readIfExists(file: string): Promise<string | undefined> {
     try {
       return await fsp.readFile(file, 'utf8');
     } catch (e) {
-      if (errno(e) === 'ENOENT') return undefined;
+      if (isNotFound(e)) return undefined;
       throw ioError('read', file, e);
     }
   }
@@ -496,7 +456,7 @@ export class FilePullRecords implements PullRecordsAccessor {
     } catch (e) {
       throw ioError('remove', file, e);
     }
-    await fsyncDir(dir).catch(() => undefined);
+    await fsyncDir(dir, ioError).catch(() => undefined);
   }
 
   private async scan<T>(
@@ -509,7 +469,7 @@ export class FilePullRecords implements PullRecordsAccessor {
     try {
       names = (await fsp.readdir(dir)).sort();
     } catch (e) {
-      if (errno(e) === 'ENOENT') return { items: [], problems: [] };
+      if (isNotFound(e)) return { items: [], problems: [] };
       throw ioError('list', dir, e);
     }
     const items: T[] = [];
@@ -558,7 +518,7 @@ export class FilePullRecords implements PullRecordsAccessor {
       await fsp.stat(file);
       return true;
     } catch (e) {
-      if (errno(e) === 'ENOENT') return false;
+      if (isNotFound(e)) return false;
       throw ioError('stat', file, e);
     }
   }
@@ -614,7 +574,7 @@ export class FilePullRecords implements PullRecordsAccessor {
     } catch (e) {
       throw ioError('remove', join(dir, problem.name), e);
     }
-    await fsyncDir(dir).catch(() => undefined);
+    await fsyncDir(dir, ioError).catch(() => undefined);
   }
 }
 

@@ -31,7 +31,7 @@ import {
   type KimgErrorCode,
   type KimgErrorLike,
 } from '../errors/index.js';
-import { systemClock, type Clock } from './backoff.js';
+import { systemClock, type Clock } from '../clock/index.js';
 import { goQuote } from './go-format.js';
 import type { CredentialCandidate, ImageService, ImageSpec, PodSandboxInfo } from './image-service.js';
 

@@ -13,6 +13,7 @@
  * Difference from containerd (deliberate): containerd retries 429 immediately and ignores
  * `Retry-After`; kimg waits as the server asks, as the distribution spec recommends.
  */
+import { systemClock, type Clock } from '../clock/index.js';
 import { KimgError } from '../errors/index.js';
 import { BODY_STALLED_CODE, CONNECT_TIMEOUT_CODE, HEADERS_STALLED_CODE } from './internal/h1.js';
 
@@ -141,33 +142,10 @@ export class RetryPolicy {
   }
 }
 
-/** Time source and sleeper, injectable for tests. */
-export interface Clock {
-  now(): number;
-  /** Resolves after `ms`, or rejects with the signal's reason when it aborts. */
-  sleep(ms: number, signal?: AbortSignal): Promise<void>;
-}
+export type { Clock } from '../clock/index.js';
 
-/** The real clock. */
-export const SYSTEM_CLOCK: Clock = {
-  now: () => Date.now(),
-  sleep: (ms, signal) =>
-    new Promise<void>((resolve, reject) => {
-      if (signal?.aborted) {
-        reject(signal.reason);
-        return;
-      }
-      const onAbort = (): void => {
-        clearTimeout(t);
-        reject(signal?.reason);
-      };
-      const t = setTimeout(() => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      }, ms);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    }),
-};
+/** The real clock (the one `systemClock` of src/clock). */
+export const SYSTEM_CLOCK: Clock = systemClock;
 
 /**
  * Per-host back-off state. `failure(host, delay)` pushes the host's "not before" time out;

@@ -27,7 +27,8 @@ import type {
   ReconcileReport,
 } from '../manager/index.js';
 import type { RegistryClient, RegistryClientOptions } from '../registry/index.js';
-import type { ImagePullEvent, ImagePullResult, Store } from '../store/index.js';
+import type { ImagePullEvent, ImagePullResult } from '../pull/index.js';
+import type { Store } from '../store/index.js';
 
 /**
  * Where images are pulled to and listed from: the ONE setting that picks the image service backend.

@@ -45,6 +45,9 @@ import {
 import { createHasherFactory, type HasherFactory, type HashingMode, type StreamHasher } from './hasher.js';
 import { noteBytesThrough } from './internal/reclaim.js';
 import { giveWriteBuffer, takeWriteBuffer, WRITE_BUFFER_BYTES } from './internal/buffers.js';
+import type { ChunkSink, ExpectedBlob, PullContent, PullWriter, WriterOptions } from './target.js';
+
+export type { ChunkSink, ExpectedBlob, WriterOptions };
 
 /** What the store knows about a committed blob. */
 export interface BlobInfo {
@@ -52,21 +55,6 @@ export interface BlobInfo {
   size: number;
   /** When the blob was committed (or last re-committed / touched). */
   committedAt: Date;
-}
-
-/** The blob a writer must produce. `size` is optional but strongly advised (bounds the write). */
-export interface ExpectedBlob {
-  digest: string;
-  size?: number;
-}
-
-/** Options of `ContentStore.writer`. */
-export interface WriterOptions {
-  /** Ingest key; the same ref resumes the same ingest. Defaults to the expected digest. */
-  ref?: string;
-  expected: ExpectedBlob;
-  /** Who writes (shown in STORE_LOCKED messages), e.g. `pull 127.0.0.1:5000/small:1`. */
-  holder?: string;
 }
 
 /** Progress of one ingest (containerd `content.Status`). */
@@ -94,7 +82,7 @@ export interface CommitResult extends BlobInfo {
  * `commit()`; `close()` keeps the ingest for a later resume; `abort()` deletes it. Not safe for
  * concurrent calls: await each `write` before the next (or use `writable()` with `stream.pipeline`).
  */
-export interface IngestWriter {
+export interface IngestWriter extends PullWriter {
   readonly ref: string;
   readonly expected: Readonly<ExpectedBlob>;
   /**
@@ -129,18 +117,8 @@ export interface IngestWriter {
   sink(): ChunkSink;
 }
 
-/**
- * Takes chunks synchronously: `write` copies what it keeps (the caller may reuse `chunk` as soon as it
- * returns) and returns false when the consumer should wait for `onDrain` before the next chunk; it
- * throws when the writer failed. The registry client's `BlobSink` has this shape.
- */
-export interface ChunkSink {
-  write(chunk: Uint8Array): boolean;
-  onDrain(cb: (err?: Error) => void): void;
-}
-
 /** The content store seam (containerd `content.Store`). */
-export interface ContentStore {
+export interface ContentStore extends PullContent {
   /** Metadata of a committed blob; `BLOB_NOT_FOUND` when absent. */
   info(digest: string): Promise<BlobInfo>;
   /** Whether a blob is committed. */

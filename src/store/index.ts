@@ -10,6 +10,7 @@
  *   `walk`.
  * - `store.images` holds the records, kept in step with `oci/index.json`.
  * - `store.gc()`, `store.verify({repair})`, `store.df()`, `store.load()`, `store.save()`.
+ * - `PullTarget` is the seam the pull pipeline (src/pull) writes into; `Store` implements it.
  *
  * Failure codes: `STORE_CORRUPT`, `STORE_LOCKED`, `STORE_IO`, `STORE_VERSION_UNSUPPORTED`,
  * `BLOB_NOT_FOUND`, `IMAGE_NOT_PRESENT`, `LAYOUT_INVALID`, `DIGEST_MISMATCH`, `SIZE_MISMATCH`.
@@ -69,17 +70,9 @@ export { humanSize, truncateId, splitNameTag, repositoryOfName, isTaggedName } f
 export { lookupImages, lookupImage, recordsForReference } from './lookup.js';
 export { ANNOTATION_KIMG_NAME, ANNOTATION_KIMG_HANDLER } from './layout.js';
 export type { LockInfo as StoreLockInfo } from './internal/locks.js';
-export {
-  pullImage,
-  pullImageEvents,
-  DEFAULT_IMAGE_PULL_OPTIONS,
-  type ImagePullOptions,
-  type ImagePullEvent,
-  type ImagePullStats,
-  type ImagePullResult,
-} from './pull.js';
+export type { PullTarget, PullContent, PullWriter, PullImages, PullLease } from './target.js';
 /**
- * Durable file replacement (temp file, fsync, rename, directory fsync; mode 0600) and owner-only
- * directories, for other modules that keep state under the store root (back-off, image GC state).
+ * Durable file replacement and owner-only directories: src/durable's, re-exported for the callers that
+ * took them from here.
  */
-export { writeFileAtomic, ensureDir, FILE_MODE, DIR_MODE } from './internal/fsutil.js';
+export { writeFileAtomic, ensureDir, FILE_MODE, DIR_MODE } from '../durable/index.js';

@@ -45,6 +45,7 @@ import {
   type SaveOptions,
   type SaveResult,
 } from './transfer.js';
+import type { PullLease, PullTarget } from './target.js';
 import type { StoreContext } from './types.js';
 import { runVerify, type VerifyOptions, type VerifyResult } from './verify.js';
 
@@ -73,14 +74,14 @@ function hashingFromEnv(env: NodeJS.ProcessEnv): HashingMode | undefined {
 }
 
 /** A lease: while held, blobs committed since it started are safe from store GC. */
-export interface Lease {
+export interface Lease extends PullLease {
   readonly holder: string;
   readonly since: Date;
   release(): Promise<void>;
 }
 
-/** An open store. */
-export interface Store {
+/** An open store. It is a {@link PullTarget}: the pull pipeline writes into it. */
+export interface Store extends PullTarget {
   readonly root: string;
   readonly paths: StorePaths;
   /** Blobs (OCI layout `blobs/`), ingests and their locks. */

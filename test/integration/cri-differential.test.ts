@@ -16,6 +16,7 @@
  * - runtime_handler: containerd 1.6 ignores `ImageSpec.runtime_handler` for images (one image per
  *   name); kimg keys images by handler (issue E), so handler cases are in cri.test.ts only.
  */
+import { FakeClock } from '../helpers/clock.js';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -24,7 +25,6 @@ import { CriImageService, startCriServer, storeVerboseInfo, type CriServer } fro
 import { Secret } from '../../src/credentials/index.js';
 import { isKimgError, type KimgError } from '../../src/errors/index.js';
 import {
-  FakeClock,
   ImageManager,
   LocalImageService,
   type CredentialCandidate,

@@ -27,7 +27,9 @@ import {
   type ImageFsStats,
 } from '../../src/manager/index.js';
 import { RegistryClient } from '../../src/registry/index.js';
-import { openStore, pullImage, type Store } from '../../src/store/index.js';
+import { systemClock } from '../../src/clock/index.js';
+import { pullImage } from '../../src/pull/index.js';
+import { openStore, type Store } from '../../src/store/index.js';
 import { requireBinary } from '../helpers/components.js';
 import { generateImage, type GeneratedImage } from '../helpers/images.js';
 import { runCommand } from '../helpers/proc.js';
@@ -140,7 +142,7 @@ describe('image GC on a small filesystem', () => {
       usage,
       policy: { highThresholdPercent: HIGH, lowThresholdPercent: LOW, minAgeMs: 2 * MIN, maxAgeMs: 0 },
       // Ten minutes on: every image is past the 2 min minimum age (first detection = its pull).
-      clock: { now: () => Date.now() + 10 * MIN },
+      clock: { ...systemClock, now: () => Date.now() + 10 * MIN },
       hints: storeUsageHints(s),
       state: new FileImageGCStateStore(s.root),
       sweep: async () => {

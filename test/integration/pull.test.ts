@@ -22,13 +22,12 @@ import {
   type RepositoryRef,
 } from '../../src/registry/index.js';
 import {
-  openStore,
   pullImage,
   pullImageEvents,
   type ImagePullEvent,
   type ImagePullResult,
-  type Store,
-} from '../../src/store/index.js';
+} from '../../src/pull/index.js';
+import { openStore, type Store } from '../../src/store/index.js';
 import { requireBinary } from '../helpers/components.js';
 import { generateImage, type GeneratedImage } from '../helpers/images.js';
 import { runCommand } from '../helpers/proc.js';

@@ -11,9 +11,7 @@
  *
  * A thin face over src/admission `pinImages` with a `registryResolver`.
  */
-import { randomBytes } from 'node:crypto';
-import { readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { readFile, stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { pinImages, registryResolver, type ImageResolver, type PinChange } from '../../admission/index.js';
 import {
@@ -25,6 +23,7 @@ import {
   type PodPullSecrets,
   type ResolvedPullSecret,
 } from '../../credentials/index.js';
+import { writeFileAtomic } from '../../durable/index.js';
 import { KimgError, quote } from '../../errors/index.js';
 import { RegistryClient } from '../../registry/index.js';
 import type { CliContext } from '../context.js';
@@ -121,19 +120,17 @@ export const registerPin: RegisterCommand = (program: Command, ctx: CliContext) 
   });
 };
 
+/** Rewrites a manifest file durably (temp + fsync + rename + directory fsync), keeping its mode. */
 async function writeAtomically(file: string, text: string): Promise<void> {
   const mode = (await stat(file)).mode & 0o7777;
-  const tmp = join(dirname(file), `.${basename(file)}.kimg-${randomBytes(4).toString('hex')}`);
-  try {
-    await writeFile(tmp, text, { mode });
-    await rename(tmp, file);
-  } catch (e) {
-    await unlink(tmp).catch(() => undefined);
-    throw new KimgError('CONFIG_INVALID', `cannot write ${quote(file)}: ${(e as Error).message}`, {
-      file,
-      cause: e,
-    });
-  }
+  await writeFileAtomic(file, text, {
+    mode,
+    ioError: (_op, _path, e) =>
+      new KimgError('CONFIG_INVALID', `cannot write ${quote(file)}: ${(e as Error).message}`, {
+        file,
+        cause: e,
+      }),
+  });
 }
 
 async function readStdin(ctx: CliContext): Promise<string> {

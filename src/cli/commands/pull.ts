@@ -7,7 +7,8 @@
 import type { Command } from 'commander';
 import { KimgError, toKimgError } from '../../errors/index.js';
 import { formatPlatform, type Platform } from '../../platform/index.js';
-import { pullImage, humanSize, truncateId, type ImagePullResult } from '../../store/index.js';
+import { pullImage, type ImagePullResult } from '../../pull/index.js';
+import { humanSize, truncateId } from '../../store/index.js';
 import type { CliContext } from '../context.js';
 import { EXIT_STATUS_BY_CODE, ExitStatus } from '../exit-codes.js';
 import { parseOutputFormat, toJson, toTable, toYaml } from '../output.js';

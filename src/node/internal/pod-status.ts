@@ -5,7 +5,7 @@
  */
 import type { BackoffEntry, ContainerImageResult, ManagerEvent } from '../../manager/index.js';
 import { backoffKey } from '../../manager/index.js';
-import type { ImagePullEvent } from '../../store/index.js';
+import type { ImagePullEvent } from '../../pull/index.js';
 import type { PodStateStore } from '../pod-state.js';
 import { PullProgressTracker, layersOnPullEvent, type PullTarget } from './pull-progress.js';
 import { newPodView, type AgentPod } from './static-pods.js';

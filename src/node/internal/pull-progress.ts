@@ -6,7 +6,7 @@
  * pull the same image at once; each sees the same layers.
  */
 import { applyDefaultTag } from '../../reference/index.js';
-import type { ImagePullEvent } from '../../store/index.js';
+import type { ImagePullEvent } from '../../pull/index.js';
 import type { LayerProgress } from '../pod-state.js';
 
 /** One container that is pulling: the pod (key and uid, so a replaced pod is not matched) and its name. */

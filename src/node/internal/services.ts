@@ -8,7 +8,7 @@ import type { NodeConfig } from '../../config/index.js';
 import type { FsUsageSource, ImageGCEvent, ManagerEvent } from '../../manager/index.js';
 import type { RegistryClientOptions } from '../../registry/index.js';
 import { openNodeRuntime, type NodeRuntime } from '../../runtime/index.js';
-import type { ImagePullEvent } from '../../store/index.js';
+import type { ImagePullEvent } from '../../pull/index.js';
 import type { NodeMetrics } from '../metrics.js';
 import type { Cleanups } from './cleanups.js';
 import { countPulls, timedPluginSpawn } from './instrument.js';

@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, mock, test } from 'node:test';
 import { createProgressRenderer, parseProgressMode } from '../../../src/cli/progress.js';
 import { isKimgError } from '../../../src/errors/index.js';
-import type { ImagePullEvent, ImagePullStats } from '../../../src/store/index.js';
+import type { ImagePullEvent, ImagePullStats } from '../../../src/pull/index.js';
 
 const D1 = `sha256:${'a1'.repeat(32)}`;
 const D2 = `sha256:${'b2'.repeat(32)}`;

@@ -2,6 +2,7 @@
  * Shared helpers of the credentials tests: an in-memory CLI runner, docker config builders, plugin
  * scripts written to temp dirs, and a fake clock.
  */
+import { FakeClock as SharedFakeClock } from '../../helpers/clock.js';
 import { chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CliContext } from '../../../src/cli/context.js';
@@ -40,13 +41,9 @@ export async function writeScript(dir: string, name: string, body: string): Prom
   return path;
 }
 
-/** A clock that moves only when told to. */
-export class FakeClock {
-  constructor(public t = 1_000_000) {}
-  now(): number {
-    return this.t;
-  }
-  advance(ms: number): void {
-    this.t += ms;
+/** The shared fake clock, starting at 1,000,000 ms unless told otherwise. */
+export class FakeClock extends SharedFakeClock {
+  constructor(startMs = 1_000_000) {
+    super(startMs);
   }
 }

@@ -1,9 +1,9 @@
+import { FakeClock } from '../../helpers/clock.js';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isKimgError } from '../../../src/errors/index.js';
 import {
   Backoff,
-  FakeClock,
   IMAGE_BACKOFF_INITIAL_MS,
   IMAGE_BACKOFF_MAX_MS,
   backoffKey,

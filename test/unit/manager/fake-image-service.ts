@@ -4,16 +4,11 @@
  * like a runtime with KEP-4216, advances a FakeClock to simulate transfer time, can hold pulls open for
  * a number of event-loop turns or until released, and tracks concurrency overall and per pod.
  */
+import type { FakeClock } from '../../helpers/clock.js';
 import { createHash } from 'node:crypto';
 import { KimgError } from '../../../src/errors/index.js';
 import type { AuthConfig } from '../../../src/credentials/index.js';
-import type {
-  FakeClock,
-  ImageInfo,
-  ImageService,
-  ImageSpec,
-  PodSandboxInfo,
-} from '../../../src/manager/index.js';
+import type { ImageInfo, ImageService, ImageSpec, PodSandboxInfo } from '../../../src/manager/index.js';
 
 /** What one PullImage call does: succeed, fail with an error, or succeed with a given ref. */
 export type PullOutcome = 'ok' | KimgError | { ref: string };

@@ -5,6 +5,7 @@
  * repeated failures, sweep and metrics), the state file, policy validation, and shared layers on a real
  * store (a removed image's unique blobs are swept, shared ones stay, verify is clean).
  */
+import { FakeClock } from '../../helpers/clock.js';
 import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
@@ -14,7 +15,6 @@ import { parseNodeConfig } from '../../../src/config/index.js';
 import { KimgError, isKimgError } from '../../../src/errors/index.js';
 import {
   DEFAULT_IMAGE_GC_POLICY,
-  FakeClock,
   FakeUsageSource,
   FileImageGCStateStore,
   ImageGCManager,

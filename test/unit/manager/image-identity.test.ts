@@ -9,7 +9,6 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
-  FakeClock,
   FakeUsageSource,
   ImageGCManager,
   ImageManager,
@@ -18,6 +17,7 @@ import {
   DEFAULT_IMAGE_GC_POLICY,
   storeUsageHints,
 } from '../../../src/manager/index.js';
+import { FakeClock } from '../../helpers/clock.js';
 import { RegistryClient } from '../../../src/registry/index.js';
 import { lookupImage, lookupImages, openStore, type Store } from '../../../src/store/index.js';
 import { generateImage, type GeneratedImage } from '../../helpers/images.js';

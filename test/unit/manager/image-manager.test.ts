@@ -3,6 +3,7 @@
  * of `ensureImageExists` steps with the expected image-service calls, result, reason, error code,
  * event reasons and texts, while a fake clock advances. Every table runs against BOTH pullers.
  */
+import { FakeClock } from '../../helpers/clock.js';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -11,7 +12,6 @@ import { join } from 'node:path';
 import { KimgError, type KimgErrorCode } from '../../../src/errors/index.js';
 import { Secret } from '../../../src/credentials/index.js';
 import {
-  FakeClock,
   FileBackoffStore,
   ImageManager,
   MemoryEventRecorder,

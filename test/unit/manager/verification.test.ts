@@ -3,13 +3,13 @@
  * ways an image can have come to the node), the merge rules, the upstream limits, the verifier's
  * intent lifecycle and start-up reconciliation, and the image manager wired to the verifier.
  */
+import { FakeClock } from '../../helpers/clock.js';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { KimgError, isKimgError } from '../../../src/errors/index.js';
 import { Secret, credentialHash } from '../../../src/credentials/index.js';
 import {
   AllowlistMatcher,
-  FakeClock,
   ImageManager,
   MemoryPullRecords,
   PullRecordsVerifier,

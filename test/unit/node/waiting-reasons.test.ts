@@ -15,7 +15,7 @@ import {
   pullFailedNow,
 } from '../../../src/node/internal/waiting-reasons.js';
 import { layersOnPullEvent } from '../../../src/node/internal/pull-progress.js';
-import type { ImagePullEvent } from '../../../src/store/index.js';
+import type { ImagePullEvent } from '../../../src/pull/index.js';
 
 const IMAGE = 'registry.example/app:1.0';
 const T0 = Date.UTC(2026, 6, 1, 10, 0, 0);
