@@ -51,6 +51,7 @@ export {
   decodeSecret,
   resolvePodPullSecrets,
   pullSecretsFromObjects,
+  failedPullSecretNames,
   SECRET_TYPE_DOCKER_CONFIG_JSON,
   SECRET_TYPE_DOCKERCFG,
   DOCKER_CONFIG_JSON_KEY,

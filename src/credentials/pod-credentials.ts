@@ -214,6 +214,9 @@ export class PodCredentials {
     onProblem: (problem: CredentialProblem, pod: PodCredentialContext) => void = () => {},
   ): (image: string, pod: PodCredentialContext) => Promise<PodCredentialCandidate[]> {
     return async (image, pod) => {
+      // The kubelet builds the pod's keyring when it pulls; an undecodable Secret fails that pull.
+      const keyringError = this.podSecrets.get(pod.uid)?.keyringError;
+      if (keyringError !== undefined) throw keyringError;
       const lookup = await this.lookup(image, { namespace: pod.namespace, name: pod.name, uid: pod.uid });
       for (const p of lookup.problems) onProblem(p, pod);
       return lookup.matches.map((m) => ({ key: m.key, auth: m.auth, source: { ...m.source } }));

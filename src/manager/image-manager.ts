@@ -53,6 +53,7 @@ import {
   alreadyPresentMessage,
   backOffMessage,
   containerFailedMessage,
+  failedToRetrievePullSecretsMessage,
   decidePull,
   failedToApplyDefaultTagMessage,
   failedToInspectMessage,
@@ -75,6 +76,7 @@ export interface ManagerEvent {
   type: 'Normal' | 'Warning';
   reason: EventReasonName;
   message: string;
+  /** The pod and container the event is about; `container` is '' for an event on the pod itself. */
   object: { pod: { name: string; namespace: string; uid: string }; container: string };
   /** Clock milliseconds. */
   timestamp: number;
@@ -226,6 +228,12 @@ export interface EnsurePodImagesOptions {
    * image fails stops the walk (the rest are reported `skipped`). Set true to try every image anyway.
    */
   continueAfterInitFailure?: boolean;
+  /**
+   * Names of the pod's pull Secrets that could not be retrieved (missing, another namespace,
+   * undecodable): one Warning `FailedToRetrieveImagePullSecret` on the pod per call (the kubelet emits it
+   * once per pod sync, from `getPullSecretsForPod`). See `failedPullSecretNames` in src/credentials.
+   */
+  failedPullSecrets?: readonly string[];
 }
 
 /** One container's line in `ensurePodImages`. */
@@ -702,6 +710,20 @@ export class ImageManager {
     if (meta.annotations !== undefined) pod.annotations = { ...meta.annotations };
     const spec = manifest.spec ?? {};
     if (typeof spec.serviceAccountName === 'string') pod.serviceAccountName = spec.serviceAccountName;
+    if (options.failedPullSecrets !== undefined && options.failedPullSecrets.length > 0) {
+      const event: ManagerEvent = {
+        type: 'Warning',
+        reason: 'FailedToRetrieveImagePullSecret',
+        message: failedToRetrievePullSecretsMessage(options.failedPullSecrets),
+        object: { pod: podObject(pod), container: '' },
+        timestamp: this.clock.now(),
+      };
+      try {
+        this.recorder.record(event);
+      } catch {
+        // A recorder must not break a sync.
+      }
+    }
     const results: ContainerImageResult[] = [];
     let initFailed = false;
     for (const list of CONTAINER_LISTS) {

@@ -52,6 +52,7 @@ export {
   failedToApplyDefaultTagMessage,
   failedToRecordPullIntentMessage,
   containerFailedMessage,
+  failedToRetrievePullSecretsMessage,
   evalCriPullError,
   reasonForCode,
   type PullDecision,

@@ -25,6 +25,7 @@
  */
 import type { Command } from 'commander';
 import { KimgError } from '../../errors/index.js';
+import { failedPullSecretNames } from '../../credentials/index.js';
 import {
   MemoryEventRecorder,
   humanDuration,
@@ -190,8 +191,12 @@ async function run(options: EnsureCliOptions, ctx: CliContext): Promise<void> {
   const config = await loadCliNodeConfig(options.config);
   for (const n of config.notices) ctx.stderr.write(`notice: ${n}\n`);
   const { pods, objects } = await loadPods(options, { all: options.all === true });
+  // Secrets that could not be retrieved show as the pod's FailedToRetrieveImagePullSecret event, not
+  // as a warning too; the other problems (wrong type, missing key, ServiceAccount) are warnings.
+  const inEvent = new Set(['not-found', 'wrong-namespace', 'undecodable']);
   for (const p of pods)
-    for (const problem of p.secrets.problems) ctx.stderr.write(`warning: ${problem.message}\n`);
+    for (const problem of p.secrets.problems)
+      if (!inEvent.has(problem.kind)) ctx.stderr.write(`warning: ${problem.message}\n`);
   const warn = (m: string): void => void ctx.stderr.write(`warning: ${m}\n`);
   const recorder = new MemoryEventRecorder();
   // The image service: kimg's own store, or a CRI runtime's — the manager is the same. Present images
@@ -228,6 +233,7 @@ async function run(options: EnsureCliOptions, ctx: CliContext): Promise<void> {
       pods.map((p: LoadedPod) =>
         runtime.manager.ensurePodImages(p.manifest, {
           signal: controller.signal,
+          failedPullSecrets: failedPullSecretNames(p.secrets),
           ...(p.runtimeHandler !== undefined ? { runtimeHandler: p.runtimeHandler } : {}),
         }),
       ),

@@ -31,11 +31,12 @@ export interface PodSyncDeps {
 export function podSyncer(deps: PodSyncDeps): SyncPod<AgentPod> {
   return async (pod, signal) => {
     await deps.secrets.refresh();
-    deps.secrets.resolvePod(pod.uid, pod.object, { pod: pod.key });
+    const failedPullSecrets = deps.secrets.resolvePod(pod.uid, pod.object, { pod: pod.key });
     let ready = false;
     try {
       const result = await deps.manager.ensurePodImages(pod.object as PodManifest, {
         signal,
+        failedPullSecrets,
         ...(pod.runtimeHandler !== undefined ? { runtimeHandler: pod.runtimeHandler } : {}),
       });
       if (signal.aborted) return ready;
