@@ -119,3 +119,9 @@ export {
   type PodCredentialsOptions,
   type PodCredentialCandidate,
 } from './pod-credentials.js';
+export {
+  ProjectedTokenFileSource,
+  TOKEN_FILE_MAX_BYTES,
+  type TokenSource,
+  type ServiceAccountTokenRequest,
+} from './token-source.js';
