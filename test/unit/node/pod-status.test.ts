@@ -7,11 +7,13 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { ManagerEvent } from '../../../src/manager/index.js';
+import { describePod } from '../../../src/cli/commands/describe.js';
 import { PodStateStore, type ManifestPod } from '../../../src/node/index.js';
 import { PodImageStatus } from '../../../src/node/internal/pod-status.js';
 import { PullProgressTracker, progressImageKey } from '../../../src/node/internal/pull-progress.js';
 import {
   StaticPodReconciler,
+  newPodView,
   staticPodUid,
   toAgentPod,
   type AgentPod,
@@ -189,6 +191,26 @@ describe('static pods', () => {
       `drop ${a!.uid} changed`,
       `start ${b!.uid}`,
     ]);
+  });
+
+  test('Secrets and ServiceAccounts in a static pod: accepted as the kimg extension, and describe says so', () => {
+    const m = manifest('web', ['busybox']);
+    const spec = m.object.spec as Record<string, unknown>;
+    spec.imagePullSecrets = [{ name: 'regcred' }];
+    spec.serviceAccountName = 'builder';
+    const view = newPodView(toAgentPod(m, 'n', []), 0);
+    assert.equal(view.extensions?.length, 2);
+    const text = describePod(view, [], 'n', 0);
+    assert.match(
+      text,
+      /Kimg Extension: +imagePullSecrets regcred resolved from the secrets directory \(kimg extension: the kubelet refuses static pods that reference Secrets\)/,
+    );
+    assert.match(text, /ServiceAccount builder resolved from the secrets directory/);
+    assert.equal(newPodView(toAgentPod(manifest('plain', ['busybox']), 'n', []), 0).extensions, undefined);
+    assert.doesNotMatch(
+      describePod(newPodView(toAgentPod(manifest('plain', ['busybox']), 'n', []), 0), [], 'n', 0),
+      /Kimg Extension/,
+    );
   });
 
   test('a uid in the manifest is kept', () => {
