@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: kimg's pull against its peers on the same machine, registry and images, in one run
- * (issue C item 7; method and baselines: /work/shared/tools/FINDINGS.md "Peer pull speed").
+ * (method and peer baselines: docs/design/performance.md).
  *
  * 1. Generates the images (bench/lib/images.ts; cached with --keep-images), starts a private plain
  *    distribution registry and, when containerd is installed, a private containerd

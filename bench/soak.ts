@@ -1,5 +1,5 @@
 /**
- * Soak (issue J §5): `kimg serve` (a child process on a unix socket) under 16 concurrent CRI clients
+ * Soak: `kimg serve` (a child process on a unix socket) under 16 concurrent CRI clients
  * (kimg's `CriImageService`, what the kubelet's cri-client does) making 200 PullImage calls of 20
  * images with overlapping layers from a local registry, loopback only. Seeded at random: which image
  * each pull asks for, which pulls the client cancels (AbortSignal after 0-40 ms: the RPC is

@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(docker-registry skopeo apache2-utils openssl curl ca-certificates)
+PACKAGES=(docker-registry skopeo busybox-static apache2-utils openssl curl ca-certificates)
 missing=()
 for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Regenerates docs/reliability.md (issue J §6): runs the reliability tests — crash points, fault
+// Regenerates docs/reliability.md: runs the reliability tests — crash points, fault
 // kinds, property tests of every parser, the canary run, the soak — with KIMG_RELIABILITY_DIR set so
 // each writes a JSON summary, then tabulates what was tried and the result.
 //

@@ -1,6 +1,7 @@
 /**
  * kimg's public library API. Named exports only; each module's public surface is its own index.ts.
- * Modules in data-flow order: reference → platform → config → credentials → registry → pull → store → manager → runtime (the composition root).
+ * Modules in data-flow order: reference → platform → config → credentials → registry → pull → store (kimg's,
+ * or containerd's) → manager → runtime (the composition root).
  */
 export * from './errors/index.js';
 export * from './clock/index.js';

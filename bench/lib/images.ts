@@ -1,10 +1,10 @@
 /**
- * The bench's images (issue C item 7), generated with the test harness's deterministic generator
+ * The bench's images, generated with the test harness's deterministic generator
  * (`test/helpers/images.ts`: real gzip tar layers, seeded content) and optionally cached between bench
  * runs (`--keep-images DIR`): generating 1 GiB of random data takes ~20 s.
  *
  * - `small`    2 x 4 KiB random: latency (process start, round trips), not throughput.
- * - `many`     32 x 256 KiB random = 8 MiB: many small blobs (FINDINGS' many:1), and the small end of
+ * - `many`     32 x 256 KiB random = 8 MiB: many small blobs, and the small end of
  *              the "peak RSS does not grow with image size" comparison.
  * - `big`      8 x 128 MiB random = 1 GiB incompressible: throughput (sha256 + write + fsync bound).
  * - `big-text` 8 x 128 MiB text-like, gzip -6 = ~397 MB compressed, 1 GiB uncompressed.

@@ -1,6 +1,6 @@
 /**
  * Summaries and the Markdown table of the pull bench. Figures are min / median / max of the timed runs
- * (the warm-up run is kept in the JSON but never summarised), as FINDINGS.md quotes them; MB/s is
+ * (the warm-up run is kept in the JSON but never summarised), as docs/design/performance.md quotes them; MB/s is
  * registry bytes (compressed blob sizes, 10^6) divided by the median wall time.
  */
 

@@ -12,7 +12,7 @@
  *               containerd (test/helpers/containerd.ts); in 1.6 ctr fetches client-side and streams
  *               into the daemon's content store over gRPC, so both processes are measured. The
  *               namespace's images and all content are removed between runs.
- * These are the command lines of /work/shared/tools/FINDINGS.md ("Peer pull speed").
+ * These are the command lines behind the peer figures of docs/design/performance.md.
  */
 import { existsSync } from 'node:fs';
 import { readdir, writeFile } from 'node:fs/promises';

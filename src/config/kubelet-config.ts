@@ -76,7 +76,7 @@ export interface KubeletImageConfig {
   featureGates: FeatureGates;
 }
 
-/** The defaults, as one constant (STYLE.md 13). */
+/** The defaults, as one constant. */
 export const KUBELET_IMAGE_CONFIG_DEFAULTS = Object.freeze({
   registryPullQPS: 5,
   registryBurst: 10,
@@ -358,7 +358,7 @@ function applyDefaults(raw: RawImageFields): KubeletImageConfig {
   let policy = raw.imagePullCredentialsVerificationPolicy ?? '';
   if (gates.KubeletEnsureSecretPulledImages && policy === '') policy = 'NeverVerifyPreloadedImages';
   // The Kubernetes "Images" concept page spells it with a capital L; the kubelet's API says
-  // `NeverVerifyAllowlistedImages`. Issue F: accept both, store upstream's spelling.
+  // `NeverVerifyAllowlistedImages`. Accept both, store upstream's spelling (docs/design/upstream-parity.md).
   if (policy === 'NeverVerifyAllowListedImages') policy = 'NeverVerifyAllowlistedImages';
   const runtimeEndpoint =
     raw.containerRuntimeEndpoint === undefined || raw.containerRuntimeEndpoint === ''

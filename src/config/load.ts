@@ -20,6 +20,10 @@
  *   listen:
  *     cri: unix:///run/kimg/kimg.sock
  *     metrics: 127.0.0.1:10259
+ *   containerd:                 # optional: pull into containerd's store instead of kimg's own
+ *     address: /run/containerd/containerd.sock
+ *     namespace: k8s.io
+ *     snapshotter: overlayfs
  * ```
  *
  * Where the kubelet's file must stay untouched, the same settings go in a sibling file
@@ -63,11 +67,11 @@ export interface KimgSettings {
   /** The kubelet's `--image-credential-provider-bin-dir`. */
   imageCredentialProviderBinDir?: string;
   /**
-   * Images image GC never removes (issue G), besides those marked pinned in the store: typically the
+   * Images image GC never removes, besides those marked pinned in the store: typically the
    * sandbox image, like containerd's `pinned_images.sandbox`. Each must parse as an image reference.
    */
   pinnedImages: string[];
-  /** Images the node agent pre-pulls (issue I), like a `kimg prepull` list. */
+  /** Images the node agent pre-pulls, like a `kimg prepull` list. */
   prepull: PrepullImage[];
   /** Where the agent listens. */
   listen: {
@@ -76,6 +80,12 @@ export interface KimgSettings {
     /** The metrics endpoint, `host:port` (port 0–65535). */
     metrics?: string;
   };
+  /**
+   * containerd as the image store (`--containerd`): its socket (`/run/containerd/containerd.sock` or a
+   * `unix://` URL), the namespace (default `k8s.io`) and the snapshotter to unpack into (default
+   * `overlayfs`). Unset: kimg's own store.
+   */
+  containerd?: { address: string; namespace?: string; snapshotter?: string };
 }
 
 /** kimg's defaults for `KimgSettings`. */
@@ -96,6 +106,7 @@ export const KIMG_SETTINGS_FIELDS: readonly string[] = Object.freeze([
   'pinnedImages',
   'prepull',
   'listen',
+  'containerd',
 ]);
 
 /** The result of loading: the kubelet's image configuration, kimg's settings and notices. */
@@ -223,6 +234,39 @@ function decodeKimgSettings(
       checkHostPort(ctx, `${prefix}listen.metrics`, metrics);
       if (cri !== undefined && cri !== '') out.listen.cri = cri;
       if (metrics !== undefined && metrics !== '') out.listen.metrics = metrics;
+    }
+  }
+  const containerd = obj['containerd'];
+  if (containerd !== undefined && containerd !== null) {
+    if (!isMapping(containerd)) {
+      ctx.problems.push(`${prefix}containerd: must be a mapping with address, namespace and snapshotter`);
+    } else {
+      for (const key of Object.keys(containerd)) {
+        if (!['address', 'namespace', 'snapshotter'].includes(key))
+          ctx.problems.push(
+            `${prefix}containerd.${key}: unknown field; containerd has address, namespace, snapshotter`,
+          );
+      }
+      const address = readString(ctx, `${prefix}containerd.address`, containerd['address']);
+      const namespace = readString(ctx, `${prefix}containerd.namespace`, containerd['namespace']);
+      const snapshotter = readString(ctx, `${prefix}containerd.snapshotter`, containerd['snapshotter']);
+      if (address === undefined || address === '') {
+        ctx.problems.push(
+          `${prefix}containerd.address: required (containerd's socket, e.g. /run/containerd/containerd.sock)`,
+        );
+      } else {
+        const addr =
+          address.startsWith('unix://') || address.startsWith('/') ? address : resolvePath(address, baseDir)!;
+        if (/^[a-z][a-z0-9+.-]*:\/\//i.test(addr) && !addr.startsWith('unix://'))
+          ctx.problems.push(
+            `${prefix}containerd.address: ${quote(address)} is not a unix socket path or unix:// URL`,
+          );
+        out.containerd = {
+          address: addr,
+          ...(namespace !== undefined && namespace !== '' ? { namespace } : {}),
+          ...(snapshotter !== undefined && snapshotter !== '' ? { snapshotter } : {}),
+        };
+      }
     }
   }
   return out;

@@ -1,5 +1,5 @@
 /**
- * Pre-pull entries (issue I): images the node agent pulls ahead of pods, at lower priority, through the
+ * Pre-pull entries: images the node agent pulls ahead of pods, at lower priority, through the
  * same queue, credentials and records. They come from a `kimg prepull -f FILE` list or the `prepull:`
  * list of the node config's kimg section; both are validated here, every problem listed.
  */

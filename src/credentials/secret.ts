@@ -1,7 +1,7 @@
 /**
  * A credential value that never prints. `String(s)`, `JSON.stringify(s)`, template literals and
  * `util.inspect` (console.log, test failure diffs) all give `<redacted>`; only `reveal()` returns the
- * value, and only the code that puts it on the wire should call it (STYLE.md §4, ggcr `redact`).
+ * value, and only the code that puts it on the wire should call it (as ggcr's `redact` does).
  */
 import { inspect } from 'node:util';
 

@@ -1,6 +1,6 @@
 /**
  * CRI wire messages ↔ kimg's domain types (`src/manager/image-service.ts`). Pure functions, no I/O:
- * the server and the client are thin loops around these (STYLE.md §15).
+ * the server and the client are thin loops around these.
  *
  * AuthConfig follows containerd's `ParseAuth` (internal/cri/server/images/image_pull.go), the
  * behaviour a CRI client can expect from a runtime:

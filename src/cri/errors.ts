@@ -1,8 +1,8 @@
 /**
- * The CRI face's one translation of errors, both ways (STYLE.md §3).
+ * The CRI face's one translation of errors, both ways.
  *
  * Server side (kimg → kubelet): a KimgError code becomes a gRPC status code, once, in
- * {@link toGrpcStatus}. The rules that matter to the kubelet (upstream-semantics §3, cri-api
+ * {@link toGrpcStatus}. The rules that matter to the kubelet (docs/design/upstream-parity.md, cri-api
  * `pkg/errors/errors.go`, kubelet `evalCRIPullErr`, cri-client `pkg/remote_image.go`):
  * - cri-client unwraps only gRPC code **Unknown** to the bare status message; any other code reaches
  *   the kubelet as `rpc error: code = X desc = …`. The kubelet then checks the text for the prefixes
@@ -26,7 +26,7 @@
  *
  * Client side (runtime → kimg): {@link fromGrpcError} maps a gRPC error back to a KimgError. Order:
  * the `kimg-error-code` trailer; then the gRPC code; then — only for code Unknown, because containerd
- * sends almost every pull failure as Unknown (FINDINGS.md: `401 Unauthorized`, `failed to authorize`)
+ * sends almost every pull failure as Unknown (`401 Unauthorized`, `failed to authorize`)
  * — the message text. This function is the one place in kimg that inspects a runtime's error text.
  * The KimgError's message is what the kubelet would show: the bare message for Unknown, else
  * `rpc error: code = <Code> desc = <message>` (cri-client's formatting).
@@ -187,7 +187,7 @@ export interface GrpcErrorContext {
 }
 
 // Text patterns for containerd's code-Unknown errors (containerd 1.6/2.x `core/remotes/docker`
-// resolver/authorizer texts, FINDINGS.md). Order matters: auth before not-found, since containerd's
+// resolver/authorizer texts; docs/design/upstream-parity.md). Order matters: auth before not-found, since containerd's
 // auth failure says "pull access denied, repository does not exist or may require authorization".
 const UNKNOWN_TEXT_RULES: ReadonlyArray<readonly [RegExp, KimgErrorCode]> = [
   [/^RegistryUnavailable\b/, 'REGISTRY_UNAVAILABLE'],

@@ -6,8 +6,8 @@
  * with the kubelet's `RegistryUnavailable` prefix rule.
  *
  * Follows k8s.io/cri-api `pkg/apis/runtime/v1/api.proto`, k8s.io/cri-client `pkg/remote_image.go` and
- * containerd `internal/cri/server/images`; section 8 (and §3, evalCRIPullErr) of the
- * upstream-semantics digest.
+ * containerd `internal/cri/server/images`, and the kubelet's `evalCRIPullErr`; see
+ * docs/design/upstream-parity.md.
  *
  * Failure codes: `RUNTIME_UNAVAILABLE`, `RUNTIME_ERROR`, `INVALID_ARGUMENT`, `INTERNAL`, and whatever
  * code a runtime's error maps back to (`NOT_FOUND`, `UNAUTHORIZED`, `DENIED`, `REGISTRY_UNAVAILABLE` …).

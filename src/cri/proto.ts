@@ -19,8 +19,8 @@
  * `src/` (ts-node style) and from `dist/src/` (the build), and from an installed package (`files`
  * includes `proto/`).
  *
- * Source of the field numbers: k8s.io/cri-api `pkg/apis/runtime/v1/api.proto` @ 791729b2 (section 8 of
- * the upstream-semantics digest).
+ * Source of the field numbers: k8s.io/cri-api `pkg/apis/runtime/v1/api.proto` @ 791729b2 (see
+ * docs/design/upstream-parity.md).
  */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';

@@ -209,6 +209,18 @@ export const ERROR_CODES = {
       "The CRI runtime answered an RPC with an error kimg cannot classify; carries the gRPC code and the runtime's message.",
   },
 
+  // --- containerd (kimg's client of containerd's own gRPC API) -------------------------------------
+  CONTAINERD_UNAVAILABLE: {
+    module: 'containerd',
+    summary:
+      "containerd's socket could not be reached (not listening, refused, permission denied); names the address.",
+  },
+  CONTAINERD_ERROR: {
+    module: 'containerd',
+    summary:
+      "containerd answered a content, images, leases, snapshots or diff call with an error kimg cannot classify; carries the gRPC code and containerd's message.",
+  },
+
   // --- node (the node agent and the commands that talk to it) --------------------------------------
   AGENT_UNAVAILABLE: {
     module: 'node',
@@ -218,6 +230,62 @@ export const ERROR_CODES = {
   POD_NOT_FOUND: {
     module: 'node',
     summary: 'No pod of that name is known to the node agent (kubectl `NotFound`).',
+  },
+
+  // --- unpack (layers → rootfs / OCI runtime bundle) ---------------------------------------------
+  LAYER_INVALID: {
+    module: 'unpack',
+    summary:
+      'A layer tar is malformed (bad header, truncated, sparse, unknown type) or cannot be applied; names the entry and byte offset.',
+  },
+  UNPACK_UNSAFE: {
+    module: 'unpack',
+    summary:
+      'A layer entry or image config value would reach outside the bundle (hardlink out of the root, root replaced, escaping whiteout, /proc working dir, out-of-range ids).',
+  },
+  TARGET_NOT_EMPTY: {
+    module: 'unpack',
+    summary: 'The unpack target directory exists and is not empty (use --force).',
+  },
+  USER_NOT_FOUND: {
+    module: 'unpack',
+    summary:
+      "The image config's User names a user or group missing from the rootfs /etc/passwd or /etc/group.",
+  },
+
+  // --- kube (the Kubernetes API client of cluster mode) ------------------------------------------
+  KUBE_CONFIG_INVALID: {
+    module: 'kube',
+    summary:
+      'No usable client configuration: no kubeconfig found and not in a cluster, an unknown `--context`, or a kubeconfig that does not parse.',
+  },
+  KUBE_UNAVAILABLE: {
+    module: 'kube',
+    summary:
+      'The Kubernetes API server could not be reached, or answered 429/5xx; retryable. Names the server and the request.',
+  },
+  KUBE_UNAUTHORIZED: {
+    module: 'kube',
+    summary: 'The API server did not accept the client credentials (HTTP 401).',
+  },
+  KUBE_FORBIDDEN: {
+    module: 'kube',
+    summary:
+      'RBAC denied a request (HTTP 403): the message names the verb, the resource and the namespace that need a rule.',
+  },
+  KUBE_NOT_FOUND: {
+    module: 'kube',
+    summary: 'The named Kubernetes object does not exist (HTTP 404, reason NotFound).',
+  },
+  KUBE_GONE: {
+    module: 'kube',
+    summary:
+      'The resource version a list or watch started from is too old (HTTP 410 / reason Expired); informers relist.',
+  },
+  KUBE_API_ERROR: {
+    module: 'kube',
+    summary:
+      'The API server refused a request for another reason (conflict, invalid, bad request); carries the Status reason and code.',
   },
 
   // --- config / generic ----------------------------------------------------------------------------

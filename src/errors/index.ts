@@ -16,4 +16,5 @@ export {
   type KimgErrorOptions,
   type KimgErrorLike,
   type RegistryErrorEntry,
+  type KubeRequestDetails,
 } from './kimg-error.js';

@@ -41,6 +41,20 @@ export interface KimgErrorDetails {
   retryAfterSeconds?: number;
   /** Free-form extra facts (platform lists, tried credential keys, validation problems). */
   items?: string[];
+  /** The Kubernetes API request that failed (kube codes): RBAC verb, resource, where, Status reason. */
+  kube?: KubeRequestDetails;
+}
+
+/** A Kubernetes API request as kube errors describe it (never a token). */
+export interface KubeRequestDetails {
+  /** RBAC verb: `get`, `list`, `watch`, `create`, `patch`. */
+  verb: string;
+  /** Plural resource, with its group when not core: `secrets`, `events.events.k8s.io`. */
+  resource: string;
+  namespace?: string;
+  name?: string;
+  /** The Status `reason` the API server gave (`Forbidden`, `NotFound`, `Expired`). */
+  reason?: string;
 }
 
 /** Options of the KimgError constructor: details plus the standard `cause`. */

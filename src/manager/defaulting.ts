@@ -14,7 +14,7 @@
  *
  * Source: kubernetes `pkg/apis/core/v1/defaults.go` (SetDefaults_Container, SetDefaults_EphemeralContainer),
  * `pkg/util/parsers/parsers.go`; the "Default image pull policy" section of the Images concept page.
- * Only `imagePullPolicy` is defaulted here; other container defaults are out of kimg's scope.
+ * Only `imagePullPolicy` (and an image volume's `pullPolicy`) is defaulted here; other container defaults are out of kimg's scope.
  */
 import { parseImageName } from '../reference/index.js';
 
@@ -127,6 +127,41 @@ export interface PodDefaultsOptions {
   alwaysPullImages?: boolean;
 }
 
+/**
+ * Calls `visit` for the `image` source of every image volume (KEP-4639, `volumes[].image`) of every
+ * pod spec in `obj`, the way `visitContainers` walks containers.
+ */
+function visitImageVolumes(obj: unknown, visit: (source: Obj) => void): void {
+  if (!isObj(obj)) return;
+  const kind = obj['kind'];
+  if (typeof kind === 'string' && kind.endsWith('List') && Array.isArray(obj['items'])) {
+    for (const item of obj['items'] as unknown[]) visitImageVolumes(item, visit);
+    return;
+  }
+  const path = typeof kind === 'string' ? POD_SPEC_PATHS[kind] : POD_SPEC_PATHS['Pod'];
+  if (path === undefined) return;
+  const spec = at(obj, path);
+  if (!isObj(spec) || !Array.isArray(spec['volumes'])) return;
+  for (const v of spec['volumes'] as unknown[]) {
+    if (isObj(v) && isObj(v['image'])) visit(v['image']);
+  }
+}
+
+/**
+ * An image volume's `pullPolicy` is defaulted from its `reference` exactly as a container's from its
+ * image (`Always` for `:latest` or no tag, else `IfNotPresent`). `AlwaysPullImages` also covers image
+ * volumes (the plugin mutates them since image volumes exist). Volumes of a pod cannot change on update,
+ * so update defaulting needs no old object for them.
+ */
+function defaultImageVolume(source: Obj, options: PodDefaultsOptions): void {
+  if (isEmptyPolicy(source['pullPolicy'])) {
+    source['pullPolicy'] = defaultPullPolicy(
+      typeof source['reference'] === 'string' ? source['reference'] : '',
+    );
+  }
+  if (options.alwaysPullImages) source['pullPolicy'] = 'Always';
+}
+
 function defaultContainer(c: Obj, options: PodDefaultsOptions): void {
   if (isEmptyPolicy(c['imagePullPolicy'])) {
     c['imagePullPolicy'] = defaultPullPolicy(typeof c['image'] === 'string' ? c['image'] : '');
@@ -144,6 +179,7 @@ function defaultContainer(c: Obj, options: PodDefaultsOptions): void {
 export function applyPodDefaults<T>(obj: T, options: PodDefaultsOptions = {}): T {
   const copy = structuredClone(obj);
   visitContainers(copy, undefined, (c) => defaultContainer(c, options));
+  visitImageVolumes(copy, (v) => defaultImageVolume(v, options));
   return copy;
 }
 
@@ -166,5 +202,6 @@ export function applyUpdateDefaults<T>(oldObj: unknown, newObj: T, options: PodD
     }
     defaultContainer(c, options);
   });
+  visitImageVolumes(copy, (v) => defaultImageVolume(v, options));
   return copy;
 }

@@ -11,7 +11,7 @@
  *    `Failed to inspect image "": …`, reason `ImageInspectError`; absent with `Never` → Warning
  *    `ErrImageNeverPull`;
  * 4. present: gate `KubeletEnsureSecretPulledImages` off → Normal `Pulled` `… already present on
- *    machine`; on → ask the credential verifier (issue F plugs in here) and either use the image
+ *    machine`; on → ask the credential verifier (the pull records of `manager/pull-records.ts`) and either use the image
  *    (`… and can be accessed by the pod`) or go on to pull;
  * 5. a pull is needed but the policy is `Never` → the same `ErrImageNeverPull` as for an absent image;
  * 6. resolve the pod's credentials (once, lazily);
@@ -29,7 +29,7 @@
  *
  * Source: kubernetes `pkg/kubelet/images/image_manager.go` (EnsureImageExists, imagePullPrecheck,
  * pullImage), `pkg/kubelet/kuberuntime/kuberuntime_manager.go` (init containers before the others),
- * `pkg/kubelet/events/event.go`; section 3 of the upstream-semantics digest.
+ * `pkg/kubelet/events/event.go`; see docs/design/upstream-parity.md.
  */
 import { KimgError, toKimgError, type KimgErrorLike } from '../errors/index.js';
 import { applyDefaultTag, parseImageName } from '../reference/index.js';
@@ -118,7 +118,7 @@ export interface VerificationRequest {
 
 /**
  * The kubelet's image pull manager (`pullmanager.ImagePullManager`), used only while the
- * `KubeletEnsureSecretPulledImages` gate is on. Issue F provides the real one (pull records, policies).
+ * `KubeletEnsureSecretPulledImages` gate is on. The real one checks pull records against the verification policy.
  */
 export interface CredentialVerifier {
   /** True when the pod must pull (its credentials were not verified for this image). */

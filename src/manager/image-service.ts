@@ -18,8 +18,7 @@
  *
  * Source: cri-api `pkg/apis/runtime/v1/api.proto` @ 791729b2; kubernetes
  * `pkg/kubelet/kuberuntime/kuberuntime_image.go` (GetImageRef, GetImageSize, PullImage's credential
- * loop), cri-client `pkg/remote_image.go` (the id/size and image-ref checks); section 8 of the
- * upstream-semantics digest.
+ * loop), cri-client `pkg/remote_image.go` (the id/size and image-ref checks); see docs/design/upstream-parity.md.
  */
 import type { AuthConfig } from '../credentials/index.js';
 

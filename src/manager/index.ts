@@ -9,8 +9,7 @@
  *
  * Follows kubernetes `pkg/apis/core/v1/defaults.go`, `plugin/pkg/admission/alwayspullimages`,
  * `pkg/kubelet/images/{image_manager.go,puller.go,helpers.go}`, `pkg/kubelet/kuberuntime/
- * kuberuntime_image.go` and client-go `util/flowcontrol/backoff.go`; see sections 2 and 3 of the
- * upstream-semantics digest.
+ * kuberuntime_image.go` and client-go `util/flowcontrol/backoff.go`; see docs/design/upstream-parity.md.
  */
 export {
   LocalImageService,

@@ -18,14 +18,14 @@
  *   (by name: the image with all its tags, like containerd's RemoveImage) and succeeds when absent.
  * - The runtime handler is part of an image's identity (records are keyed by name and handler).
  *
- * Last use: image GC (issue G) reads a record's `lastUsed`. The CRI has no "used" call (the kubelet
+ * Last use: image GC reads a record's `lastUsed`. The CRI has no "used" call (the kubelet
  * tracks use itself), so this service never changes `lastUsed` on a status query; callers that start
  * containers (`kimg ensure`, the node agent) call {@link LocalImageService.markUsed} for the images
  * they use. A pull keeps the previous `lastUsed` of a re-pulled name and sets it to now for a new one.
  *
  * Source: containerd `internal/cri/server/images/{service.go (LocalResolve), image_status.go
  * (toCRIImage, getUserFromImage), image_pull.go, image_remove.go, imagefs_info.go}` @ v2.0; cri-api
- * `api.proto`; section 8 of the upstream-semantics digest.
+ * `api.proto`; docs/design/upstream-parity.md.
  */
 import { KimgError, isKimgError } from '../errors/index.js';
 import type { AuthConfig } from '../credentials/index.js';

@@ -13,8 +13,8 @@
  * durations truncated to milliseconds).
  *
  * Source: kubernetes `pkg/kubelet/images/image_manager.go` (imagePullPrecheck, EnsureImageExists,
- * pullImage, evalCRIPullErr), `pkg/kubelet/images/types.go`, `pkg/kubelet/events/event.go`; section 3
- * of the upstream-semantics digest.
+ * pullImage, evalCRIPullErr), `pkg/kubelet/images/types.go`, `pkg/kubelet/events/event.go`; see
+ * docs/design/upstream-parity.md.
  */
 import type { KimgErrorCode } from '../errors/index.js';
 import type { PullPolicy } from './defaulting.js';

@@ -25,7 +25,7 @@
  *
  * Source: kubernetes `pkg/kubelet/images/pullmanager/{interfaces.go,fs_pullrecords.go,
  * mem_pullrecords.go}`, staging kubelet `config/v1beta1/types.go` (ImagePullIntent,
- * ImagePulledRecord); section 4 of the upstream-semantics digest. Differences: kimg's directory names
+ * ImagePulledRecord); docs/design/upstream-parity.md. Differences: kimg's directory names
  * (`pull-records/{intents,pulled}` instead of `image_manager/{pulling,pulled}`), no LRU cache in front
  * of the files, and problems are reported rather than only logged.
  */

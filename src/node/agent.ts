@@ -30,10 +30,12 @@
  * Source: kubernetes `pkg/kubelet/config/{file.go,common.go}`, `pkg/kubelet/pod_workers.go`,
  * `pkg/kubelet/images/image_manager.go`, `pkg/kubelet/images/image_gc_manager.go`.
  */
+import { join } from 'node:path';
 import { hostname } from 'node:os';
 import type { NodeConfig } from '../config/index.js';
 import { startCriServer, storeVerboseInfo, type CriServer } from '../cri/index.js';
 import { KimgError } from '../errors/index.js';
+import { KubeEventRecorder, PodSecretManager, type KubeClient } from '../kube/index.js';
 import {
   IMAGE_GC_PERIOD_MS,
   type FsUsageSource,
@@ -47,7 +49,14 @@ import { startAgentHttpServer, type AgentHttpServer } from './http.js';
 import { Cleanups } from './internal/cleanups.js';
 import { ImageGcRunner } from './internal/image-gc-runner.js';
 import { jsonLogger, warnOnceLogger } from './internal/log.js';
+import {
+  API_SERVER_ORIGIN,
+  ClusterPodSecrets,
+  ClusterPodSource,
+  apiAgentPod,
+} from './internal/cluster-pods.js';
 import { PodImageStatus } from './internal/pod-status.js';
+import { ImageVolumes } from './internal/image-volumes.js';
 import { podSyncer } from './internal/pod-sync.js';
 import { PodWorkers } from './internal/pod-worker.js';
 import { PrepullRunner, logPrepullFailure } from './internal/prepull-runner.js';
@@ -83,6 +92,11 @@ export interface NodeAgentOptions {
    * registry configuration apply (no per-layer progress, no store sweep).
    */
   imageServiceEndpoint?: string;
+  /**
+   * Pull with kimg's pipeline into containerd's own store at this socket (src/containerd); default the
+   * configuration's `kimg.containerd`. Ignored when `imageServiceEndpoint` is set.
+   */
+  containerd?: string;
   /** Registry client settings (plain HTTP hosts, CAs); the config's `hostsDir` is added. */
   registry?: RegistryClientOptions;
   /** Node name (static pod name suffix, GC events). Default the host name, lower-cased. */
@@ -110,6 +124,24 @@ export interface NodeAgentOptions {
   prepull?: readonly PrepullImage[];
   /** Watch `staticPodPath` (default true). False: no static pods (`kimg prepull`). */
   staticPods?: boolean;
+  /**
+   * Cluster mode: the pods bound to `nodeName` come from the API server (list + watch), their pull
+   * Secrets too (watch-based, only those referenced), and Events go to the API server
+   * (`events.k8s.io/v1`). Pod status is never written. Static pods then run only when the
+   * configuration names a `staticPodPath`.
+   */
+  cluster?: NodeAgentClusterOptions;
+}
+
+/** Cluster mode settings of the agent. */
+export interface NodeAgentClusterOptions {
+  client: KubeClient;
+  /** Re-deliver the cached pods this often (ms); default 0 (the pod workers re-sync pods not ready). */
+  resyncMs?: number;
+  /** Event series refresh period (ms); default client-go's 6 min. */
+  eventsRefreshMs?: number;
+  /** First retry delay of the watches after a failure (ms; tests). Default 800. */
+  initialBackoffMs?: number;
 }
 
 /** A running agent. */
@@ -137,6 +169,8 @@ export interface NodeAgent {
   prepullState(): PrepullState[];
   /** Settles when every pre-pull has been tried once. */
   readonly prepullDone: Promise<void>;
+  /** Cluster mode: the API client (its request counts) and a way to wait for Events in flight. */
+  readonly kube?: { client: KubeClient; flushEvents(): Promise<void>; watchedObjects(): string[] };
   /** Stops everything (syncs are cancelled, servers closed, the store closed). Idempotent. */
   close(): Promise<void>;
 }
@@ -157,6 +191,10 @@ interface AgentCore {
   state: PodStateStore;
   status: PodImageStatus;
   cleanups: Cleanups;
+  /** Cluster mode: Events to the API server. */
+  events?: KubeEventRecorder;
+  /** Cluster mode: the node's pods from the API server. */
+  clusterSource?: ClusterPodSource;
 }
 
 /**
@@ -181,6 +219,20 @@ export async function startNodeAgent(options: NodeAgentOptions): Promise<NodeAge
     status: new PodImageStatus(state),
     cleanups: new Cleanups(log),
   };
+  if (options.cluster !== undefined) {
+    const events = new KubeEventRecorder({
+      client: options.cluster.client,
+      reportingInstance: core.nodeName,
+      podFor: (key) => core.clusterSource?.pod(key),
+      ...(options.cluster.eventsRefreshMs !== undefined
+        ? { refreshMs: options.cluster.eventsRefreshMs }
+        : {}),
+      onError: (e) => core.warnOnce(`recording an Event failed: ${e.message}`, { code: e.code }),
+    });
+    core.events = events;
+    // Registered first: runs last, after the workers stopped, so their last Events are sent.
+    core.cleanups.push(() => events.close());
+  }
   try {
     const services = await openServices(core);
     return await runAgent(core, services, staticPodPath);
@@ -194,6 +246,7 @@ export async function startNodeAgent(options: NodeAgentOptions): Promise<NodeAge
 function staticPodPathOf(options: NodeAgentOptions): string | undefined {
   if (options.staticPods === false) return undefined;
   const path = options.config.kubelet.staticPodPath;
+  if ((path === '' || path === undefined) && options.cluster !== undefined) return undefined;
   if (path === '' || path === undefined) {
     throw new KimgError(
       'CONFIG_INVALID',
@@ -213,7 +266,10 @@ function openServices(core: AgentCore): Promise<AgentServices> {
     warnOnce: core.warnOnce,
     onProgress: (image, ev) => core.status.onProgress(image, ev),
     onPulled: () => core.state.storeChanged(),
-    onManagerEvent: (e) => core.status.onManagerEvent(e),
+    onManagerEvent: (e) => {
+      core.status.onManagerEvent(e);
+      core.events?.record(e);
+    },
     onGcEvent: (e) =>
       core.state.recordEvent({
         type: e.type,
@@ -229,6 +285,7 @@ function openServices(core: AgentCore): Promise<AgentServices> {
     nodeName: core.nodeName,
     ...(o.root !== undefined ? { root: o.root } : {}),
     ...(o.imageServiceEndpoint !== undefined ? { imageServiceEndpoint: o.imageServiceEndpoint } : {}),
+    ...(o.containerd !== undefined ? { containerd: o.containerd } : {}),
     ...(o.registry !== undefined ? { registry: o.registry } : {}),
     ...(o.platform !== undefined ? { platform: o.platform } : {}),
     ...(o.secretsDir !== undefined ? { secretsDir: o.secretsDir } : {}),
@@ -243,6 +300,14 @@ interface PodPipeline {
   watcher: ManifestWatcher;
   reconciler: StaticPodReconciler;
   workers: PodWorkers<AgentPod>;
+  /** Cluster mode: the API pods, their reconciler (same workers) and their Secrets' watches. */
+  cluster?: { source: ClusterPodSource; reconciler: StaticPodReconciler; secrets: PodSecretManager };
+}
+
+/** Everything settled: both reconcilers' queues. */
+async function podsSettled(pods: PodPipeline): Promise<void> {
+  await pods.reconciler.settled();
+  await pods.cluster?.reconciler.settled();
 }
 
 /** Wires manifests → pods → workers → syncs; nothing runs until the watcher starts. */
@@ -256,15 +321,27 @@ function podPipeline(
   state.on('change', (c: { kind: string }) => {
     if (c.kind === 'pods') metrics.setPodStatuses(state.list().map(podStatus));
   });
+  const cluster = clusterParts(core, services);
+  const volumes = new ImageVolumes({
+    root: join(runtime.store.root, 'volumes'),
+    source: runtime.backend.kind === 'local' ? runtime.store : undefined,
+  });
   const workers = new PodWorkers<AgentPod>({
     resyncMs: core.options.resyncMs ?? DEFAULT_RESYNC_MS,
     syncPod: podSyncer({
       manager: runtime.manager,
-      secrets: services.secrets,
+      secrets: {
+        refresh: () => services.secrets.refresh(),
+        resolvePod: (uid, pod, fields) =>
+          cluster !== undefined && fields.source === API_SERVER_ORIGIN
+            ? cluster.podSecrets.resolvePod(uid, pod, fields)
+            : services.secrets.resolvePod(uid, pod, fields),
+      },
       status,
       metrics,
       log,
       markUsed: (spec, when) => runtime.markUsed(spec, when),
+      volumes,
     }),
   });
   const reconciler = new StaticPodReconciler({
@@ -276,6 +353,7 @@ function podPipeline(
     drop: async (pod, why) => {
       workers.stop(pod.key, new Error('pod removed or changed'));
       status.podStopped(pod);
+      volumes.remove(pod.uid);
       services.secrets.forgetPod(pod.uid);
       await runtime.manager.clearBackoff({ podUID: pod.uid }).catch(() => []);
       log({ level: 'info', msg: `pod ${why}`, pod: pod.key, uid: pod.uid });
@@ -291,13 +369,82 @@ function podPipeline(
   });
   core.cleanups.push(() => watcher.close());
   core.cleanups.push(() => workers.stopAll(new Error('pod removed or changed')));
-  return { watcher, reconciler, workers };
+  if (cluster === undefined) return { watcher, reconciler, workers };
+  const apiReconciler = new StaticPodReconciler({
+    toPod: (m, previous) => apiAgentPod(m, previous, services.secrets.objects),
+    start: (pod) => {
+      status.podStarted(pod, Date.now());
+      workers.start(pod);
+    },
+    drop: async (pod, why) => {
+      workers.stop(pod.key, new Error('pod removed or changed'));
+      status.podStopped(pod);
+      volumes.remove(pod.uid);
+      cluster.podSecrets.forgetPod(pod.uid, pod.object);
+      await runtime.manager.clearBackoff({ podUID: pod.uid }).catch(() => []);
+      log({ level: 'info', msg: `pod ${why}`, pod: pod.key, uid: pod.uid });
+    },
+    forget: (key) => state.remove(key),
+    added: (pod) => log({ level: 'info', msg: 'pod added', pod: pod.key, source: API_SERVER_ORIGIN }),
+  });
+  const source = new ClusterPodSource({
+    client: cluster.client,
+    nodeName: core.nodeName,
+    onPods: apiReconciler.onPods,
+    log,
+    ...(cluster.options.resyncMs !== undefined ? { resyncMs: cluster.options.resyncMs } : {}),
+    ...(cluster.options.initialBackoffMs !== undefined
+      ? { initialBackoffMs: cluster.options.initialBackoffMs }
+      : {}),
+  });
+  core.clusterSource = source;
+  // Registered after the workers' stop: runs before it, so no new pod starts while they stop.
+  core.cleanups.push(() => cluster.secretManager.close());
+  core.cleanups.push(() => source.close());
+  return {
+    watcher,
+    reconciler,
+    workers,
+    cluster: { source, reconciler: apiReconciler, secrets: cluster.secretManager },
+  };
+}
+
+/** Cluster mode's secret manager and the pod Secrets resolver over it, or undefined. */
+function clusterParts(
+  core: AgentCore,
+  services: AgentServices,
+):
+  | {
+      client: KubeClient;
+      options: NodeAgentClusterOptions;
+      secretManager: PodSecretManager;
+      podSecrets: ClusterPodSecrets;
+    }
+  | undefined {
+  const options = core.options.cluster;
+  if (options === undefined || core.events === undefined) return undefined;
+  const secretManager = new PodSecretManager({
+    client: options.client,
+    onError: (e, object) =>
+      core.warnOnce(`watch of ${object} failed (retrying): ${e.message}`, { code: e.code }),
+    ...(options.initialBackoffMs !== undefined ? { initialBackoffMs: options.initialBackoffMs } : {}),
+  });
+  const podSecrets = new ClusterPodSecrets(
+    secretManager,
+    services.runtime.credentials,
+    core.events,
+    core.warnOnce,
+  );
+  return { client: options.client, options, secretManager, podSecrets };
 }
 
 /** The image ids in use: the pods' ready containers', then the pre-pulls'. */
 function imagesInUse(state: PodStateStore, prepull: PrepullRunner): string[] {
   const ids = new Set<string>();
-  for (const p of state.list()) for (const c of p.containers) if (c.imageRef !== '') ids.add(c.imageRef);
+  for (const p of state.list()) {
+    for (const c of p.containers) if (c.imageRef !== '') ids.add(c.imageRef);
+    for (const v of p.volumes ?? []) if (v.imageRef !== '') ids.add(v.imageRef);
+  }
   for (const id of prepull.imageRefs()) ids.add(id);
   return [...ids];
 }
@@ -315,7 +462,7 @@ async function runAgent(
     managerFor: (platform) => runtime.managerFor(platform),
     secrets: services.secrets,
     podsBusy: () => pods.workers.busy(),
-    podsStarted: () => pods.reconciler.settled(),
+    podsStarted: () => podsSettled(pods),
     metrics,
     log,
     changed: () => state.storeChanged(),
@@ -346,6 +493,16 @@ async function runAgent(
       usage: runtime.usage,
     });
   const cri = await startCri(core, runtime);
+  const events = core.events;
+  const cluster = pods.cluster;
+  const kube =
+    options.cluster !== undefined && events !== undefined && cluster !== undefined
+      ? {
+          client: options.cluster.client,
+          flushEvents: () => events.flush(),
+          watchedObjects: () => cluster.secrets.watchedObjects(),
+        }
+      : undefined;
   let closed: Promise<void> | undefined;
   let prepullDone: Promise<void> = Promise.resolve();
   const agent: NodeAgent = {
@@ -362,10 +519,10 @@ async function runAgent(
     nodeName: core.nodeName,
     rescan: async () => {
       await pods.watcher.scan();
-      await pods.reconciler.settled();
+      await podsSettled(pods);
     },
     syncAll: async () => {
-      await pods.reconciler.settled();
+      await podsSettled(pods);
       await pods.workers.syncAll();
     },
     garbageCollect: () => gc.runNow(),
@@ -375,17 +532,20 @@ async function runAgent(
     get prepullDone() {
       return prepullDone;
     },
+    ...(kube !== undefined ? { kube } : {}),
     close: () => (closed ??= cleanups.run()),
   };
   const http = await startHttp(core, agent);
   if (staticPodPath !== undefined) await pods.watcher.start();
-  await pods.reconciler.settled();
+  await pods.cluster?.source.start();
+  await podsSettled(pods);
   prepullDone = prepull.run().catch(logPrepullFailure(log));
   log({
     level: 'info',
     msg: 'node agent started',
     node: core.nodeName,
     staticPodPath: options.config.kubelet.staticPodPath,
+    ...(options.cluster !== undefined ? { apiServer: options.cluster.client.config.server } : {}),
     store: runtime.store.root,
     ...(http !== undefined ? { http: http.url } : {}),
     ...(cri !== undefined ? { cri: cri.address } : {}),

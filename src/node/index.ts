@@ -10,7 +10,12 @@
  * Failure codes: `CONFIG_INVALID`, `FILE_NOT_FOUND`, `CREDENTIAL_PROVIDER_CONFIG_INVALID`, store codes,
  * `INVALID_ARGUMENT` (listen address); clients: `AGENT_UNAVAILABLE`, `POD_NOT_FOUND`.
  */
-export { startNodeAgent, type NodeAgent, type NodeAgentOptions } from './agent.js';
+export {
+  startNodeAgent,
+  type NodeAgent,
+  type NodeAgentOptions,
+  type NodeAgentClusterOptions,
+} from './agent.js';
 export type { AgentLogEntry, AgentLog, StoreSummary, GcRunSummary } from './types.js';
 export {
   PodStateStore,
@@ -18,6 +23,7 @@ export {
   podReady,
   type PodView,
   type ContainerImageState,
+  type ImageVolumeState,
   type LayerProgress,
   type NodeEvent,
   type PodStateStoreOptions,

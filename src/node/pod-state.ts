@@ -48,6 +48,36 @@ export interface ContainerImageState {
   lastError?: string;
 }
 
+/**
+ * An image volume's state (KEP-4639 `volumes[].image`): pulled like a container image, then
+ * materialised read-only under the agent's state directory.
+ */
+export interface ImageVolumeState {
+  name: string;
+  /** The image or artifact reference as the pod spells it. */
+  reference: string;
+  pullPolicy: string;
+  /** `Ready` once pulled and materialised. */
+  state: 'Waiting' | 'Ready';
+  /** The waiting reason (`ContainerCreating`, `ErrImagePull`, `ImagePullBackOff`, …): '' when ready. */
+  reason: string;
+  message: string;
+  /** The image id once pulled. */
+  imageRef: string;
+  /** The manifest digest of what was materialised. */
+  digest: string;
+  /** `image` (layers applied) or `artifact` (titled blobs as files), once materialised. */
+  kind?: 'image' | 'artifact';
+  /** The directory the volume is materialised in. */
+  path?: string;
+  /** An artifact's files (relative paths). */
+  files?: string[];
+  /** While in back-off: when the next pull may be tried (ms since the epoch). */
+  nextRetryAt?: number;
+  /** The last pull error (`<reason>: <message>`). */
+  lastError?: string;
+}
+
 /** A pod as `kimg get pods` / the status page show it. */
 export interface PodView {
   /** `<namespace>/<name>`. */
@@ -68,6 +98,8 @@ export interface PodView {
    * (pull Secrets or a ServiceAccount, resolved from the agent's secrets directory).
    */
   extensions?: string[];
+  /** The pod's image volumes, in spec order (absent when it has none). */
+  volumes?: ImageVolumeState[];
 }
 
 /** A recorded event (pod or node), kubectl-aggregated. */
@@ -95,7 +127,17 @@ export function podStatus(pod: PodView): string {
   for (const c of pod.containers) {
     if (c.state === 'Waiting' && c.reason !== '' && c.reason !== 'ContainerCreating') return c.reason;
   }
-  if (pod.containers.length > 0 && pod.containers.every((c) => c.state === 'Ready')) return 'ImagesReady';
+  // A container cannot start before the image volumes it mounts are pulled: the kubelet reports the
+  // volume's pull failure as the container's waiting reason.
+  for (const v of pod.volumes ?? []) {
+    if (v.state === 'Waiting' && v.reason !== '' && v.reason !== 'ContainerCreating') return v.reason;
+  }
+  if (
+    pod.containers.length > 0 &&
+    pod.containers.every((c) => c.state === 'Ready') &&
+    (pod.volumes ?? []).every((v) => v.state === 'Ready')
+  )
+    return 'ImagesReady';
   return 'ContainerCreating';
 }
 

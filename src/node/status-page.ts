@@ -73,7 +73,9 @@ function podStatus(p) {
   var init = p.containers.filter(function (c) { return c.list === 'initContainers'; });
   for (var i = 0; i < init.length; i++) if (init[i].state === 'Waiting' && init[i].reason && init[i].reason !== 'ContainerCreating') return 'Init:' + init[i].reason;
   for (var j = 0; j < p.containers.length; j++) { var c = p.containers[j]; if (c.state === 'Waiting' && c.reason && c.reason !== 'ContainerCreating') return c.reason; }
-  if (p.containers.length && p.containers.every(function (c) { return c.state === 'Ready'; })) return 'ImagesReady';
+  var vs = p.volumes || [];
+  for (var k = 0; k < vs.length; k++) if (vs[k].state === 'Waiting' && vs[k].reason && vs[k].reason !== 'ContainerCreating') return vs[k].reason;
+  if (p.containers.length && p.containers.concat(vs).every(function (c) { return c.state === 'Ready'; })) return 'ImagesReady';
   return p.syncs === 0 ? 'Pending' : 'ContainerCreating';
 }
 function stateCell(c) {
@@ -106,19 +108,26 @@ function stateCell(c) {
   else if (c.message) td.appendChild(el('div', { class: 'meta', text: c.message }));
   return td;
 }
+// An image volume shown as a row like a container's: its reference, pull policy and, once
+// materialised, the manifest digest (with the image id) in place of the image id.
+function volumeRow(v) {
+  return { name: v.name, list: 'volume', image: v.reference, imagePullPolicy: v.pullPolicy, state: v.state, reason: v.reason, message: v.message,
+    imageRef: v.digest ? v.digest + ' · ' + (v.kind || 'image') + (v.files && v.files.length ? ' · ' + v.files.join(', ') : '') : '', nextRetryAt: v.nextRetryAt, lastError: v.lastError };
+}
 function renderPods() {
   var tb = document.querySelector('#pods tbody');
   tb.textContent = '';
   if (!model.pods.length) tb.appendChild(el('tr', {}, [el('td', { colspan: '5', text: 'no pods (add manifests to the static pod directory)' })]));
   model.pods.forEach(function (p) {
     var st = podStatus(p);
-    p.containers.forEach(function (c, i) {
+    var rows = p.containers.concat((p.volumes || []).map(volumeRow));
+    rows.forEach(function (c, i) {
       var tr = el('tr', { 'data-pod': p.namespace + '/' + p.name, 'data-container': c.name, 'data-reason': c.state === 'Ready' ? 'Ready' : (c.pulling ? 'Pulling' : c.reason) });
       if (i === 0) {
-        tr.appendChild(el('td', { rowspan: String(p.containers.length) }, [el('strong', { text: p.name }), el('div', { class: 'meta', text: p.namespace + ' · ' + p.file })]));
-        tr.appendChild(el('td', { rowspan: String(p.containers.length), class: st.replace('Init:', '') + ' podstatus', text: st }));
+        tr.appendChild(el('td', { rowspan: String(rows.length) }, [el('strong', { text: p.name }), el('div', { class: 'meta', text: p.namespace + ' · ' + p.file })]));
+        tr.appendChild(el('td', { rowspan: String(rows.length), class: st.replace('Init:', '') + ' podstatus', text: st }));
       }
-      tr.appendChild(el('td', { text: c.name + (c.list === 'initContainers' ? ' (init)' : '') }));
+      tr.appendChild(el('td', { text: c.name + (c.list === 'initContainers' ? ' (init)' : c.list === 'volume' ? ' (image volume)' : '') }));
       tr.appendChild(el('td', {}, [el('code', { text: c.image }), el('div', { class: 'meta', text: c.imagePullPolicy })]));
       tr.appendChild(stateCell(c));
       tb.appendChild(tr);

@@ -9,7 +9,7 @@
  *
  * Follows containerd/platforms v1.0.0-rc.4 (`platforms.go`, `database.go`, `compare.go`,
  * `defaults*.go`, `cpuinfo*.go`, `platform_windows_compat.go`) and containerd's
- * `core/images/image.go` for index selection; see section 10 of the upstream-semantics digest.
+ * `core/images/image.go` for index selection; see docs/design/upstream-parity.md.
  */
 export { makePlatform, toPlatform, toOciPlatform, type Platform, type PlatformLike } from './types.js';
 export {

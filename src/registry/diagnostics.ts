@@ -1,5 +1,5 @@
 /**
- * Observability of the registry client without cost or leaks (STYLE.md §14).
+ * Observability of the registry client without cost or leaks.
  *
  * `node:diagnostics_channel` channels carry one message per HTTP request start, end (headers
  * received) and error, plus retries; subscribers pay, others do not (`hasSubscribers` is checked

@@ -156,6 +156,7 @@ export async function openNodeRuntime(
       registry,
       imageService,
       local: opened.local,
+      containerd: opened.containerd,
       credentials,
       verifier,
       reconcileReport: report,

@@ -30,6 +30,7 @@ import type {
 import type { RegistryClient, RegistryClientOptions } from '../registry/index.js';
 import type { ImagePullEvent, ImagePullResult } from '../pull/index.js';
 import type { Store } from '../store/index.js';
+import type { ContainerdImageService } from '../containerd/index.js';
 
 /**
  * Where images are pulled to and listed from: the ONE setting that picks the image service backend.
@@ -55,6 +56,23 @@ export type ImageServiceBackend =
       endpoint: string;
       /** Per-call deadline; default the CRI client's. */
       timeoutMs?: number;
+    }
+  | {
+      /**
+       * containerd's own store: kimg's pipeline fetches, containerd stores, unpacks and runs
+       * (src/containerd, docs/design/containerd-backend.md).
+       */
+      kind: 'containerd';
+      /** containerd's socket as `ctr --address` takes it, or a `unix://` URL. */
+      address: string;
+      /** Default `k8s.io` (containerd's CRI plugin's namespace). */
+      namespace?: string;
+      /** Default `overlayfs`. */
+      snapshotter?: string;
+      /** Platform to pull; default the host. */
+      platform?: string;
+      /** Blobs downloaded at once per pull; default 3. */
+      concurrency?: number;
     };
 
 /** The kind names of {@link ImageServiceBackend}. */
@@ -150,6 +168,8 @@ export interface NodeRuntime {
   readonly imageService: ImageService;
   /** The store-backed service, for the `local` backend only. */
   readonly local: LocalImageService | undefined;
+  /** The service over containerd's store, for the `containerd` backend only (in-use images for GC). */
+  readonly containerd: ContainerdImageService | undefined;
   /** The credential sources and the per-pod lookup. Empty sources with `credentials: false`. */
   readonly credentials: PodCredentials;
   /** Credential verification of present images (pull records under the store root). */

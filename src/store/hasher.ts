@@ -2,7 +2,7 @@
  * Streaming digests for the store, on the event loop or off it.
  *
  * sha256 is the first wall for a Node puller on this hardware class (~380 MB/s per core, no SHA-NI;
- * /work/shared/tools/FINDINGS.md "Physical limits"): hashing on the main thread competes with HTTP
+ * docs/design/performance.md): hashing on the main thread competes with HTTP
  * parsing and the write path. `WorkerHasherPool` hashes in `worker_threads` instead: each stream is
  * pinned to one worker (so its chunks stay in order), chunks are copied into 256 KiB staging buffers
  * that are transferred (not cloned) to the worker and transferred back with its acknowledgement for
@@ -63,11 +63,11 @@ export type HashingMode = 'worker' | 'inline' | 'auto';
  *   879 / worker 611 MB/s; 3 parallel loopback HTTP downloads: inline 256-411 / worker 199-385 MB/s.
  *   Hashing costs < 1 ms per MiB, so the copy and messaging of the pool do not pay off with parallel
  *   layers (what a pull does).
- * - without SHA-NI (`OPENSSL_ia32cap=:~0x20000000`, ~310-490 MB/s per core, like the reference box
- *   of FINDINGS.md): 1 stream inline 311 / worker 363, 4 streams inline 368 / worker 417 MB/s, and the
+ * - without SHA-NI (`OPENSSL_ia32cap=:~0x20000000`, ~310-490 MB/s per core, like the reference machine
+ *   of docs/design/performance.md): 1 stream inline 311 / worker 363, 4 streams inline 368 / worker 417 MB/s, and the
  *   main thread's event-loop utilization drops from 0.74-0.92 (inline) to 0.18-0.62 (worker), leaving
  *   it free for HTTP parsing.
- * - whole `kimg pull` of the 1 GiB image (issue C, SHA-NI, node:http transport, machine shared):
+ * - whole `kimg pull` of the 1 GiB image (SHA-NI, node:http transport, machine shared):
  *   inline 3.1-4.6 s, peak RSS 81-96 MiB; worker (one thread, buffers handed over and back) 4.0-6.0 s,
  *   104-110 MiB (each worker isolate costs ~10 MiB, and the second core is the registry's).
  */

@@ -1,7 +1,7 @@
 /**
  * Real external components the tests drive (distribution registry, skopeo, umoci, openssl, ...).
  *
- * Project rule (FINDINGS.md, "Recommendations for CI and tests"): a test that needs a real component
+ * Project rule: a test that needs a real component
  * FAILS with a clear message when it is missing - it never skips, with or without CI=true. The
  * message names the Debian package to install (`.ci/run` installs all of them).
  */
@@ -20,6 +20,8 @@ export const COMPONENT_PACKAGES: Readonly<Record<string, string>> = {
   runc: 'runc',
   curl: 'curl',
   setpriv: 'util-linux',
+  // Static build: the runnable test images copy it into an otherwise empty root filesystem.
+  busybox: 'busybox-static',
 };
 
 const resolved = new Map<string, string>();

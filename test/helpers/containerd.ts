@@ -3,8 +3,7 @@
  * sockets and `certs.d` under one SHORT temp dir (`/tmp/kimg-ctrd-XXXXXX`; a unix socket path is limited
  * to 108 bytes by `sockaddr_un.sun_path`), never /etc/containerd or /run/containerd. The CRI plugin
  * (`io.containerd.grpc.v1.cri`, built into the daemon) is enabled, so a test can talk CRI to it over
- * `unix://<dir>/containerd.sock` with @grpc/grpc-js. Facts: /work/shared/tools/FINDINGS.md
- * ("containerd 1.6", "CRI plugin starts", recommendation 5).
+ * `unix://<dir>/containerd.sock` with @grpc/grpc-js.
  *
  * Registries: the CRI plugin resolves hosts through `registry.config_path` = `<dir>/certs.d`, one
  * `<host>/hosts.toml` per registry (containerd docs/hosts.md). Registries listen on port 0, so the
@@ -17,15 +16,24 @@
  * `stop()` SIGKILLs it by PID (SIGTERM costs ~1.8 s and the data is thrown away), unmounts anything
  * left mounted under its dir (deepest first) and removes the dir.
  */
-import { readFileSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readdirSync, readFileSync } from 'node:fs';
+import { mkdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { requireBinary } from './components.js';
 import { killProcess, runCommand, spawnTracked, waitFor, type CommandResult } from './proc.js';
 import { makeTempDir, removeTempDir } from './tmp.js';
 
 /** `sockaddr_un.sun_path` is 108 bytes including the terminating NUL. */
 const MAX_SOCKET_PATH = 107;
+
+/** The CRI plugin's `sandbox_image` when the caller runs no pods: no registry serves it. */
+const NO_SANDBOX_IMAGE = '127.0.0.1:1/kimg-no-sandbox:1';
+
+/**
+ * Where containerd 1.6's shims put their own sockets whatever the daemon's `state` is
+ * (containerd/containerd runtime/v2/shim/util_unix.go: `/run/containerd/s/<sha256>`).
+ */
+const SHIM_SOCKET_DIR = '/run/containerd/s/';
 
 export interface ContainerdOptions {
   /** Default 'overlayfs'; falls back to 'native' when an overlay mount is not permitted here. */
@@ -40,6 +48,18 @@ export interface ContainerdOptions {
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
   /** How long to wait for readiness; default 20 s. */
   startTimeoutMs?: number;
+  /**
+   * The CRI plugin's `sandbox_image` (pulled by RunPodSandbox when absent, pinned). Default: a
+   * reference no registry serves, for fixtures that never run pods. Pods need a local image here
+   * (nothing outside loopback is reachable), e.g. the `pause:1` of `pushRunnableImages`.
+   */
+  sandboxImage?: string;
+  /**
+   * Let the CRI plugin put pods and containers into cgroups (`disable_cgroup = false`), as on a node.
+   * Default false. Pods should then name a `linux.cgroup_parent` under {@link StartedContainerd.cgroupParent},
+   * so stop() removes what they leave.
+   */
+  podCgroups?: boolean;
 }
 
 export interface CtrOptions {
@@ -62,6 +82,17 @@ export interface StartedContainerd {
   root: string;
   /** containerd `state` (sockets of shims, runtime state). */
   state: string;
+  /** runc's state root for this daemon's containers (CRI runtime option `Root`; `ctr run --runc-root`). */
+  runcRoot: string;
+  /** The CRI plugin's `sandbox_image`. */
+  sandboxImage: string;
+  /**
+   * The cgroup (v1: one directory per controller under /sys/fs/cgroup) under which `ctrRun` puts its
+   * containers, `/kimg-ctrd-XXXXXX`; removed by stop(). CRI pods get cgroups only with `podCgroups`
+   * (and should then use a `linux.cgroup_parent` below this one); by default the CRI plugin runs with
+   * `disable_cgroup = true`.
+   */
+  cgroupParent: string;
   configFile: string;
   /** `registry.config_path` of the CRI plugin; also usable as `ctr --hosts-dir`. */
   certsDir: string;
@@ -79,13 +110,23 @@ export interface StartedContainerd {
    */
   ctr(args: readonly string[], opts?: CtrOptions): Promise<CommandResult>;
   /**
+   * `ctr run --rm` of `ref` as container `id` (in `opts.namespace`), with this daemon's runc root and
+   * a cgroup under {@link cgroupParent}, so nothing is left outside the fixture; resolves with the
+   * container's output once it exited.
+   */
+  ctrRun(ref: string, id: string, opts?: CtrOptions & { args?: readonly string[] }): Promise<CommandResult>;
+  /**
    * Writes `<certsDir>/<host>/hosts.toml` marking `http://<endpoint>` (default: `host` itself) as the
    * plain-HTTP server of registry `host`, with pull, resolve and push capabilities. `host` is what
    * appears in image references (`'127.0.0.1:PORT'`); a different `endpoint` makes `host` an alias
    * served by another registry (e.g. `addPlainHttpRegistry('kimg.invalid', reg.host)`).
    */
   addPlainHttpRegistry(host: string, endpoint?: string): Promise<void>;
-  /** SIGKILL by PID, wait for the exit, unmount leftovers under baseDir, rm -rf baseDir. Idempotent. */
+  /**
+   * SIGKILL by PID, wait for the exit; then SIGKILL what the daemon started and left running (the
+   * runc shims of its containers and their processes, by PID), unmount leftovers under baseDir,
+   * rm -rf baseDir. Idempotent.
+   */
   stop(): Promise<void>;
 }
 
@@ -118,6 +159,137 @@ async function overlayMountPermitted(dir: string): Promise<boolean> {
   return true;
 }
 
+function procEntries(): number[] {
+  try {
+    return readdirSync('/proc')
+      .filter((n) => /^\d+$/.test(n))
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function readProc(pid: number, file: string): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/${file}`, 'utf8');
+  } catch {
+    return undefined; // gone meanwhile
+  }
+}
+
+/**
+ * True once `pid` has exited: gone, or a zombie waiting for its parent. The shims are reparented away
+ * from the test process, so their zombies are reaped by whoever adopted them, not by us.
+ */
+export function hasExited(pid: number): boolean {
+  const stat = readProc(pid, 'stat');
+  return stat === undefined || stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+}
+
+/**
+ * The runc shims this daemon started (their command line names its socket: `-address <socket>`) and
+ * every process below them (the containers), children listed before their parents.
+ */
+export function shimProcessTree(socket: string): { shims: number[]; descendants: number[] } {
+  const parentOf = new Map<number, number>();
+  const shims: number[] = [];
+  for (const pid of procEntries()) {
+    const stat = readProc(pid, 'stat');
+    // `pid (comm) state ppid ...`; comm may hold spaces and parentheses, so split after the last ')'.
+    const ppid = stat === undefined ? NaN : Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (Number.isInteger(ppid)) parentOf.set(pid, ppid);
+    const argv = (readProc(pid, 'cmdline') ?? '').split('\0');
+    if (basename(argv[0] ?? '').startsWith('containerd-shim') && argv.includes(socket)) shims.push(pid);
+  }
+  const descendants: number[] = [];
+  const visit = (parent: number): void => {
+    for (const [pid, ppid] of parentOf) {
+      if (ppid === parent) {
+        visit(pid);
+        descendants.push(pid);
+      }
+    }
+  };
+  for (const s of shims) visit(s);
+  return { shims, descendants };
+}
+
+/** The shim socket addresses recorded in the daemon's task bundles (`<state>/…task/<ns>/<id>/address`). */
+function shimSocketFiles(state: string): string[] {
+  const out: string[] = [];
+  const tasks = join(state, 'io.containerd.runtime.v2.task');
+  const list = (d: string): string[] => {
+    try {
+      return readdirSync(d);
+    } catch {
+      return [];
+    }
+  };
+  for (const ns of list(tasks)) {
+    for (const id of list(join(tasks, ns))) {
+      let addr: string;
+      try {
+        addr = readFileSync(join(tasks, ns, id, 'address'), 'utf8').trim();
+      } catch {
+        continue;
+      }
+      const path = addr.replace(/^unix:\/\//, '');
+      if (path.startsWith(SHIM_SOCKET_DIR) && !path.slice(SHIM_SOCKET_DIR.length).includes('/'))
+        out.push(path);
+    }
+  }
+  return out;
+}
+
+/**
+ * SIGKILLs, by PID, the shims of the daemon on `socket` and everything below them (children first),
+ * and removes the shim sockets its task bundles recorded. The daemon starts the shims detached, so
+ * they outlive it (and the test process's pdeathsig) unless killed here.
+ */
+export async function killShims(socket: string, state: string): Promise<number> {
+  const sockets = shimSocketFiles(state);
+  const { shims, descendants } = shimProcessTree(socket);
+  for (const pid of [...descendants, ...shims]) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+  if (shims.length + descendants.length > 0) {
+    await waitFor(
+      'killed shims and containers to exit',
+      () => ([...descendants, ...shims].every(hasExited) ? true : undefined),
+      { timeoutMs: 10_000, intervalMs: 20 },
+    );
+  }
+  for (const f of sockets) await rm(f, { force: true });
+  return shims.length + descendants.length;
+}
+
+const CGROUP_ROOT = '/sys/fs/cgroup';
+
+/** Removes the (empty) cgroup directories `parent` and below in every mounted hierarchy, deepest first. */
+async function removeCgroupTree(parent: string): Promise<void> {
+  let hierarchies: string[];
+  try {
+    hierarchies = readdirSync(CGROUP_ROOT);
+  } catch {
+    return;
+  }
+  const rmdirTree = async (dir: string): Promise<void> => {
+    let entries: import('node:fs').Dirent[];
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return; // not there in this hierarchy
+    }
+    for (const e of entries) if (e.isDirectory()) await rmdirTree(join(dir, e.name));
+    await rmdir(dir).catch(() => undefined); // busy: a process is still in it; leave it
+  };
+  for (const h of hierarchies) await rmdirTree(join(CGROUP_ROOT, h, parent));
+}
+
 /** Mount points under `dir` (from /proc/mounts, octal escapes decoded), deepest first. */
 export function mountsUnder(dir: string): string[] {
   const prefix = dir.endsWith('/') ? dir : `${dir}/`;
@@ -145,6 +317,9 @@ function configToml(o: {
   snapshotter: string;
   cri: boolean;
   logLevel: string;
+  sandboxImage: string;
+  runcRoot: string;
+  podCgroups: boolean;
 }): string {
   const lines = [
     'version = 2',
@@ -168,13 +343,18 @@ function configToml(o: {
   if (o.cri) {
     lines.push(
       '  [plugins."io.containerd.grpc.v1.cri"]',
-      // Never pulled: images only, no pod sandboxes.
-      '    sandbox_image = "127.0.0.1:1/kimg-no-sandbox:1"',
-      '    disable_cgroup = true',
+      `    sandbox_image = ${tomlString(o.sandboxImage)}`,
+      `    disable_cgroup = ${o.podCgroups ? 'false' : 'true'}`,
       '    disable_apparmor = true',
       '    restrict_oom_score_adj = true',
       '    [plugins."io.containerd.grpc.v1.cri".containerd]',
       `      snapshotter = ${tomlString(o.snapshotter)}`,
+      '      default_runtime_name = "runc"',
+      '      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]',
+      '        runtime_type = "io.containerd.runc.v2"',
+      '        [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]',
+      // runc keeps its container state here instead of /run/containerd/runc.
+      `          Root = ${tomlString(o.runcRoot)}`,
       '    [plugins."io.containerd.grpc.v1.cri".cni]',
       '      bin_dir = "/usr/lib/cni"',
       `      conf_dir = ${tomlString(join(o.baseDir, 'cni'))}`,
@@ -207,7 +387,12 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Sta
   const configFile = join(baseDir, 'config.toml');
   const logFile = join(baseDir, 'containerd.log');
   const socket = join(baseDir, 'containerd.sock');
+  const runcRoot = join(baseDir, 'runc');
+  const sandboxImage = opts.sandboxImage ?? NO_SANDBOX_IMAGE;
+  const cgroupParent = `/${basename(baseDir)}`;
   const cleanupDir = async (): Promise<void> => {
+    await killShims(socket, state);
+    await removeCgroupTree(cgroupParent);
     const umount = requireBinary('umount');
     for (const m of mountsUnder(baseDir)) {
       const r = await runCommand(umount, [m], { allowFailure: true, timeoutMs: 30_000 });
@@ -225,7 +410,7 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Sta
   let proc: ReturnType<typeof spawnTracked> | undefined;
   try {
     await Promise.all(
-      [root, state, certsDir, join(baseDir, 'cni'), join(baseDir, 'opt')].map((d) => mkdir(d)),
+      [root, state, runcRoot, certsDir, join(baseDir, 'cni'), join(baseDir, 'opt')].map((d) => mkdir(d)),
     );
     let snapshotter = opts.snapshotter ?? 'overlayfs';
     if (snapshotter === 'overlayfs' && !(await overlayMountPermitted(join(baseDir, 'probe'))))
@@ -241,6 +426,9 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Sta
         snapshotter,
         cri,
         logLevel: opts.logLevel ?? 'info',
+        sandboxImage,
+        runcRoot,
+        podCgroups: opts.podCgroups === true,
       }),
     );
     const addPlainHttpRegistry = async (host: string, endpoint = host): Promise<void> => {
@@ -284,6 +472,25 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Sta
         timeoutMs: o.timeoutMs ?? 120_000,
         allowFailure: o.allowFailure === true,
       });
+    const ctrRun = (
+      ref: string,
+      id: string,
+      o: CtrOptions & { args?: readonly string[] } = {},
+    ): Promise<CommandResult> =>
+      ctr(
+        [
+          'run',
+          '--rm',
+          '--runc-root',
+          runcRoot,
+          '--cgroup',
+          `${cgroupParent}/${id}`,
+          ref,
+          id,
+          ...(o.args ?? []),
+        ],
+        o,
+      );
     const timeoutMs = opts.startTimeoutMs ?? 20_000;
     await waitFor(
       'containerd to serve (ctr version)',
@@ -313,6 +520,9 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Sta
       baseDir,
       root,
       state,
+      runcRoot,
+      sandboxImage,
+      cgroupParent,
       configFile,
       certsDir,
       snapshotter,
@@ -320,6 +530,7 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Sta
       startMs: Date.now() - t0,
       log: async () => logCache ?? (await readIfExists(logFile)),
       ctr,
+      ctrRun,
       addPlainHttpRegistry,
       stop: () => {
         stopping ??= (async () => {

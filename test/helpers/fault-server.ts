@@ -1,6 +1,6 @@
 /**
  * A tiny scripted HTTP server, in process, for the registry faults a real registry cannot produce
- * (STYLE.md §11): truncated bodies, ignored `Range`, wrong bytes, 429 with `Retry-After`, 5xx bursts,
+ * (reliability is tested against them, not hoped for): truncated bodies, ignored `Range`, wrong bytes, 429 with `Retry-After`, 5xx bursts,
  * stalls, cross-origin redirects. Each test scripts its routes; every request is recorded (method,
  * path, headers) so tests can assert what the client sent. Listens on port 0.
  *

@@ -1,5 +1,5 @@
 /**
- * Shared settings for property tests. `npm test` runs 10,000 cases per property (issue A/J floor);
+ * Shared settings for property tests. `npm test` runs 10,000 cases per property (the floor);
  * `npm run fuzz` sets KIMG_FUZZ_RUNS=100000. The seed is printed so a failure can be replayed with
  * KIMG_FUZZ_SEED.
  */

@@ -215,9 +215,10 @@ function octal(value: number, width: number): string {
   return value.toString(8).padStart(width - 1, '0') + '\0';
 }
 
-/** A POSIX ustar header block. */
-function tarHeader(name: string, size: number, type: '0' | '5', mode: number): Buffer {
+/** A POSIX ustar header block: a regular file ('0'), a symlink to `linkname` ('2') or a directory ('5'). */
+function tarHeader(name: string, size: number, type: '0' | '2' | '5', mode: number, linkname = ''): Buffer {
   if (Buffer.byteLength(name) > 100) throw new Error(`tar entry name too long: ${name}`);
+  if (Buffer.byteLength(linkname) > 100) throw new Error(`tar link target too long: ${linkname}`);
   if (size >= 8 ** 11) throw new Error(`tar entry too large for ustar: ${size}`);
   const h = Buffer.alloc(512);
   h.write(name, 0, 100, 'utf8');
@@ -228,6 +229,7 @@ function tarHeader(name: string, size: number, type: '0' | '5', mode: number): B
   h.write(octal(TAR_MTIME, 12), 136, 'ascii');
   h.write(' '.repeat(8), 148, 'ascii'); // checksum field counts as spaces while summing
   h.write(type, 156, 'ascii');
+  h.write(linkname, 157, 100, 'utf8');
   h.write('ustar\0', 257, 'ascii');
   h.write('00', 263, 'ascii');
   h.write('root', 265, 'ascii');
@@ -238,11 +240,16 @@ function tarHeader(name: string, size: number, type: '0' | '5', mode: number): B
   return h;
 }
 
-interface TarEntry {
+/** One member of a generated layer: a directory, a symlink, or a regular file of `size` bytes from `source`. */
+export interface TarEntry {
   name: string;
   dir?: boolean;
+  /** Makes the entry a symlink to this target. */
+  symlink?: string;
   size?: number;
   source?: () => Iterable<Buffer>;
+  /** Permission bits; default 0o755 for directories, 0o644 for files, 0o777 for symlinks. */
+  mode?: number;
 }
 
 function* tarStream(entries: TarEntry[], hash: Hash, counter: { n: number }): Generator<Buffer> {
@@ -253,11 +260,15 @@ function* tarStream(entries: TarEntry[], hash: Hash, counter: { n: number }): Ge
   };
   for (const e of entries) {
     if (e.dir === true) {
-      yield emit(tarHeader(e.name, 0, '5', 0o755));
+      yield emit(tarHeader(e.name, 0, '5', e.mode ?? 0o755));
+      continue;
+    }
+    if (e.symlink !== undefined) {
+      yield emit(tarHeader(e.name, 0, '2', e.mode ?? 0o777, e.symlink));
       continue;
     }
     const size = e.size ?? 0;
-    yield emit(tarHeader(e.name, size, '0', 0o644));
+    yield emit(tarHeader(e.name, size, '0', e.mode ?? 0o644));
     let written = 0;
     for (const b of e.source?.() ?? []) {
       written += b.length;
@@ -276,7 +287,11 @@ function blobPath(layoutDir: string, hex: string): string {
   return join(layoutDir, 'blobs', 'sha256', hex);
 }
 
-async function writeJsonBlob(layoutDir: string, value: unknown): Promise<{ digest: string; size: number }> {
+/** Writes `value` as a JSON blob of the layout; returns its descriptor fields. */
+export async function writeJsonBlob(
+  layoutDir: string,
+  value: unknown,
+): Promise<{ digest: string; size: number }> {
   const buf = Buffer.from(JSON.stringify(value));
   const hex = createHash('sha256').update(buf).digest('hex');
   const tmp = blobPath(layoutDir, `.tmp-${randomBytes(8).toString('hex')}`);
@@ -285,7 +300,8 @@ async function writeJsonBlob(layoutDir: string, value: unknown): Promise<{ diges
   return { digest: `sha256:${hex}`, size: buf.length };
 }
 
-async function writeLayerBlob(
+/** Writes the gzip-compressed tar of `entries` as a layer blob of the layout (streaming). */
+export async function writeLayerBlob(
   layoutDir: string,
   entries: TarEntry[],
   level: number,
@@ -447,6 +463,19 @@ export async function generateImage(layoutDir: string, opts: GenerateOptions): P
     top = { digest: only.digest, size: only.size, mediaType: only.mediaType };
   }
 
+  await tagInLayout(layoutDir, tag, top);
+  return describeImage(layoutDir, tag, top, manifests);
+}
+
+/**
+ * Points tag `tag` of the layout's index.json at `top` (an earlier entry for the tag is replaced, other
+ * tags are kept); atomic (write + rename) and serialized per layout within this process.
+ */
+export async function tagInLayout(
+  layoutDir: string,
+  tag: string,
+  top: { digest: string; size: number; mediaType: string },
+): Promise<void> {
   await withLayoutLock(layoutDir, async () => {
     const file = join(layoutDir, 'index.json');
     let index: { schemaVersion: number; mediaType?: string; manifests: Array<Record<string, unknown>> } = {
@@ -473,7 +502,15 @@ export async function generateImage(layoutDir: string, opts: GenerateOptions): P
     await writeFile(tmp, JSON.stringify(index, null, 2));
     await rename(tmp, file);
   });
+}
 
+/** The {@link GeneratedImage} summary of an image written into a layout. */
+export function describeImage(
+  layoutDir: string,
+  tag: string,
+  top: { digest: string; size: number; mediaType: string },
+  manifests: GeneratedManifest[],
+): GeneratedImage {
   const sizes = new Map<string, number>();
   sizes.set(top.digest, top.size);
   for (const m of manifests) {

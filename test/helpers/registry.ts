@@ -2,7 +2,7 @@
  * Real OCI registries for tests: one CNCF distribution registry process (Debian's `docker-registry`
  * 2.8) per `startRegistry` call, configured by a file this helper writes into a fresh temp dir,
  * listening on 127.0.0.1 port 0 (the real port is read from its `listening on 127.0.0.1:NNNNN` log
- * line), storage in the temp dir, deletes enabled, access log on. Facts: /work/shared/tools/FINDINGS.md.
+ * line), storage in the temp dir, deletes enabled, access log on.
  *
  * Modes:
  * - `plain`    no auth, plain HTTP.

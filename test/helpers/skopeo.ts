@@ -2,7 +2,7 @@
  * skopeo (containers/image) as the reference client: seeds registries from generated OCI layouts and
  * reads back what a registry serves. Every call gets its own accept-anything signature policy and an
  * empty auth file (REGISTRY_AUTH_FILE), so the machine's ~/.docker/config.json or
- * /run/containers/auth.json never leak into a test. Facts: FINDINGS.md - skopeo keeps OCI manifests
+ * /run/containers/auth.json never leak into a test. Facts: skopeo keeps OCI manifests
  * byte-for-byte on push (the registry's Docker-Content-Digest equals the layout's digest); Docker
  * schema2 images are made by its conversion on push (`--format v2s2`); its `oci:` transport reads only
  * OCI-typed index.json entries.

@@ -1,5 +1,5 @@
 /**
- * Issue J §4: one canary password through every credential source kimg takes — the `--creds` flag,
+ * One canary password through every credential source kimg takes — the `--creds` flag,
  * a docker config.json, a docker-registry Secret (via `kimg ensure`), an exec credential plugin
  * response, the CRI AuthConfig of a PullImage (`kimg serve` + `kimg cri pull --creds`), and the
  * bearer tokens a token server returns — in real end-to-end runs against the Basic, token and redirect

@@ -1,5 +1,5 @@
 /**
- * Issue J §1: crash consistency at ≥ 100 seeded SIGKILL points over `kimg pull` of a multi-layer image
+ * Crash consistency at ≥ 100 seeded SIGKILL points over `kimg pull` of a multi-layer image
  * (6 × 2 MiB random layers, plus a small image per round), and over `kimg rmi a b c …` and
  * `kimg store gc` on a store holding many images. After every kill, before anything reopens (and
  * recovers) the store:

@@ -1,5 +1,5 @@
 /**
- * Issue D "Done when", integration part, against real registries: a pod with imagePullSecrets pulls
+ * Credentials end to end, against real registries: a pod with imagePullSecrets pulls
  * from the Basic and the token registry (anonymous pulls refused there); the same pod without them
  * fails with UNAUTHORIZED naming the host; an exec credential plugin's credential pulls, is cached
  * (one plugin run for two images of one registry), and is asked again after its cacheDuration.
@@ -23,7 +23,7 @@ import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 const CLI = new URL('../../src/cli/main.js', import.meta.url).pathname;
 const CANARY = 'Canary-Pw-7d41e9';
 
-describe('credentials against real registries (issue D)', () => {
+describe('credentials against real registries', () => {
   let dir: string;
   let basic: StartedRegistry;
   let token: StartedRegistry;

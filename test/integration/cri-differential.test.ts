@@ -11,10 +11,10 @@
  * asserted per runtime and explained where they occur:
  * - Registry down: containerd sends Unknown + `dial tcp … connection refused`; kimg sends Unknown +
  *   `RegistryUnavailable: …`, the cri-api convention the kubelet turns into reason
- *   `RegistryUnavailable`. containerd 1.6 predates that convention.
+ *   `RegistryUnavailable` (kubelet `evalCRIPullErr`). containerd 1.6 predates that convention.
  * - Version and ImageFsInfo describe the runtime itself (name, mountpoint) and naturally differ.
  * - runtime_handler: containerd 1.6 ignores `ImageSpec.runtime_handler` for images (one image per
- *   name); kimg keys images by handler (issue E), so handler cases are in cri.test.ts only.
+ *   name); kimg keys images by handler, so handler cases are in cri.test.ts only.
  */
 import { FakeClock } from '../helpers/clock.js';
 import assert from 'node:assert/strict';

@@ -269,7 +269,7 @@ describe('cri: kimg serve (in-process) over real registries', () => {
     await cri.removeImage({ image: t1 });
   });
 
-  test('runtime_handler is part of the identity (issue E)', async () => {
+  test('runtime_handler is part of the identity', async () => {
     const name = `${regs.plain.host}/named:1`;
     await cri.removeImage({ image: name });
     await cri.pullImage({ image: name, runtimeHandler: 'kata' }, undefined);

@@ -1,5 +1,5 @@
 /**
- * Issue H "Done when": `kimg ensure -f pod.yaml --image-service unix:///…/containerd.sock` pulls through
+ * `kimg ensure -f pod.yaml --image-service unix:///…/containerd.sock` pulls through
  * a real containerd (its CRI plugin) with the pull-policy, back-off and credential semantics of issues
  * D–F: the image lands in containerd's k8s.io namespace under the config digest, a second run finds it
  * present without a pull, a pull Secret opens the Basic registry (no Secret: UNAUTHORIZED), and a

@@ -1,5 +1,5 @@
 /**
- * `kimg ensure`, `kimg backoff` and `kimg explain` against real registries (issue E "Done when"):
+ * `kimg ensure`, `kimg backoff` and `kimg explain` against real registries:
  * Always with an unchanged tag downloads no blob (registry access log), Always after the tag moved
  * pulls the new digest, Never with an absent image gives ErrImageNeverPull (exit 8), a missing
  * repository gives ErrImagePull and then — in a new process — ImagePullBackOff without a registry
@@ -382,7 +382,7 @@ describe('kimg ensure against real registries', () => {
     ]);
     assert.equal(ex[0]?.presence.present, true);
     assert.match(ex[0]?.next ?? '', /^use the present image sha256:/);
-    // Issue F through the CLI: the image is now present, but the secret-less pod's credentials were
+    // Credential verification through the CLI: the image is now present, but the secret-less pod's credentials were
     // never verified for it (default NeverVerifyPreloadedImages): kimg ensure re-pulls and is refused.
     // (a new pod: the first secret-less pod is in back-off after its 401, as the kubelet would keep it)
     const without2 = await write('nosecret2.yaml', podYaml('nosecret2', [{ name: 'app', image }]));

@@ -1,5 +1,5 @@
 /**
- * Image GC (issue G) end to end: a 64 MiB tmpfs created by the test (`mount -t tmpfs`, unmounted in
+ * Image GC end to end: a 64 MiB tmpfs created by the test (`mount -t tmpfs`, unmounted in
  * after()), a store on it filled with real images pulled from a plain docker-registry until the
  * filesystem's usage (statfs) reaches the high threshold (60 %), then image GC: usage ends under the low
  * threshold (40 %), the in-use and pinned images stay, the least recently used images go first, and

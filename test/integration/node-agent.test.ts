@@ -1,5 +1,5 @@
 /**
- * The node agent end to end (issue I "Done when"): `startNodeAgent` with a static pod directory and
+ * The node agent end to end: `startNodeAgent` with a static pod directory and
  * real registries (plain + Basic auth). Manifests are added (public image, private image with a pull
  * Secret from the secrets dir, a typo, `Never` with an absent image), edited (decoded and defaulted
  * afresh like the kubelet's file source; a fixed typo pulls at once: a changed manifest restarts the back-off) and

@@ -1,5 +1,5 @@
 /**
- * Crash safety of the pull pipeline (issue C): `kimg pull` of a 64 MiB image (4 × 16 MiB random
+ * Crash safety of the pull pipeline: `kimg pull` of a 64 MiB image (4 × 16 MiB random
  * layers) from a real registry, in a child process SIGKILLed at ≥ 20 seeded moments spread over the
  * pull: half at random times within the duration of a measured un-killed pull, half right after the
  * Nth `bytes` line of its JSON progress. After each kill, before anything reopens the store:

@@ -1,5 +1,5 @@
 /**
- * The pull pipeline (issue C) against real registries: every harness mode (plain, Basic, token,
+ * The pull pipeline against real registries: every harness mode (plain, Basic, token,
  * redirect, TLS), OCI and Docker media types, multi-platform selection, single-flight downloads,
  * cached layers, progress events, and the `kimg pull` CLI (`-o json`, JSON-lines progress, exit
  * statuses, no password in any output). The images land in a real OCI layout that skopeo and umoci

@@ -1,5 +1,5 @@
 /**
- * Issue J §5, the short version for `npm test`: `bench/soak.ts` `runSoak` with 40 PullImage calls of 8
+ * The soak, short version for `npm test`: `bench/soak.ts` `runSoak` with 40 PullImage calls of 8
  * images with overlapping layers from 4 concurrent CRI clients through a `kimg serve` process, with
  * seeded random cancellations and removals. Asserts what the soak asserts (no deadlock, each blob
  * fetched once per digest except after cancelled pulls, RSS stable within 20 %, store verify clean,

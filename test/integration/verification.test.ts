@@ -1,5 +1,5 @@
 /**
- * Credential verification of present images (KEP-2535, issue F "Done when") against a real Basic-auth
+ * Credential verification of present images (KEP-2535) against a real Basic-auth
  * registry, with the image manager over kimg's own store (LocalImageService) and file pull records:
  * - pod A with a valid pull Secret pulls a private image; pod B without Secrets asking for the same
  *   present image with IfNotPresent is refused under NeverVerifyPreloadedImages (a pull is attempted

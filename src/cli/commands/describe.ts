@@ -11,6 +11,7 @@ import type { Command } from 'commander';
 import { KimgError } from '../../errors/index.js';
 import { fetchAgentPod, fetchAgentPods, podStatus, type NodeEvent, type PodView } from '../../node/index.js';
 import type { CliContext } from '../context.js';
+import { describeImageVolumes } from './describe-volumes.js';
 import { humanDuration } from './ensure.js';
 import { agentServer } from './get.js';
 import type { RegisterCommand } from './index.js';
@@ -90,6 +91,7 @@ export function describePod(pod: PodView, events: readonly NodeEvent[], node: st
       out += kv('Ready', c.state === 'Ready' ? 'True' : 'False', '    ');
     }
   }
+  out += describeImageVolumes(pod.volumes, nowMs);
   out += describeEvents(events, nowMs);
   return out;
 }

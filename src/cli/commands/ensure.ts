@@ -47,9 +47,11 @@ import {
 } from '../pod-options.js';
 import { addRegistryOptions, registryClientOptions, type RegistryCliOptions } from '../registry-options.js';
 import { addStoreOptions, type StoreCliOptions } from '../store-options.js';
+import { addContainerdOption, containerdBackend, type ContainerdCliOptions } from '../containerd-options.js';
+
 import type { RegisterCommand } from './index.js';
 
-interface EnsureCliOptions extends PodCliOptions, RegistryCliOptions, StoreCliOptions {
+interface EnsureCliOptions extends PodCliOptions, RegistryCliOptions, StoreCliOptions, ContainerdCliOptions {
   all?: boolean;
   platform?: string;
   defaultRegistry?: string;
@@ -175,6 +177,7 @@ export const registerEnsure: RegisterCommand = (program: Command, ctx: CliContex
     .option('-o, --output <format>', 'output format: table, json or yaml', 'table');
   addPodOptions(cmd, { fileRequired: true });
   addStoreOptions(cmd);
+  addContainerdOption(cmd);
   addRegistryOptions(cmd).action(async (options: EnsureCliOptions) => {
     await run(options, ctx);
   });
@@ -207,7 +210,10 @@ async function run(options: EnsureCliOptions, ctx: CliContext): Promise<void> {
     imageService:
       options.imageService !== undefined
         ? { kind: 'cri', endpoint: options.imageService }
-        : { kind: 'local', ...(options.platform !== undefined ? { platform: options.platform } : {}) },
+        : (containerdBackend(options.containerd, config.kimg, { platform: options.platform }) ?? {
+            kind: 'local',
+            ...(options.platform !== undefined ? { platform: options.platform } : {}),
+          }),
     registry: registryClientOptions(
       {
         ...options,

@@ -10,6 +10,9 @@
  *
  * `-o json|yaml`: one {@link ImageExplanation} for IMAGE, a list (one per container, every Pod of the
  * files) for `-f`. An invalid image name is explained (reference.valid false), not an error.
+ *
+ * `pod/NAME`, `deployment/NAME` and `pods` read from the API server instead (`explain-cluster.ts`);
+ * an image spelled like one of those (a Docker Hub user `pod`) is written `docker.io/pod/NAME`.
  */
 import type { Command } from 'commander';
 import type { KubeObject } from '../../credentials/index.js';
@@ -31,19 +34,18 @@ import {
   podCredentialContext,
   podCredentialOptions,
   type LoadedPod,
-  type PodCliOptions,
 } from '../pod-options.js';
-import { addRegistryOptions, registryClientOptions, type RegistryCliOptions } from '../registry-options.js';
-import { addStoreOptions, type StoreCliOptions } from '../store-options.js';
+import { addRegistryOptions, registryClientOptions } from '../registry-options.js';
+import { addStoreOptions } from '../store-options.js';
+import { addContainerdOption, containerdBackend, type ContainerdCliOptions } from '../containerd-options.js';
+import { parseKubeTarget } from '../../kube/index.js';
+import { runClusterExplain, type ClusterExplainCliOptions } from './explain-cluster.js';
 import type { RegisterCommand } from './index.js';
 
 export type { ImageExplanation, PolicyOrigin } from '../../manager/index.js';
 
-interface ExplainCliOptions extends PodCliOptions, RegistryCliOptions, StoreCliOptions {
-  container?: string;
+interface ExplainCliOptions extends ClusterExplainCliOptions, ContainerdCliOptions {
   pullPolicy?: string;
-  resolve?: boolean;
-  output: string;
 }
 
 function formatText(x: ImageExplanation): string {
@@ -100,16 +102,33 @@ export const registerExplain: RegisterCommand = (program: Command, ctx: CliConte
     .description(
       "explain the kubelet's decision for an image or each container of a pod: reference, policy, presence, credentials, back-off, next step",
     )
-    .argument('[image]', 'an image as written in a pod spec (instead of -f)')
+    .argument(
+      '[image]',
+      'an image as written in a pod spec (instead of -f), or pod/NAME, deployment/NAME, pods (from the API server)',
+    )
     .option('--container <name>', 'only this container of the pod')
     .option(
       '--pull-policy <policy>',
       'the imagePullPolicy for IMAGE (default: as the API server defaults it)',
     )
     .option('--resolve', 'ask the registry what the tag resolves to now and compare with the present image')
-    .option('-o, --output <format>', 'output format: table, json or yaml', 'table');
+    .option('-o, --output <format>', 'output format: table, json or yaml (wide for pods)', 'table')
+    .option(
+      '--kubeconfig <file>',
+      'pod/NAME, deployment/NAME, pods: the kubeconfig (default KUBECONFIG, ~/.kube/config, in-cluster)',
+    )
+    .option('--context <name>', 'pod/NAME, deployment/NAME, pods: the kubeconfig context')
+    .option(
+      '-n, --namespace <namespace>',
+      "pod/NAME, deployment/NAME, pods: the namespace (default the context's)",
+    )
+    .option(
+      '--node-name <name>',
+      "this machine is that node: presence of its pods' images from this runtime, not Node.status.images",
+    );
   addPodOptions(cmd, { fileRequired: false });
   addStoreOptions(cmd);
+  addContainerdOption(cmd);
   addRegistryOptions(cmd).action(async (image: string | undefined, options: ExplainCliOptions) => {
     await run(image, options, ctx);
   });
@@ -145,6 +164,8 @@ async function podTargets(
 }
 
 async function run(image: string | undefined, options: ExplainCliOptions, ctx: CliContext): Promise<void> {
+  const target = image !== undefined ? parseKubeTarget(image) : undefined;
+  if (target !== undefined) return runClusterExplain(target, options, ctx, formatText);
   const format = parseOutputFormat(options.output, ['table', 'json', 'yaml']);
   if ((image === undefined) === (options.filename.length === 0)) {
     throw new KimgError('USAGE', 'give either an IMAGE or -f POD.yaml (not both)');
@@ -170,6 +191,9 @@ async function run(image: string | undefined, options: ExplainCliOptions, ctx: C
       : {}),
     credentials: await podCredentialOptions(options, objects, () => {}),
     verification: 'read-only',
+    ...((backend) => (backend !== undefined ? { imageService: backend } : {}))(
+      containerdBackend(options.containerd, config.kimg),
+    ),
   });
   try {
     const byUid = new Map(pods.map((p) => [p.uid, p]));

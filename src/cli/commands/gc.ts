@@ -33,9 +33,11 @@ import { EXIT_STATUS_BY_CODE, ExitStatus } from '../exit-codes.js';
 import { parseOutputFormat, toJson, toTable } from '../output.js';
 import { loadCliNodeConfig } from '../pod-options.js';
 import { addStoreOptions, type StoreCliOptions } from '../store-options.js';
+import { addContainerdOption, containerdBackend, type ContainerdCliOptions } from '../containerd-options.js';
+
 import { collect } from '../collect.js';
 
-interface GcCliOptions extends StoreCliOptions {
+interface GcCliOptions extends StoreCliOptions, ContainerdCliOptions {
   dryRun?: boolean;
   config?: string[];
   inUse?: string[];
@@ -101,29 +103,31 @@ export function gcDocument(result: ImageGCResult, policy: ImageGCPolicy): Record
 }
 
 export function registerGc(program: Command, ctx: CliContext): void {
-  addStoreOptions(
-    program
-      .command('gc')
-      .description(
-        'image garbage collection like the kubelet: free the store filesystem down to the low threshold',
-      )
-      .option('--dry-run', 'print what would be removed, remove nothing')
-      .option(
-        '--config <file>',
-        'kubelet configuration file (repeat for a KimgConfiguration sibling)',
-        collect,
-      )
-      .option(
-        '--in-use <image>',
-        'an image used by a container (name or id): never removed (repeatable)',
-        collect,
-      )
-      .option(
-        '--pinned <image>',
-        `an image never removed, besides ${DEFAULT_PINNED_IMAGES.join(', ')} (repeatable)`,
-        collect,
-      )
-      .option('-o, --output <format>', 'output format: table or json', 'table'),
+  addContainerdOption(
+    addStoreOptions(
+      program
+        .command('gc')
+        .description(
+          'image garbage collection like the kubelet: free the store filesystem down to the low threshold',
+        )
+        .option('--dry-run', 'print what would be removed, remove nothing')
+        .option(
+          '--config <file>',
+          'kubelet configuration file (repeat for a KimgConfiguration sibling)',
+          collect,
+        )
+        .option(
+          '--in-use <image>',
+          'an image used by a container (name or id): never removed (repeatable)',
+          collect,
+        )
+        .option(
+          '--pinned <image>',
+          `an image never removed, besides ${DEFAULT_PINNED_IMAGES.join(', ')} (repeatable)`,
+          collect,
+        )
+        .option('-o, --output <format>', 'output format: table or json', 'table'),
+    ),
   ).action(async (opts: GcCliOptions) => {
     const format = parseOutputFormat(opts.output, ['table', 'json']);
     const config = opts.config && opts.config.length > 0 ? await loadNodeConfig(opts.config) : undefined;
@@ -135,10 +139,14 @@ export function registerGc(program: Command, ctx: CliContext): void {
       credentials: false,
       verification: 'read-only',
       gc: { policy, pinnedImages: opts.pinned ?? [] },
+      ...((backend) => (backend !== undefined ? { imageService: backend } : {}))(
+        containerdBackend(opts.containerd, config?.kimg),
+      ),
     });
     let result: ImageGCResult;
     try {
-      const inUse = opts.inUse ?? [];
+      // Over containerd: images its containers were created from are in use, as for the kubelet.
+      const inUse = [...(opts.inUse ?? []), ...((await runtime.containerd?.imagesInUse()) ?? [])];
       result = opts.dryRun ? await runtime.gc.plan({ inUse }) : await runtime.gc.garbageCollect({ inUse });
     } finally {
       await runtime.close();

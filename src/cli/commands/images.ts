@@ -10,6 +10,7 @@ import { humanSize, splitNameTag, truncateId, type ImageRecord } from '../../sto
 import type { CliContext } from '../context.js';
 import { parseOutputFormat, toJson, toTable, toYaml } from '../output.js';
 import { addStoreOptions, withStore, type StoreCliOptions } from '../store-options.js';
+import { addContainerdOption, withContainerd, type ContainerdCliOptions } from '../containerd-options.js';
 
 /** The table rows `kimg images` prints for records (exported for tests and the CRI face). */
 export function imageRows(
@@ -37,13 +38,34 @@ export function imageRows(
 }
 
 export function registerImages(program: Command, ctx: CliContext): void {
-  addStoreOptions(
-    program
-      .command('images')
-      .description('list images in the local store (like crictl images)')
-      .option('-o, --output <format>', 'output format: table, wide, json or yaml', 'table'),
-  ).action(async (opts: StoreCliOptions & { output: string }) => {
+  addContainerdOption(
+    addStoreOptions(
+      program
+        .command('images')
+        .description('list images in the local store (like crictl images)')
+        .option('-o, --output <format>', 'output format: table, wide, json or yaml', 'table'),
+    ),
+  ).action(async (opts: StoreCliOptions & ContainerdCliOptions & { output: string }) => {
     const format = parseOutputFormat(opts.output, ['table', 'wide', 'json', 'yaml']);
+    if (opts.containerd !== undefined) {
+      // containerd's images as its CRI plugin lists them (crictl images over containerd).
+      const images = await withContainerd({ address: opts.containerd }, undefined, (svc) => svc.listImages());
+      if (format === 'json') ctx.stdout.write(toJson({ images }));
+      else if (format === 'yaml') ctx.stdout.write(toYaml({ images }));
+      else {
+        const rows: string[][] = [];
+        for (const i of images) {
+          const tags = i.repoTags.length > 0 ? i.repoTags : ['<none>:<none>'];
+          const digest = i.repoDigests[0]?.split('@')[1] ?? '';
+          for (const t of tags) {
+            const [image, tag] = splitNameTag(t);
+            rows.push([image, tag, truncateId(digest), truncateId(i.id), humanSize(i.size)]);
+          }
+        }
+        ctx.stdout.write(toTable(['IMAGE', 'TAG', 'DIGEST', 'IMAGE ID', 'SIZE'], rows));
+      }
+      return;
+    }
     const records = await withStore(opts, ctx, (store) => store.images.list());
     if (format === 'json') ctx.stdout.write(toJson({ images: records }));
     else if (format === 'yaml') ctx.stdout.write(toYaml({ images: records }));

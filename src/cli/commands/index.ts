@@ -27,6 +27,7 @@ import { registerNode } from './node.js';
 import { registerGet } from './get.js';
 import { registerDescribe } from './describe.js';
 import { registerPrepull } from './prepull.js';
+import { registerUnpack } from './unpack.js';
 
 /** A command module registers its subcommand(s) on the root program. */
 export type RegisterCommand = (program: Command, ctx: CliContext) => void;
@@ -60,4 +61,5 @@ export const COMMANDS: RegisterCommand[] = [
   registerGet,
   registerDescribe,
   registerPrepull,
+  registerUnpack,
 ];

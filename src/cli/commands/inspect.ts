@@ -8,26 +8,51 @@ import { lookupImage } from '../../store/index.js';
 import type { CliContext } from '../context.js';
 import { parseOutputFormat, toJson, toYaml } from '../output.js';
 import { addStoreOptions, withStore, type StoreCliOptions } from '../store-options.js';
+import { addContainerdOption, withContainerd, type ContainerdCliOptions } from '../containerd-options.js';
+import { KimgError } from '../../errors/index.js';
 
 export function registerInspect(program: Command, ctx: CliContext): void {
-  addStoreOptions(
-    program
-      .command('inspect')
-      .description('show a stored image: record, manifest and config')
-      .argument('<image>', 'image reference or image id')
-      .option('-o, --output <format>', 'output format: json or yaml', 'json')
-      .option('--runtime-handler <name>', 'runtime handler the image is stored for', ''),
-  ).action(async (image: string, opts: StoreCliOptions & { output: string; runtimeHandler: string }) => {
-    const format = parseOutputFormat(opts.output, ['json', 'yaml']);
-    const out = await withStore(opts, ctx, async (store) => {
-      const record = await lookupImage(store.images, image, { runtimeHandler: opts.runtimeHandler });
-      const read = async (d: string) =>
-        JSON.parse((await store.content.readBlob(d)).toString('utf8')) as unknown;
-      const manifest = await read(record.manifestDigest);
-      const config = await read(record.imageId);
-      const index = record.indexDigest ? await read(record.indexDigest) : undefined;
-      return { record, manifest, config, ...(index !== undefined ? { index } : {}) };
-    });
-    ctx.stdout.write(format === 'yaml' ? toYaml(out) : toJson(out));
-  });
+  addContainerdOption(
+    addStoreOptions(
+      program
+        .command('inspect')
+        .description('show a stored image: record, manifest and config')
+        .argument('<image>', 'image reference or image id')
+        .option('-o, --output <format>', 'output format: json or yaml', 'json')
+        .option('--runtime-handler <name>', 'runtime handler the image is stored for', ''),
+    ),
+  ).action(
+    async (
+      image: string,
+      opts: StoreCliOptions & ContainerdCliOptions & { output: string; runtimeHandler: string },
+    ) => {
+      const format = parseOutputFormat(opts.output, ['json', 'yaml']);
+      if (opts.containerd !== undefined) {
+        // containerd's view: the CRI image, its records and its config.
+        const out = await withContainerd({ address: opts.containerd }, undefined, async (svc, client) => {
+          const status = await svc.imageStatus({ image });
+          if (status === undefined)
+            throw new KimgError('IMAGE_NOT_PRESENT', `no such image ${JSON.stringify(image)} in containerd`, {
+              input: image,
+            });
+          const names = new Set([...status.repoTags, ...status.repoDigests, status.id]);
+          const records = (await client.imageList()).filter((r) => names.has(r.name));
+          const config = JSON.parse((await client.contentRead(status.id)).toString('utf8')) as unknown;
+          return { image: status, records, config };
+        });
+        ctx.stdout.write(format === 'yaml' ? toYaml(out) : toJson(out));
+        return;
+      }
+      const out = await withStore(opts, ctx, async (store) => {
+        const record = await lookupImage(store.images, image, { runtimeHandler: opts.runtimeHandler });
+        const read = async (d: string) =>
+          JSON.parse((await store.content.readBlob(d)).toString('utf8')) as unknown;
+        const manifest = await read(record.manifestDigest);
+        const config = await read(record.imageId);
+        const index = record.indexDigest ? await read(record.indexDigest) : undefined;
+        return { record, manifest, config, ...(index !== undefined ? { index } : {}) };
+      });
+      ctx.stdout.write(format === 'yaml' ? toYaml(out) : toJson(out));
+    },
+  );
 }

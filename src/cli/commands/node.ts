@@ -9,9 +9,16 @@
  * `--once`: sync every pod once, print the pods like `kimg get pods`, exit (0 when every image is
  * ready, else 1). `--exit-after-settle`: run until every pod has settled (images ready, or failing and
  * synced at least twice so the back-off shows), then print and exit the same way.
+ *
+ * Cluster mode (`--kubeconfig FILE` or `--in-cluster`, with `--node-name N`; `--config` optional):
+ * the pods bound to N come from the API server, their pull Secrets too (only those referenced), and
+ * Events go to the API server (`events.k8s.io/v1`); Pod status is never written. This is what the
+ * DaemonSet in `deploy/node-agent/` runs.
  */
+import type { ContainerdCliOptions } from '../containerd-options.js';
 import type { Command } from 'commander';
 import { KimgError } from '../../errors/index.js';
+import { KubeClient, loadKubeClientConfig } from '../../kube/index.js';
 import {
   loadPrepullList,
   podReady,
@@ -27,8 +34,11 @@ import { loadCliNodeConfig } from '../pod-options.js';
 import type { RegisterCommand } from './index.js';
 import { collect } from '../collect.js';
 
-interface NodeCliOptions {
-  config: string;
+interface NodeCliOptions extends ContainerdCliOptions {
+  config?: string;
+  kubeconfig?: string;
+  context?: string;
+  inCluster?: boolean;
   secretsDir?: string;
   metricsAddr?: string;
   criListen?: string;
@@ -79,9 +89,18 @@ export const registerNode: RegisterCommand = (program: Command, ctx: CliContext)
     .description(
       'run the node agent: static pods from staticPodPath, image pulls, GC, CRI socket, metrics and status page',
     )
-    .requiredOption(
+    .option(
       '--config <file>',
-      'KubeletConfiguration file (staticPodPath, puller and GC settings, kimg section)',
+      'KubeletConfiguration file (staticPodPath, puller and GC settings, kimg section); required without --kubeconfig/--in-cluster',
+    )
+    .option(
+      '--kubeconfig <file>',
+      'cluster mode: the pods bound to --node-name, their pull Secrets and Events through the API server of this kubeconfig',
+    )
+    .option('--context <name>', 'cluster mode: the kubeconfig context')
+    .option(
+      '--in-cluster',
+      "cluster mode with kubectl's resolution: KUBECONFIG, ~/.kube/config, else the pod's service account (a DaemonSet)",
     )
     .option(
       '--secrets-dir <dir>',
@@ -100,6 +119,10 @@ export const registerNode: RegisterCommand = (program: Command, ctx: CliContext)
       "pull into this CRI runtime (e.g. unix:///run/containerd/containerd.sock) instead of kimg's store",
     )
     .option('--root <dir>', "store root (default: the config's rootDir, else KIMG_ROOT / the default)")
+    .option(
+      '--containerd <address>',
+      "pull into containerd's image store at this socket (/run/containerd/containerd.sock or unix://…; namespace k8s.io) instead of kimg's own",
+    )
     .option('--plain-http <host>', 'reach this registry host over plain HTTP (repeatable)', collect)
     .option('--ca-file <file>', 'extra CA certificate (PEM) for HTTPS registries (repeatable)', collect)
     .option('--node-name <name>', 'node name (static pod name suffix); default the host name')
@@ -122,6 +145,30 @@ export const registerNode: RegisterCommand = (program: Command, ctx: CliContext)
 };
 
 async function run(opts: NodeCliOptions, ctx: CliContext): Promise<void> {
+  const clusterMode = opts.kubeconfig !== undefined || opts.inCluster === true;
+  if (opts.config === undefined && !clusterMode) {
+    throw new KimgError(
+      'USAGE',
+      'kimg node needs --config FILE (static pods) or --kubeconfig FILE / --in-cluster (cluster mode)',
+    );
+  }
+  if (clusterMode && (opts.nodeName === undefined || opts.nodeName === '')) {
+    throw new KimgError(
+      'USAGE',
+      'cluster mode needs --node-name: the node whose pods to serve (in a DaemonSet: from the downward API, spec.nodeName)',
+    );
+  }
+  const cluster = clusterMode
+    ? {
+        client: new KubeClient(
+          loadKubeClientConfig({
+            env: ctx.env,
+            ...(opts.kubeconfig !== undefined ? { kubeconfig: opts.kubeconfig } : {}),
+            ...(opts.context !== undefined ? { context: opts.context } : {}),
+          }),
+        ),
+      }
+    : undefined;
   const config = await loadCliNodeConfig(opts.config);
   const log = (entry: Record<string, unknown>): void =>
     void ctx.stderr.write(JSON.stringify({ time: new Date().toISOString(), ...entry }) + '\n');
@@ -137,8 +184,10 @@ async function run(opts: NodeCliOptions, ctx: CliContext): Promise<void> {
     log,
     resyncMs,
     ...(opts.secretsDir !== undefined ? { secretsDir: opts.secretsDir } : {}),
+    ...(cluster !== undefined ? { cluster } : {}),
     ...(prepull !== undefined ? { prepull } : {}),
     ...(opts.imageServiceEndpoint !== undefined ? { imageServiceEndpoint: opts.imageServiceEndpoint } : {}),
+    ...(opts.containerd !== undefined ? { containerd: opts.containerd } : {}),
     ...(opts.metricsAddr !== undefined ? { metricsAddr: opts.metricsAddr } : {}),
     ...(opts.criListen !== undefined ? { criListen: opts.criListen } : {}),
     ...(opts.root !== undefined ? { root: opts.root } : {}),

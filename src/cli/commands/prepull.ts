@@ -10,6 +10,7 @@
  * Prints one line per image (IMAGE, PLATFORM, STATE, IMAGE ID or the reason); exit status 0 when all
  * are present, else the first failure's code's status.
  */
+import type { ContainerdCliOptions } from '../containerd-options.js';
 import type { Command } from 'commander';
 import type { KimgErrorCode } from '../../errors/index.js';
 import { loadPrepullList, startNodeAgent } from '../../node/index.js';
@@ -20,7 +21,7 @@ import { loadCliNodeConfig } from '../pod-options.js';
 import type { RegisterCommand } from './index.js';
 import { collect } from '../collect.js';
 
-interface PrepullCliOptions {
+interface PrepullCliOptions extends ContainerdCliOptions {
   filename: string;
   config?: string;
   secretsDir?: string;
@@ -41,6 +42,10 @@ export const registerPrepull: RegisterCommand = (program: Command, ctx: CliConte
     .option('--config <file>', 'KubeletConfiguration file (puller settings, kimg section)')
     .option('--secrets-dir <dir>', 'directory of Kubernetes YAML with the pull Secrets the list names')
     .option('--root <dir>', "store root (default: the config's rootDir, else KIMG_ROOT / the default)")
+    .option(
+      '--containerd <address>',
+      "pull into containerd's image store at this socket (/run/containerd/containerd.sock or unix://…; namespace k8s.io) instead of kimg's own",
+    )
     .option('--plain-http <host>', 'reach this registry host over plain HTTP (repeatable)', collect)
     .option('--ca-file <file>', 'extra CA certificate (PEM) for HTTPS registries (repeatable)', collect)
     .option('-o, --output <format>', 'output format: table, json or yaml', 'table')
@@ -60,6 +65,7 @@ export const registerPrepull: RegisterCommand = (program: Command, ctx: CliConte
         },
         ...(opts.secretsDir !== undefined ? { secretsDir: opts.secretsDir } : {}),
         ...(opts.root !== undefined ? { root: opts.root } : {}),
+        ...(opts.containerd !== undefined ? { containerd: opts.containerd } : {}),
         registry: {
           ...(opts.plainHttp?.length ? { plainHttp: opts.plainHttp } : {}),
           ...(opts.caFile?.length ? { caFiles: opts.caFile } : {}),

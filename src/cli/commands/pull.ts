@@ -15,15 +15,19 @@ import { parseOutputFormat, toJson, toTable, toYaml } from '../output.js';
 import { createProgressRenderer, parseProgressMode } from '../progress.js';
 import { addRegistryOptions, registrySession, type RegistryCliOptions } from '../registry-options.js';
 import { addStoreOptions, withStore, type StoreCliOptions } from '../store-options.js';
+import { addContainerdOption, withContainerd, type ContainerdCliOptions } from '../containerd-options.js';
+import { pullIntoContainerd } from '../../containerd/index.js';
 import type { RegisterCommand } from './index.js';
 
-interface PullCliOptions extends RegistryCliOptions, StoreCliOptions {
+interface PullCliOptions extends RegistryCliOptions, StoreCliOptions, ContainerdCliOptions {
   platform?: string;
   output: string;
   progress: string;
   concurrency: string;
   defaultRegistry?: string;
 }
+
+type PullRow = Omit<PullOutput, 'maxRSS'>;
 
 /** What `-o json` prints per image. */
 export interface PullOutput {
@@ -58,6 +62,7 @@ export const registerPull: RegisterCommand = (program: Command, ctx: CliContext)
       'auto',
     );
   addStoreOptions(cmd);
+  addContainerdOption(cmd);
   addRegistryOptions(cmd).action(async (images: string[], options: PullCliOptions) => {
     await run(images, options, ctx);
   });
@@ -84,40 +89,72 @@ async function run(images: string[], options: PullCliOptions, ctx: CliContext): 
   try {
     // Every pull runs to its end (the store stays open until the last one stops); one failing image
     // does not cancel the others.
-    const settled = await withStore(options, ctx, (store) =>
-      Promise.allSettled(
-        images.map((image) =>
-          session.withCredentials(image, async (auth) => {
-            const r = await pullImage(image, {
-              store,
-              registry: session.client,
-              auth,
-              platform: options.platform,
-              defaultRegistry: options.defaultRegistry,
-              concurrency,
-              signal: controller.signal,
-              onProgress: (e) => progress.event(image, e),
-            });
-            progress.summary(image, r.stats, r.record.size);
-            return r;
-          }),
+    const pullLocal = (): Promise<PromiseSettledResult<PullRow>[]> =>
+      withStore(options, ctx, (store) =>
+        Promise.allSettled(
+          images.map((image) =>
+            session.withCredentials(image, async (auth) => {
+              const r = await pullImage(image, {
+                store,
+                registry: session.client,
+                auth,
+                platform: options.platform,
+                defaultRegistry: options.defaultRegistry,
+                concurrency,
+                signal: controller.signal,
+                onProgress: (e) => progress.event(image, e),
+              });
+              progress.summary(image, r.stats, r.record.size);
+              return {
+                name: r.record.name,
+                digest: r.record.digest,
+                id: r.record.imageId,
+                size: r.record.size,
+                platform: formatPlatform(platformOf(r.record.platform)),
+                stats: r.stats,
+              };
+            }),
+          ),
         ),
-      ),
-    );
+      );
+    // --containerd: kimg fetches, containerd stores and unpacks (src/containerd).
+    const pullIntoCtrd = (address: string): Promise<PromiseSettledResult<PullRow>[]> =>
+      withContainerd({ address }, session.client, (svc) =>
+        Promise.allSettled(
+          images.map((image) =>
+            session.withCredentials(image, async (auth) => {
+              const r = await pullIntoContainerd(image, {
+                client: svc.client,
+                registry: session.client,
+                auth,
+                platform: options.platform,
+                defaultRegistry: options.defaultRegistry,
+                concurrency,
+                snapshotter: svc.snapshotter,
+                signal: controller.signal,
+                onProgress: (e) => progress.event(image, e),
+              });
+              progress.summary(image, r.stats, r.size);
+              return {
+                name: r.image,
+                digest: r.digest,
+                id: r.id,
+                size: r.size,
+                platform: options.platform ?? '',
+                stats: r.stats,
+              };
+            }),
+          ),
+        ),
+      );
+    const settled =
+      options.containerd !== undefined ? await pullIntoCtrd(options.containerd) : await pullLocal();
     const results = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
     const failures = settled.flatMap((s) => (s.status === 'rejected' ? [toKimgError(s.reason)] : []));
     if (results.length === 0 && failures[0]) throw failures[0];
     progress.close();
     const maxRSS = process.resourceUsage().maxRSS;
-    const rows: PullOutput[] = results.map((r) => ({
-      name: r.record.name,
-      digest: r.record.digest,
-      id: r.record.imageId,
-      size: r.record.size,
-      platform: formatPlatform(platformOf(r.record.platform)),
-      stats: r.stats,
-      maxRSS,
-    }));
+    const rows: PullOutput[] = results.map((r) => ({ ...r, maxRSS }));
     // One image asked for: an object; several: an array (of those that succeeded).
     const doc = images.length === 1 ? rows[0] : rows;
     if (format === 'json') ctx.stdout.write(toJson(doc));

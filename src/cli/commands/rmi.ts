@@ -9,27 +9,50 @@ import { lookupImages } from '../../store/index.js';
 import type { CliContext } from '../context.js';
 import { EXIT_STATUS_BY_CODE } from '../exit-codes.js';
 import { addStoreOptions, withStore, type StoreCliOptions } from '../store-options.js';
+import { addContainerdOption, withContainerd, type ContainerdCliOptions } from '../containerd-options.js';
 
 export function registerRmi(program: Command, ctx: CliContext): void {
-  addStoreOptions(
-    program
-      .command('rmi')
-      .description('remove images from the local store (blobs are freed by `kimg store gc`)')
-      .argument('<image...>', 'image references or image ids')
-      .option('--runtime-handler <name>', 'runtime handler the images are stored for', ''),
-  ).action(async (images: string[], opts: StoreCliOptions & { runtimeHandler: string }) => {
-    await withStore(opts, ctx, async (store) => {
-      for (const input of images) {
-        const found = await lookupImages(store.images, input, { runtimeHandler: opts.runtimeHandler });
-        if (found.length === 0) {
-          ctx.stderr.write(`error: no such image ${JSON.stringify(input)} (IMAGE_NOT_PRESENT)\n`);
-          ctx.exitStatus = EXIT_STATUS_BY_CODE.IMAGE_NOT_PRESENT;
-          continue;
-        }
-        for (const r of found) {
-          if (await store.images.delete(r)) ctx.stdout.write(`Deleted: ${r.name}\n`);
-        }
+  addContainerdOption(
+    addStoreOptions(
+      program
+        .command('rmi')
+        .description('remove images from the local store (blobs are freed by `kimg store gc`)')
+        .argument('<image...>', 'image references or image ids')
+        .option('--runtime-handler <name>', 'runtime handler the images are stored for', ''),
+    ),
+  ).action(
+    async (images: string[], opts: StoreCliOptions & ContainerdCliOptions & { runtimeHandler: string }) => {
+      if (opts.containerd !== undefined) {
+        // As containerd's CRI RemoveImage: every name of the image; containerd collects its content.
+        await withContainerd({ address: opts.containerd }, undefined, async (svc, client) => {
+          for (const input of images) {
+            const found = await svc.imageStatus({ image: input });
+            if (found === undefined) {
+              ctx.stderr.write(`error: no such image ${JSON.stringify(input)} (IMAGE_NOT_PRESENT)\n`);
+              ctx.exitStatus = EXIT_STATUS_BY_CODE.IMAGE_NOT_PRESENT;
+              continue;
+            }
+            const names = (await client.imageList()).map((r) => r.name);
+            await svc.removeImage({ image: found.id });
+            const left = new Set((await client.imageList()).map((r) => r.name));
+            for (const n of names) if (!left.has(n) && n !== found.id) ctx.stdout.write(`Deleted: ${n}\n`);
+          }
+        });
+        return;
       }
-    });
-  });
+      await withStore(opts, ctx, async (store) => {
+        for (const input of images) {
+          const found = await lookupImages(store.images, input, { runtimeHandler: opts.runtimeHandler });
+          if (found.length === 0) {
+            ctx.stderr.write(`error: no such image ${JSON.stringify(input)} (IMAGE_NOT_PRESENT)\n`);
+            ctx.exitStatus = EXIT_STATUS_BY_CODE.IMAGE_NOT_PRESENT;
+            continue;
+          }
+          for (const r of found) {
+            if (await store.images.delete(r)) ctx.stdout.write(`Deleted: ${r.name}\n`);
+          }
+        }
+      });
+    },
+  );
 }

@@ -21,13 +21,16 @@ import {
   type RegistryCliOptions,
 } from '../registry-options.js';
 import { addStoreOptions, type StoreCliOptions } from '../store-options.js';
+import { addContainerdOption, containerdBackend, type ContainerdCliOptions } from '../containerd-options.js';
+
 import { kimgVersion } from '../version.js';
 import type { RegisterCommand } from './index.js';
 
 /** Where `kimg serve` listens without `--listen` or a configured `listen.cri`. */
 export const DEFAULT_CRI_LISTEN = 'unix:///run/kimg/kimg.sock';
 
-interface ServeCliOptions extends Omit<RegistryCliOptions, 'creds' | 'dockerConfig'>, StoreCliOptions {
+interface ServeCliOptions
+  extends Omit<RegistryCliOptions, 'creds' | 'dockerConfig'>, StoreCliOptions, ContainerdCliOptions {
   listen?: string;
   config?: string;
   platform?: string;
@@ -60,6 +63,7 @@ export const registerServe: RegisterCommand = (program: Command, ctx: CliContext
       '60',
     );
   addStoreOptions(cmd);
+  addContainerdOption(cmd);
   // The registry options of the pulling commands minus --creds / --docker-config: credentials come
   // with each PullImage (CRI AuthConfig), as the kubelet sends them.
   addRegistryTransportOptions(cmd).action(async (options: ServeCliOptions) => {
@@ -91,7 +95,12 @@ async function run(options: ServeCliOptions, ctx: CliContext): Promise<void> {
   // Credentials come with each PullImage: no credential sources; the kubelet verifies its own pulls.
   const runtime = await openNodeRuntime(config, {
     env: ctx.env,
-    imageService: {
+    // --containerd: PullImage runs kimg's pipeline into containerd's store; the other RPCs answer
+    // from containerd's store (a kubelet's imageServiceEndpoint beside containerd's runtime endpoint).
+    imageService: containerdBackend(options.containerd, config.kimg, {
+      platform: options.platform,
+      concurrency,
+    }) ?? {
       kind: 'local',
       concurrency,
       ...(options.platform !== undefined ? { platform: options.platform } : {}),
@@ -108,11 +117,13 @@ async function run(options: ServeCliOptions, ctx: CliContext): Promise<void> {
       listen,
       imageService,
       version: { runtimeName: 'kimg', runtimeVersion: kimgVersion() },
-      verboseInfo: storeVerboseInfo(store),
+      ...(runtime.containerd === undefined ? { verboseInfo: storeVerboseInfo(store) } : {}),
       drainTimeoutMs,
       log: (line) => void ctx.stderr.write(`${new Date().toISOString()} ${line}\n`),
     });
-    ctx.stderr.write(`kimg serve: listening on ${server.address} (store ${store.root})\n`);
+    ctx.stderr.write(
+      `kimg serve: listening on ${server.address} (${runtime.containerd ? `containerd ${runtime.containerd.client.address}, namespace ${runtime.containerd.client.namespace}` : `store ${store.root}`})\n`,
+    );
     const signal = await new Promise<NodeJS.Signals>((resolve) => {
       const on = (s: NodeJS.Signals) => {
         process.removeListener('SIGTERM', on);

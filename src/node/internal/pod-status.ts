@@ -6,7 +6,7 @@
 import type { BackoffEntry, ContainerImageResult, ManagerEvent } from '../../manager/index.js';
 import { backoffKey } from '../../manager/index.js';
 import type { ImagePullEvent } from '../../pull/index.js';
-import type { PodStateStore } from '../pod-state.js';
+import type { ImageVolumeState, PodStateStore } from '../pod-state.js';
 import { PullProgressTracker, layersOnPullEvent, type PullTarget } from './pull-progress.js';
 import { newPodView, type AgentPod } from './static-pods.js';
 import { containerOnManagerEvent, containerOnResult, podEventOf } from './waiting-reasons.js';
@@ -63,6 +63,23 @@ export class PodImageStatus {
     this.state.updateContainer(pod.key, pod.uid, line.container, (c) =>
       containerOnResult(c, line, entry, Date.now()),
     );
+  }
+
+  /**
+   * Sets the pod's image volume states after a sync, with the back-off's next retry of each failed
+   * one (keyed like a container image: pod uid and reference).
+   */
+  onVolumes(pod: AgentPod, volumes: ImageVolumeState[], backoff: readonly BackoffEntry[]): void {
+    const now = Date.now();
+    for (const v of volumes) {
+      if (v.state === 'Ready') continue;
+      const entry = backoff.find((x) => x.key === backoffKey(pod.uid, v.reference));
+      if (entry !== undefined && entry.retryAtMs > now) v.nextRetryAt = entry.retryAtMs;
+      if (entry?.lastError !== undefined) v.lastError = entry.lastError;
+    }
+    this.state.updatePod(pod.key, pod.uid, (p) => {
+      p.volumes = volumes;
+    });
   }
 
   /** Counts a finished sync (successful or not) on the pod's view. */

@@ -7,7 +7,7 @@
 import type { NodeConfig } from '../../config/index.js';
 import type { FsUsageSource, ImageGCEvent, ManagerEvent } from '../../manager/index.js';
 import type { RegistryClientOptions } from '../../registry/index.js';
-import { openNodeRuntime, type NodeRuntime } from '../../runtime/index.js';
+import { openNodeRuntime, type ImageServiceBackend, type NodeRuntime } from '../../runtime/index.js';
 import type { ImagePullEvent } from '../../pull/index.js';
 import type { NodeMetrics } from '../metrics.js';
 import type { Cleanups } from './cleanups.js';
@@ -23,11 +23,27 @@ export interface AgentServiceSettings {
   root?: string;
   /** A CRI runtime's socket to pull into instead of kimg's store. */
   imageServiceEndpoint?: string;
+  /** containerd's socket: pull into containerd's store (else the configuration's `kimg.containerd`). */
+  containerd?: string;
   registry?: RegistryClientOptions;
   platform?: string;
   secretsDir?: string;
   nodeDockerConfig?: boolean;
   usage?: FsUsageSource;
+}
+
+/** The containerd backend of the flag or the configuration, if any. */
+function containerdBackendOf(s: AgentServiceSettings): ImageServiceBackend | undefined {
+  const file = s.config.kimg.containerd;
+  const address = s.containerd ?? file?.address;
+  if (address === undefined) return undefined;
+  return {
+    kind: 'containerd',
+    address,
+    ...(file?.namespace !== undefined ? { namespace: file.namespace } : {}),
+    ...(file?.snapshotter !== undefined ? { snapshotter: file.snapshotter } : {}),
+    ...(s.platform !== undefined ? { platform: s.platform } : {}),
+  };
 }
 
 /** Where the services' events go. */
@@ -66,7 +82,10 @@ export async function openAgentServices(
     imageService:
       s.imageServiceEndpoint !== undefined
         ? { kind: 'cri', endpoint: s.imageServiceEndpoint }
-        : { kind: 'local', ...(s.platform !== undefined ? { platform: s.platform } : {}) },
+        : (containerdBackendOf(s) ?? {
+            kind: 'local',
+            ...(s.platform !== undefined ? { platform: s.platform } : {}),
+          }),
     ...(s.root !== undefined ? { root: s.root } : {}),
     registry: { ...s.registry, warn: (m) => log({ level: 'warn', msg: m }) },
     credentials: {

@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import type { KubeObject } from '../../credentials/index.js';
 import { applyPodDefaults, runtimeHandlerFor } from '../../manager/index.js';
 import type { ContainerImageState, PodView } from '../pod-state.js';
+import { initialVolumeStates } from './image-volumes.js';
 import type { ManifestPod } from '../watcher.js';
 
 /** A static pod as the agent runs it. */
@@ -114,8 +115,10 @@ export function staticPodExtensions(object: Record<string, unknown>): string[] {
 /** The view of a pod the agent just started (no sync yet). */
 export function newPodView(pod: AgentPod, createdAt: number): PodView {
   const extensions = staticPodExtensions(pod.object);
+  const volumes = initialVolumeStates(pod.object);
   return {
     ...(extensions.length > 0 ? { extensions } : {}),
+    ...(volumes.length > 0 ? { volumes } : {}),
     key: pod.key,
     name: pod.name,
     namespace: pod.namespace,
@@ -129,8 +132,11 @@ export function newPodView(pod: AgentPod, createdAt: number): PodView {
 
 /** What the reconciler does to pods. */
 export interface StaticPodHooks {
-  /** The pod for a new or edited manifest. */
-  toPod(m: ManifestPod): AgentPod;
+  /**
+   * The pod for a new or edited manifest. `previous` is the pod before the edit: static pods ignore it
+   * (decoded afresh), pods from the API server use it (the API server's update defaulting).
+   */
+  toPod(m: ManifestPod, previous: AgentPod | undefined): AgentPod;
   /** Starts a pod (new, or the replacement of a changed one). */
   start(pod: AgentPod): void;
   /** Stops a pod; `removed` also forgets its view, `changed` is followed by its replacement. */
@@ -172,7 +178,7 @@ export class StaticPodReconciler {
     for (const [mk, m] of manifests) {
       const prev = this.byManifest.get(mk);
       if (prev !== undefined && prev.hash === m.hash && prev.file === m.file) continue;
-      const next = this.hooks.toPod(m);
+      const next = this.hooks.toPod(m, prev);
       if (prev !== undefined) {
         await this.hooks.drop(prev, 'changed');
         if (prev.key !== next.key) this.hooks.forget(prev.key);

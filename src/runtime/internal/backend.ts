@@ -1,6 +1,7 @@
 /**
  * Building the image service of a backend, and the image filesystem usage image GC reads for it.
  */
+import { ContainerdClient, ContainerdImageService } from '../../containerd/index.js';
 import { CriImageService } from '../../cri/index.js';
 import {
   LocalImageService,
@@ -17,6 +18,7 @@ export interface OpenedBackend {
   service: ImageService;
   local: LocalImageService | undefined;
   cri: CriImageService | undefined;
+  containerd: ContainerdImageService | undefined;
   close(): void;
 }
 
@@ -53,14 +55,44 @@ export function openImageBackend(backend: ImageServiceBackend, ctx: LocalService
   switch (backend.kind) {
     case 'local': {
       const local = localService(backend, ctx);
-      return { service: local, local, cri: undefined, close: () => {} };
+      return { service: local, local, cri: undefined, containerd: undefined, close: () => {} };
     }
     case 'cri': {
       const cri = new CriImageService({
         endpoint: backend.endpoint,
         ...(backend.timeoutMs !== undefined ? { timeoutMs: backend.timeoutMs } : {}),
       });
-      return { service: cri, local: undefined, cri, close: () => cri.close() };
+      return { service: cri, local: undefined, cri, containerd: undefined, close: () => cri.close() };
+    }
+    case 'containerd': {
+      const client = new ContainerdClient({
+        address: backend.address,
+        ...(backend.namespace !== undefined ? { namespace: backend.namespace } : {}),
+      });
+      // containerd's CRI plugin serves on the same socket: its ImageFsInfo is containerd's own answer
+      // (image GC reads usage through it too).
+      const cri = new CriImageService({ endpoint: `unix://${client.socket}` });
+      const { onProgress } = ctx.overrides;
+      const containerd = new ContainerdImageService({
+        client,
+        registry: ctx.registry,
+        snapshotter: backend.snapshotter,
+        platform: backend.platform,
+        concurrency: backend.concurrency,
+        ...(ctx.defaultRegistry !== 'docker.io' ? { defaultRegistry: ctx.defaultRegistry } : {}),
+        ...(onProgress !== undefined ? { onProgress } : {}),
+        criImageFsInfo: (o) => cri.imageFsInfo(o),
+      });
+      return {
+        service: containerd,
+        local: undefined,
+        cri,
+        containerd,
+        close: () => {
+          cri.close();
+          client.close();
+        },
+      };
     }
   }
 }

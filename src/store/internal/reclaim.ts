@@ -4,7 +4,7 @@
  * Every socket read gives Node a fresh 64 KiB ArrayBuffer outside the JS heap. A puller allocates
  * almost nothing on the JS heap per byte, so V8 collects those buffers late: only when the young
  * generation fills up or when external memory grows by its soft limit (~64 MiB) since the last full
- * GC. Measured on the 2-core reference VM (issue C), that garbage is what made a pull's peak RSS grow
+ * GC. Measured on the 2-core reference VM (docs/design/performance.md), that garbage is what made a pull's peak RSS grow
  * with image size (30-64 MiB of dead buffers at the peaks of a 1 GiB pull, ~10-20 MiB for 8 MiB).
  *
  * So the store looks at V8's external memory every `RECLAIM_CHECK_BYTES` written and, when it is over

@@ -464,13 +464,37 @@ describe('kimg settings: the kimg: key and the KimgConfiguration sibling', () =>
           'kimg:\n  rootdir: /x\n  defaultRegistry: "not a host"\n  listen: {cri: "tcp://1.2.3.4:1", metrics: "localhost", grpc: x}\n',
       ).map((p) => p.replace(/defaultRegistry: .*/, 'defaultRegistry: <reference error>')),
       [
-        'kimg.rootdir: unknown field; kimg settings are rootDir, defaultRegistry, hostsDir, imageCredentialProviderConfig, imageCredentialProviderBinDir, pinnedImages, prepull, listen',
+        'kimg.rootdir: unknown field; kimg settings are rootDir, defaultRegistry, hostsDir, imageCredentialProviderConfig, imageCredentialProviderBinDir, pinnedImages, prepull, listen, containerd',
         'kimg.defaultRegistry: <reference error>',
         'kimg.listen.grpc: unknown field; listen has cri and metrics',
         'kimg.listen.cri: "tcp://1.2.3.4:1" is not a socket endpoint: write unix:///run/kimg/kimg.sock',
         'kimg.listen.metrics: "localhost" is not host:port (port 0–65535; IPv6 hosts in brackets, e.g. [::1]:10259)',
       ],
     );
+  });
+
+  test('kimg.containerd: address (path or unix:// URL) required, namespace and snapshotter optional', () => {
+    const ok = parseNodeConfig(
+      HEAD +
+        'kimg:\n  containerd: {address: /run/containerd/containerd.sock, namespace: k8s.io, snapshotter: native}\n',
+    );
+    assert.deepEqual(ok.kimg.containerd, {
+      address: '/run/containerd/containerd.sock',
+      namespace: 'k8s.io',
+      snapshotter: 'native',
+    });
+    assert.deepEqual(
+      parseNodeConfig(HEAD + 'kimg:\n  containerd: {address: "unix:///x.sock"}\n').kimg.containerd,
+      { address: 'unix:///x.sock' },
+    );
+    assert.equal(parseNodeConfig(HEAD).kimg.containerd, undefined);
+    assert.deepEqual(problems(HEAD + 'kimg:\n  containerd: {namespace: k8s.io, socket: x}\n'), [
+      'kimg.containerd.socket: unknown field; containerd has address, namespace, snapshotter',
+      "kimg.containerd.address: required (containerd's socket, e.g. /run/containerd/containerd.sock)",
+    ]);
+    assert.deepEqual(problems(HEAD + 'kimg:\n  containerd: {address: "tcp://1.2.3.4:1"}\n'), [
+      'kimg.containerd.address: "tcp://1.2.3.4:1" is not a unix socket path or unix:// URL',
+    ]);
   });
 
   test('a KimgConfiguration alone gives kubelet defaults; with a kimg: key as well it is refused', () => {

@@ -47,7 +47,7 @@ describe('defaultPullPolicy (SetDefaults_Container)', () => {
     [`registry.k8s.io/pause@${D}`, 'IfNotPresent'],
     [`registry.k8s.io/pause:3.5@${D}`, 'IfNotPresent'],
     ['janedoe/awesomeapp:v1', 'IfNotPresent'],
-    // Upstream-semantics §2.
+    // kubernetes/kubernetes pkg/apis/core/v1/defaults.go (docs/design/upstream-parity.md).
     ['nginx', 'Always'],
     ['nginx:latest', 'Always'],
     [`nginx:latest@${D}`, 'Always'],

@@ -1,5 +1,5 @@
 /**
- * `kimg gc` (issue G) without a registry: configuration refused with the kubelet's messages, an empty
+ * `kimg gc` without a registry: configuration refused with the kubelet's messages, an empty
  * store, and the per-image table/JSON of a store with loaded images (dry run, then for real with a
  * threshold of 0 % so usage is always over it: everything not in use or pinned is removed, LRU first).
  */

@@ -1,5 +1,5 @@
 /**
- * Image GC (issue G): the pure plan as tables (thresholds, min/max age, LRU order, in use, pinned,
+ * Image GC: the pure plan as tables (thresholds, min/max age, LRU order, in use, pinned,
  * runtime-handler pairs, the kubelet's integer arithmetic and messages), the manager over a fake image
  * service with a fake clock and fake usage (tracking across runs, removal failures, ImageGCFailed on
  * repeated failures, sweep and metrics), the state file, policy validation, and shared layers on a real

@@ -727,7 +727,7 @@ for (const puller of PULLERS) {
       });
     });
 
-    describe('credential verification hook (KEP-2535, issue F plugs in)', () => {
+    describe('credential verification hook (KEP-2535)', () => {
       function recordingVerifier(mustPull: boolean) {
         const log: string[] = [];
         const verifier: CredentialVerifier = {

@@ -23,7 +23,7 @@ import {
 } from '../../../src/manager/index.js';
 import { fuzzParams } from '../../helpers/fuzz.js';
 
-describe('decidePull truth table (upstream-semantics §3)', () => {
+describe('decidePull truth table (kubelet image_manager.go)', () => {
   // policy, present, verified (undefined = verification off) → action, reason
   const table: Array<[string, boolean, boolean | undefined, PullDecision['action'], string]> = [
     ['Always', false, undefined, 'pull', 'policy-always'],

@@ -209,7 +209,7 @@ describe('(a) valid references round-trip', () => {
 
 // --- (b) arbitrary strings ---------------------------------------------------------------------------
 
-/** Independent regex transcription of the grammar in upstream-semantics.md §1 (short inputs only). */
+/** Independent regex transcription of the grammar of distribution/reference `regexp.go` (short inputs only). */
 const G = (() => {
   const alnum = '[a-z0-9]+';
   const sep = '(?:[._]|__|-+)';

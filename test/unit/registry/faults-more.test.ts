@@ -1,5 +1,5 @@
 /**
- * Issue J §2: the registry faults `faults.test.ts` does not already cover, against the in-process
+ * The registry faults `faults.test.ts` does not already cover, against the in-process
  * scripted server: connection reset mid-blob, wrong `Content-Length` (both ways), 206 with a wrong
  * `Content-Range`, 500/502, slow drip, an endless body, a 10 MB manifest, a gzip bomb (and an endless
  * stream) as an error body, malformed manifests and token responses, garbage `WWW-Authenticate`,
@@ -92,7 +92,7 @@ function endless(res: ServerResponse, chunk: Buffer, sent: { bytes: number }, ma
 
 const creds: AuthConfig = { username: 'u', password: new Secret(CANARY) };
 
-describe('registry client: more faults (issue J)', () => {
+describe('registry client: more faults', () => {
   let srv: FaultServer;
   let client: RegistryClient;
   let clock: ReturnType<typeof fakeClock>;

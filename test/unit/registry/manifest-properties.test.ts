@@ -1,5 +1,5 @@
 /**
- * Issue J §3: property tests for the registry client's manifest / index parsing and token-response
+ * Property tests for the registry client's manifest / index parsing and token-response
  * parsing, end to end through HTTP (the parsing is inside `RegistryClient`, as in containerd's
  * `remotes/docker` fetcher, so the bytes go through the real response path): any body with any
  * Content-Type answers with a manifest or a documented, coded KimgError — never another exception —

@@ -1,0 +1,84 @@
+/**
+ * `--containerd ADDRESS`: the one setting that makes a command use containerd's store instead of
+ * kimg's own (src/containerd). ADDRESS is containerd's socket as `ctr --address` takes it
+ * (`/run/containerd/containerd.sock`) or a `unix://` URL. The configuration's `kimg.containerd`
+ * (`{address, namespace, snapshotter}`) selects it too; the flag wins over the file's address and
+ * keeps its namespace and snapshotter.
+ */
+import type { Command } from 'commander';
+import type { KimgSettings } from '../config/index.js';
+import { ContainerdClient, ContainerdImageService } from '../containerd/index.js';
+import type { RegistryClient } from '../registry/index.js';
+import type { ImageServiceBackend } from '../runtime/index.js';
+
+/** Options of a command that takes `--containerd`. */
+export interface ContainerdCliOptions {
+  containerd?: string;
+}
+
+/** Adds `--containerd ADDRESS` to a command. */
+export function addContainerdOption(cmd: Command): Command {
+  return cmd.option(
+    '--containerd <address>',
+    "use containerd's image store at this socket (/run/containerd/containerd.sock or unix://…; namespace k8s.io) instead of kimg's own",
+  );
+}
+
+/** The containerd setting in effect: the flag, else the configuration's; undefined = kimg's store. */
+export function containerdSetting(
+  flag: string | undefined,
+  settings?: Pick<KimgSettings, 'containerd'>,
+): { address: string; namespace?: string; snapshotter?: string } | undefined {
+  const fromFile = settings?.containerd;
+  if (flag !== undefined && flag !== '') return { ...fromFile, address: flag };
+  return fromFile;
+}
+
+/** The runtime backend for `--containerd` / `kimg.containerd`, or undefined. */
+export function containerdBackend(
+  flag: string | undefined,
+  settings: Pick<KimgSettings, 'containerd'> | undefined,
+  extra: { platform?: string | undefined; concurrency?: number | undefined } = {},
+): Extract<ImageServiceBackend, { kind: 'containerd' }> | undefined {
+  const s = containerdSetting(flag, settings);
+  if (s === undefined) return undefined;
+  return {
+    kind: 'containerd',
+    address: s.address,
+    ...(s.namespace !== undefined ? { namespace: s.namespace } : {}),
+    ...(s.snapshotter !== undefined ? { snapshotter: s.snapshotter } : {}),
+    ...(extra.platform !== undefined ? { platform: extra.platform } : {}),
+    ...(extra.concurrency !== undefined ? { concurrency: extra.concurrency } : {}),
+  };
+}
+
+/** Opens a client (and the image service over it) for the setting, runs `fn`, closes the client. */
+export async function withContainerd<T>(
+  setting: { address: string; namespace?: string; snapshotter?: string },
+  registry: RegistryClient | undefined,
+  fn: (service: ContainerdImageService, client: ContainerdClient) => Promise<T>,
+  extra: {
+    platform?: string | undefined;
+    concurrency?: number | undefined;
+    defaultRegistry?: string | undefined;
+  } = {},
+): Promise<T> {
+  const client = new ContainerdClient({
+    address: setting.address,
+    ...(setting.namespace !== undefined ? { namespace: setting.namespace } : {}),
+  });
+  try {
+    const service = new ContainerdImageService({
+      client,
+      // Listing and removing never reach a registry.
+      registry,
+      snapshotter: setting.snapshotter,
+      platform: extra.platform,
+      concurrency: extra.concurrency,
+      defaultRegistry: extra.defaultRegistry,
+    });
+    return await fn(service, client);
+  } finally {
+    client.close();
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * containerd as kimg's image store: kimg fetches (its registry client, credentials, mirrors, resume,
+ * stall detection, progress), containerd stores, unpacks and runs. kimg speaks containerd's own gRPC
+ * API (content, images, leases, snapshots, diff, namespaces, containers; kimg's wire-compatible subset
+ * in `proto/containerd/`) on its socket, in namespace `k8s.io` by default (the CRI plugin's), and writes
+ * exactly what containerd's own pull would: blobs through the content Write protocol under a lease,
+ * with containerd's GC and distribution-source labels, layers unpacked into the snapshotter, and the
+ * image records containerd's CRI plugin creates on PullImage. Design and measurements:
+ * `docs/design/containerd-backend.md`.
+ *
+ * Public API:
+ * - {@link ContainerdClient}: the typed gRPC client (`new ContainerdClient({address, namespace})`,
+ *   `close()`); {@link containerdStatus} reads the gRPC status of its errors.
+ * - {@link pullIntoContainerd}: the pull (`client`, `registry`, `platform`, `auth`, `unpack`,
+ *   `snapshotter`, `onProgress`, `signal`) → {@link ContainerdPullResult} (`id` = config digest).
+ * - {@link openContentWriter} / {@link writeContent}: the content Write protocol as a registry
+ *   `BlobSink` (resumable by ref and offset).
+ * - {@link LayerUnpacker}, {@link chainIds}: unpacking through snapshots + diff.
+ * - {@link ContainerdPullTarget}: containerd as the generic pipeline's `PullTarget` (src/pull `pullImage`).
+ * - {@link ContainerdImageService}: the CRI image service (`ImageService`) over containerd's store.
+ * - {@link criImageNames}, {@link putImageRecords}: CRI-compatible image records.
+ * - Labels: {@link childGcLabels}, {@link distributionSourceLabel} and the label key constants.
+ *
+ * Failure codes: `CONTAINERD_UNAVAILABLE` (socket), `CONTAINERD_ERROR` (with the gRPC status in
+ * `details.actual`), `INVALID_ARGUMENT` (address, namespace), `DIGEST_MISMATCH`/`SIZE_MISMATCH`
+ * (containerd's verification at commit or unpack), plus the registry's and reference's codes on pull.
+ */
+export {
+  ContainerdClient,
+  DEFAULT_CONTAINERD_OPTIONS,
+  LEASE_HEADER,
+  NAMESPACE_HEADER,
+  containerdStatus,
+  containerdTarget,
+  fromContainerdError,
+  validateNamespace,
+  type ContainerdCallOptions,
+  type ContainerdClientOptions,
+  type ContainerdContainer,
+  type ContainerdDescriptor,
+  type ContainerdImage,
+  type ContainerdLease,
+  type ContainerdMount,
+  type ContainerdStatus,
+  type ContentInfo,
+  type IngestStatus,
+  type SnapshotInfo,
+} from './client.js';
+export {
+  ContentWriter,
+  DEFAULT_CONTENT_WRITER_OPTIONS,
+  ingestRef,
+  openContentWriter,
+  writeContent,
+  type ContentWriterOptions,
+} from './content-writer.js';
+export { criImageNames, putImageRecords } from './images.js';
+export { ContainerdImageService, type ContainerdImageServiceOptions } from './image-service.js';
+export { ContainerdPullTarget, type ContainerdPullTargetOptions } from './pull-target.js';
+export {
+  LABEL_CRI_IMAGE,
+  LABEL_CRI_PINNED,
+  LABEL_DISTRIBUTION_SOURCE,
+  LABEL_GC_EXPIRE,
+  LABEL_GC_REF_CONTENT,
+  LABEL_GC_REF_SNAPSHOT,
+  LABEL_SNAPSHOT_REF,
+  LABEL_UNCOMPRESSED,
+  MAX_LABEL_BYTES,
+  childGcLabels,
+  childrenOf,
+  distributionSourceLabel,
+  isLayerMediaType,
+  leaseExpiryLabels,
+} from './labels.js';
+export {
+  DEFAULT_CONTAINERD_PULL_OPTIONS,
+  pullIntoContainerd,
+  type ContainerdPullOptions,
+  type ContainerdPullResult,
+  type ContainerdPullStats,
+} from './pull.js';
+export { LayerUnpacker, chainIds, type LayerUnpackResult, type LayerUnpackerOptions } from './unpack.js';

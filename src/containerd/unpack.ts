@@ -1,0 +1,186 @@
+/**
+ * Unpacking layers into a containerd snapshotter through containerd's snapshots and diff services,
+ * the way containerd's own unpacker does (containerd `unpacker.go`, `rootfs/apply.go`):
+ *
+ * For layer i, with `chain = ChainID(diffIDs[0..i])` and `parent = ChainID(diffIDs[0..i-1])`:
+ * 1. `Stat(chain)`: a committed snapshot of that name means the layer (and everything below it) is
+ *    already unpacked for this snapshotter, by kimg or by containerd: skip. Layers are unpacked at most
+ *    once per snapshotter.
+ * 2. `Prepare(key = "extract-<nanos>-<random> <chain>", parent, {containerd.io/snapshot.ref: chain})`;
+ *    AlreadyExists with a successful `Stat(chain)` means a concurrent unpacker won: skip.
+ * 3. `Diff.Apply(layer blob, mounts)`: containerd reads the blob from its content store, decompresses
+ *    it and writes it into the snapshot; the answer's digest is the uncompressed digest, which must be
+ *    `diffIDs[i]` (else the key is removed and the pull fails with `DIGEST_MISMATCH`).
+ * 4. `Commit(name = chain, key)`; AlreadyExists counts as success.
+ * 5. The layer blob gets `containerd.io/uncompressed = diffID`.
+ * After the last layer the config gets `containerd.io/gc.ref.snapshot.<snapshotter> = top chain`, so
+ * the snapshots live exactly as long as the image's content.
+ *
+ * Calls carry the pull's lease, so snapshots prepared or committed before the image record exists
+ * are safe from containerd's garbage collector.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { KimgError } from '../errors/index.js';
+import { containerdStatus, type ContainerdClient, type ContainerdDescriptor } from './client.js';
+import { LABEL_GC_REF_SNAPSHOT, LABEL_SNAPSHOT_REF, LABEL_UNCOMPRESSED } from './labels.js';
+
+/** OCI ChainIDs of every prefix of `diffIds` (image-spec `config.md`, "Layer ChainID"). */
+export function chainIds(diffIds: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const d of diffIds) {
+    const prev = out[out.length - 1];
+    out.push(prev === undefined ? d : `sha256:${createHash('sha256').update(`${prev} ${d}`).digest('hex')}`);
+  }
+  return out;
+}
+
+/** What unpacking a layer did. */
+export type LayerUnpackResult = 'applied' | 'present';
+
+/** Options of {@link LayerUnpacker}. */
+export interface LayerUnpackerOptions {
+  client: ContainerdClient;
+  snapshotter: string;
+  /** `rootfs.diff_ids` of the image config. */
+  diffIds: readonly string[];
+  lease?: string | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * Unpacks the layers of one image in order (see the module comment). `unpack(i, layer)` may be called
+ * as soon as layer i's blob is committed; it waits for layer i-1 itself, so the fetch of later layers
+ * overlaps the unpack of earlier ones.
+ */
+export class LayerUnpacker {
+  readonly chainIds: string[];
+  private readonly done: Promise<LayerUnpackResult>[] = [];
+  private readonly layers: ContainerdDescriptor[] = [];
+  private readonly labelling: Promise<unknown>[] = [];
+  /** Layers Diff.Apply wrote (the others were present). */
+  applied = 0;
+
+  constructor(private readonly o: LayerUnpackerOptions) {
+    this.chainIds = chainIds(o.diffIds);
+  }
+
+  /** Whether the whole image is unpacked already (its top ChainID is a committed snapshot). */
+  async isUnpacked(): Promise<boolean> {
+    const top = this.chainIds[this.chainIds.length - 1];
+    if (top === undefined) return true;
+    return (await this.o.client.snapshotStat(this.o.snapshotter, top, this.call())) !== undefined;
+  }
+
+  /**
+   * Schedules layer i (`layer` = its blob descriptor as stored, `ready` resolves once the blob is
+   * committed). Must be called for i = 0, 1, ... in order.
+   */
+  schedule(i: number, layer: ContainerdDescriptor, ready: Promise<unknown>): Promise<LayerUnpackResult> {
+    if (i !== this.done.length)
+      throw new KimgError('INTERNAL', `layer ${i} scheduled out of order (expected ${this.done.length})`);
+    this.layers.push(layer);
+    const previous = i === 0 ? Promise.resolve<LayerUnpackResult>('present') : this.done[i - 1]!;
+    const p = Promise.all([previous, ready]).then(() => this.unpackLayer(i, layer));
+    // Joined by `finish`; an early failure must not be an unhandled rejection meanwhile.
+    p.catch(() => undefined);
+    this.done.push(p);
+    return p;
+  }
+
+  /**
+   * Waits for every scheduled layer and labels the config with the top snapshot.
+   * @throws the first layer's failure.
+   */
+  async finish(config: string): Promise<void> {
+    const results = await Promise.allSettled(this.done);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    await Promise.all(this.labelling);
+    const top = this.chainIds[this.chainIds.length - 1];
+    if (top === undefined) return;
+    await this.o.client.contentSetLabels(
+      config,
+      { [`${LABEL_GC_REF_SNAPSHOT}.${this.o.snapshotter}`]: top },
+      this.call(),
+    );
+  }
+
+  private call(): { lease?: string; signal?: AbortSignal } {
+    return {
+      ...(this.o.lease !== undefined ? { lease: this.o.lease } : {}),
+      ...(this.o.signal !== undefined ? { signal: this.o.signal } : {}),
+    };
+  }
+
+  /**
+   * Whether snapshot `chain` is committed; if so it is added to the pull's lease first, so containerd's
+   * GC cannot take it between this check and the image record that will reference it.
+   */
+  private async holdIfPresent(chain: string): Promise<boolean> {
+    const { client, snapshotter, lease } = this.o;
+    if ((await client.snapshotStat(snapshotter, chain, this.call())) === undefined) return false;
+    if (lease === undefined) return true;
+    await client.leaseAddResource(
+      lease,
+      { id: chain, type: `snapshots/${snapshotter}` },
+      { signal: this.o.signal },
+    );
+    // Still there once leased: from now on the GC keeps it.
+    return (await client.snapshotStat(snapshotter, chain, this.call())) !== undefined;
+  }
+
+  private async unpackLayer(i: number, layer: ContainerdDescriptor): Promise<LayerUnpackResult> {
+    const { client, snapshotter } = this.o;
+    const chain = this.chainIds[i]!;
+    const diffId = this.o.diffIds[i]!;
+    const parent = i === 0 ? '' : this.chainIds[i - 1]!;
+    const call = this.call();
+    if (await this.holdIfPresent(chain)) return 'present';
+    const labels = { [LABEL_SNAPSHOT_REF]: chain };
+    for (let attempt = 0; ; attempt++) {
+      const key = `extract-${process.hrtime.bigint()}-${randomBytes(3).toString('base64url')} ${chain}`;
+      let mounts;
+      try {
+        mounts = await client.snapshotPrepare(snapshotter, key, parent, labels, call);
+      } catch (e) {
+        if (containerdStatus(e) === 'ALREADY_EXISTS') {
+          if (await this.holdIfPresent(chain)) return 'present';
+          if (attempt < 2) continue;
+        }
+        // The parent went away (collected after an earlier pull's lease ended): unpack it again.
+        if (containerdStatus(e) === 'NOT_FOUND' && i > 0 && attempt < 2) {
+          await this.unpackLayer(i - 1, this.layers[i - 1]!);
+          continue;
+        }
+        throw e;
+      }
+      let committed = false;
+      try {
+        const applied = await client.diffApply(layer, mounts, call);
+        if (applied.digest !== diffId) {
+          throw new KimgError(
+            'DIGEST_MISMATCH',
+            `wrong diff id calculated on extraction of layer ${layer.digest}: the config names ${diffId}, the layer unpacks to ${applied.digest}`,
+            { expected: diffId, actual: applied.digest, input: layer.digest },
+          );
+        }
+        try {
+          await client.snapshotCommit(snapshotter, chain, key, labels, call);
+          committed = true;
+        } catch (e) {
+          // The active snapshot vanished (collected: a caller without a lease): apply once more.
+          if (containerdStatus(e) === 'NOT_FOUND' && attempt < 2) continue;
+          if (containerdStatus(e) !== 'ALREADY_EXISTS') throw e;
+        }
+        // Off the critical path: the next layer's Prepare needs only the committed snapshot.
+        const label = client.contentSetLabels(layer.digest, { [LABEL_UNCOMPRESSED]: diffId }, call);
+        label.catch(() => undefined);
+        this.labelling.push(label);
+        this.applied++;
+        return 'applied';
+      } finally {
+        if (!committed) await client.snapshotRemove(snapshotter, key, call).catch(() => undefined);
+      }
+    }
+  }
+}

@@ -1,0 +1,54 @@
+/**
+ * A comparable description of a directory tree for the unpack tests: for every path (relative, sorted)
+ * its type, permission bits, owner, link count, symlink target, device numbers and the sha256 of a
+ * regular file's content. Never follows symlinks.
+ */
+import { createHash } from 'node:crypto';
+import { lstatSync, readdirSync, readFileSync, readlinkSync, type Stats } from 'node:fs';
+import { join } from 'node:path';
+
+export interface TreeNode {
+  type: 'file' | 'dir' | 'symlink' | 'char' | 'block' | 'fifo' | 'socket';
+  mode: number;
+  uid: number;
+  gid: number;
+  nlink?: number;
+  target?: string;
+  rdev?: number;
+  sha256?: string;
+}
+
+function typeOf(st: Stats): TreeNode['type'] {
+  if (st.isFile()) return 'file';
+  if (st.isDirectory()) return 'dir';
+  if (st.isSymbolicLink()) return 'symlink';
+  if (st.isCharacterDevice()) return 'char';
+  if (st.isBlockDevice()) return 'block';
+  if (st.isFIFO()) return 'fifo';
+  return 'socket';
+}
+
+/** Describes `root` (the root itself is `.`). */
+export function describeTree(root: string): Record<string, TreeNode> {
+  const out: Record<string, TreeNode> = {};
+  const walk = (rel: string): void => {
+    const p = rel === '.' ? root : join(root, rel);
+    const st = lstatSync(p);
+    const node: TreeNode = { type: typeOf(st), mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
+    if (node.type === 'symlink') {
+      node.target = readlinkSync(p);
+      delete (node as { mode?: number }).mode;
+    }
+    if (node.type === 'file') {
+      node.sha256 = createHash('sha256').update(readFileSync(p)).digest('hex');
+      node.nlink = st.nlink;
+    }
+    if (node.type === 'char' || node.type === 'block') node.rdev = st.rdev;
+    out[rel] = node;
+    if (node.type === 'dir') {
+      for (const name of readdirSync(p).sort()) walk(rel === '.' ? name : `${rel}/${name}`);
+    }
+  };
+  walk('.');
+  return out;
+}

@@ -1,0 +1,355 @@
+/**
+ * kimg pulling into a real containerd (1.6, CRI plugin, overlayfs or native snapshotter) from real
+ * registries: what containerd's CRI plugin reports for a kimg-pulled image must equal what it reports
+ * after its own PullImage of the same image (id, repo tags, repo digests, size), for OCI and Docker
+ * images, a multi-arch index, Basic and token auth; the content carries containerd's GC labels so
+ * containerd's GC keeps it; leases are gone after the pull; an interrupted pull leaves an ingest the
+ * next pull resumes; layers are unpacked once per snapshotter.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { pullImage } from '../../src/pull/index.js';
+import {
+  ContainerdClient,
+  ContainerdPullTarget,
+  chainIds,
+  pullIntoContainerd,
+  type ContainerdPullResult,
+} from '../../src/containerd/index.js';
+import { Secret } from '../../src/credentials/index.js';
+import { CriImageService } from '../../src/cri/index.js';
+import { isKimgError } from '../../src/errors/index.js';
+import type { ImageInfo } from '../../src/manager/index.js';
+import { RegistryClient } from '../../src/registry/index.js';
+import { requireBinary } from '../helpers/components.js';
+import { startContainerd, type StartedContainerd } from '../helpers/containerd.js';
+import { generateImage, type GeneratedImage } from '../helpers/images.js';
+import { startRegistries, stopRegistries, type StartedRegistry } from '../helpers/registry.js';
+import { skopeoPush } from '../helpers/skopeo.js';
+import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
+
+/** The names CRI gives a pull of a tagged `image` (id, tag, repo digest). */
+function criNames(id: string, image: string, digest: string): string[] {
+  return [id, image, `${image.slice(0, image.lastIndexOf(':'))}@${digest}`];
+}
+
+function observe(i: ImageInfo | undefined): unknown {
+  if (i === undefined) return 'absent';
+  return {
+    id: i.id,
+    repoTags: [...i.repoTags].sort(),
+    repoDigests: [...i.repoDigests].sort(),
+    size: i.size,
+    uid: i.uid ?? null,
+    username: i.username ?? null,
+    pinned: i.pinned,
+  };
+}
+
+describe('containerd image store: kimg pulls, containerd stores', () => {
+  let work = '';
+  let regs: Record<'plain' | 'basic' | 'token', StartedRegistry>;
+  let ctrd: StartedContainerd;
+  let client: ContainerdClient;
+  let cri: CriImageService;
+  let registry: RegistryClient;
+  let small: GeneratedImage;
+  let multi: GeneratedImage;
+  let big: GeneratedImage;
+  let other: GeneratedImage;
+
+  const pull = (image: string, extra: Partial<Parameters<typeof pullIntoContainerd>[1]> = {}) =>
+    pullIntoContainerd(image, {
+      client,
+      registry,
+      platform: 'linux/amd64',
+      snapshotter: ctrd.snapshotter,
+      ...extra,
+    });
+
+  /** CRI's own PullImage, observed, then removed again (containerd's RemoveImage GCs synchronously). */
+  async function containerdObservation(image: string, auth?: { username: string; password: Secret }) {
+    const ref = await cri.pullImage({ image }, auth);
+    const status = observe(await cri.imageStatus({ image }));
+    await cri.removeImage({ image: ref });
+    assert.equal(observe(await cri.imageStatus({ image })), 'absent');
+    return { ref, status };
+  }
+
+  /**
+   * CRI's view once its event monitor has caught up: containerd's CRI plugin learns of records another
+   * client creates from containerd's image events, asynchronously (one event per record). Polls until
+   * the observation equals `expected` (or returns the last one after ~10 s).
+   */
+  async function criEventually(image: string, expected: unknown): Promise<unknown> {
+    let last: unknown;
+    for (let i = 0; i < 200; i++) {
+      last = observe(await cri.imageStatus({ image }));
+      if (JSON.stringify(last) === JSON.stringify(expected)) return last;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return last;
+  }
+  async function criStatus(image: string): Promise<ImageInfo | undefined> {
+    for (let i = 0; i < 200; i++) {
+      const s = await cri.imageStatus({ image });
+      if (s !== undefined) return s;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return undefined;
+  }
+  /** Deletes kimg's records and waits until CRI no longer lists any of them. */
+  async function removeRecords(names: readonly string[]): Promise<void> {
+    for (const n of names) await client.imageDelete(n, { sync: true });
+    for (const n of names) assert.equal(await criEventually(n, 'absent'), 'absent', n);
+  }
+
+  async function ctrContent(): Promise<Map<string, string>> {
+    const out = (await ctrd.ctr(['content', 'ls'], { namespace: 'k8s.io' })).stdout;
+    const m = new Map<string, string>();
+    for (const line of out.split('\n').slice(1)) {
+      const parts = line.trim().split(/\s+/);
+      if (parts[0]?.startsWith('sha256:')) m.set(parts[0], parts.slice(3).join(' '));
+    }
+    return m;
+  }
+
+  before(async () => {
+    for (const b of ['containerd', 'ctr', 'skopeo', 'docker-registry']) requireBinary(b);
+    work = await makeTempDir('ctrd-store-');
+    const startedRegs = startRegistries(['plain', 'basic', 'token']);
+    const startedCtrd = startContainerd({ namespace: 'k8s.io' });
+    [small, multi, big, other] = await Promise.all([
+      generateImage(join(work, 'small'), {
+        name: 'small',
+        layers: [{ size: 4096 }, { size: 9000, kind: 'text' }],
+        user: '1000:1000',
+      }),
+      generateImage(join(work, 'multi'), {
+        name: 'multi',
+        layers: [{ size: 3000 }, { size: 2000, kind: 'text' }],
+        platforms: [
+          { os: 'linux', architecture: 'amd64' },
+          { os: 'linux', architecture: 'arm64', variant: 'v8' },
+        ],
+      }),
+      generateImage(join(work, 'big'), {
+        name: 'big',
+        layers: [{ size: 64 * 1024 }, { size: 24 * 1024 * 1024 }],
+      }),
+      generateImage(join(work, 'other'), { name: 'other', layers: [{ size: 1000 }] }),
+    ]);
+    regs = await startedRegs;
+    ctrd = await startedCtrd;
+    for (const r of Object.values(regs)) await ctrd.addPlainHttpRegistry(r.host);
+    await Promise.all([
+      skopeoPush(small, regs.plain, 'small:1'),
+      skopeoPush(small, regs.plain, 'small-docker:1', { format: 'v2s2' }),
+      skopeoPush(multi, regs.plain, 'multi:1'),
+      skopeoPush(multi, regs.plain, 'multi-docker:1', { format: 'v2s2' }),
+      skopeoPush(big, regs.plain, 'big:1'),
+      skopeoPush(other, regs.plain, 'other:1'),
+      skopeoPush(small, regs.basic, 'small:1'),
+      skopeoPush(small, regs.token, 'small:1'),
+    ]);
+    registry = new RegistryClient({ plainHttp: Object.values(regs).map((r) => r.host) });
+    client = new ContainerdClient({ address: ctrd.socket });
+    cri = new CriImageService({ endpoint: ctrd.address });
+  });
+
+  after(async () => {
+    cri?.close();
+    client?.close();
+    await registry?.close().catch(() => undefined);
+    await ctrd?.stop();
+    await stopRegistries(Object.values(regs ?? {}));
+    if (work) await removeTempDir(work);
+  });
+
+  const cases: { name: string; image: () => string; auth?: 'basic' | 'token' }[] = [
+    { name: 'OCI image', image: () => `${regs.plain.host}/small:1` },
+    { name: 'Docker schema 2 image', image: () => `${regs.plain.host}/small-docker:1` },
+    { name: 'OCI index (multi-arch)', image: () => `${regs.plain.host}/multi:1` },
+    { name: 'Docker manifest list', image: () => `${regs.plain.host}/multi-docker:1` },
+    { name: 'by digest', image: () => `${regs.plain.host}/small@${small.digest}` },
+    { name: 'Basic auth', image: () => `${regs.basic.host}/small:1`, auth: 'basic' },
+    { name: 'token auth', image: () => `${regs.token.host}/small:1`, auth: 'token' },
+  ];
+  for (const c of cases) {
+    test(`${c.name}: CRI ImageStatus after kimg's pull equals it after containerd's own PullImage`, async () => {
+      const image = c.image();
+      const reg = c.auth ? regs[c.auth] : undefined;
+      const criAuth = reg ? { username: reg.username!, password: new Secret(reg.password!) } : undefined;
+      const theirs = await containerdObservation(image, criAuth);
+      const r = await pull(
+        image,
+        reg ? { auth: { username: reg.username!, password: new Secret(reg.password!) } } : {},
+      );
+      assert.equal(r.id, theirs.ref);
+      const seen = await criEventually(image, theirs.status);
+      if (JSON.stringify(seen) !== JSON.stringify(theirs.status) && process.env.KIMG_DEBUG_CTRD)
+        console.log(
+          (await ctrd.log())
+            .split('\n')
+            .filter((l) => /Image|event|error/i.test(l))
+            .slice(-60)
+            .join('\n'),
+        );
+      assert.deepEqual(seen, theirs.status);
+      assert.deepEqual(await criEventually(r.id, theirs.status), theirs.status);
+      // The records are the ones CRI makes: id, tag (when tagged), repo digest; all managed.
+      const records = await client.imageList();
+      for (const n of r.names) {
+        const rec = records.find((x) => x.name === n);
+        assert.ok(rec, `record ${n}`);
+        assert.equal(rec.labels['io.cri-containerd.image'], 'managed');
+        assert.equal(rec.target.digest, r.digest);
+      }
+      // No lease is left behind.
+      assert.deepEqual(
+        (await client.leaseList()).filter((l) => l.id.startsWith('kimg-')),
+        [],
+      );
+      await removeRecords(r.names);
+    });
+  }
+
+  test('content carries containerd pull labels; containerd GC keeps every blob of a kimg image', async () => {
+    const image = `${regs.plain.host}/multi:1`;
+    const r = await pull(image);
+    const m = multi.manifests.find((x) => x.platform?.architecture === 'amd64')!;
+    const info = async (d: string) => (await client.contentInfo(d))!.labels;
+    const idx = await info(multi.digest);
+    assert.equal(idx['containerd.io/gc.ref.content.m.0'], multi.manifests[0]!.digest);
+    assert.equal(idx['containerd.io/gc.ref.content.m.1'], multi.manifests[1]!.digest);
+    assert.ok(idx[`containerd.io/distribution.source.${regs.plain.host}`]?.split(',').includes('multi'));
+    const man = await info(m.digest);
+    assert.equal(man['containerd.io/gc.ref.content.config'], m.config.digest);
+    m.layers.forEach((l, i) => assert.equal(man[`containerd.io/gc.ref.content.l.${i}`], l.digest));
+    const cfg = await info(m.config.digest);
+    const chain = chainIds(m.layers.map((l) => l.diffId));
+    assert.equal(cfg[`containerd.io/gc.ref.snapshot.${ctrd.snapshotter}`], chain[chain.length - 1]);
+    for (const l of m.layers) {
+      const li = await info(l.digest);
+      assert.equal(li['containerd.io/uncompressed'], l.diffId);
+      assert.ok(li[`containerd.io/distribution.source.${regs.plain.host}`]?.split(',').includes('multi'));
+    }
+    // Another image pulled by containerd and removed with a synchronous GC.
+    const otherImage = `${regs.plain.host}/other:1`;
+    await cri.pullImage({ image: otherImage }, undefined);
+    const otherNames = (await client.imageList())
+      .filter((x) => x.target.digest === other.digest)
+      .map((x) => x.name);
+    assert.equal(otherNames.length, 3);
+    await ctrd.ctr(['images', 'rm', '--sync', ...otherNames], { namespace: 'k8s.io' });
+    const left = await ctrContent();
+    for (const d of [multi.digest, m.digest, m.config.digest, ...m.layers.map((l) => l.digest)])
+      assert.ok(left.has(d), `${d} survived containerd's GC`);
+    assert.ok(!left.has(other.manifests[0]!.layers[0]!.digest), "the other image's layer was collected");
+    // Every snapshot of the chain is there.
+    for (const c of chain) assert.ok(await client.snapshotStat(ctrd.snapshotter, c), c);
+    // `ctr content ls` digests verify: fetch each blob and hash it.
+    for (const d of left.keys()) await ctrd.ctr(['content', 'get', d], { namespace: 'k8s.io' });
+    assert.equal(r.unpacked, true);
+  });
+
+  test('an image already present: nothing downloaded, nothing unpacked again', async () => {
+    const image = `${regs.plain.host}/small:1`;
+    await pull(image);
+    const again = await pull(image);
+    assert.equal(again.stats.blobsDownloaded, 0);
+    assert.equal(again.stats.layersUnpacked, 0);
+  });
+
+  test('blobs containerd holds in another namespace are shared, not downloaded', async () => {
+    const image = `${regs.plain.host}/other:1`;
+    const ns = new ContainerdClient({ address: ctrd.socket, namespace: 'kimg-other' });
+    try {
+      await pullIntoContainerd(image, {
+        client: ns,
+        registry,
+        platform: 'linux/amd64',
+        snapshotter: ctrd.snapshotter,
+      });
+      const r = await pull(image);
+      assert.equal(r.stats.blobsDownloaded, 0);
+      assert.ok((await client.contentInfo(other.manifests[0]!.layers[0]!.digest)) !== undefined);
+    } finally {
+      ns.close();
+    }
+  });
+
+  test('a pull cancelled mid-layer leaves containerd an ingest; the next pull resumes it', async () => {
+    const image = `${regs.plain.host}/big:1`;
+    const layer = big.manifests[0]!.layers[1]!;
+    const ac = new AbortController();
+    await assert.rejects(
+      pull(image, {
+        signal: ac.signal,
+        progressIntervalMs: 0,
+        onProgress: (e) => {
+          if (e.type === 'bytes' && e.digest === layer.digest && e.completed > 12 * 1024 * 1024) ac.abort();
+        },
+      }),
+      (e: unknown) => isKimgError(e, 'ABORTED'),
+    );
+    const ingest = (await client.contentListStatuses()).find((s) => s.ref === `layer-${layer.digest}`);
+    assert.ok(ingest && ingest.offset > 0, `an ingest is left: ${JSON.stringify(ingest)}`);
+    // The cancelled pull's lease stays (until it expires) so containerd's GC keeps the ingest.
+    assert.equal((await client.leaseList()).filter((l) => l.id.startsWith('kimg-')).length, 1);
+    // A synchronous garbage collection (deleting any lease with sync runs one) keeps the ingest.
+    await client.leaseCreate('gc-now', {});
+    await client.leaseDelete('gc-now', { sync: true });
+    assert.ok((await client.contentListStatuses()).some((s) => s.ref === `layer-${layer.digest}`));
+    const r: ContainerdPullResult = await pull(image);
+    assert.equal(r.stats.blobsResumed, 1);
+    assert.deepEqual(
+      (await client.leaseList()).filter((l) => l.id.startsWith('kimg-')),
+      [],
+    );
+    assert.ok(r.stats.bytesDownloaded < big.blobBytes);
+    const status = await criStatus(image);
+    assert.equal(status?.id, big.manifests[0]!.config.digest);
+    for (const d of (await client.contentListStatuses()).map((s) => s.ref))
+      assert.ok(!d.includes(layer.digest));
+  });
+
+  test('the generic pull pipeline into ContainerdPullTarget: the same CRI image as containerd’s own pull', async () => {
+    const image = `${regs.plain.host}/multi-docker:1`;
+    const m = multi.manifests.find((x) => x.platform?.architecture === 'amd64')!;
+    // Earlier cases left names of this image (same config): start from none.
+    await cri.removeImage({ image: m.config.digest });
+    assert.equal(await criEventually(m.config.digest, 'absent'), 'absent');
+    const theirs = await containerdObservation(image);
+    const r = await pullImage(image, {
+      store: new ContainerdPullTarget({ client, snapshotter: ctrd.snapshotter }),
+      registry,
+      platform: 'linux/amd64',
+    });
+    assert.equal(r.record.imageId, theirs.ref);
+    assert.deepEqual(await criEventually(image, theirs.status), theirs.status);
+    const cfg = (await client.contentInfo(m.config.digest))!.labels;
+    const chain = chainIds(m.layers.map((l) => l.diffId));
+    assert.equal(cfg[`containerd.io/gc.ref.snapshot.${ctrd.snapshotter}`], chain[chain.length - 1]);
+    const idx = (await client.contentInfo(r.record.digest))!.labels;
+    assert.ok(idx['containerd.io/gc.ref.content.m.0']);
+    assert.deepEqual(
+      (await client.leaseList()).filter((l) => l.id.startsWith('kimg-')),
+      [],
+    );
+    await removeRecords(criNames(r.record.imageId, image, r.record.digest));
+  });
+
+  test('a bad address fails with CONTAINERD_UNAVAILABLE naming it', async () => {
+    const c = new ContainerdClient({ address: `unix://${work}/nobody.sock` });
+    try {
+      await assert.rejects(
+        c.imageList(),
+        (e: unknown) => isKimgError(e, 'CONTAINERD_UNAVAILABLE') && String(e).includes('nobody.sock'),
+      );
+    } finally {
+      c.close();
+    }
+  });
+});

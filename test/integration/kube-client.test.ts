@@ -1,0 +1,361 @@
+/**
+ * The cluster-mode library against the Kubernetes API server double: client configuration as kubectl
+ * resolves it, coded errors (RBAC denial naming verb and resource, 404), the node pod informer (a pod
+ * created after start, a watch broken mid-stream resumes without missing a pod, a compacted resource
+ * version relists), the watch-based secret manager (only referenced objects, never re-fetched while
+ * unchanged, other namespaces refused without a request) and the events.k8s.io recorder (create, then
+ * series patches that the double validates).
+ */
+import assert from 'node:assert/strict';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { isKimgError } from '../../src/errors/index.js';
+import {
+  KubeClient,
+  KubeEventRecorder,
+  PodSecretManager,
+  loadKubeClientConfig,
+  nodePodInformer,
+  type KubeJson,
+} from '../../src/kube/index.js';
+import { ALLOW_ALL, startKubeApiServer, type KubeApiServer } from '../helpers/kube-apiserver.js';
+import { waitFor } from '../helpers/proc.js';
+import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
+
+const pod = (name: string, node: string, extra: Record<string, unknown> = {}): Record<string, unknown> => ({
+  apiVersion: 'v1',
+  kind: 'Pod',
+  metadata: { name, namespace: 'default' },
+  spec: { nodeName: node, containers: [{ name: 'app', image: 'registry.example/app:1' }], ...extra },
+});
+
+const dockerSecret = (name: string, namespace: string, host: string): Record<string, unknown> => ({
+  apiVersion: 'v1',
+  kind: 'Secret',
+  metadata: { name, namespace },
+  type: 'kubernetes.io/dockerconfigjson',
+  data: {
+    '.dockerconfigjson': Buffer.from(
+      JSON.stringify({ auths: { [host]: { username: 'u', password: 'p' } } }),
+    ).toString('base64'),
+  },
+});
+
+describe('kube client library against the API double', () => {
+  let api: KubeApiServer;
+  let dir: string;
+  let client: KubeClient;
+
+  before(async () => {
+    dir = await makeTempDir('kubelib-');
+    api = await startKubeApiServer({
+      users: {
+        'admin-token': { name: 'admin', rules: ALLOW_ALL },
+        'no-secrets': {
+          name: 'system:serviceaccount:kimg:reader',
+          rules: [{ verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['pods'] }],
+        },
+      },
+    });
+    client = new KubeClient(loadKubeClientConfig({ kubeconfig: await api.writeKubeconfig('admin-token') }));
+  });
+  after(async () => {
+    await api.close();
+    await removeTempDir(dir);
+  });
+
+  test('configuration: --kubeconfig, KUBECONFIG merge, --context, in-cluster, errors', async () => {
+    const a = await api.writeKubeconfig('admin-token', { context: 'alpha', namespace: 'team-a' });
+    const b = await api.writeKubeconfig('no-secrets', { context: 'beta' });
+    const env = { KUBECONFIG: [join(dir, 'missing'), a, b].join(':'), HOME: dir };
+    const merged = loadKubeClientConfig({ env });
+    assert.equal(merged.context, 'alpha');
+    assert.equal(merged.namespace, 'team-a');
+    assert.deepEqual(merged.source, { kind: 'kubeconfig', files: [a, b] });
+    const beta = loadKubeClientConfig({ env, context: 'beta' });
+    assert.equal(beta.context, 'beta');
+    assert.equal(beta.namespace, 'default');
+    assert.throws(
+      () => loadKubeClientConfig({ env, context: 'gamma' }),
+      (e: unknown) =>
+        isKimgError(e, 'KUBE_CONFIG_INVALID') && /"gamma"/.test(e.message) && /"alpha"/.test(e.message),
+    );
+    assert.throws(
+      () => loadKubeClientConfig({ kubeconfig: join(dir, 'nope') }),
+      (e: unknown) => isKimgError(e, 'KUBE_CONFIG_INVALID'),
+    );
+    assert.throws(
+      () => loadKubeClientConfig({ env: { HOME: dir }, serviceAccountDir: join(dir, 'sa') }),
+      (e: unknown) => isKimgError(e, 'KUBE_CONFIG_INVALID') && /--kubeconfig/.test(e.message),
+    );
+    // ~/.kube/config
+    await mkdir(join(dir, '.kube'));
+    await writeFile(join(dir, '.kube', 'config'), await (await import('node:fs/promises')).readFile(b));
+    assert.equal(loadKubeClientConfig({ env: { HOME: dir } }).context, 'beta');
+    // In-cluster: service host/port + token, CA and namespace files; the token is sent as a bearer.
+    const sa = join(dir, 'sa');
+    await mkdir(sa);
+    await writeFile(join(sa, 'token'), 'admin-token');
+    await writeFile(join(sa, 'ca.crt'), await (await import('node:fs/promises')).readFile(api.caFile));
+    await writeFile(join(sa, 'namespace'), 'kimg-system');
+    const port = new URL(api.url).port;
+    const inCluster = loadKubeClientConfig({
+      env: { HOME: join(dir, 'nohome'), KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: port },
+      serviceAccountDir: sa,
+    });
+    assert.equal(inCluster.source.kind, 'in-cluster');
+    assert.equal(inCluster.namespace, 'kimg-system');
+    api.create({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'incluster-node' } });
+    const node = await new KubeClient(inCluster).getNode('incluster-node');
+    assert.equal(node.metadata?.name, 'incluster-node');
+    assert.equal(api.requests().at(-1)?.user, 'admin');
+  });
+
+  test('errors: 404 and RBAC 403 are coded and name verb, resource and namespace; no token in them', async () => {
+    await assert.rejects(client.getPod('default', 'absent'), (e: unknown) => {
+      assert.ok(isKimgError(e, 'KUBE_NOT_FOUND'));
+      assert.match(e.message, /pods "absent" not found in namespace "default"/);
+      return true;
+    });
+    api.create(dockerSecret('regcred', 'default', 'registry.example'));
+    const reader = new KubeClient(
+      loadKubeClientConfig({ kubeconfig: await api.writeKubeconfig('no-secrets') }),
+    );
+    await assert.rejects(reader.getSecret('default', 'regcred'), (e: unknown) => {
+      assert.ok(isKimgError(e, 'KUBE_FORBIDDEN'));
+      assert.equal(e.details.kube?.verb, 'get');
+      assert.equal(e.details.kube?.resource, 'secrets');
+      assert.equal(e.details.kube?.namespace, 'default');
+      assert.equal(e.details.status, 403);
+      assert.match(e.message, /RBAC denies get secrets "regcred" in namespace "default"/);
+      assert.match(e.message, /cannot get resource "secrets"/);
+      assert.doesNotMatch(JSON.stringify(e.details) + e.message, /no-secrets/);
+      return true;
+    });
+    const stranger = new KubeClient(
+      loadKubeClientConfig({ kubeconfig: await api.writeKubeconfig('wrong-token') }),
+    );
+    await assert.rejects(stranger.getNode('x'), (e: unknown) => isKimgError(e, 'KUBE_UNAUTHORIZED'));
+  });
+
+  test('pod informer: picks up later pods, resumes a broken watch without missing a pod, relists after 410', async () => {
+    api.create(pod('early', 'node-a'));
+    api.create(pod('elsewhere', 'node-b'));
+    const seen = new Set<string>();
+    const deleted = new Set<string>();
+    const informer = nodePodInformer({
+      client,
+      nodeName: 'node-a',
+      initialBackoffMs: 20,
+      onAdd: (o) => seen.add(String(o.metadata?.name)),
+      onDelete: (o) => deleted.add(String(o.metadata?.name)),
+    });
+    informer.start();
+    await informer.waitForSync();
+    assert.deepEqual([...seen], ['early']);
+    api.create(pod('later', 'node-a'));
+    await waitFor('the later pod', () => (seen.has('later') ? true : undefined));
+
+    // Break every watch mid-stream, then create a pod before the informer reconnects.
+    const listsBefore = informer.stats().lists;
+    await waitFor('an open watch', () => (api.openWatches() > 0 ? true : undefined));
+    assert.ok(api.breakWatches() >= 1);
+    api.create(pod('while-broken', 'node-a'));
+    api.remove('v1', 'Pod', 'default', 'early');
+    await waitFor('the pod created while the watch was down', () =>
+      seen.has('while-broken') && deleted.has('early') ? true : undefined,
+    );
+    assert.equal(informer.stats().lists, listsBefore, 'resumed from the last resource version: no relist');
+    const watches = api.requests().filter((r) => r.verb === 'watch' && r.resource === 'pods');
+    assert.ok(watches.length >= 2);
+    assert.ok(
+      watches.every(
+        (r) => r.query.fieldSelector === 'spec.nodeName=node-a' && r.query.allowWatchBookmarks === 'true',
+      ),
+    );
+    assert.notEqual(watches.at(-1)?.query.resourceVersion, undefined);
+
+    // A bookmark advances the resource version; after compaction a reconnect gets 410 and relists.
+    api.create(pod('unrelated', 'node-b'));
+    api.bookmark();
+    await waitFor('the bookmark', () =>
+      informer.stats().resourceVersion === api.resourceVersion() ? true : undefined,
+    );
+    api.create(pod('after-compaction', 'node-b'));
+    api.compact();
+    api.breakWatches();
+    api.create(pod('after-410', 'node-a'));
+    await waitFor('the relist after 410', () => (seen.has('after-410') ? true : undefined));
+    assert.equal(informer.stats().lists, listsBefore + 1);
+    assert.deepEqual(
+      informer
+        .list()
+        .map((o) => o.metadata?.name)
+        .sort(),
+      ['after-410', 'later', 'while-broken'],
+    );
+    await informer.stop();
+    assert.equal(api.openWatches(), 0);
+  });
+
+  test('secret manager: only referenced objects, own namespace only, never re-fetched while unchanged', async () => {
+    api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'team-b' } });
+    api.create(dockerSecret('team-cred', 'team-b', 'registry.example'));
+    api.create(dockerSecret('sa-cred', 'default', 'registry.example'));
+    api.create({
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: { name: 'builder', namespace: 'default' },
+      imagePullSecrets: [{ name: 'sa-cred' }],
+    });
+    api.clearRequests();
+    const changes: string[] = [];
+    const mgr = new PodSecretManager({ client, onChange: (k, ns, n) => changes.push(`${k}/${ns}/${n}`) });
+    const p1 = api.create(
+      pod('with-secret', 'node-a', { imagePullSecrets: [{ name: 'regcred' }, { name: 'team-cred' }] }),
+    ) as KubeJson;
+    const r1 = await mgr.pullSecrets(p1);
+    assert.deepEqual(
+      r1.secrets.map((s) => `${s.namespace}/${s.name}/${s.via}`),
+      ['default/regcred/pod'],
+    );
+    assert.deepEqual(
+      r1.problems.map((p) => `${p.kind} ${p.name}`),
+      ['not-found team-cred'],
+    );
+    const p2 = api.create(pod('via-sa', 'node-a', { serviceAccountName: 'builder' })) as KubeJson;
+    const r2 = await mgr.pullSecrets(p2);
+    assert.deepEqual(
+      r2.secrets.map((s) => `${s.name}/${s.via}/${s.serviceAccount ?? ''}`),
+      ['sa-cred/service-account/builder'],
+    );
+    await assert.rejects(
+      mgr.secretFor(p1, 'team-b', 'team-cred'),
+      (e: unknown) => isKimgError(e, 'SECRET_NOT_FOUND') && /own namespace/.test(e.message),
+    );
+    assert.deepEqual(mgr.watchedObjects(), [
+      'Secret/default/regcred',
+      'Secret/default/sa-cred',
+      'Secret/default/team-cred',
+      'ServiceAccount/default/builder',
+    ]);
+    const reads = (): string[] =>
+      api
+        .requests()
+        .filter((r) => r.resource === 'secrets' || r.resource === 'serviceaccounts')
+        .map((r) => `${r.verb} ${r.resource} ${r.namespace ?? ''} ${r.query.fieldSelector ?? ''}`);
+    const first = reads();
+    assert.ok(
+      first.every((r) => !r.includes('team-b')),
+      'nothing read in another namespace',
+    );
+    assert.equal(first.filter((r) => r.startsWith('list')).length, 4, 'one list per referenced object');
+    // Re-registration and repeated lookups cost no request.
+    for (let i = 0; i < 5; i++) {
+      mgr.registerPod(p1);
+      mgr.registerPod(p2);
+      await mgr.pullSecrets(p1);
+      await mgr.pullSecrets(p2);
+    }
+    assert.deepEqual(
+      reads().filter((r) => !r.startsWith('watch')),
+      first.filter((r) => !r.startsWith('watch')),
+    );
+    // A change arrives through the watch.
+    const cur = api.object('v1', 'Secret', 'default', 'regcred')!;
+    api.update({ ...cur, data: dockerSecret('regcred', 'default', 'other.example').data });
+    await waitFor('the Secret change', () => (changes.includes('Secret/default/regcred') ? true : undefined));
+    const r3 = await mgr.pullSecrets(p1);
+    assert.deepEqual(Object.keys(r3.secrets[0]!.config.entries ?? {}).length >= 0, true);
+    assert.match(JSON.stringify(r3.secrets[0]!.config.entries.map((e) => e.key)), /other\.example/);
+    // A reader without Secret rules: the lookup fails at once with the coded denial (and keeps retrying).
+    const denied = new PodSecretManager({
+      client: new KubeClient(loadKubeClientConfig({ kubeconfig: await api.writeKubeconfig('no-secrets') })),
+      initialBackoffMs: 50,
+    });
+    await assert.rejects(denied.pullSecrets(p1), (e: unknown) => {
+      assert.ok(isKimgError(e, 'KUBE_FORBIDDEN'));
+      assert.equal(e.details.kube?.verb, 'list');
+      assert.equal(e.details.kube?.resource, 'secrets');
+      assert.match(e.message, /RBAC denies list secrets in namespace "default"/);
+      return true;
+    });
+    await denied.close();
+    mgr.unregisterPod(p1);
+    assert.deepEqual(mgr.watchedObjects(), ['Secret/default/sa-cred', 'ServiceAccount/default/builder']);
+    await mgr.close();
+  });
+
+  test('event recorder: kubelet reasons as events.k8s.io/v1 Events, second occurrence becomes a series', async () => {
+    const p = api.create(
+      pod('evented', 'node-a', { initContainers: [{ name: 'init', image: 'x' }] }),
+    ) as KubeJson;
+    const errors: string[] = [];
+    const rec = new KubeEventRecorder({
+      client,
+      reportingInstance: 'node-a',
+      refreshMs: 0,
+      podFor: (k) => (k === 'default/evented' ? p : undefined),
+      onError: (e) => errors.push(e.message),
+    });
+    const object = {
+      pod: { name: 'evented', namespace: 'default', uid: String(p.metadata?.uid) },
+      container: 'init',
+    };
+    rec.record({
+      type: 'Normal',
+      reason: 'BackOff',
+      message: 'Back-off pulling image "x"',
+      object,
+      timestamp: 0,
+    });
+    await rec.flush();
+    rec.record({
+      type: 'Normal',
+      reason: 'BackOff',
+      message: 'Back-off pulling image "x"',
+      object,
+      timestamp: 0,
+    });
+    await rec.flush();
+    rec.record({
+      type: 'Normal',
+      reason: 'BackOff',
+      message: 'Back-off pulling image "x"',
+      object,
+      timestamp: 0,
+    });
+    rec.record({
+      type: 'Normal',
+      reason: 'BackOff',
+      message: 'Back-off pulling image "x"',
+      object,
+      timestamp: 0,
+    });
+    await rec.flush();
+    assert.deepEqual(errors, []);
+    const events = api
+      .objects('events.k8s.io/v1', 'Event', 'default')
+      .filter((e) => (e.regarding as { name?: string }).name === 'evented');
+    assert.equal(events.length, 1);
+    const ev = events[0]! as Record<string, unknown> & {
+      regarding: Record<string, unknown>;
+      series: Record<string, unknown>;
+    };
+    assert.equal(ev.reason, 'BackOff');
+    assert.equal(ev.note, 'Back-off pulling image "x"');
+    assert.equal(ev.type, 'Normal');
+    assert.equal(ev.reportingController, 'kimg.io/node-agent');
+    assert.equal(ev.reportingInstance, 'node-a');
+    assert.equal(ev.regarding.fieldPath, 'spec.initContainers{init}');
+    assert.equal(ev.regarding.uid, p.metadata?.uid);
+    assert.equal(ev.series.count, 4);
+    const verbs = api
+      .requests()
+      .filter((r) => r.apiGroup === 'events.k8s.io')
+      .map((r) => `${r.verb}:${r.status}`);
+    assert.deepEqual(verbs, ['create:201', 'patch:200', 'patch:200']);
+    await rec.close();
+  });
+});

@@ -1,0 +1,145 @@
+/**
+ * `--snapshots`: one directory per layer diff keyed by chain ID, whiteouts kept as overlayfs reads
+ * them. Checked with the real kernel: the overlay mount of an image's snapshot directories shows the
+ * same tree as the same image unpacked into a plain rootfs; a second image sharing the base layers
+ * unpacks only its own layer; a whiteout is a 0/0 character device and an opaque directory carries
+ * `trusted.overlay.opaque=y`.
+ */
+import assert from 'node:assert/strict';
+import { lstatSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { openStore, type Store } from '../../src/store/index.js';
+import { unpackImage, type UnpackEvent } from '../../src/unpack/index.js';
+import { runCommand } from '../helpers/proc.js';
+import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
+import { buildImage, type LayerDef } from '../helpers/unpack-images.js';
+import { describeTree } from '../helpers/unpack-tree.js';
+
+const BASE: LayerDef[] = [
+  {
+    compression: 'gzip',
+    entries: [
+      { type: 'dir', name: 'etc/' },
+      { type: 'file', name: 'etc/a', data: 'a' },
+      { type: 'file', name: 'etc/b', data: 'b' },
+      { type: 'dir', name: 'opq/' },
+      { type: 'file', name: 'opq/old', data: 'old' },
+      { type: 'symlink', name: 'lnk', target: 'etc/a' },
+    ],
+  },
+  {
+    compression: 'zstd',
+    entries: [
+      { type: 'file', name: 'etc/.wh.b' },
+      { type: 'file', name: 'opq/.wh..wh..opq' },
+      { type: 'file', name: 'opq/new', data: 'new', mode: 0o600, uid: 3, gid: 4 },
+    ],
+  },
+];
+
+/** The layer helper reads xattrs through perl's syscall (no getfattr here): lgetxattr(2). */
+async function getXattr(path: string, name: string): Promise<string> {
+  const nr = process.arch === 'arm64' ? 8 : 192;
+  const r = await runCommand('perl', [
+    '-e',
+    `my $v = "\\0" x 256; my $n = syscall(${nr}, $ARGV[0], $ARGV[1], $v, 256); print $n < 0 ? "" : substr($v, 0, $n);`,
+    path,
+    name,
+  ]);
+  return r.stdout;
+}
+
+describe('unpack --snapshots: overlay-ready layers keyed by chain ID', () => {
+  let dir: string;
+  let store: Store;
+  const mounts: string[] = [];
+
+  before(async () => {
+    dir = await makeTempDir('unpack-snap-');
+    store = await openStore({ root: join(dir, 'store') });
+    const layout = join(dir, 'layout');
+    buildImage(layout, { tag: 'one', layers: BASE });
+    buildImage(layout, {
+      tag: 'two',
+      layers: [
+        ...BASE,
+        {
+          compression: 'none',
+          entries: [
+            { type: 'file', name: 'etc/two', data: '2' },
+            { type: 'file', name: '.wh.lnk' },
+          ],
+        },
+      ],
+    });
+    for (const t of ['one', 'two'])
+      await store.load({ layout: `oci:${layout}:${t}`, name: `example.com/snap:${t}` });
+  });
+  after(async () => {
+    for (const m of mounts) await runCommand('umount', [m], { allowFailure: true });
+    await store?.close();
+    await removeTempDir(dir);
+  });
+
+  it('keeps whiteouts the overlayfs way and mounts to the same tree as a plain unpack', async () => {
+    const snaps = join(dir, 'snaps');
+    const r = await unpackImage(store, 'example.com/snap:one', join(dir, 'b-one'), { snapshots: snaps });
+    assert.equal(r.lowerDirs?.length, 2);
+    const top = r.layers[1]?.snapshot as string;
+    const wh = lstatSync(join(top, 'etc', 'b'));
+    assert.ok(wh.isCharacterDevice() && wh.rdev === 0, 'whiteout is a 0/0 char device');
+    assert.equal(await getXattr(join(top, 'opq'), 'trusted.overlay.opaque'), 'y');
+    assert.match(r.layers[1]?.snapshot ?? '', new RegExp(`${(r.layers[1]?.chainId ?? '').slice(7)}/fs$`));
+
+    await runCommand('mount', [
+      '-t',
+      'overlay',
+      'overlay',
+      '-o',
+      `ro,lowerdir=${r.lowerDirs?.join(':')}`,
+      r.rootfs,
+    ]);
+    mounts.push(r.rootfs);
+    const plain = await unpackImage(store, 'example.com/snap:one', join(dir, 'plain-one'));
+    const want = describeTree(plain.rootfs);
+    const got = describeTree(r.rootfs);
+    delete want['.'];
+    delete got['.'];
+    assert.deepEqual(got, want);
+  });
+
+  it('a second image sharing the base unpacks only its own layer', async () => {
+    const snaps = join(dir, 'snaps');
+    const events: UnpackEvent[] = [];
+    const r = await unpackImage(store, 'example.com/snap:two', join(dir, 'b-two'), {
+      snapshots: snaps,
+      onProgress: (e) => events.push(e),
+    });
+    assert.deepEqual(
+      events.filter((e) => e.type === 'layer-cached').map((e) => (e as { index: number }).index),
+      [0, 1],
+    );
+    assert.deepEqual(
+      events.filter((e) => e.type === 'layer-done').map((e) => (e as { index: number }).index),
+      [2],
+    );
+    assert.equal(readdirSync(join(snaps, 'sha256')).length, 3);
+    await runCommand('mount', [
+      '-t',
+      'overlay',
+      'overlay',
+      '-o',
+      `ro,lowerdir=${r.lowerDirs?.join(':')}`,
+      r.rootfs,
+    ]);
+    mounts.push(r.rootfs);
+    const plain = await unpackImage(store, 'example.com/snap:two', join(dir, 'plain-two'));
+    const want = describeTree(plain.rootfs);
+    const got = describeTree(r.rootfs);
+    delete want['.'];
+    delete got['.'];
+    assert.deepEqual(got, want);
+    assert.equal(got['lnk'], undefined);
+  });
+});
