@@ -14,6 +14,7 @@ import type { Command } from 'commander';
 import {
   DEFAULT_KUBELET_ROOT_DIR,
   loadDockerConfigFile,
+  ProjectedTokenFileSource,
   readKubernetesObjects,
   resolvePodPullSecrets,
   type DockerConfig,
@@ -41,6 +42,7 @@ export interface PodCliOptions {
   kubeletRootDir: string;
   dockerConfig?: string[];
   alwaysPullImages?: boolean;
+  serviceAccountTokenDir?: string;
 }
 
 /** Adds `-f`, `--pod`, `--config`, `--no-node-config`, `--kubelet-root-dir`, `--always-pull-images`. */
@@ -60,7 +62,11 @@ export function addPodOptions(cmd: Command, options: { fileRequired: boolean }):
       'kubelet root directory, first place of the node-wide docker config search',
       DEFAULT_KUBELET_ROOT_DIR,
     )
-    .option('--always-pull-images', 'apply the AlwaysPullImages admission plugin (every container: Always)');
+    .option('--always-pull-images', 'apply the AlwaysPullImages admission plugin (every container: Always)')
+    .option(
+      '--service-account-token-dir <dir>',
+      'projected service-account tokens for credential provider plugins with tokenAttributes: <dir>/<namespace>/<serviceaccount>/token',
+    );
   return cmd;
 }
 
@@ -174,6 +180,9 @@ export async function podCredentialOptions(
     dockerConfigs,
     objects,
     objectsOrigin: 'the manifests',
+    ...(opts.serviceAccountTokenDir !== undefined
+      ? { tokenSource: new ProjectedTokenFileSource(opts.serviceAccountTokenDir) }
+      : {}),
     onProblem: (p) => {
       if (warned.has(p.message)) return;
       warned.add(p.message);

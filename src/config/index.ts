@@ -60,4 +60,4 @@ export {
   type ConfigSource,
   type ParseNodeConfigOptions,
 } from './load.js';
-export { validatePrepullEntries, type PrepullImage } from './prepull.js';
+export { validatePrepullEntries, parseSecretRef, type PrepullImage } from './prepull.js';

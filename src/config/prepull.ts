@@ -11,8 +11,27 @@ export interface PrepullImage {
   image: string;
   /** `os/arch[/variant]`; default the node's platform. */
   platform?: string;
-  /** A pull Secret's name (namespace `default`) from the secrets directory. */
+  /**
+   * A pull Secret from the secrets directory: `namespace/name`, or `name` in namespace `default`. The
+   * pre-pull runs as a pod of that namespace (pods use pull Secrets of their own namespace only).
+   */
   secret?: string;
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/**
+ * A pre-pull secret reference, `namespace/name` or `name` (namespace `default`); undefined when it is
+ * neither (the namespace must be a DNS label, the name a DNS subdomain, as the API server requires).
+ */
+export function parseSecretRef(ref: string): { namespace: string; name: string } | undefined {
+  const parts = ref.split('/');
+  if (parts.length > 2) return undefined;
+  const [namespace, name] = parts.length === 2 ? [parts[0]!, parts[1]!] : ['default', parts[0]!];
+  if (namespace.length > 63 || !DNS_LABEL.test(namespace)) return undefined;
+  if (name.length > 253 || !DNS_SUBDOMAIN.test(name)) return undefined;
+  return { namespace, name };
 }
 
 /**
@@ -61,8 +80,10 @@ export function validatePrepullEntries(
       }
     }
     if (entry.secret !== undefined) {
-      if (typeof entry.secret !== 'string' || entry.secret === '')
-        problems.push(`${at}: secret must be the name of a pull Secret`);
+      if (typeof entry.secret !== 'string' || parseSecretRef(entry.secret) === undefined)
+        problems.push(
+          `${at}: secret ${JSON.stringify(entry.secret)} must name a pull Secret as namespace/name or name (namespace default)`,
+        );
       else item.secret = entry.secret;
     }
     out.push(item);

@@ -53,6 +53,7 @@ export {
   decodeSecret,
   resolvePodPullSecrets,
   pullSecretsFromObjects,
+  failedPullSecretNames,
   SECRET_TYPE_DOCKER_CONFIG_JSON,
   SECRET_TYPE_DOCKERCFG,
   DOCKER_CONFIG_JSON_KEY,
@@ -123,3 +124,9 @@ export {
   type PodCredentialCandidate,
 } from './pod-credentials.js';
 export { credentialsBindTo } from './host-binding.js';
+export {
+  ProjectedTokenFileSource,
+  TOKEN_FILE_MAX_BYTES,
+  type TokenSource,
+  type ServiceAccountTokenRequest,
+} from './token-source.js';

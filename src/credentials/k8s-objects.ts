@@ -403,7 +403,13 @@ export interface ResolvedPullSecret {
 
 /** Why a referenced or supplied Secret gives no credentials. */
 export interface PullSecretProblem {
-  kind: 'not-found' | 'wrong-namespace' | 'wrong-type' | 'missing-key' | 'service-account-not-found';
+  kind:
+    | 'not-found'
+    | 'wrong-namespace'
+    | 'wrong-type'
+    | 'missing-key'
+    | 'undecodable'
+    | 'service-account-not-found';
   /** `SECRET_NOT_FOUND` or `SECRET_INVALID`: what `strict` mode throws. */
   code: 'SECRET_NOT_FOUND' | 'SECRET_INVALID';
   name: string;
@@ -419,6 +425,23 @@ export interface PodPullSecrets {
   /** The pod's or ServiceAccount's Secrets that carry credentials, in the order listed. */
   secrets: ResolvedPullSecret[];
   problems: PullSecretProblem[];
+  /**
+   * A pull Secret whose docker config does not decode: the kubelet's keyring fails to build, which
+   * fails this pod's pulls (and only this pod's) with this error; see `PodCredentials.resolver`.
+   */
+  keyringError?: KimgError;
+}
+
+/**
+ * The names of the pod's pull Secrets the kubelet could not retrieve or decode — missing, in another
+ * namespace, or undecodable — for its Warning `FailedToRetrieveImagePullSecret`.
+ */
+export function failedPullSecretNames(secrets: PodPullSecrets | undefined): string[] {
+  if (secrets === undefined) return [];
+  const names = secrets.problems
+    .filter((p) => p.kind === 'not-found' || p.kind === 'wrong-namespace' || p.kind === 'undecodable')
+    .map((p) => p.name);
+  return [...new Set(names)];
 }
 
 /** Options of `resolvePodPullSecrets` and `pullSecretsFromObjects`. */
@@ -479,6 +502,7 @@ export function resolvePodPullSecrets(
     }
   }
   const secrets: ResolvedPullSecret[] = [];
+  let keyringError: KimgError | undefined;
   for (const name of names) {
     const found = objects.find(
       (o) => o.kind === 'Secret' && o.name === name && (o.namespace ?? namespace) === namespace,
@@ -505,12 +529,23 @@ export function resolvePodPullSecrets(
       }
       continue;
     }
-    const r = usePullSecret(
-      found,
-      namespace,
-      via,
-      via === 'service-account' ? serviceAccountName : undefined,
-    );
+    let r: ReturnType<typeof usePullSecret>;
+    try {
+      r = usePullSecret(found, namespace, via, via === 'service-account' ? serviceAccountName : undefined);
+    } catch (e) {
+      // An undecodable Secret fails this pod's pulls only, like the kubelet's keyring error.
+      if (!(e instanceof KimgError) || e.code !== 'SECRET_INVALID' || options.strict === true) throw e;
+      keyringError ??= e;
+      problems.push({
+        kind: 'undecodable',
+        code: 'SECRET_INVALID',
+        name,
+        namespace,
+        file: found.file,
+        message: e.message,
+      });
+      continue;
+    }
     if ('problem' in r) problems.push(r.problem);
     else secrets.push(r.secret);
   }
@@ -518,7 +553,13 @@ export function resolvePodPullSecrets(
     const p = problems[0];
     throw new KimgError(p.code, p.message, { ...(p.file !== undefined ? { file: p.file } : {}) });
   }
-  return { namespace, serviceAccountName, secrets, problems };
+  return {
+    namespace,
+    serviceAccountName,
+    secrets,
+    problems,
+    ...(keyringError !== undefined ? { keyringError } : {}),
+  };
 }
 
 /**

@@ -9,6 +9,7 @@
  * sync, a CLI command reads its `-f` manifests once. Pods' Secrets are registered by uid
  * (`setPodSecrets`), so the image manager's resolver — called with the pod's uid only — finds them.
  */
+import type { ServiceAccountTokenRequest, TokenSource } from './token-source.js';
 import { KimgError } from '../errors/index.js';
 import {
   CachedNodeDockerConfig,
@@ -44,6 +45,11 @@ export interface PodCredentialPluginOptions {
   binDir: string;
   /** Runs a plugin (metrics wrap it); default `spawnPlugin`. */
   spawn?: SpawnPlugin;
+  /**
+   * Service-account tokens for providers with `tokenAttributes` (projected token files, or the
+   * TokenRequest API in cluster mode). Without one such providers are skipped, and say why.
+   */
+  tokenSource?: TokenSource;
 }
 
 /** Options of {@link PodCredentials.open}. */
@@ -136,6 +142,9 @@ export class PodCredentials {
           () => creds.objectList,
           options.objectsOrigin ?? 'the manifests',
         ),
+        ...(plugins.tokenSource !== undefined
+          ? { getServiceAccountToken: (r: ServiceAccountTokenRequest) => plugins.tokenSource!.token(r) }
+          : {}),
       });
     }
     return creds;
@@ -214,6 +223,9 @@ export class PodCredentials {
     onProblem: (problem: CredentialProblem, pod: PodCredentialContext) => void = () => {},
   ): (image: string, pod: PodCredentialContext) => Promise<PodCredentialCandidate[]> {
     return async (image, pod) => {
+      // The kubelet builds the pod's keyring when it pulls; an undecodable Secret fails that pull.
+      const keyringError = this.podSecrets.get(pod.uid)?.keyringError;
+      if (keyringError !== undefined) throw keyringError;
       const lookup = await this.lookup(image, { namespace: pod.namespace, name: pod.name, uid: pod.uid });
       for (const p of lookup.problems) onProblem(p, pod);
       return lookup.matches.map((m) => ({ key: m.key, auth: m.auth, source: { ...m.source } }));

@@ -10,8 +10,17 @@
  *   Unknown with a message starting `RegistryUnavailable: …` (the kubelet shows `image pull failed for
  *   <image> because the registry is unavailable: …`, reason `RegistryUnavailable`).
  * - `NotFound` is what `IsNotFound` tests; containerd uses it for a missing repository/tag/digest.
- * - Other pull failures that have no sharper gRPC code go out as Unknown, like containerd's, so the
- *   kubelet shows kimg's message as it is.
+ * - Other pull failures go out as Unknown, like containerd's: its CRI plugin passes registry failures
+ *   (401 and failed token fetches, 403, 429, 5xx) through `errdefs.ToGRPC`, which knows none of them,
+ *   so the kubelet shows the registry's message itself rather than `rpc error: code = Unauthenticated`.
+ *   Only what containerd marks with an errdefs class keeps a sharper code (a missing tag, repository or
+ *   platform: `NotFound`; a cancelled call: `Canceled`).
+ * - PullImage messages have containerd's shape, `failed to pull and unpack image "<ref>": <cause>`
+ *   (and `failed to parse image reference "<image>": <cause>` for a bad reference, code Unknown), see
+ *   {@link pullFailure}.
+ * - The `RegistryUnavailable:` prefix for an unreachable registry is kimg's own: containerd sends the
+ *   dial error as it is. It is the cri-api sentinel a runtime is meant to use, and is listed in
+ *   `docs/deliberate-differences.md`.
  * Every status also carries the kimg code in the trailer `kimg-error-code`, so a kimg client maps it
  * back exactly without reading text.
  *
@@ -47,7 +56,7 @@ export const GRPC_STATUS_BY_CODE: Readonly<Partial<Record<KimgErrorCode, grpc.st
   PLATFORM_NOT_FOUND: S.NOT_FOUND,
   FILE_NOT_FOUND: S.NOT_FOUND,
   SECRET_NOT_FOUND: S.NOT_FOUND,
-  // bad input
+  // bad input (a PullImage reference error is Unknown instead, see pullFailure)
   INVALID_REFERENCE_FORMAT: S.INVALID_ARGUMENT,
   TAG_INVALID_FORMAT: S.INVALID_ARGUMENT,
   DIGEST_INVALID_FORMAT: S.INVALID_ARGUMENT,
@@ -61,14 +70,14 @@ export const GRPC_STATUS_BY_CODE: Readonly<Partial<Record<KimgErrorCode, grpc.st
   INVALID_IMAGE_NAME: S.INVALID_ARGUMENT,
   INVALID_ARGUMENT: S.INVALID_ARGUMENT,
   USAGE: S.INVALID_ARGUMENT,
-  // credentials
-  UNAUTHORIZED: S.UNAUTHENTICATED,
-  TOKEN_REFUSED: S.UNAUTHENTICATED,
-  NO_CREDENTIALS_ACCEPTED: S.UNAUTHENTICATED,
-  DENIED: S.PERMISSION_DENIED,
+  // credentials and registry refusals: Unknown, as containerd sends them (see the module comment)
+  UNAUTHORIZED: S.UNKNOWN,
+  TOKEN_REFUSED: S.UNKNOWN,
+  NO_CREDENTIALS_ACCEPTED: S.UNKNOWN,
+  DENIED: S.UNKNOWN,
+  TOO_MANY_REQUESTS: S.UNKNOWN,
   // transient, local
   STORE_LOCKED: S.UNAVAILABLE,
-  TOO_MANY_REQUESTS: S.RESOURCE_EXHAUSTED,
   ABORTED: S.CANCELLED,
   // integrity and store
   DIGEST_MISMATCH: S.DATA_LOSS,
@@ -104,6 +113,50 @@ export function toGrpcStatus(e: unknown): GrpcStatusObject {
     return { code: S.UNKNOWN, details, metadata };
   }
   return { code: GRPC_STATUS_BY_CODE[err.code] ?? S.UNKNOWN, details: err.message, metadata };
+}
+
+/** The start of every PullImage failure containerd's CRI plugin sends (1.6 and 2.x `image_pull.go`). */
+export const PULL_FAILURE_PREFIX = 'failed to pull and unpack image';
+
+/** Reference error codes: a PullImage that cannot parse its image. */
+const REFERENCE_CODES: ReadonlySet<KimgErrorCode> = new Set<KimgErrorCode>([
+  'INVALID_REFERENCE_FORMAT',
+  'TAG_INVALID_FORMAT',
+  'DIGEST_INVALID_FORMAT',
+  'DIGEST_INVALID_LENGTH',
+  'DIGEST_UNSUPPORTED',
+  'NAME_CONTAINS_UPPERCASE',
+  'NAME_EMPTY',
+  'NAME_TOO_LONG',
+  'NAME_NOT_CANONICAL',
+  'INVALID_IMAGE_NAME',
+]);
+
+/**
+ * The gRPC status for a failed PullImage of `image` (as the request spelled it), with containerd's
+ * message shape: `failed to pull and unpack image "<normalized ref>": <message>`; a reference that
+ * does not parse is `failed to parse image reference "<image>": <message>` with code Unknown, as
+ * containerd reports it. A message already in that shape (relayed from another runtime) is kept.
+ */
+export function pullFailure(e: unknown, image: string, normalizedRef: string | undefined): GrpcStatusObject {
+  const err = toKimgError(e);
+  if (err.message.startsWith(PULL_FAILURE_PREFIX) || err.message.startsWith(REGISTRY_UNAVAILABLE_PREFIX))
+    return toGrpcStatus(err);
+  if (REFERENCE_CODES.has(err.code) || normalizedRef === undefined) {
+    const st = toGrpcStatus(
+      new KimgError(err.code, `failed to parse image reference ${JSON.stringify(image)}: ${err.message}`, {
+        ...err.details,
+        cause: err,
+      }),
+    );
+    return REFERENCE_CODES.has(err.code) ? { ...st, code: S.UNKNOWN } : st;
+  }
+  return toGrpcStatus(
+    new KimgError(err.code, `${PULL_FAILURE_PREFIX} ${JSON.stringify(normalizedRef)}: ${err.message}`, {
+      ...err.details,
+      cause: err,
+    }),
+  );
 }
 
 /** The upper-case gRPC code name (`NOT_FOUND`) → cri-client's `NotFound` spelling. */

@@ -24,8 +24,9 @@ import { dirname, isAbsolute } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { KimgError } from '../errors/index.js';
 import type { ImageInfo, ImageService, ImageSpec } from '../manager/index.js';
+import { tryParseReference } from '../reference/index.js';
 import { authFromWire, fsUsageToWire, imageToWire, sandboxFromWire, specFromWire } from './convert.js';
-import { toGrpcStatus } from './errors.js';
+import { pullFailure, toGrpcStatus, type GrpcStatusObject } from './errors.js';
 import {
   CRI_API_VERSION,
   loadCriPackage,
@@ -40,6 +41,14 @@ import {
 } from './proto.js';
 
 /** What `RuntimeService.Version` reports. */
+
+/** A failure whose gRPC status is already decided (PullImage's containerd-shaped errors). */
+class GrpcStatusError extends Error {
+  constructor(readonly status: GrpcStatusObject) {
+    super(status.details);
+  }
+}
+
 export interface CriVersionInfo {
   /** Default `kimg`. */
   runtimeName?: string;
@@ -194,7 +203,7 @@ export async function startCriServer(options: CriServerOptions): Promise<CriServ
         },
         (e: unknown) => {
           inflight.delete(ac);
-          const st = toGrpcStatus(e);
+          const st = e instanceof GrpcStatusError ? e.status : toGrpcStatus(e);
           log(`${rpc} failed: code=${grpc.status[st.code]} ${st.details}`);
           callback(st);
         },
@@ -231,8 +240,15 @@ export async function startCriServer(options: CriServerOptions): Promise<CriServ
     PullImage: unary<WirePullImageRequest, WirePullImageResponse>('PullImage', async (req, signal) => {
       const spec = specFromWire(req.image, 'PullImage');
       const auth = authFromWire(req.auth, spec.image);
-      const ref = await svc.pullImage(spec, auth, sandboxFromWire(req.sandbox_config), { signal });
-      return { image_ref: ref };
+      try {
+        const ref = await svc.pullImage(spec, auth, sandboxFromWire(req.sandbox_config), { signal });
+        return { image_ref: ref };
+      } catch (e) {
+        const parsed = tryParseReference(spec.image);
+        throw new GrpcStatusError(
+          pullFailure(e, spec.image, parsed.ok ? parsed.reference.pullRef : undefined),
+        );
+      }
     }),
     RemoveImage: unary<WireRemoveImageRequest, Record<string, never>>('RemoveImage', async (req, signal) => {
       await svc.removeImage(specFromWire(req.image, 'RemoveImage'), { signal });

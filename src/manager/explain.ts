@@ -20,7 +20,7 @@ import { describeSource, type AuthConfig, type PullCredentialLookup } from '../c
 import { toKimgError } from '../errors/index.js';
 import { applyDefaultTag, tryParseReference } from '../reference/index.js';
 import type { RegistryClient } from '../registry/index.js';
-import type { ImageStore } from '../store/index.js';
+import { recordsForReference, type ImageStore } from '../store/index.js';
 import { backoffKey } from './backoff.js';
 import type { BackoffEntry } from './backoff-store.js';
 import { defaultPullPolicy, isPullPolicy } from './defaulting.js';
@@ -110,7 +110,7 @@ export interface ExplainDeps {
   verifier?: Pick<PullRecordsVerifier, 'explain'>;
   /** Given: the tag is resolved now (one HEAD) and compared with the record in `records`. */
   registry?: Pick<RegistryClient, 'resolve'>;
-  records?: Pick<ImageStore, 'get'>;
+  records?: Pick<ImageStore, 'get' | 'list'>;
   nowMs: number;
 }
 
@@ -271,7 +271,10 @@ async function explainResolved(
       { auth },
     );
     resolved.digest = desc.digest;
-    const rec = await records?.get({ name: ref.pullRef, runtimeHandler: t.pod?.runtimeHandler ?? '' });
+    const rec =
+      records === undefined
+        ? undefined
+        : (await recordsForReference(records, ref, t.pod?.runtimeHandler ?? ''))[0];
     if (rec !== undefined) {
       resolved.presentDigest = rec.digest;
       resolved.unchanged = rec.digest === desc.digest;

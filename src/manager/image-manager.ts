@@ -52,6 +52,8 @@ import { imageRecordKey } from './image-service.js';
 import {
   alreadyPresentMessage,
   backOffMessage,
+  containerFailedMessage,
+  failedToRetrievePullSecretsMessage,
   decidePull,
   failedToApplyDefaultTagMessage,
   failedToInspectMessage,
@@ -74,6 +76,7 @@ export interface ManagerEvent {
   type: 'Normal' | 'Warning';
   reason: EventReasonName;
   message: string;
+  /** The pod and container the event is about; `container` is '' for an event on the pod itself. */
   object: { pod: { name: string; namespace: string; uid: string }; container: string };
   /** Clock milliseconds. */
   timestamp: number;
@@ -212,6 +215,12 @@ export interface EnsurePodImagesOptions {
    * image fails stops the walk (the rest are reported `skipped`). Set true to try every image anyway.
    */
   continueAfterInitFailure?: boolean;
+  /**
+   * Names of the pod's pull Secrets that could not be retrieved (missing, another namespace,
+   * undecodable): one Warning `FailedToRetrieveImagePullSecret` on the pod per call (the kubelet emits it
+   * once per pod sync, from `getPullSecretsForPod`). See `failedPullSecretNames` in src/credentials.
+   */
+  failedPullSecrets?: readonly string[];
 }
 
 /** One container's line in `ensurePodImages`. */
@@ -393,7 +402,31 @@ export class ImageManager {
     return this.forPod(String(request.pod.uid), () => this.ensure(request));
   }
 
+  /**
+   * EnsureImageExists, then the container event the kubelet's runtime records when it cannot start the
+   * container for that reason: Warning `Failed` `Error: <reason>` (kuberuntime `startContainer`), after
+   * the image manager's own `Failed to pull image …` / `Back-off pulling image …`.
+   */
   private async ensure(request: EnsureImageRequest): Promise<EnsureImageResult> {
+    const result = await this.ensureImage(request);
+    if (result.ok || result.reason === undefined) return result;
+    const event: ManagerEvent = {
+      type: 'Warning',
+      reason: 'Failed',
+      message: containerFailedMessage(result.reason),
+      object: { pod: podObject(request.pod), container: String(request.container.name) },
+      timestamp: this.clock.now(),
+    };
+    result.events.push(event);
+    try {
+      this.recorder.record(event);
+    } catch {
+      // A recorder must not break a pull.
+    }
+    return result;
+  }
+
+  private async ensureImage(request: EnsureImageRequest): Promise<EnsureImageResult> {
     const { pod, container } = request;
     const requested = typeof container.image === 'string' ? container.image : '';
     const rawPolicy = request.pullPolicy ?? container.imagePullPolicy;
@@ -664,6 +697,20 @@ export class ImageManager {
     if (meta.annotations !== undefined) pod.annotations = { ...meta.annotations };
     const spec = manifest.spec ?? {};
     if (typeof spec.serviceAccountName === 'string') pod.serviceAccountName = spec.serviceAccountName;
+    if (options.failedPullSecrets !== undefined && options.failedPullSecrets.length > 0) {
+      const event: ManagerEvent = {
+        type: 'Warning',
+        reason: 'FailedToRetrieveImagePullSecret',
+        message: failedToRetrievePullSecretsMessage(options.failedPullSecrets),
+        object: { pod: podObject(pod), container: '' },
+        timestamp: this.clock.now(),
+      };
+      try {
+        this.recorder.record(event);
+      } catch {
+        // A recorder must not break a sync.
+      }
+    }
     const results: ContainerImageResult[] = [];
     let initFailed = false;
     for (const list of CONTAINER_LISTS) {

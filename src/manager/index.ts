@@ -51,6 +51,7 @@ export {
   failedToApplyDefaultTagMessage,
   failedToRecordPullIntentMessage,
   containerFailedMessage,
+  failedToRetrievePullSecretsMessage,
   evalCriPullError,
   reasonForCode,
   type PullDecision,

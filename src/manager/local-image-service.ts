@@ -12,6 +12,8 @@
  *   content size of the record (index + manifest + config + compressed layers, containerd's
  *   `images.Size`); `uid`/`username` come from the config's `User` (the part before `:`; numeric →
  *   uid, otherwise a user name; containerd `getUserFromImage`).
+ * - A repo digest (`<repository>@<digest>`) names the image even when it was pulled by tag, as
+ *   containerd's repo-digest record does; a tag that moved keeps the old image under its repo digest.
  * - `pullImage` returns the image id; `removeImage` removes every record of the image the spec names
  *   (by name: the image with all its tags, like containerd's RemoveImage) and succeeds when absent.
  * - The runtime handler is part of an image's identity (records are keyed by name and handler).
@@ -32,7 +34,13 @@ import { MAX_CONFIG_BYTES } from '../oci/index.js';
 import { tryParseReference, type Reference } from '../reference/index.js';
 import type { RegistryClient } from '../registry/index.js';
 import { pullImage as storePullImage, type ImagePullEvent, type ImagePullResult } from '../pull/index.js';
-import type { ImageRecord, Store } from '../store/index.js';
+import {
+  isTaggedName,
+  recordsForReference,
+  repositoryOfName,
+  type ImageRecord,
+  type Store,
+} from '../store/index.js';
 import type {
   ImageFsUsage,
   ImageInfo,
@@ -71,21 +79,6 @@ export function userFromImageConfig(user: string | undefined): { uid?: number; u
     if (Number.isSafeInteger(n)) return { uid: n };
   }
   return name === '' ? {} : { username: name };
-}
-
-/** The repository of a record name (`docker.io/library/busybox:1` → `docker.io/library/busybox`). */
-function repositoryOf(name: string): string {
-  const at = name.indexOf('@');
-  const base = at >= 0 ? name.slice(0, at) : name;
-  const slash = base.lastIndexOf('/');
-  const colon = base.lastIndexOf(':');
-  return colon > slash ? base.slice(0, colon) : base;
-}
-
-/** Whether a record name carries a tag (and no digest). */
-function isTagged(name: string): boolean {
-  if (name.includes('@')) return false;
-  return name.lastIndexOf(':') > name.lastIndexOf('/');
 }
 
 function checkSpec(spec: ImageSpec | undefined, call: string): asserts spec is ImageSpec {
@@ -149,8 +142,9 @@ export class LocalImageService implements ImageService {
     } else {
       const ref = this.parseName(input);
       if (ref !== undefined) {
-        const rec = await this.store.images.get({ name: ref.pullRef, runtimeHandler: handler });
-        if (rec !== undefined) imageId = rec.imageId;
+        // By name, or by repo digest for an image pulled by tag (see the store's `recordsForReference`).
+        const named = await recordsForReference(this.store.images, ref, handler);
+        imageId = named[0]?.imageId;
       }
     }
     if (imageId === undefined) {
@@ -179,8 +173,8 @@ export class LocalImageService implements ImageService {
     const repoTags: string[] = [];
     const repoDigests = new Set<string>();
     for (const r of records) {
-      if (isTagged(r.name)) repoTags.push(r.name);
-      repoDigests.add(`${repositoryOf(r.name)}@${r.digest}`);
+      if (isTaggedName(r.name)) repoTags.push(r.name);
+      repoDigests.add(`${repositoryOfName(r.name)}@${r.digest}`);
     }
     const info: ImageInfo = {
       id: first.imageId,

@@ -38,6 +38,8 @@ export const EventReason = Object.freeze({
   InspectFailed: 'InspectFailed',
   ErrImageNeverPull: 'ErrImageNeverPull',
   BackOff: 'BackOff',
+  /** On the pod: some pull Secrets could not be retrieved (kubelet `getPullSecretsForPod`). */
+  FailedToRetrieveImagePullSecret: 'FailedToRetrieveImagePullSecret',
 } as const);
 
 /** One of `EventReason`'s values. */
@@ -198,6 +200,11 @@ export function failedToApplyDefaultTagMessage(image: string, error: string): st
 /** `Failed to record image pull intent for container image "<image>": <error>`. */
 export function failedToRecordPullIntentMessage(image: string, error: string): string {
   return `Failed to record image pull intent for container image ${goQuote(image)}: ${error}`;
+}
+
+/** The kubelet's Warning `FailedToRetrieveImagePullSecret` text (Secret names joined by `, `). */
+export function failedToRetrievePullSecretsMessage(names: readonly string[]): string {
+  return `Unable to retrieve some image pull secrets (${names.join(', ')}); attempting to pull the image may not succeed.`;
 }
 
 /** `Error: <reason>`: the Warning `Failed` event of a container that could not start. */

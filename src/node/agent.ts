@@ -10,8 +10,8 @@
  * file and the node name — so an edited manifest is a new pod (fresh back-off, the old pod's back-off
  * entries are dropped). Static pods cannot reference API objects, so their pull Secrets and
  * ServiceAccounts come from a directory of Kubernetes YAML (`secretsDir`), re-read at every sync.
- * An edited manifest is defaulted as an API update (`applyUpdateDefaults`): a container whose image
- * changed keeps its stored `imagePullPolicy`, it is not re-defaulted from the new tag.
+ * An edited manifest is decoded and defaulted afresh, as the kubelet's file source does: changing
+ * `image: x:1` to `image: x` makes the policy `Always`.
  *
  * Images go to kimg's store (with per-layer progress), or to a CRI runtime (`imageServiceEndpoint`,
  * e.g. containerd). A pre-pull list is pulled after the pods' pulls, through the same manager.
@@ -348,7 +348,7 @@ function podPipeline(
     }),
   });
   const reconciler = new StaticPodReconciler({
-    toPod: (m, previous) => toAgentPod(m, previous, core.nodeName, services.secrets.objects),
+    toPod: (m) => toAgentPod(m, core.nodeName, services.secrets.objects),
     start: (pod) => {
       status.podStarted(pod, Date.now());
       workers.start(pod);

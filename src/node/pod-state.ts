@@ -93,6 +93,11 @@ export interface PodView {
   syncs: number;
   lastSyncAt?: number;
   containers: ContainerImageState[];
+  /**
+   * What the pod uses that the kubelet refuses in a static pod and kimg accepts as its own extension
+   * (pull Secrets or a ServiceAccount, resolved from the agent's secrets directory).
+   */
+  extensions?: string[];
   /** The pod's image volumes, in spec order (absent when it has none). */
   volumes?: ImageVolumeState[];
 }

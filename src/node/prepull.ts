@@ -2,8 +2,16 @@
  * The pre-puller's list: images to have on the node before any pod asks for them (the concept page's
  * point about pre-pulled images for static pods). A YAML or JSON file holding either a list or
  * `{images: [...]}`; each entry is an image string or `{image, platform?, secret?}` where `platform`
- * is `os/arch[/variant]` and `secret` names a pull Secret (in the agent's secrets directory, namespace
- * `default`). Every problem is reported at once (`CONFIG_INVALID`, `details.items`).
+ * is `os/arch[/variant]` and `secret` names a pull Secret in the agent's secrets directory as
+ * `namespace/name` (or `name` in namespace `default`). Every problem is reported at once
+ * (`CONFIG_INVALID`, `details.items`).
+ *
+ * Under `NeverVerifyPreloadedImages` a pre-pulled image is not "preloaded": the pre-pull goes through
+ * the image manager, so its pull intent and pulled record carry the credentials it was pulled with. An
+ * image pre-pulled anonymously is recorded as pulled without credentials (every pod may use it, as any
+ * pod could have pulled it); one pre-pulled with a Secret is recorded with that Secret, so a later pod
+ * must hold the same credentials or pull again to prove access — the choice a node operator would
+ * expect from an image that needed a Secret (docs/deliberate-differences.md).
  *
  * The agent pulls these after its pods' pulls (lower priority), through the same image manager — the
  * same puller queue, credentials, pull records and events — with `IfNotPresent`, and keeps them as in

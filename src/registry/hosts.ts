@@ -19,10 +19,16 @@
  *   client pairs. A `hosts.toml` that does not parse also falls back to that layout (containerd logs
  *   and continues); kimg reports the problem through the `warn` callback.
  *
- * Deliberate difference from containerd's defaults: without configuration every registry
- * is HTTPS with verification, including localhost; plain HTTP is used only for hosts the caller lists
- * (`plainHttp`, the CLI's `--plain-http HOST`), where `localhost` or an IP without a port matches that
- * host on any port. `docker.io` maps to `registry-1.docker.io`.
+ * Defaults for the registry itself, as containerd's `ConfigureHosts`: `docker.io` maps to
+ * `registry-1.docker.io` over HTTPS; a loopback registry (`localhost`, `127.0.0.0/8`, `::1`) uses plain
+ * HTTP unless its port is empty or 443; every other registry is HTTPS with verification. Plain HTTP for
+ * other hosts only when the caller lists them (`plainHttp`, the CLI's `--plain-http HOST`, where
+ * `localhost` or an IP without a port matches that host on any port).
+ *
+ * Deliberate differences (docs/deliberate-differences.md): containerd tries HTTPS first on such a
+ * loopback port and falls back to HTTP, skipping certificate verification; kimg uses HTTPS there only
+ * when TLS is configured for it (a CA file or a hosts directory entry with `ca`/`client`), and then
+ * verifies, and never falls back from HTTPS to HTTP.
  */
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
@@ -300,6 +306,25 @@ export function isPlainHttpHost(host: string, plainHttp: readonly string[] | und
   return false;
 }
 
+/**
+ * containerd's default for a loopback registry without configuration: plain HTTP, unless the port is
+ * empty or 443 (`localhost`, `127.0.0.0/8`, `::1`; containerd `core/remotes/docker/config/hosts.go`).
+ */
+export function isLoopbackPlainHttp(host: string): boolean {
+  const lc = host.toLowerCase();
+  if (!hasPort(lc)) return false;
+  const port = lc.slice(lc.lastIndexOf(':') + 1);
+  if (port === '443') return false;
+  const name = hostName(lc);
+  return (
+    name === 'localhost' ||
+    name === '[::1]' ||
+    /^127\.(?:25[0-5]|2[0-4]\d|1?\d?\d)\.(?:25[0-5]|2[0-4]\d|1?\d?\d)\.(?:25[0-5]|2[0-4]\d|1?\d?\d)$/.test(
+      name,
+    )
+  );
+}
+
 function hasPort(h: string): boolean {
   if (h.startsWith('[')) return /\]:\d+$/.test(h);
   return /:\d+$/.test(h);
@@ -332,7 +357,13 @@ export async function resolveRegistryEndpoints(
     if (host === '') {
       // the registry itself (containerd ConfigureHosts defaults)
       host = registry === 'docker.io' ? 'registry-1.docker.io' : registry;
-      scheme = registry !== 'docker.io' && isPlainHttpHost(registry, opts.plainHttp) ? 'http' : 'https';
+      const tlsConfigured =
+        (opts.caFiles ?? []).length > 0 || (e.caFiles ?? []).length > 0 || (e.clientPairs ?? []).length > 0;
+      scheme =
+        registry !== 'docker.io' &&
+        (isPlainHttpHost(registry, opts.plainHttp) || (isLoopbackPlainHttp(registry) && !tlsConfigured))
+          ? 'http'
+          : 'https';
       path = '/v2';
       capabilities = [...ALL_DEFAULT_CAPABILITIES];
     } else if (!e.schemeExplicit && isPlainHttpHost(host, opts.plainHttp)) {

@@ -30,6 +30,7 @@ export {
   resolveRegistryEndpoints,
   hostDirectories,
   isPlainHttpHost,
+  isLoopbackPlainHttp,
   parseGoDuration,
   type HostCapability,
   type RegistryEndpoint,

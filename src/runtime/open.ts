@@ -56,7 +56,14 @@ function credentialOptions(config: NodeConfig, o: NodeRuntimeOverrides): PodCred
     ...(c.objects !== undefined ? { objects: c.objects } : {}),
     ...(c.objectsOrigin !== undefined ? { objectsOrigin: c.objectsOrigin } : {}),
     ...(configPath !== undefined && binDir !== undefined
-      ? { plugins: { configPath, binDir, ...(c.spawnPlugin !== undefined ? { spawn: c.spawnPlugin } : {}) } }
+      ? {
+          plugins: {
+            configPath,
+            binDir,
+            ...(c.spawnPlugin !== undefined ? { spawn: c.spawnPlugin } : {}),
+            ...(c.tokenSource !== undefined ? { tokenSource: c.tokenSource } : {}),
+          },
+        }
       : {}),
   };
 }

@@ -9,6 +9,7 @@ import type {
   PodCredentialContext,
   PodCredentials,
   SpawnPlugin,
+  TokenSource,
 } from '../credentials/index.js';
 import type { NodeConfig } from '../config/index.js';
 import type {
@@ -89,6 +90,11 @@ export interface RuntimeCredentialOptions {
   objectsOrigin?: string;
   /** Runs the configured exec plugins (to time them); default `spawnPlugin`. */
   spawnPlugin?: SpawnPlugin;
+  /**
+   * Service-account tokens for plugins with `tokenAttributes` (KEP-4412): projected token files
+   * (`ProjectedTokenFileSource`) or, in cluster mode, the TokenRequest API. None: such plugins are skipped.
+   */
+  tokenSource?: TokenSource;
   /** A source gave nothing for a pod's lookup (missing Secret, plugin failure, invalid node file). */
   onProblem?: (problem: CredentialProblem, pod: PodCredentialContext) => void;
 }

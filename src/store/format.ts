@@ -70,3 +70,13 @@ export function splitNameTag(name: string): [string, string] {
   if (colon > slash) return [named.slice(0, colon), named.slice(colon + 1)];
   return [named, '<none>'];
 }
+
+/** The repository of a record name (`docker.io/library/busybox:1` → `docker.io/library/busybox`). */
+export function repositoryOfName(name: string): string {
+  return splitNameTag(name)[0];
+}
+
+/** Whether a record name is tagged (`repo:tag`), as opposed to a repo digest (`repo@sha256:…`). */
+export function isTaggedName(name: string): boolean {
+  return !name.includes('@') && splitNameTag(name)[1] !== '<none>';
+}

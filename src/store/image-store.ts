@@ -34,6 +34,7 @@ import {
   parseIndexDocument,
   serializeIndex,
 } from './layout.js';
+import { isTaggedName, repositoryOfName } from './format.js';
 import type { StorePaths } from './paths.js';
 import {
   type ImageKey,
@@ -204,9 +205,34 @@ export class LocalImageStore implements ImageStore {
     const rec = validateRecord(structuredClone(record));
     await this.checkBlobs(rec);
     await this.lock(`put ${rec.name}`, async () => {
+      await this.keepMovedImageLocked(rec);
       await writeFileAtomic(this.file(rec), serializeRecord(rec));
       await this.syncIndexLocked();
     });
+  }
+
+  /**
+   * A tag that moves to another image does not lose the old one: containerd's CRI keeps the old
+   * image's `<repo>@<digest>` and `sha256:<id>` records, so the image stays present, untagged, until it
+   * is removed or collected by image GC (running pods keep using it: the "mix of old and new Pods" a
+   * moved tag causes). kimg keeps it as a record under its repo digest, unless another record of the
+   * same repository already holds that digest. Written before the tag record is replaced, so a crash in
+   * between leaves the old image named twice rather than lost.
+   */
+  private async keepMovedImageLocked(next: ImageRecord): Promise<void> {
+    const previous = await this.get(next).catch(() => undefined);
+    if (previous === undefined || previous.digest === next.digest || !isTaggedName(previous.name)) return;
+    const repository = repositoryOfName(previous.name);
+    const others = (await this.readAll()).filter(
+      (r) =>
+        r.name !== previous.name &&
+        r.runtimeHandler === previous.runtimeHandler &&
+        r.digest === previous.digest &&
+        repositoryOfName(r.name) === repository,
+    );
+    if (others.length > 0) return;
+    const kept: ImageRecord = { ...previous, name: `${repository}@${previous.digest}` };
+    await writeFileAtomic(this.file(kept), serializeRecord(kept));
   }
 
   async get(key: ImageKey): Promise<ImageRecord | undefined> {

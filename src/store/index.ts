@@ -66,8 +66,8 @@ export {
   type SaveResult,
   type CopyStats,
 } from './transfer.js';
-export { humanSize, truncateId, splitNameTag } from './format.js';
-export { lookupImages, lookupImage } from './lookup.js';
+export { humanSize, truncateId, splitNameTag, repositoryOfName, isTaggedName } from './format.js';
+export { lookupImages, lookupImage, recordsForReference } from './lookup.js';
 export { ANNOTATION_KIMG_NAME, ANNOTATION_KIMG_HANDLER } from './layout.js';
 export type { LockInfo as StoreLockInfo } from './internal/locks.js';
 export type { PullTarget, PullContent, PullWriter, PullImages, PullLease } from './target.js';

@@ -2,11 +2,35 @@
  * Finding stored images from user input, the way crictl/containerd accept it: a reference (normalized
  * like containerd's `ParseDockerRef`, `busybox` → `docker.io/library/busybox:latest`), or an image id (config digest,
  * `sha256:<hex>`, or a hex prefix of at least 4 characters, like `crictl rmi 7439649f`).
+ *
+ * A repo digest names the image however it was pulled: containerd's CRI writes a `<repo>@<digest>`
+ * record next to the tag record on every pull (containerd `internal/cri/server/images/image_pull.go`),
+ * so `REG/repo@sha256:<top digest>` finds an image pulled as `REG/repo:tag`. kimg keeps one record per
+ * pulled name and matches the repo digest against the records' repository and top-level digest instead.
  */
-import { tryParseReference } from '../reference/index.js';
+import { tryParseReference, type Reference } from '../reference/index.js';
 import { KimgError, quote } from '../errors/index.js';
+import { repositoryOfName } from './format.js';
 import type { ImageStore } from './image-store.js';
 import type { ImageRecord } from './records.js';
+
+/**
+ * The records a parsed reference names for `runtimeHandler`: the record of its pull name, else (for
+ * a digest reference) every record of the same repository whose top-level digest is that digest.
+ */
+export async function recordsForReference(
+  images: Pick<ImageStore, 'get' | 'list'>,
+  ref: Reference,
+  runtimeHandler = '',
+): Promise<ImageRecord[]> {
+  const exact = await images.get({ name: ref.pullRef, runtimeHandler });
+  if (exact) return [exact];
+  if (ref.digest === undefined) return [];
+  return (await images.list()).filter(
+    (r) =>
+      r.runtimeHandler === runtimeHandler && r.digest === ref.digest && repositoryOfName(r.name) === ref.name,
+  );
+}
 
 /**
  * The records `input` names for `runtimeHandler` (default `''`): the record of its canonical name if
@@ -21,8 +45,8 @@ export async function lookupImages(
   const handler = options.runtimeHandler ?? '';
   const parsed = tryParseReference(input);
   if (parsed.ok) {
-    const rec = await images.get({ name: parsed.reference.pullRef, runtimeHandler: handler });
-    if (rec) return [rec];
+    const named = await recordsForReference(images, parsed.reference, handler);
+    if (named.length > 0) return named;
   }
   const byId = await images.findByImageId(input);
   return options.anyHandler ? byId : byId.filter((r) => r.runtimeHandler === handler);

@@ -5,9 +5,10 @@
  * reduces a runtime's answers to an observation (ids, tags, digests, uid/username, chain id, presence,
  * error class) and the two observations must be equal.
  *
- * Deliberate differences are asserted per runtime and explained where they occur:
- * - Auth failures: containerd sends gRPC code Unknown with its resolver's text (`401 Unauthorized`);
- *   kimg sends Unauthenticated. Both map to the same kimg error class through the client.
+ * Every failure has the same gRPC code from both runtimes and the same message shape (`failed to pull
+ * and unpack image "<ref>": …`, `failed to parse image reference "<image>": …`); the registry's own
+ * text after it differs by nature. Deliberate differences (docs/deliberate-differences.md) are
+ * asserted per runtime and explained where they occur:
  * - Registry down: containerd sends Unknown + `dial tcp … connection refused`; kimg sends Unknown +
  *   `RegistryUnavailable: …`, the cri-api convention the kubelet turns into reason
  *   `RegistryUnavailable` (kubelet `evalCRIPullErr`). containerd 1.6 predates that convention.
@@ -42,11 +43,19 @@ const CANARY = 'Diff-Canary-Pw-7781';
 type Target = 'containerd' | 'kimg';
 const TARGETS: readonly Target[] = ['containerd', 'kimg'];
 
-/** What an error looks like from the outside: kimg's class, the gRPC code, the message's start. */
+/** What an error looks like from the outside: kimg's class, the gRPC code, the message's shape. */
 interface ErrorObservation {
   error: string;
   grpc: string;
   registryUnavailablePrefix: boolean;
+  /** containerd's CRI wrapper (`failed to pull and unpack image "<ref>"`), or the whole message. */
+  shape: string;
+}
+
+/** The CRI plugin's wrapper at the start of a PullImage failure (after any rpc-error or prefix). */
+function messageShape(message: string): string {
+  const m = /failed to (?:pull and unpack image|parse image reference) "[^"]*"/.exec(message);
+  return m ? m[0] : message;
 }
 
 /** Auth classes kimg splits finer than a runtime can: one class for comparison. */
@@ -65,6 +74,7 @@ async function observeError(p: Promise<unknown>): Promise<ErrorObservation | { o
       error: errorClass(k.code),
       grpc: String(k.details.actual ?? ''),
       registryUnavailablePrefix: k.message.startsWith('RegistryUnavailable'),
+      shape: messageShape(k.message),
     };
   }
 }
@@ -287,16 +297,20 @@ describe('cri differential: containerd vs kimg serve', () => {
     assert.deepEqual(r.again, { ok: true });
   });
 
-  test('Basic auth: with AuthConfig both pull; without or wrong both fail as UNAUTHORIZED', async () => {
+  test('Basic auth: with AuthConfig both pull; without or wrong both fail as UNAUTHORIZED, code Unknown', async () => {
     const name = `${regs.basic.host}/small:1`;
     await same('basic with creds', (c) => c.pullImage({ image: name }, creds()));
     for (const auth of [undefined, { username: 'kimg', password: new Secret('wrong') }]) {
-      const r = await both((c) => observeError(c.pullImage({ image: name }, auth)));
-      for (const t of TARGETS)
-        assert.equal((r[t] as ErrorObservation).error, 'UNAUTHORIZED', `${t}: ${JSON.stringify(r[t])}`);
-      // Deliberate: containerd says Unknown (its text carries "401 Unauthorized"), kimg says Unauthenticated.
-      assert.equal((r.containerd as ErrorObservation).grpc, 'Unknown');
-      assert.equal((r.kimg as ErrorObservation).grpc, 'Unauthenticated');
+      const r = await same(`basic ${auth ? 'wrong' : 'none'}`, (c) =>
+        observeError(c.pullImage({ image: name }, auth)),
+      );
+      // Unknown: the kubelet shows the registry's message itself, not `rpc error: code = …`.
+      assert.deepEqual(r, {
+        error: 'UNAUTHORIZED',
+        grpc: 'Unknown',
+        registryUnavailablePrefix: false,
+        shape: `failed to pull and unpack image "${name}"`,
+      });
     }
   });
 
@@ -304,18 +318,93 @@ describe('cri differential: containerd vs kimg serve', () => {
     const name = `${regs.token.host}/small:1`;
     await same('token with creds', (c) => c.pullImage({ image: name }, creds()));
     await same('token anonymous', (c) => c.pullImage({ image: name }, undefined));
-    const r = await both((c) =>
+    const r = await same('token wrong', (c) =>
       observeError(c.pullImage({ image: name }, { username: 'kimg', password: new Secret('wrong') })),
     );
-    for (const t of TARGETS)
-      assert.equal((r[t] as ErrorObservation).error, 'UNAUTHORIZED', `${t}: ${JSON.stringify(r[t])}`);
+    assert.deepEqual(r, {
+      error: 'UNAUTHORIZED',
+      grpc: 'Unknown',
+      registryUnavailablePrefix: false,
+      shape: `failed to pull and unpack image "${name}"`,
+    });
+  });
+
+  test('a reference that does not parse: both code Unknown, `failed to parse image reference`', async () => {
+    for (const image of [`${regs.plain.host}/UPPER:1`, `${regs.plain.host}/small:bad!tag`]) {
+      const r = (await both((c) => observeError(c.pullImage({ image }, undefined)))) as Record<
+        Target,
+        ErrorObservation
+      >;
+      for (const t of TARGETS) {
+        assert.equal(r[t].grpc, 'Unknown', `${t}: ${JSON.stringify(r[t])}`);
+        assert.equal(
+          r[t].shape,
+          `failed to parse image reference "${image}"`,
+          `${t}: ${JSON.stringify(r[t])}`,
+        );
+      }
+    }
+  });
+
+  test('a repo digest names an image pulled by tag: ImageStatus and RemoveImage find it', async () => {
+    const tagged = `${regs.plain.host}/named:1`;
+    const byDigest = `${regs.plain.host}/named@${named.digest}`;
+    await same('pull named:1', (c) => c.pullImage({ image: tagged }, undefined));
+    const img = (await same('ImageStatus by repo digest', async (c) =>
+      imageObservation(await c.imageStatus({ image: byDigest })),
+    )) as { id: string; repoTags: string[] };
+    assert.equal(img.id, named.manifests[0]!.config.digest);
+    assert.deepEqual(img.repoTags, [tagged]);
+    // Another repository with that digest is not this image.
+    const other = await same('other repository', async (c) =>
+      imageObservation(await c.imageStatus({ image: `${regs.plain.host}/nope@${named.digest}` })),
+    );
+    assert.equal(other, 'absent');
+    const gone = await same('RemoveImage by repo digest', async (c) => {
+      await c.removeImage({ image: byDigest });
+      return [
+        imageObservation(await c.imageStatus({ image: tagged })),
+        imageObservation(await c.imageStatus({ image: byDigest })),
+      ];
+    });
+    assert.deepEqual(gone, ['absent', 'absent']);
+  });
+
+  test('a moved tag keeps the old image: untagged, by repo digest and id', async () => {
+    const name = `${regs.plain.host}/moving:1`;
+    await skopeoPush(small, regs.plain, 'moving:1');
+    await same('pull moving:1 (small)', (c) => c.pullImage({ image: name }, undefined));
+    await skopeoPush(named, regs.plain, 'moving:1');
+    const ref = await same('pull moving:1 (named)', (c) => c.pullImage({ image: name }, undefined));
+    assert.equal(ref, named.manifests[0]!.config.digest);
+    const oldId = small.manifests[0]!.config.digest;
+    const oldRepoDigest = `${regs.plain.host}/moving@${small.digest}`;
+    const old = (await same('old image by id', async (c) =>
+      imageObservation(await c.imageStatus({ image: oldId })),
+    )) as { repoTags: string[]; repoDigests: string[] };
+    assert.deepEqual(
+      old.repoTags.filter((t) => t.includes('/moving:')),
+      [],
+    );
+    assert.ok(old.repoDigests.includes(oldRepoDigest), JSON.stringify(old));
+    await same('old image by repo digest', async (c) =>
+      imageObservation(await c.imageStatus({ image: oldRepoDigest })),
+    );
+    const listed = await same('ListImages: the old image is listed', async (c) =>
+      (await c.listImages()).some((i) => i.repoDigests.includes(oldRepoDigest)),
+    );
+    assert.equal(listed, true);
   });
 
   test('missing tag and missing repository: NotFound from both', async () => {
     for (const image of [`${regs.plain.host}/small:nope`, `${regs.plain.host}/nope:1`]) {
-      await same(`pull ${image}`, (c) => observeError(c.pullImage({ image }, undefined)));
-      const r = await observeError(clients.kimg.pullImage({ image }, undefined));
-      assert.deepEqual(r, { error: 'NOT_FOUND', grpc: 'NotFound', registryUnavailablePrefix: false });
+      const r = await same(`pull ${image}`, (c) => observeError(c.pullImage({ image }, undefined)));
+      assert.deepEqual(r, {
+        error: 'NOT_FOUND',
+        grpc: 'NotFound',
+        registryUnavailablePrefix: false,
+        shape: `failed to pull and unpack image "${image}"`,
+      });
     }
   });
 
@@ -327,6 +416,7 @@ describe('cri differential: containerd vs kimg serve', () => {
     assert.equal(km.grpc, 'Unknown');
     assert.equal(cd.registryUnavailablePrefix, false);
     assert.equal(km.registryUnavailablePrefix, true);
+    assert.equal(km.shape, cd.shape);
     assert.equal(km.error, 'REGISTRY_UNAVAILABLE');
   });
 

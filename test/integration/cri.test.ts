@@ -4,7 +4,8 @@
  * token), the Image fields as containerd fills them (id = config digest, tags, digests, size, uid /
  * username from the config's User), verbose ImageStatus (`info` with chainID + imageSpec),
  * ListImages, RemoveImage by tag (removes every tag), empty-status and idempotent-remove semantics,
- * runtime handlers, error codes (NotFound, Unauthenticated, RegistryUnavailable prefix with Unknown),
+ * runtime handlers, error codes (containerd's: NotFound, Unknown for auth failures and bad names,
+ * RegistryUnavailable prefix with Unknown),
  * concurrent PullImage of one image fetching each blob once, and `kimg serve` + `kimg cri` as
  * processes (socket permissions, SIGTERM drain of an in-flight pull and exit, stale socket replaced).
  * Needs docker-registry and skopeo.
@@ -189,7 +190,9 @@ describe('cri: kimg serve (in-process) over real registries', () => {
     const name = `${regs.basic.host}/small:1`;
     await assert.rejects(cri.pullImage({ image: name }, undefined), (e: unknown) => {
       assert.ok(isKimgError(e, ['UNAUTHORIZED', 'TOKEN_REFUSED']), String(e));
-      assert.equal((e as unknown as KimgError).details.actual, 'Unauthenticated');
+      // containerd's code: Unknown, so the kubelet shows the registry's message itself.
+      assert.equal((e as unknown as KimgError).details.actual, 'Unknown');
+      assert.match((e as Error).message, /^failed to pull and unpack image "/);
       return true;
     });
     await assert.rejects(
@@ -228,7 +231,7 @@ describe('cri: kimg serve (in-process) over real registries', () => {
         ),
       );
       // the image is present now, but PullImage always goes to the registry
-      assert.equal(err?.code, grpc.status.UNAUTHENTICATED);
+      assert.equal(err?.code, grpc.status.UNKNOWN);
     } finally {
       raw.close();
     }
@@ -277,7 +280,7 @@ describe('cri: kimg serve (in-process) over real registries', () => {
     assert.equal(await cri.imageStatus({ image: name, runtimeHandler: 'kata' }), undefined);
   });
 
-  test('errors: missing tag → NotFound; registry down → Unknown + RegistryUnavailable prefix; bad name → InvalidArgument', async () => {
+  test('errors: missing tag → NotFound; registry down → Unknown + RegistryUnavailable prefix; bad name → Unknown', async () => {
     await assert.rejects(
       cri.pullImage({ image: `${regs.plain.host}/small:nope` }, undefined),
       (e: unknown) => {
@@ -293,7 +296,8 @@ describe('cri: kimg serve (in-process) over real registries', () => {
       return true;
     });
     await assert.rejects(cri.pullImage({ image: 'UPPER/Case:1' }, undefined), (e: unknown) => {
-      assert.equal((e as unknown as KimgError).details.actual, 'InvalidArgument');
+      assert.equal((e as unknown as KimgError).details.actual, 'Unknown');
+      assert.match((e as Error).message, /^failed to parse image reference "UPPER\/Case:1": /);
       return true;
     });
   });

@@ -256,6 +256,7 @@ describe('kimg ensure against real registries', () => {
           'ErrImageNeverPull',
           `Container image "${image}" is not present with pull policy of Never`,
         ],
+        ['Warning', 'Failed', 'Error: ErrImageNeverPull'],
       ],
     );
     assert.equal(r.json.containers[0]?.reason, 'ErrImageNeverPull');
@@ -272,8 +273,10 @@ describe('kimg ensure against real registries', () => {
       [
         ['Normal', 'Pulling'],
         ['Warning', 'Failed'],
+        ['Warning', 'Failed'],
       ],
     );
+    assert.equal(first.json.events[2]?.message, 'Error: ErrImagePull');
     assert.match(
       first.json.events[1]?.message ?? '',
       new RegExp(`^Failed to pull image "${image.replace(/[.]/g, '\\.')}": `),
@@ -285,7 +288,10 @@ describe('kimg ensure against real registries', () => {
     assert.equal(second.code, 8, second.stderr);
     assert.deepEqual(
       second.json.events.map((e) => [e.type, e.reason, e.message]),
-      [['Normal', 'BackOff', `Back-off pulling image "${image}"`]],
+      [
+        ['Normal', 'BackOff', `Back-off pulling image "${image}"`],
+        ['Warning', 'Failed', 'Error: ImagePullBackOff'],
+      ],
     );
     assert.equal(second.json.containers[0]?.reason, 'ImagePullBackOff');
     assert.match(
@@ -326,7 +332,7 @@ describe('kimg ensure against real registries', () => {
     assert.equal(third.code, 3, third.stderr);
     assert.deepEqual(
       third.json.events.map((e) => e.reason),
-      ['Pulling', 'Failed'],
+      ['Pulling', 'Failed', 'Failed'],
     );
     assert.ok((await regs.plain.accessLog()).length > mark, 'after clear the registry is asked again');
   });

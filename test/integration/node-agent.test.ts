@@ -1,8 +1,8 @@
 /**
  * The node agent end to end: `startNodeAgent` with a static pod directory and
  * real registries (plain + Basic auth). Manifests are added (public image, private image with a pull
- * Secret from the secrets dir, a typo, `Never` with an absent image), edited (image changed → policy
- * kept, not re-defaulted; a fixed typo pulls at once: a changed manifest restarts the back-off) and
+ * Secret from the secrets dir, a typo, `Never` with an absent image), edited (decoded and defaulted
+ * afresh like the kubelet's file source; a fixed typo pulls at once: a changed manifest restarts the back-off) and
  * removed; the pods' states, events, metrics, `/healthz`, the CRI socket served at the same time,
  * `kimg get pods` / `kimg describe pod`, and image GC (forced by a usage source above the high
  * threshold) removing the image of a removed pod but not those in use. Needs docker-registry and
@@ -249,9 +249,9 @@ describe('kimg node: the node agent end to end', () => {
     assert.match(down.stderr, /AGENT_UNAVAILABLE/);
   });
 
-  test('edited manifests: a changed image keeps the stored policy; a fixed typo pulls at once', async () => {
+  test('edited manifests: defaulted afresh (app:1 → app:latest is Always); a fixed typo pulls at once', async () => {
     const oldWebUid = pod('web')?.uid;
-    // app:1 → app:latest: re-defaulting would give Always; an update keeps IfNotPresent.
+    // app:1 → app:latest: the kubelet's file source decodes and defaults the manifest again: Always.
     await writeFile(join(manifests, 'web.yaml'), podYaml('web', `${plain.host}/app:latest`));
     await waitFor(
       'web pod replaced',
@@ -261,7 +261,7 @@ describe('kimg node: the node agent end to end', () => {
       },
       { timeoutMs: 20_000, intervalMs: 20 },
     );
-    assert.equal(pod('web')?.containers[0]?.imagePullPolicy, 'IfNotPresent');
+    assert.equal(pod('web')?.containers[0]?.imagePullPolicy, 'Always');
     assert.equal(pod('web')?.containers[0]?.imageRef, images['app:latest']?.manifests[0]?.config.digest);
     // The typo pod is in back-off (10 s); fixing the manifest makes a new pod that pulls right away.
     assert.equal(status('typo'), 'ImagePullBackOff');

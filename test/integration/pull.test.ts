@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runCli } from '../../src/cli/program.js';
@@ -802,7 +803,11 @@ describe('pull: registry → store', () => {
   test('TLS: pull with --ca-file; without it TLS_ERROR (exit 5)', async () => {
     const tls = reg('tls');
     const root = (await newStore()).root;
-    const bad = await kimg('pull', '--root', root, `${tls.host}/small:1`);
+    // Loopback registries default to plain HTTP; a hosts directory asks for HTTPS without a CA.
+    const hostsDir = join(root, '..', 'certs.d-https');
+    await mkdir(join(hostsDir, tls.host), { recursive: true });
+    await writeFile(join(hostsDir, tls.host, 'hosts.toml'), `server = "https://${tls.host}"\n`);
+    const bad = await kimg('pull', '--root', root, '--hosts-dir', hostsDir, `${tls.host}/small:1`);
     assert.equal(bad.status, 5, bad.stderr);
     assert.match(bad.stderr, /\(TLS_ERROR\)/);
     const ok = await kimg(

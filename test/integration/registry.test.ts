@@ -490,8 +490,23 @@ describe('registry client against real registries', () => {
       );
       await pullAll(client({ hostsDir: dir }), reg('tls').host, 'small', '1');
     });
+    /** A hosts directory whose server entry for `host` says HTTPS (loopback registries default to HTTP). */
+    async function httpsHosts(name: string, host: string): Promise<string> {
+      const dir = join(work, name);
+      await mkdir(join(dir, host), { recursive: true });
+      await writeFile(join(dir, host, 'hosts.toml'), `server = "https://${host}"\n`);
+      return dir;
+    }
+    test('a loopback registry on a port defaults to plain HTTP, like containerd', async () => {
+      const c = client({ plainHttp: [], retry: { maxAttempts: 1 } });
+      const d = await c.resolve({ domain: reg('plain').host, path: 'small', tag: '1' });
+      assert.match(d.digest, /^sha256:/);
+    });
     test('without the CA → TLS_ERROR saying to add the CA', async () => {
-      const e = await failure(client().resolve({ domain: reg('tls').host, path: 'small', tag: '1' }));
+      const hostsDir = await httpsHosts('certs.d-https', reg('tls').host);
+      const e = await failure(
+        client({ hostsDir }).resolve({ domain: reg('tls').host, path: 'small', tag: '1' }),
+      );
       assert.ok(isKimgError(e, 'TLS_ERROR'), String(e));
       assert.match(
         e.message,
@@ -499,8 +514,9 @@ describe('registry client against real registries', () => {
       );
     });
     test('an HTTPS client against a plain-HTTP registry → TLS_ERROR suggesting --plain-http', async () => {
+      const hostsDir = await httpsHosts('certs.d-https-plain', reg('plain').host);
       const e = await failure(
-        client({ plainHttp: [], retry: { maxAttempts: 1 } }).resolve({
+        client({ plainHttp: [], hostsDir, retry: { maxAttempts: 1 } }).resolve({
           domain: reg('plain').host,
           path: 'small',
           tag: '1',

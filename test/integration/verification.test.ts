@@ -149,8 +149,9 @@ describe('credential verification against a real Basic-auth registry', () => {
     assert.ok(!bLog.some((e) => e.status === 200 && /\/blobs\//.test(e.path)), 'no blob served to B');
     assert.deepEqual(
       b.events.map((e) => e.reason),
-      ['Pulling', 'Failed'],
+      ['Pulling', 'Failed', 'Failed'],
     );
+    assert.equal(b.events[2]?.message, 'Error: ErrImagePull');
 
     // C: A's Secret → used without any registry request.
     mark = (await reg.accessLog()).length;

@@ -51,6 +51,7 @@ export function describePod(pod: PodView, events: readonly NodeEvent[], node: st
   out += kv('Annotations', `kubernetes.io/config.source: file`);
   out += kv('', `kubernetes.io/config.hash: ${pod.uid}`);
   out += kv('File', pod.file);
+  for (const [i, e] of (pod.extensions ?? []).entries()) out += kv(i === 0 ? 'Kimg Extension' : '', e);
   out += kv('Status', podStatus(pod));
   for (const [title, list] of [
     ['Init Containers', 'initContainers'],

@@ -25,6 +25,7 @@
  */
 import type { Command } from 'commander';
 import { KimgError } from '../../errors/index.js';
+import { failedPullSecretNames } from '../../credentials/index.js';
 import {
   humanDuration,
   systemClock,
@@ -194,12 +195,13 @@ async function run(options: EnsureCliOptions, ctx: CliContext): Promise<void> {
   const config = await loadCliNodeConfig(options.config);
   for (const n of config.notices) ctx.stderr.write(`notice: ${n}\n`);
   const { pods, objects } = await loadPods(options, { all: options.all === true });
+  // Secrets that could not be retrieved show as the pod's FailedToRetrieveImagePullSecret event, not
+  // as a warning too; the other problems (wrong type, missing key, ServiceAccount) are warnings.
+  const inEvent = new Set(['not-found', 'wrong-namespace', 'undecodable']);
   for (const p of pods)
     for (const problem of p.secrets.problems)
-      ctx.stderr.write(`warning: ${escapeTerminal(problem.message)}
-`);
-  const warn = (m: string): void => void ctx.stderr.write(`warning: ${escapeTerminal(m)}
-`);
+      if (!inEvent.has(problem.kind)) ctx.stderr.write(`warning: ${escapeTerminal(problem.message)}\n`);
+  const warn = (m: string): void => void ctx.stderr.write(`warning: ${escapeTerminal(m)}\n`);
   // The events this run records, printed with the results (like `kubectl describe`).
   const events: ManagerEvent[] = [];
   const recorder: EventRecorder = { record: (e) => void events.push(e) };
@@ -240,6 +242,7 @@ async function run(options: EnsureCliOptions, ctx: CliContext): Promise<void> {
       pods.map((p: LoadedPod) =>
         runtime.manager.ensurePodImages(p.manifest, {
           signal: controller.signal,
+          failedPullSecrets: failedPullSecretNames(p.secrets),
           ...(p.runtimeHandler !== undefined ? { runtimeHandler: p.runtimeHandler } : {}),
         }),
       ),

@@ -9,6 +9,7 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
+  failedPullSecretNames,
   readKubernetesObjects,
   resolvePodPullSecrets,
   type KubeObject,
@@ -81,14 +82,20 @@ export class AgentPodSecrets {
     }
   }
 
-  /** Resolves a pod's pull Secrets (or its ServiceAccount's) and registers them under its uid. */
-  resolvePod(uid: string, pod: Record<string, unknown>, fields: Record<string, unknown>): void {
+  /**
+   * Resolves a pod's pull Secrets (or its ServiceAccount's) and registers them under its uid. Returns
+   * the names of the Secrets that could not be retrieved or decoded (the pod's
+   * `FailedToRetrieveImagePullSecret` event; an undecodable one also fails the pod's pulls).
+   */
+  resolvePod(uid: string, pod: Record<string, unknown>, fields: Record<string, unknown>): string[] {
     try {
       const secrets = resolvePodPullSecrets(pod, this.credentials.objects);
       for (const p of secrets.problems) this.warnOnce(p.message, fields);
       this.credentials.setPodSecrets(uid, secrets);
+      return failedPullSecretNames(secrets);
     } catch (e) {
       this.warnOnce(toKimgError(e).message, fields);
+      return [];
     }
   }
 

@@ -27,7 +27,7 @@ export interface PodSecretResolver {
     uid: string,
     pod: Record<string, unknown>,
     fields: Record<string, unknown>,
-  ): void | Promise<void>;
+  ): void | string[] | Promise<void | string[]>;
 }
 
 /** What a pod sync uses. */
@@ -47,11 +47,15 @@ export interface PodSyncDeps {
 export function podSyncer(deps: PodSyncDeps): SyncPod<AgentPod> {
   return async (pod, signal) => {
     await deps.secrets.refresh();
-    await deps.secrets.resolvePod(pod.uid, pod.object, { pod: pod.key, source: pod.file });
+    // Static pods name the Secrets they could not get (the FailedToRetrieveImagePullSecret event the
+    // manager records); cluster mode records that warning itself and returns nothing.
+    const failed = await deps.secrets.resolvePod(pod.uid, pod.object, { pod: pod.key, source: pod.file });
+    const failedPullSecrets = Array.isArray(failed) ? failed : [];
     let ready = false;
     try {
       const result = await deps.manager.ensurePodImages(pod.object as PodManifest, {
         signal,
+        failedPullSecrets,
         ...(pod.runtimeHandler !== undefined ? { runtimeHandler: pod.runtimeHandler } : {}),
       });
       if (signal.aborted) return ready;

@@ -6,6 +6,7 @@
  * for image GC while listed.
  */
 import { toKimgError } from '../../errors/index.js';
+import { parseSecretRef } from '../../config/index.js';
 import type { ImageManager } from '../../manager/index.js';
 import type { NodeMetrics } from '../metrics.js';
 import type { PrepullImage, PrepullState } from '../prepull.js';
@@ -71,13 +72,15 @@ export class PrepullRunner {
 
   private async pullOne(i: number, p: PrepullState): Promise<void> {
     const uid = `kimg-prepull-${i}`;
-    const pod = { name: 'kimg-prepull', namespace: 'default' };
+    // The pre-pull is a pod of the Secret's namespace: `namespace/name`, or `name` in `default`.
+    const ref = p.secret !== undefined ? parseSecretRef(p.secret) : undefined;
+    const pod = { name: 'kimg-prepull', namespace: ref?.namespace ?? 'default' };
     this.deps.secrets.resolvePod(
       uid,
       {
         kind: 'Pod',
         metadata: pod,
-        spec: { imagePullSecrets: p.secret !== undefined ? [{ name: p.secret }] : [] },
+        spec: { imagePullSecrets: ref !== undefined ? [{ name: ref.name }] : [] },
       },
       { prepull: p.image },
     );

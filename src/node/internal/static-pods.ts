@@ -1,16 +1,17 @@
 /**
  * Static pods: a manifest read from `staticPodPath` becomes a pod the way the kubelet's file source
  * makes one — the name gets the node name as suffix, the UID (when the manifest has none) is a hash of
- * the manifest, its file and the node name, so an edited manifest is a new pod — and is defaulted as the
- * API server would (an edited manifest as an update: a container whose image changed keeps its stored
- * `imagePullPolicy`). The reconciler turns each new set of manifests into pods removed, replaced and
- * added, one set at a time.
+ * the manifest, its file and the node name, so an edited manifest is a new pod — and is decoded and
+ * defaulted afresh on every read, as the file source does (it never sees the previous version, so an
+ * edit from `image: x:1` to `image: x` makes the policy `Always`; there is no API-server update
+ * defaulting for static pods). The reconciler turns each new set of manifests into pods removed,
+ * replaced and added, one set at a time: an edited manifest is one pod stopped and one started.
  *
  * Source: kubernetes `pkg/kubelet/config/{file.go,common.go}`.
  */
 import { createHash } from 'node:crypto';
 import type { KubeObject } from '../../credentials/index.js';
-import { applyPodDefaults, applyUpdateDefaults, runtimeHandlerFor } from '../../manager/index.js';
+import { applyPodDefaults, runtimeHandlerFor } from '../../manager/index.js';
 import type { ContainerImageState, PodView } from '../pod-state.js';
 import { initialVolumeStates } from './image-volumes.js';
 import type { ManifestPod } from '../watcher.js';
@@ -39,17 +40,11 @@ export function staticPodUid(object: unknown, file: string, nodeName: string): s
 }
 
 /**
- * The pod for manifest `m` on `nodeName`: defaulted as a create, or as an update of `previous` (the
- * pod of the same manifest before the edit). `objects` hold the RuntimeClasses the pod may name.
+ * The pod for manifest `m` on `nodeName`, decoded and defaulted afresh (kubelet file source).
+ * `objects` hold the RuntimeClasses the pod may name.
  */
-export function toAgentPod(
-  m: ManifestPod,
-  previous: AgentPod | undefined,
-  nodeName: string,
-  objects: readonly KubeObject[],
-): AgentPod {
-  const raw = structuredClone(m.object);
-  const object = previous !== undefined ? applyUpdateDefaults(previous.object, raw) : applyPodDefaults(raw);
+export function toAgentPod(m: ManifestPod, nodeName: string, objects: readonly KubeObject[]): AgentPod {
+  const object = applyPodDefaults(structuredClone(m.object));
   const meta = (object.metadata ??= {}) as Record<string, unknown>;
   const name = `${m.name}-${nodeName}`;
   meta.name = name;
@@ -95,10 +90,34 @@ export function initialContainerStates(object: Record<string, unknown>): Contain
   return out;
 }
 
+/**
+ * What a static pod uses beyond what the kubelet allows (it refuses static pods that reference API
+ * objects): pull Secrets and ServiceAccounts, which kimg resolves from the secrets directory.
+ */
+export function staticPodExtensions(object: Record<string, unknown>): string[] {
+  const spec = (object.spec ?? {}) as Record<string, unknown>;
+  const out: string[] = [];
+  const secrets = Array.isArray(spec.imagePullSecrets)
+    ? (spec.imagePullSecrets as { name?: unknown }[]).map((r) => r?.name).filter((n) => typeof n === 'string')
+    : [];
+  if (secrets.length > 0)
+    out.push(
+      `imagePullSecrets ${secrets.join(', ')} resolved from the secrets directory (kimg extension: the kubelet refuses static pods that reference Secrets)`,
+    );
+  const sa = spec.serviceAccountName ?? spec.serviceAccount;
+  if (typeof sa === 'string' && sa !== '' && sa !== 'default')
+    out.push(
+      `ServiceAccount ${sa} resolved from the secrets directory (kimg extension: the kubelet refuses static pods that reference ServiceAccounts)`,
+    );
+  return out;
+}
+
 /** The view of a pod the agent just started (no sync yet). */
 export function newPodView(pod: AgentPod, createdAt: number): PodView {
+  const extensions = staticPodExtensions(pod.object);
   const volumes = initialVolumeStates(pod.object);
   return {
+    ...(extensions.length > 0 ? { extensions } : {}),
     ...(volumes.length > 0 ? { volumes } : {}),
     key: pod.key,
     name: pod.name,
@@ -113,7 +132,10 @@ export function newPodView(pod: AgentPod, createdAt: number): PodView {
 
 /** What the reconciler does to pods. */
 export interface StaticPodHooks {
-  /** The pod for a new or edited manifest (`previous`: the pod before the edit). */
+  /**
+   * The pod for a new or edited manifest. `previous` is the pod before the edit: static pods ignore it
+   * (decoded afresh), pods from the API server use it (the API server's update defaulting).
+   */
   toPod(m: ManifestPod, previous: AgentPod | undefined): AgentPod;
   /** Starts a pod (new, or the replacement of a changed one). */
   start(pod: AgentPod): void;

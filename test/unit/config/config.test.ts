@@ -18,6 +18,7 @@ import {
   parseAllowlistPattern,
   parseNodeConfig,
   parseNodeConfigs,
+  parseSecretRef,
   type NodeConfig,
 } from '../../../src/config/index.js';
 
@@ -436,6 +437,24 @@ describe('kimg settings: the kimg: key and the KimgConfiguration sibling', () =>
     assert.match(bad[1] ?? '', /^kimg\.prepull\[1\]: platform "\*"/);
     assert.equal(bad[2], 'kimg.prepull[2]: unknown field "img"');
     assert.equal(bad[3], 'kimg.prepull[2]: image must be a non-empty string');
+  });
+
+  test('kimg.prepull secret references: namespace/name, or name in namespace default', () => {
+    const ok = parseNodeConfig(
+      HEAD + 'kimg:\n  prepull: [{image: x, secret: team-a/regcred}, {image: busybox, secret: regcred}]\n',
+    );
+    assert.deepEqual(
+      ok.kimg.prepull?.map((p) => p.secret),
+      ['team-a/regcred', 'regcred'],
+    );
+    assert.deepEqual(parseSecretRef('team-a/regcred'), { namespace: 'team-a', name: 'regcred' });
+    assert.deepEqual(parseSecretRef('regcred'), { namespace: 'default', name: 'regcred' });
+    for (const bad of ['a/b/c', '/x', 'x/', 'Team/x', 'a/B', ''])
+      assert.equal(parseSecretRef(bad), undefined, bad);
+    const bad = problems(HEAD + 'kimg:\n  prepull: [{image: x, secret: "a/b/c"}]\n');
+    assert.deepEqual(bad, [
+      'kimg.prepull[0]: secret "a/b/c" must name a pull Secret as namespace/name or name (namespace default)',
+    ]);
   });
 
   test('kimg settings are strict: unknown fields and bad values are problems', () => {

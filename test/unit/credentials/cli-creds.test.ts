@@ -414,7 +414,9 @@ describe('kimg creds', () => {
       () => loadDockerConfigFile(join(dir, 'broken.json')),
       () =>
         readKubernetesObjects([join(dir, 'badsecret.yaml')]).then((o) =>
-          resolvePodPullSecrets({ kind: 'Pod', spec: { imagePullSecrets: [{ name: 'bad' }] } }, o),
+          resolvePodPullSecrets({ kind: 'Pod', spec: { imagePullSecrets: [{ name: 'bad' }] } }, o, {
+            strict: true,
+          }),
         ),
     ]) {
       await f().then(
@@ -422,6 +424,12 @@ describe('kimg creds', () => {
         (e: unknown) => errors.push(e),
       );
     }
+    // Not strict: the keyring error is kept for the pod's pulls, just as redacted.
+    const kept = resolvePodPullSecrets(
+      { kind: 'Pod', spec: { imagePullSecrets: [{ name: 'bad' }] } },
+      await readKubernetesObjects([join(dir, 'badsecret.yaml')]),
+    ).keyringError;
+    errors.push(kept);
     for (const e of errors) {
       assert.ok(isKimgError(e));
       for (const text of [(e as Error).message, JSON.stringify(e), inspect(e, { depth: 20 })]) {

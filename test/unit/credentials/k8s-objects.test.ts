@@ -9,6 +9,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   buildKeyring,
+  failedPullSecretNames,
   decodeSecret,
   parseKubernetesObjects,
   pullSecretsFromObjects,
@@ -226,16 +227,29 @@ describe('resolvePodPullSecrets', () => {
       ['service-account-not-found'],
     );
   });
-  test('a pull Secret with an invalid payload fails the lookup (kubelet fails the keyring build)', () => {
+  test("a pull Secret with an invalid payload is the pod's keyring error (kubelet fails that pod's keyring build), not a throw", () => {
     const bad = parseKubernetesObjects(
-      secretYaml('bad', { value: '{"auths": {"r": {"password": "hunter2-XYZ", "auth": 5}}}' }),
+      [
+        secretYaml('bad', { value: '{"auths": {"r": {"password": "hunter2-XYZ", "auth": 5}}}' }),
+        secretYaml('good'),
+      ].join('\n---\n'),
     );
+    const p = pod({ imagePullSecrets: [{ name: 'bad' }, { name: 'good' }, { name: 'gone' }] }, 'default');
+    const r = resolvePodPullSecrets(p, bad);
+    assert.ok(isKimgError(r.keyringError, 'SECRET_INVALID'));
+    assert.ok(r.keyringError.message.includes('default/bad') && !r.keyringError.message.includes('hunter2'));
+    assert.deepEqual(
+      r.problems.map((x) => [x.kind, x.name]),
+      [
+        ['undecodable', 'bad'],
+        ['not-found', 'gone'],
+      ],
+    );
+    assert.deepEqual(failedPullSecretNames(r), ['bad', 'gone']);
+    // strict mode (the CLI's explicit checks) still throws it
     assert.throws(
-      () => resolvePodPullSecrets(pod({ imagePullSecrets: [{ name: 'bad' }] }, 'default'), bad),
-      (e: unknown) =>
-        isKimgError(e, 'SECRET_INVALID') &&
-        e.message.includes('default/bad') &&
-        !e.message.includes('hunter2'),
+      () => resolvePodPullSecrets(p, bad, { strict: true }),
+      (e: unknown) => isKimgError(e, 'SECRET_INVALID') && !e.message.includes('hunter2'),
     );
   });
   test('all Secrets go into one keyring group: the key sort decides the order, not the list order', () => {

@@ -216,13 +216,15 @@ describe('cri errors', () => {
     const relayed = toGrpcStatus(new KimgError('REGISTRY_UNAVAILABLE', 'RegistryUnavailable: down'));
     assert.equal(relayed.details, 'RegistryUnavailable: down');
   });
-  test('codes map once: NotFound, Unauthenticated, PermissionDenied, InvalidArgument, Unknown default, Internal for non-Kimg', () => {
+  test("codes map once: NotFound, containerd's Unknown for registry refusals, InvalidArgument, Unknown default, Internal for non-Kimg", () => {
     const code = (c: ConstructorParameters<typeof KimgError>[0]) => toGrpcStatus(new KimgError(c, 'm')).code;
     assert.equal(code('NOT_FOUND'), grpc.status.NOT_FOUND);
     assert.equal(code('PLATFORM_NOT_FOUND'), grpc.status.NOT_FOUND);
-    assert.equal(code('UNAUTHORIZED'), grpc.status.UNAUTHENTICATED);
-    assert.equal(code('TOKEN_REFUSED'), grpc.status.UNAUTHENTICATED);
-    assert.equal(code('DENIED'), grpc.status.PERMISSION_DENIED);
+    assert.equal(code('UNAUTHORIZED'), grpc.status.UNKNOWN);
+    assert.equal(code('TOKEN_REFUSED'), grpc.status.UNKNOWN);
+    assert.equal(code('NO_CREDENTIALS_ACCEPTED'), grpc.status.UNKNOWN);
+    assert.equal(code('DENIED'), grpc.status.UNKNOWN);
+    assert.equal(code('TOO_MANY_REQUESTS'), grpc.status.UNKNOWN);
     assert.equal(code('INVALID_REFERENCE_FORMAT'), grpc.status.INVALID_ARGUMENT);
     assert.equal(code('REGISTRY_ERROR'), grpc.status.UNKNOWN);
     assert.equal(code('MANIFEST_INVALID'), grpc.status.UNKNOWN);

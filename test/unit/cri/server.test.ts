@@ -155,25 +155,45 @@ describe('cri server + client (unix socket, scripted service)', () => {
     assert.equal(fake.lastAuth, undefined);
   });
 
-  test('errors: codes on the wire, RegistryUnavailable prefix with code Unknown, empty image refused', async () => {
-    const cases: Array<[KimgError, string, string]> = [
-      [new KimgError('REGISTRY_UNAVAILABLE', 'cannot reach r.io'), 'REGISTRY_UNAVAILABLE', 'Unknown'],
-      [new KimgError('NOT_FOUND', 'no such tag'), 'NOT_FOUND', 'NotFound'],
-      [new KimgError('UNAUTHORIZED', 'refused'), 'UNAUTHORIZED', 'Unauthenticated'],
-      [new KimgError('DENIED', 'no access'), 'DENIED', 'PermissionDenied'],
+  test("errors: containerd's codes and message shape on the wire, RegistryUnavailable prefix with code Unknown, empty image refused", async () => {
+    const shaped = (m: string) => `failed to pull and unpack image "r.io/app:1": ${m}`;
+    const cases: Array<[KimgError, string, string, string]> = [
+      [
+        new KimgError('REGISTRY_UNAVAILABLE', 'cannot reach r.io'),
+        'REGISTRY_UNAVAILABLE',
+        'Unknown',
+        `RegistryUnavailable: ${shaped('cannot reach r.io')}`,
+      ],
+      [
+        new KimgError('NOT_FOUND', 'no such tag'),
+        'NOT_FOUND',
+        'NotFound',
+        'rpc error: code = NotFound desc = ' + shaped('no such tag'),
+      ],
+      [new KimgError('UNAUTHORIZED', 'refused'), 'UNAUTHORIZED', 'Unknown', shaped('refused')],
+      [new KimgError('DENIED', 'no access'), 'DENIED', 'Unknown', shaped('no access')],
+      [new KimgError('TOO_MANY_REQUESTS', 'slow down'), 'TOO_MANY_REQUESTS', 'Unknown', shaped('slow down')],
     ];
-    for (const [err, code, grpcName] of cases) {
+    for (const [err, code, grpcName, message] of cases) {
       fake.pull = async () => {
         throw err;
       };
       await assert.rejects(client.pullImage({ image: 'r.io/app:1' }, undefined), (e: unknown) => {
         assert.ok(isKimgError(e, code as never), `${code}: got ${String(e)}`);
         assert.equal((e as unknown as KimgError).details.actual, grpcName);
-        if (code === 'REGISTRY_UNAVAILABLE')
-          assert.equal((e as Error).message, 'RegistryUnavailable: cannot reach r.io');
+        assert.equal((e as Error).message, message);
         return true;
       });
     }
+    // A reference that does not parse: containerd's `failed to parse image reference`, code Unknown.
+    fake.pull = async () => {
+      throw new KimgError('NAME_CONTAINS_UPPERCASE', 'repository name must be lowercase');
+    };
+    await assert.rejects(client.pullImage({ image: 'r.io/App:1' }, undefined), (e: unknown) => {
+      assert.equal((e as unknown as KimgError).details.actual, 'Unknown');
+      assert.match((e as Error).message, /^failed to parse image reference "r\.io\/App:1": /);
+      return true;
+    });
     fake.pull = async () => ID;
     await assert.rejects(client.pullImage({ image: '' }, undefined), (e: unknown) =>
       isKimgError(e, 'INVALID_ARGUMENT'),
@@ -194,7 +214,7 @@ describe('cri server + client (unix socket, scripted service)', () => {
         ),
       );
       assert.equal(err.code, grpc.status.UNKNOWN);
-      assert.equal(err.details, 'RegistryUnavailable: down');
+      assert.equal(err.details, 'RegistryUnavailable: failed to pull and unpack image "r.io/app:1": down');
     } finally {
       raw.close();
       fake.pull = async () => ID;

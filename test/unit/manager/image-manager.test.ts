@@ -105,14 +105,17 @@ async function runScenario(pullerOptions: Partial<ImageManagerOptions>, sc: Scen
     assert.equal(r.ok, step.ok, `${where}: ok (message: ${r.message})`);
     assert.equal(r.reason, step.reason, `${where}: reason`);
     assert.equal(r.error?.code, step.code, `${where}: error code`);
+    // A failed step ends with the runtime's container event `Failed` `Error: <reason>`; the table
+    // lists the image manager's own events before it.
+    const events = withoutContainerEvent(r, where);
     assert.deepEqual(
-      r.events.map((e) => e.reason),
+      events.map((e) => e.reason),
       step.events,
       `${where}: event reasons`,
     );
     if (step.texts !== undefined) {
       assert.deepEqual(
-        r.events.map((e) => e.message),
+        events.map((e) => e.message),
         step.texts,
         `${where}: event texts`,
       );
@@ -134,9 +137,27 @@ async function runScenario(pullerOptions: Partial<ImageManagerOptions>, sc: Scen
   }
   // Everything the results listed also went to the recorder, in order.
   assert.deepEqual(
-    env.recorder.events.map((e) => e.reason),
+    env.recorder.events.filter((e) => !isContainerEvent(e)).map((e) => e.reason),
     sc.steps.flatMap((s) => s.events),
   );
+}
+
+/** The runtime's container event for a container that could not start: Warning `Failed` `Error: <reason>`. */
+function isContainerEvent(e: { reason: string; message: string }): boolean {
+  return e.reason === 'Failed' && e.message.startsWith('Error: ');
+}
+
+/** The result's events without its last container event, which a failure must have (and only a failure). */
+function withoutContainerEvent(r: EnsureImageResult, where = ''): EnsureImageResult['events'] {
+  const last = r.events[r.events.length - 1];
+  if (r.ok) {
+    assert.ok(!r.events.some(isContainerEvent), `${where}: no container event after success`);
+    return r.events;
+  }
+  assert.equal(last?.reason, 'Failed', `${where}: a failure ends with the container event`);
+  assert.equal(last?.type, 'Warning');
+  assert.equal(last?.message, `Error: ${r.reason}`, `${where}: container event text`);
+  return r.events.slice(0, -1);
 }
 
 const REGISTRY_OUTCOMES: Record<string, { code?: KimgErrorCode; text?: string }> = {
@@ -436,6 +457,7 @@ for (const puller of PULLERS) {
           [
             ['Normal', 'Pulling', 'Pulling image "busybox"'],
             ['Warning', 'Failed', 'Failed to pull image "busybox": manifest unknown'],
+            ['Warning', 'Failed', 'Error: ErrImagePull'],
           ],
         );
         // The CRI spec carries the tag-defaulted image; events keep the pod's spelling.
@@ -457,7 +479,10 @@ for (const puller of PULLERS) {
         assert.equal(waiting.error?.details.retryAfterSeconds, 1);
         assert.deepEqual(
           waiting.events.map((e) => [e.type, e.reason, e.message]),
-          [['Normal', 'BackOff', 'Back-off pulling image "busybox"']],
+          [
+            ['Normal', 'BackOff', 'Back-off pulling image "busybox"'],
+            ['Warning', 'Failed', 'Error: ImagePullBackOff'],
+          ],
         );
         assert.equal(waiting.message, 'Back-off pulling image "busybox": ErrImagePull: manifest unknown');
         env.clock.advance(1);
@@ -675,7 +700,11 @@ for (const puller of PULLERS) {
         assert.equal(r.ok, false);
         assert.equal(r.error?.code, 'SECRET_INVALID');
         assert.equal(r.reason, 'ErrImagePull');
-        assert.deepEqual(r.events, []);
+        // Only the container event: the keyring error itself is no image manager event.
+        assert.deepEqual(
+          r.events.map((e) => [e.reason, e.message]),
+          [['Failed', 'Error: ErrImagePull']],
+        );
         assert.deepEqual(env.service.ops(), ['ImageStatus']);
       });
 

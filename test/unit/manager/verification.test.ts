@@ -669,8 +669,9 @@ describe('ImageManager + PullRecordsVerifier', () => {
     // The event keeps the kubelet's text.
     assert.deepEqual(
       b.events.map((e) => e.reason),
-      ['Pulling', 'Failed'],
+      ['Pulling', 'Failed', 'Failed'],
     );
+    assert.equal(b.events[2]?.message, 'Error: ErrImagePull');
     assert.equal(
       b.events[1]?.message,
       `Failed to pull image "${IMAGE}": pulling from registry.example: authentication required (401)`,

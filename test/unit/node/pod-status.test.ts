@@ -7,11 +7,13 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { ManagerEvent } from '../../../src/manager/index.js';
+import { describePod } from '../../../src/cli/commands/describe.js';
 import { PodStateStore, type ManifestPod } from '../../../src/node/index.js';
 import { PodImageStatus } from '../../../src/node/internal/pod-status.js';
 import { PullProgressTracker, progressImageKey } from '../../../src/node/internal/pull-progress.js';
 import {
   StaticPodReconciler,
+  newPodView,
   staticPodUid,
   toAgentPod,
   type AgentPod,
@@ -80,7 +82,7 @@ describe('PodImageStatus', () => {
   test('Pulling → progress on every container pulling the image → Pulled; events recorded', () => {
     const state = new PodStateStore();
     const status = new PodImageStatus(state);
-    const pod = toAgentPod(manifest('web', ['busybox', 'busybox:latest']), undefined, 'node1', []);
+    const pod = toAgentPod(manifest('web', ['busybox', 'busybox:latest']), 'node1', []);
     // Progress events name the image as the pod spells it, with the default tag.
     status.podStarted(pod, 5);
     status.onManagerEvent(managerEvent(pod, 'c0', 'Pulling'));
@@ -119,11 +121,11 @@ describe('PodImageStatus', () => {
     const state = new PodStateStore();
     const status = new PodImageStatus(state);
     const m = manifest('web', ['busybox']);
-    const old = toAgentPod(m, undefined, 'node1', []);
+    const old = toAgentPod(m, 'node1', []);
     status.podStarted(old, 1);
     status.onManagerEvent(managerEvent(old, 'c0', 'Pulling'));
     status.podStopped(old);
-    const edited = toAgentPod(manifest('web', ['busybox:1.36']), old, 'node1', []);
+    const edited = toAgentPod(manifest('web', ['busybox:1.36']), 'node1', []);
     assert.notEqual(edited.uid, old.uid);
     status.podStarted(edited, 2);
     status.onManagerEvent(managerEvent(old, 'c0', 'Failed'));
@@ -146,7 +148,7 @@ describe('PodImageStatus', () => {
 describe('static pods', () => {
   test('name gets the node suffix, uid is a hash of manifest, file and node; defaults applied', () => {
     const m = manifest('web', ['busybox']);
-    const pod = toAgentPod(m, undefined, 'node1', []);
+    const pod = toAgentPod(m, 'node1', []);
     assert.equal(pod.key, 'default/web-node1');
     assert.equal(pod.name, 'web-node1');
     assert.equal(pod.uid, staticPodUid(m.object, m.file, 'node1'));
@@ -156,23 +158,71 @@ describe('static pods', () => {
     assert.equal((m.object.metadata as { uid?: string }).uid, undefined, 'the manifest is not changed');
   });
 
-  test('an edit is defaulted as an update: a changed image keeps its stored policy', () => {
-    const before = toAgentPod(manifest('web', ['busybox:1.36']), undefined, 'n', []);
-    const after = toAgentPod(manifest('web', ['busybox']), before, 'n', []);
-    const c = (after.object.spec as { containers: { imagePullPolicy?: string }[] }).containers[0];
-    assert.equal(c?.imagePullPolicy, 'IfNotPresent');
+  test('an edit is decoded and defaulted afresh (kubelet file source): x:1 → x makes the policy Always', async () => {
+    const before = manifest('web', ['busybox:1.36']);
+    const after = manifest('web', ['busybox']);
+    const pods: AgentPod[] = [];
+    const calls: string[] = [];
+    const r = new StaticPodReconciler({
+      toPod: (m) => toAgentPod(m, 'n', []),
+      start: (p) => {
+        pods.push(p);
+        calls.push(`start ${p.uid}`);
+      },
+      drop: async (p, why) => {
+        calls.push(`drop ${p.uid} ${why}`);
+      },
+      forget: () => undefined,
+      added: (p) => calls.push(`added ${p.uid}`),
+    });
+    r.onPods(new Map([[before.key, before]]));
+    await r.settled();
+    r.onPods(new Map([[after.key, { ...after, key: before.key }]]));
+    await r.settled();
+    const policy = (p: AgentPod) =>
+      (p.object.spec as { containers: { imagePullPolicy?: string }[] }).containers[0]?.imagePullPolicy;
+    assert.deepEqual(pods.map(policy), ['IfNotPresent', 'Always']);
+    // One identity per manifest version: the old pod is dropped, the new one started, never both "added".
+    const [a, b] = pods;
+    assert.notEqual(a!.uid, b!.uid);
+    assert.deepEqual(calls, [
+      `added ${a!.uid}`,
+      `start ${a!.uid}`,
+      `drop ${a!.uid} changed`,
+      `start ${b!.uid}`,
+    ]);
+  });
+
+  test('Secrets and ServiceAccounts in a static pod: accepted as the kimg extension, and describe says so', () => {
+    const m = manifest('web', ['busybox']);
+    const spec = m.object.spec as Record<string, unknown>;
+    spec.imagePullSecrets = [{ name: 'regcred' }];
+    spec.serviceAccountName = 'builder';
+    const view = newPodView(toAgentPod(m, 'n', []), 0);
+    assert.equal(view.extensions?.length, 2);
+    const text = describePod(view, [], 'n', 0);
+    assert.match(
+      text,
+      /Kimg Extension: +imagePullSecrets regcred resolved from the secrets directory \(kimg extension: the kubelet refuses static pods that reference Secrets\)/,
+    );
+    assert.match(text, /ServiceAccount builder resolved from the secrets directory/);
+    assert.equal(newPodView(toAgentPod(manifest('plain', ['busybox']), 'n', []), 0).extensions, undefined);
+    assert.doesNotMatch(
+      describePod(newPodView(toAgentPod(manifest('plain', ['busybox']), 'n', []), 0), [], 'n', 0),
+      /Kimg Extension/,
+    );
   });
 
   test('a uid in the manifest is kept', () => {
     const m = manifest('web', ['busybox']);
     (m.object.metadata as Record<string, unknown>).uid = 'fixed-uid';
-    assert.equal(toAgentPod(m, undefined, 'n', []).uid, 'fixed-uid');
+    assert.equal(toAgentPod(m, 'n', []).uid, 'fixed-uid');
   });
 
   test('reconciler: added, unchanged, edited (dropped then started), renamed, removed', async () => {
     const calls: string[] = [];
     const r = new StaticPodReconciler({
-      toPod: (m, prev) => toAgentPod(m, prev, 'n', []),
+      toPod: (m) => toAgentPod(m, 'n', []),
       start: (p) => calls.push(`start ${p.key}`),
       drop: async (p, why) => {
         await Promise.resolve();

@@ -7,6 +7,7 @@ import fc from 'fast-check';
 import { isKimgError } from '../../../src/errors/index.js';
 import {
   hostDirectories,
+  isLoopbackPlainHttp,
   isPlainHttpHost,
   parseGoDuration,
   parseHostsToml,
@@ -385,12 +386,26 @@ describe('resolveRegistryEndpoints', () => {
     await rm(root, { recursive: true, force: true });
   });
 
-  test('defaults: https everywhere, docker.io → registry-1.docker.io', async () => {
+  test('defaults: https, docker.io → registry-1.docker.io; loopback registries on a port plain HTTP like containerd', async () => {
     const [ep] = await resolveRegistryEndpoints('docker.io');
     assert.equal(ep!.scheme, 'https');
     assert.equal(ep!.host, 'registry-1.docker.io');
-    const [lo] = await resolveRegistryEndpoints('localhost:5000');
-    assert.equal(lo!.scheme, 'https', 'localhost is not plain HTTP unless asked');
+    const scheme = async (host: string, caFiles?: string[]) =>
+      (await resolveRegistryEndpoints(host, caFiles ? { caFiles } : {}))[0]!.scheme;
+    for (const host of ['localhost:5000', '127.0.0.1:5000', '127.1.2.3:80', '[::1]:5000', 'LOCALHOST:8080'])
+      assert.equal(await scheme(host), 'http', host);
+    for (const host of [
+      'localhost',
+      'localhost:443',
+      '127.0.0.1',
+      '[::1]:443',
+      '10.0.0.1:5000',
+      'reg.example:5000',
+    ])
+      assert.equal(await scheme(host), 'https', host);
+    // TLS configured for it: HTTPS (kimg does not fall back to HTTP, see docs/deliberate-differences.md)
+    assert.equal(await scheme('127.0.0.1:5000', ['/ca.pem']), 'https');
+    assert.equal(isLoopbackPlainHttp('127.256.0.1:5000'), false);
     const [pl] = await resolveRegistryEndpoints('localhost:5000', {
       plainHttp: ['localhost'],
       caFiles: ['/ca.pem'],
