@@ -217,7 +217,12 @@ describe('registry CLI commands', () => {
       'json',
     );
     assert.equal(withHosts.status, 0, withHosts.stderr.text);
-    const without = await kimg('manifest', `${tls.host}/multi:1`);
+    // A loopback registry is plain HTTP unless configured otherwise (containerd's default): HTTPS
+    // without the CA comes from a hosts.toml that names https and no CA.
+    const noCa = join(work, 'certs-no-ca.d', tls.host.replace(/:(\d+)$/, '_$1_'));
+    await mkdir(noCa, { recursive: true });
+    await writeFile(join(noCa, 'hosts.toml'), `server = "https://${tls.host}"\n`);
+    const without = await kimg('manifest', '--hosts-dir', join(work, 'certs-no-ca.d'), `${tls.host}/multi:1`);
     assert.equal(without.status, 5);
     assert.match(without.stderr.text, /TLS handshake with .* failed .*--ca-file.*\(TLS_ERROR\)/);
   });
