@@ -82,4 +82,5 @@ export {
   type ContainerdPullResult,
   type ContainerdPullStats,
 } from './pull.js';
-export { LayerUnpacker, chainIds, type LayerUnpackResult, type LayerUnpackerOptions } from './unpack.js';
+export { chainIds } from '../oci/index.js';
+export { LayerUnpacker, type LayerUnpackResult, type LayerUnpackerOptions } from './unpack.js';

@@ -19,20 +19,11 @@
  * Calls carry the pull's lease, so snapshots prepared or committed before the image record exists
  * are safe from containerd's garbage collector.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { KimgError } from '../errors/index.js';
+import { chainIds } from '../oci/index.js';
 import { containerdStatus, type ContainerdClient, type ContainerdDescriptor } from './client.js';
 import { LABEL_GC_REF_SNAPSHOT, LABEL_SNAPSHOT_REF, LABEL_UNCOMPRESSED } from './labels.js';
-
-/** OCI ChainIDs of every prefix of `diffIds` (image-spec `config.md`, "Layer ChainID"). */
-export function chainIds(diffIds: readonly string[]): string[] {
-  const out: string[] = [];
-  for (const d of diffIds) {
-    const prev = out[out.length - 1];
-    out.push(prev === undefined ? d : `sha256:${createHash('sha256').update(`${prev} ${d}`).digest('hex')}`);
-  }
-  return out;
-}
 
 /** What unpacking a layer did. */
 export type LayerUnpackResult = 'applied' | 'present';

@@ -27,3 +27,4 @@ export {
   manifestDocumentProblem,
   jsonSizeProblem,
 } from './validate.js';
+export { chainIds } from './chain-id.js';

@@ -15,9 +15,9 @@
  * `DIGEST_MISMATCH`, `LAYER_INVALID`, `UNPACK_UNSAFE`, `TARGET_NOT_EMPTY`, `USER_NOT_FOUND`,
  * `STORE_IO`, `ABORTED`.
  */
+export { chainIds } from '../oci/index.js';
 export {
   unpackImage,
-  chainIds,
   DEFAULT_UNPACK_OPTIONS,
   type UnpackSource,
   type UnpackOptions,

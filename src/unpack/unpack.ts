@@ -10,7 +10,7 @@
  * they are extracted concurrently; in bundle mode they are applied in order (each layer's inflate runs
  * on libuv's pool and its hash on a worker thread, overlapping the writes on the main thread).
  */
-import { randomBytes, createHash } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { posix } from 'node:path';
 import { Transform } from 'node:stream';
@@ -18,6 +18,7 @@ import { pipeline } from 'node:stream/promises';
 import { open, type FileHandle } from 'node:fs/promises';
 import { KimgError, quote } from '../errors/index.js';
 import type { Descriptor, ImageManifest } from '../oci/index.js';
+import { chainIds } from '../oci/index.js';
 import {
   createHasherFactory,
   lookupImage,
@@ -109,16 +110,6 @@ export interface UnpackResult {
   layers: UnpackedLayer[];
   /** Snapshot mode: the overlay `lowerdir` list, top layer first. */
   lowerDirs?: string[];
-}
-
-/** ChainID(L0) = DiffID(L0); ChainID(L0..n) = sha256(ChainID(L0..n-1) + " " + DiffID(Ln)) (image-spec config.md). */
-export function chainIds(diffIds: readonly string[]): string[] {
-  const out: string[] = [];
-  for (const d of diffIds) {
-    const prev = out[out.length - 1];
-    out.push(prev === undefined ? d : `sha256:${createHash('sha256').update(`${prev} ${d}`).digest('hex')}`);
-  }
-  return out;
 }
 
 function invalidConfig(message: string, digest: string): KimgError {
