@@ -48,25 +48,6 @@ import type {
 } from './types.js';
 import { parseWwwAuthenticate } from './www-authenticate.js';
 
-export {
-  MAX_MANIFEST_BYTES,
-  DEFAULT_REGISTRY_CLIENT_OPTIONS,
-  type RepositoryRef,
-  type ImageRef,
-  type CredentialLookup,
-  type RegistryClientOptions,
-  type CallOptions,
-  type FetchedManifest,
-  type PlatformSelector,
-  type ImageManifestOptions,
-  type ImageManifestResult,
-  type OpenBlobOptions,
-  type PushBlobOptions,
-  type PushBlobResult,
-  type BlobContent,
-} from './types.js';
-export { nextLink } from './internal/lists.js';
-
 /** The registry client. One per process (or per configuration); reuses connections and tokens. */
 export class RegistryClient {
   private readonly core: RequestCore;

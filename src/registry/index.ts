@@ -3,11 +3,11 @@
  * Basic and token auth, mirrors from containerd `hosts.toml`, TLS, retries, resumable verified blob
  * streams and stall detection. Public API of `src/registry`.
  */
+export { RegistryClient } from './client.js';
+export { nextLink } from './internal/lists.js';
 export {
-  RegistryClient,
   DEFAULT_REGISTRY_CLIENT_OPTIONS,
   MAX_MANIFEST_BYTES,
-  nextLink,
   type RegistryClientOptions,
   type RepositoryRef,
   type ImageRef,
@@ -21,7 +21,7 @@ export {
   type PushBlobOptions,
   type PushBlobResult,
   type BlobContent,
-} from './client.js';
+} from './types.js';
 export type { BlobSink } from './internal/blob-reader.js';
 export { repositoryScope, normalizeScopes, DEFAULT_TOKEN_LIFETIME_S } from './auth.js';
 export { parseWwwAuthenticate, challengeScopes, type AuthChallenge } from './www-authenticate.js';
