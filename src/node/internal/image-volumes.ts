@@ -52,7 +52,12 @@ export function podImageVolumes(object: unknown): ImageVolumeSpec[] {
 
 /** The state of a volume not synced yet. */
 export function initialVolumeStates(object: unknown): ImageVolumeState[] {
-  return podImageVolumes(object).map((v) => ({
+  return podImageVolumes(object).map(waitingState);
+}
+
+/** A volume waiting for its first sync: nothing pulled, no reason yet. */
+function waitingState(v: ImageVolumeSpec): ImageVolumeState {
+  return {
     name: v.name,
     reference: v.reference,
     pullPolicy: v.pullPolicy,
@@ -61,7 +66,7 @@ export function initialVolumeStates(object: unknown): ImageVolumeState[] {
     message: '',
     imageRef: '',
     digest: '',
-  }));
+  };
 }
 
 /** What the volumes need from the agent. */
@@ -101,16 +106,7 @@ export class ImageVolumes {
   ): Promise<ImageVolumeState[]> {
     const out: ImageVolumeState[] = [];
     for (const v of podImageVolumes(object)) {
-      const state: ImageVolumeState = {
-        name: v.name,
-        reference: v.reference,
-        pullPolicy: v.pullPolicy,
-        state: 'Waiting',
-        reason: '',
-        message: '',
-        imageRef: '',
-        digest: '',
-      };
+      const state = waitingState(v);
       out.push(state);
       // The container name is left empty: the manager's events then name the pod, not a container.
       const r = await manager.ensureImageExists({
