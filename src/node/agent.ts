@@ -347,21 +347,26 @@ function podPipeline(
       volumes,
     }),
   });
-  const reconciler = new StaticPodReconciler({
-    toPod: (m) => toAgentPod(m, core.nodeName, services.secrets.objects),
-    start: (pod) => {
+  // What both pod sources (manifest files, API server) do when a pod starts, goes away or is forgotten;
+  // they differ only in where the pod's Secrets are kept.
+  const lifecycle = (forgetSecrets: (pod: AgentPod) => void) => ({
+    start: (pod: AgentPod): void => {
       status.podStarted(pod, Date.now());
       workers.start(pod);
     },
-    drop: async (pod, why) => {
+    drop: async (pod: AgentPod, why: string): Promise<void> => {
       workers.stop(pod.key, new Error('pod removed or changed'));
       status.podStopped(pod);
       volumes.remove(pod.uid);
-      services.secrets.forgetPod(pod.uid);
+      forgetSecrets(pod);
       await runtime.manager.clearBackoff({ podUID: pod.uid }).catch(() => []);
       log({ level: 'info', msg: `pod ${why}`, pod: pod.key, uid: pod.uid });
     },
-    forget: (key) => state.remove(key),
+    forget: (key: string) => state.remove(key),
+  });
+  const reconciler = new StaticPodReconciler({
+    toPod: (m) => toAgentPod(m, core.nodeName, services.secrets.objects),
+    ...lifecycle((pod) => services.secrets.forgetPod(pod.uid)),
     added: (pod) => log({ level: 'info', msg: 'pod added', pod: pod.key, file: pod.file }),
   });
   const watcher = new ManifestWatcher({
@@ -375,19 +380,7 @@ function podPipeline(
   if (cluster === undefined) return { watcher, reconciler, workers };
   const apiReconciler = new StaticPodReconciler({
     toPod: (m, previous) => apiAgentPod(m, previous, services.secrets.objects),
-    start: (pod) => {
-      status.podStarted(pod, Date.now());
-      workers.start(pod);
-    },
-    drop: async (pod, why) => {
-      workers.stop(pod.key, new Error('pod removed or changed'));
-      status.podStopped(pod);
-      volumes.remove(pod.uid);
-      cluster.podSecrets.forgetPod(pod.uid, pod.object);
-      await runtime.manager.clearBackoff({ podUID: pod.uid }).catch(() => []);
-      log({ level: 'info', msg: `pod ${why}`, pod: pod.key, uid: pod.uid });
-    },
-    forget: (key) => state.remove(key),
+    ...lifecycle((pod) => cluster.podSecrets.forgetPod(pod.uid, pod.object)),
     added: (pod) => log({ level: 'info', msg: 'pod added', pod: pod.key, source: API_SERVER_ORIGIN }),
   });
   const source = new ClusterPodSource({
