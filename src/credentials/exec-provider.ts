@@ -48,6 +48,7 @@ import {
   type CredentialProviderSpec,
 } from './provider-config.js';
 import { Secret } from './secret.js';
+import type { ServiceAccountTokenRequest } from './token-source.js';
 
 /** kubelet's fixed plugin timeout. */
 export const DEFAULT_PLUGIN_TIMEOUT_MS = 60_000;
@@ -180,14 +181,7 @@ export interface ExecProviderOptions {
   /** Token mode: looks up the pod's ServiceAccount (uid, annotations). */
   getServiceAccount?: (namespace: string, name: string) => Promise<ServiceAccountInfo>;
   /** Token mode: issues a token for the ServiceAccount, bound to the pod, for `audience`. */
-  getServiceAccountToken?: (request: {
-    namespace: string;
-    name: string;
-    uid: string;
-    audience: string;
-    podName: string;
-    podUid: string;
-  }) => Promise<string>;
+  getServiceAccountToken?: (request: ServiceAccountTokenRequest) => Promise<string>;
 }
 
 /** One provider's answer for an image. */
