@@ -21,7 +21,7 @@ import {
 import { KimgError, quote } from '../../errors/index.js';
 import type { CliContext } from '../context.js';
 import { addResolverOptions, cliResolver, type ResolverCliOptions } from './pin.js';
-import type { RegisterCommand } from './index.js';
+import type { RegisterCommand } from './register.js';
 import { escapeTerminal } from '../../gotext/index.js';
 
 interface ServeOptions extends ResolverCliOptions {

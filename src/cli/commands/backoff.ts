@@ -15,7 +15,7 @@ import type { CliContext } from '../context.js';
 import { parseOutputFormat, toJson, toTable, toYaml } from '../output.js';
 import { addStoreOptions, type StoreCliOptions } from '../store-options.js';
 import { humanDuration } from './ensure.js';
-import type { RegisterCommand } from './index.js';
+import type { RegisterCommand } from './register.js';
 
 interface BackoffLsOptions extends StoreCliOptions {
   output: string;

@@ -11,7 +11,7 @@ import { KimgError } from '../../errors/index.js';
 import { parseReference } from '../../reference/index.js';
 import type { CliContext } from '../context.js';
 import { addRegistryOptions, registrySession, type RegistryCliOptions } from '../registry-options.js';
-import type { RegisterCommand } from './index.js';
+import type { RegisterCommand } from './register.js';
 
 interface BlobGetOptions extends RegistryCliOptions {
   size?: string;

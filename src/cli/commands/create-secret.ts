@@ -6,7 +6,7 @@
 import { Option } from 'commander';
 import { buildDockerRegistrySecret, formatDockerRegistrySecret } from '../../credentials/index.js';
 import { KimgError } from '../../errors/index.js';
-import type { RegisterCommand } from './index.js';
+import type { RegisterCommand } from './register.js';
 
 interface CreateSecretOptions {
   dockerServer?: string;

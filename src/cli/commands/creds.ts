@@ -23,7 +23,7 @@ import {
 import { KimgError, quote } from '../../errors/index.js';
 import type { CliContext } from '../context.js';
 import { parseOutputFormat, toJson, toTable, toYaml } from '../output.js';
-import type { RegisterCommand } from './index.js';
+import type { RegisterCommand } from './register.js';
 import { collect } from '../collect.js';
 import { escapeTerminal } from '../../gotext/index.js';
 

@@ -17,7 +17,7 @@ import { EXIT_STATUS_BY_CODE } from '../exit-codes.js';
 import { parseOutputFormat, toJson, toTable, toYaml, type OutputFormat } from '../output.js';
 import { parseCredsFlag } from '../registry-options.js';
 import { DEFAULT_CRI_LISTEN } from './serve.js';
-import type { RegisterCommand } from './index.js';
+import type { RegisterCommand } from './register.js';
 
 interface CriGlobalOptions {
   endpoint?: string;

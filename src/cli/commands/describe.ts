@@ -14,7 +14,7 @@ import type { CliContext } from '../context.js';
 import { describeImageVolumes } from './describe-volumes.js';
 import { humanDuration } from './ensure.js';
 import { agentServer } from './get.js';
-import type { RegisterCommand } from './index.js';
+import type { RegisterCommand } from './register.js';
 import { escapeTerminal } from '../../gotext/index.js';
 
 /** kubectl's events table with aggregated ages. */

@@ -49,7 +49,7 @@ import { addRegistryOptions, registryClientOptions, type RegistryCliOptions } fr
 import { addStoreOptions, type StoreCliOptions } from '../store-options.js';
 import { addContainerdOption, containerdBackend, type ContainerdCliOptions } from '../containerd-options.js';
 
-import type { RegisterCommand } from './index.js';
+import type { RegisterCommand } from './register.js';
 import { escapeTerminal } from '../../gotext/index.js';
 
 interface EnsureCliOptions extends PodCliOptions, RegistryCliOptions, StoreCliOptions, ContainerdCliOptions {

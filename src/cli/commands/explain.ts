@@ -40,7 +40,7 @@ import { addStoreOptions } from '../store-options.js';
 import { addContainerdOption, containerdBackend, type ContainerdCliOptions } from '../containerd-options.js';
 import { parseKubeTarget } from '../../kube/index.js';
 import { runClusterExplain, type ClusterExplainCliOptions } from './explain-cluster.js';
-import type { RegisterCommand } from './index.js';
+import type { RegisterCommand } from './register.js';
 import { escapeTerminal } from '../../gotext/index.js';
 
 export type { ImageExplanation, PolicyOrigin } from '../../manager/index.js';

@@ -13,7 +13,7 @@ import { DEFAULT_AGENT_SERVER, fetchAgentPods, podReady, podStatus } from '../..
 import type { CliContext } from '../context.js';
 import { parseOutputFormat, toJson, toTable, toYaml } from '../output.js';
 import { humanDuration } from './ensure.js';
-import type { RegisterCommand } from './index.js';
+import type { RegisterCommand } from './register.js';
 
 interface GetCliOptions {
   server?: string;

@@ -1,5 +1,3 @@
-import type { Command } from 'commander';
-import type { CliContext } from '../context.js';
 import { registerRef } from './ref.js';
 import { registerImages } from './images.js';
 import { registerInspect } from './inspect.js';
@@ -29,8 +27,9 @@ import { registerDescribe } from './describe.js';
 import { registerPrepull } from './prepull.js';
 import { registerUnpack } from './unpack.js';
 
-/** A command module registers its subcommand(s) on the root program. */
-export type RegisterCommand = (program: Command, ctx: CliContext) => void;
+import type { RegisterCommand } from './register.js';
+
+export type { RegisterCommand } from './register.js';
 
 /** Every command of the CLI, in `--help` order. Add one line per command module. */
 export const COMMANDS: RegisterCommand[] = [

@@ -13,7 +13,7 @@ import type { FetchedManifest } from '../../registry/index.js';
 import type { CliContext } from '../context.js';
 import { parseOutputFormat, toJson, toYaml } from '../output.js';
 import { addRegistryOptions, registrySession, type RegistryCliOptions } from '../registry-options.js';
-import type { RegisterCommand } from './index.js';
+import type { RegisterCommand } from './register.js';
 
 interface ManifestOptions extends RegistryCliOptions {
   platform?: string;

@@ -31,7 +31,7 @@ import {
 import type { CliContext } from '../context.js';
 import { toTable } from '../output.js';
 import { loadCliNodeConfig } from '../pod-options.js';
-import type { RegisterCommand } from './index.js';
+import type { RegisterCommand } from './register.js';
 import { collect } from '../collect.js';
 
 interface NodeCliOptions extends ContainerdCliOptions {

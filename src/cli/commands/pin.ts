@@ -35,7 +35,7 @@ import {
   registryClientOptions,
   type RegistryCliOptions,
 } from '../registry-options.js';
-import type { RegisterCommand } from './index.js';
+import type { RegisterCommand } from './register.js';
 import { collect } from '../collect.js';
 import { escapeTerminal } from '../../gotext/index.js';
 

@@ -11,7 +11,7 @@ import { KimgError } from '../../errors/index.js';
 import { applyPodDefaults } from '../../manager/index.js';
 import type { CliContext } from '../context.js';
 import { parseOutputFormat, toJson, toYaml } from '../output.js';
-import type { RegisterCommand } from './index.js';
+import type { RegisterCommand } from './register.js';
 import { collect } from '../collect.js';
 
 interface PodDefaultsOptions {

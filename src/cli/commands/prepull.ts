@@ -18,7 +18,7 @@ import type { CliContext } from '../context.js';
 import { EXIT_STATUS_BY_CODE, ExitStatus } from '../exit-codes.js';
 import { parseOutputFormat, toJson, toTable, toYaml } from '../output.js';
 import { loadCliNodeConfig } from '../pod-options.js';
-import type { RegisterCommand } from './index.js';
+import type { RegisterCommand } from './register.js';
 import { collect } from '../collect.js';
 import { escapeTerminal } from '../../gotext/index.js';
 

@@ -17,7 +17,7 @@ import { addRegistryOptions, registrySession, type RegistryCliOptions } from '..
 import { addStoreOptions, withStore, type StoreCliOptions } from '../store-options.js';
 import { addContainerdOption, withContainerd, type ContainerdCliOptions } from '../containerd-options.js';
 import { pullIntoContainerd } from '../../containerd/index.js';
-import type { RegisterCommand } from './index.js';
+import type { RegisterCommand } from './register.js';
 import { escapeTerminal } from '../../gotext/index.js';
 
 interface PullCliOptions extends RegistryCliOptions, StoreCliOptions, ContainerdCliOptions {

@@ -18,7 +18,7 @@ import { tryParseReference, type ParseOptions } from '../../reference/index.js';
 import type { CliContext } from '../context.js';
 import { EXIT_STATUS_BY_CODE } from '../exit-codes.js';
 import { parseOutputFormat, toJson, toTable, toYaml } from '../output.js';
-import type { RegisterCommand } from './index.js';
+import type { RegisterCommand } from './register.js';
 import { escapeTerminal } from '../../gotext/index.js';
 
 /** The most `-` reads from stdin: far above any real list of references, below trouble. */

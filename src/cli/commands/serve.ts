@@ -34,7 +34,7 @@ import { addStoreOptions, type StoreCliOptions } from '../store-options.js';
 import { addContainerdOption, containerdBackend, type ContainerdCliOptions } from '../containerd-options.js';
 
 import { kimgVersion } from '../version.js';
-import type { RegisterCommand } from './index.js';
+import type { RegisterCommand } from './register.js';
 import { escapeTerminal } from '../../gotext/index.js';
 
 /** Where `kimg serve` listens without `--listen` or a configured `listen.cri`. */

@@ -9,7 +9,7 @@ import { parseReference } from '../../reference/index.js';
 import type { CliContext } from '../context.js';
 import { parseOutputFormat, toJson, toYaml } from '../output.js';
 import { addRegistryOptions, registrySession, type RegistryCliOptions } from '../registry-options.js';
-import type { RegisterCommand } from './index.js';
+import type { RegisterCommand } from './register.js';
 
 interface TagsOptions extends RegistryCliOptions {
   output: string;

@@ -12,7 +12,7 @@ import type { CliContext } from '../context.js';
 import { parseOutputFormat, toJson, toYaml } from '../output.js';
 import { parseProgressMode } from '../progress.js';
 import { addStoreOptions, withStore, type StoreCliOptions } from '../store-options.js';
-import type { RegisterCommand } from './index.js';
+import type { RegisterCommand } from './register.js';
 
 interface UnpackCliOptions extends StoreCliOptions {
   rootless?: boolean;
