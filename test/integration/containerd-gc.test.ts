@@ -258,17 +258,24 @@ describe('SIGKILL of a kimg pull into containerd', () => {
 
   test('the store stays consistent, the ingest stays, and the next pull resumes from it', async () => {
     const first = startPull('killed');
-    // Kill once a layer is partly written: some bytes of it arrived, not all.
-    await waitFor(
-      'the pull to be midway through a layer',
-      async () =>
-        (await readLines(first.progress)).some(
-          (l) => l.type === 'bytes' && (l.completed ?? 0) >= 4 * MiB && (l.completed ?? 0) < (l.total ?? 0),
-        )
-          ? true
-          : undefined,
-      { timeoutMs: 60_000, intervalMs: 2 },
-    );
+    // Kill once containerd holds part of a layer: its ingest has some bytes, not all. (kimg's own byte
+    // progress runs up to one Write message ahead of what containerd has taken in, so it is not the signal.)
+    const layerRefs = new Set(big.manifests[0]!.layers.map((l) => `layer-${l.digest}`));
+    const watcher = new ContainerdClient({ address: ctrd.socket });
+    try {
+      await waitFor(
+        'containerd to hold part of a layer',
+        async () =>
+          (await watcher.contentListStatuses()).some(
+            (s) => layerRefs.has(s.ref) && s.offset > 0 && s.offset < s.total,
+          )
+            ? true
+            : undefined,
+        { timeoutMs: 60_000, intervalMs: 2 },
+      );
+    } finally {
+      watcher.close();
+    }
     await first.kill();
     assert.ok(
       !(await readLines(first.progress)).some((l) => l.type === 'committed'),
