@@ -949,12 +949,15 @@ async function waitUntil(cond: () => boolean, timeoutMs = 5000): Promise<void> {
 describe('H1Pool: backpressure', () => {
   test('a sink returning false stops the socket until resumeSink(); the pause is not a stall', async (t) => {
     const data = randomBytes(16 * MiB);
+    // Built before the request: under load, building 16 MiB while the client waits for headers
+    // could outlast the short stall window this test needs for the body.
+    const wire = lengthResponse(data);
     let serverSock: Socket | undefined;
     const srv = await server(t, (sock) => {
       serverSock = sock;
-      sock.write(lengthResponse(data));
+      sock.write(wire);
     });
-    const res = await pool(t).get(req(srv.url(), { stallMs: 100 }));
+    const res = await pool(t).get(req(srv.url(), { stallMs: 250 }));
     const chunks: Buffer[] = [];
     // pause on the third call made by a socket read (not on bytes buffered before setSink)
     let attached = false;
@@ -975,7 +978,7 @@ describe('H1Pool: backpressure', () => {
     });
     attached = true;
     await within(paused.promise, 3000, 'third sink call from the socket');
-    await sleep(400); // four stall windows
+    await sleep(1000); // four stall windows
     assert.equal(chunks.length, pausedAt, 'the sink was called while it was full');
     assert.ok(
       (serverSock?.writableLength ?? 0) > 0,
@@ -1278,8 +1281,8 @@ describe('H1Pool: failures', () => {
     const srv = await server(t, (sock) =>
       sock.write(Buffer.concat([head('200 OK', ['Content-Length: 10']), data])),
     );
-    const res = await pool(t).get(req(srv.url(), { stallMs: 100 }));
-    await sleep(400);
+    const res = await pool(t).get(req(srv.url(), { stallMs: 250 }));
+    await sleep(1000); // four stall windows
     assert.equal(res.body.destroyed, false);
     assert.equal(res.body.readableLength, 5);
     res.body.destroy();
