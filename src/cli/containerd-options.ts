@@ -6,7 +6,7 @@
  * keeps its namespace and snapshotter.
  */
 import type { Command } from 'commander';
-import type { KimgSettings } from '../config/index.js';
+import { loadNodeConfig, type KimgSettings } from '../config/index.js';
 import { ContainerdClient, ContainerdImageService } from '../containerd/index.js';
 import type { RegistryClient } from '../registry/index.js';
 import type { ImageServiceBackend } from '../runtime/index.js';
@@ -24,11 +24,36 @@ export function addContainerdOption(cmd: Command): Command {
   );
 }
 
+/** Options of a command that takes `--containerd` and `--config` only for the file's `kimg.containerd`. */
+export interface ContainerdConfigCliOptions extends ContainerdCliOptions {
+  config?: string;
+}
+
+/**
+ * Adds `--containerd` and `--config` to a store command that reads no other setting, so the
+ * configuration's `kimg.containerd` selects containerd there too (also as `kimg --config F images`).
+ */
+export function addContainerdConfigOptions(cmd: Command): Command {
+  return addContainerdOption(cmd).option(
+    '--config <file>',
+    "KubeletConfiguration file: its kimg.containerd selects containerd's store (--containerd wins over its address)",
+  );
+}
+
+/** The containerd setting of `--containerd` and `--config`'s `kimg.containerd`; undefined = kimg's store. */
+export async function containerdSettingOf(
+  opts: ContainerdConfigCliOptions,
+): Promise<ReturnType<typeof containerdSetting>> {
+  const config =
+    opts.config !== undefined && opts.config !== '' ? await loadNodeConfig(opts.config) : undefined;
+  return containerdSetting(opts.containerd, config?.kimg);
+}
+
 /** The containerd setting in effect: the flag, else the configuration's; undefined = kimg's store. */
 export function containerdSetting(
   flag: string | undefined,
   settings?: Pick<KimgSettings, 'containerd'>,
-): { address: string; namespace?: string; snapshotter?: string } | undefined {
+): { address: string; namespace?: string; snapshotter?: string; directWrite?: boolean } | undefined {
   const fromFile = settings?.containerd;
   if (flag !== undefined && flag !== '') return { ...fromFile, address: flag };
   return fromFile;
@@ -47,6 +72,7 @@ export function containerdBackend(
     address: s.address,
     ...(s.namespace !== undefined ? { namespace: s.namespace } : {}),
     ...(s.snapshotter !== undefined ? { snapshotter: s.snapshotter } : {}),
+    ...(s.directWrite !== undefined ? { directWrite: s.directWrite } : {}),
     ...(extra.platform !== undefined ? { platform: extra.platform } : {}),
     ...(extra.concurrency !== undefined ? { concurrency: extra.concurrency } : {}),
   };
@@ -54,7 +80,7 @@ export function containerdBackend(
 
 /** Opens a client (and the image service over it) for the setting, runs `fn`, closes the client. */
 export async function withContainerd<T>(
-  setting: { address: string; namespace?: string; snapshotter?: string },
+  setting: { address: string; namespace?: string; snapshotter?: string; directWrite?: boolean },
   registry: RegistryClient | undefined,
   fn: (service: ContainerdImageService, client: ContainerdClient) => Promise<T>,
   extra: {
@@ -73,6 +99,7 @@ export async function withContainerd<T>(
       // Listing and removing never reach a registry.
       registry,
       snapshotter: setting.snapshotter,
+      directWrite: setting.directWrite,
       platform: extra.platform,
       concurrency: extra.concurrency,
       defaultRegistry: extra.defaultRegistry,

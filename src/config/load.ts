@@ -24,6 +24,7 @@
  *     address: /run/containerd/containerd.sock
  *     namespace: k8s.io
  *     snapshotter: overlayfs
+ *     directWrite: true         # blob bytes into containerd's content directory when writable
  * ```
  *
  * Where the kubelet's file must stay untouched, the same settings go in a sibling file
@@ -83,9 +84,11 @@ export interface KimgSettings {
   /**
    * containerd as the image store (`--containerd`): its socket (`/run/containerd/containerd.sock` or a
    * `unix://` URL), the namespace (default `k8s.io`) and the snapshotter to unpack into (default
-   * `overlayfs`). Unset: kimg's own store.
+   * `overlayfs`). `directWrite: false` sends every blob byte through containerd's content Write
+   * protocol even when kimg can write containerd's content directory (default true). Unset: kimg's
+   * own store.
    */
-  containerd?: { address: string; namespace?: string; snapshotter?: string };
+  containerd?: { address: string; namespace?: string; snapshotter?: string; directWrite?: boolean };
 }
 
 /** kimg's defaults for `KimgSettings`. */
@@ -239,17 +242,22 @@ function decodeKimgSettings(
   const containerd = obj['containerd'];
   if (containerd !== undefined && containerd !== null) {
     if (!isMapping(containerd)) {
-      ctx.problems.push(`${prefix}containerd: must be a mapping with address, namespace and snapshotter`);
+      ctx.problems.push(
+        `${prefix}containerd: must be a mapping with address, namespace, snapshotter and directWrite`,
+      );
     } else {
       for (const key of Object.keys(containerd)) {
-        if (!['address', 'namespace', 'snapshotter'].includes(key))
+        if (!['address', 'namespace', 'snapshotter', 'directWrite'].includes(key))
           ctx.problems.push(
-            `${prefix}containerd.${key}: unknown field; containerd has address, namespace, snapshotter`,
+            `${prefix}containerd.${key}: unknown field; containerd has address, namespace, snapshotter, directWrite`,
           );
       }
       const address = readString(ctx, `${prefix}containerd.address`, containerd['address']);
       const namespace = readString(ctx, `${prefix}containerd.namespace`, containerd['namespace']);
       const snapshotter = readString(ctx, `${prefix}containerd.snapshotter`, containerd['snapshotter']);
+      const directWrite = containerd['directWrite'];
+      if (directWrite !== undefined && typeof directWrite !== 'boolean')
+        ctx.problems.push(`${prefix}containerd.directWrite: must be true or false`);
       if (address === undefined || address === '') {
         ctx.problems.push(
           `${prefix}containerd.address: required (containerd's socket, e.g. /run/containerd/containerd.sock)`,
@@ -265,6 +273,7 @@ function decodeKimgSettings(
           address: addr,
           ...(namespace !== undefined && namespace !== '' ? { namespace } : {}),
           ...(snapshotter !== undefined && snapshotter !== '' ? { snapshotter } : {}),
+          ...(typeof directWrite === 'boolean' ? { directWrite } : {}),
         };
       }
     }

@@ -20,6 +20,7 @@ import { KimgError, isKimgError } from '../errors/index.js';
 import {
   loadContainerdPackage,
   type ContainersClient,
+  type IntrospectionClient,
   type ContentClient,
   type DiffClient,
   type ImagesClient,
@@ -333,6 +334,7 @@ export class ContainerdClient {
   private readonly diff: DiffClient;
   private readonly namespaces: NamespacesClient;
   private readonly containers: ContainersClient;
+  private readonly introspection: IntrospectionClient;
 
   constructor(options: ContainerdClientOptions = {}) {
     this.address = options.address ?? DEFAULT_CONTAINERD_OPTIONS.address;
@@ -359,6 +361,7 @@ export class ContainerdClient {
     this.diff = new pkg.Diff(target, creds, opts);
     this.namespaces = new pkg.Namespaces(target, creds, opts);
     this.containers = new pkg.Containers(target, creds, opts);
+    this.introspection = new pkg.Introspection(target, creds, opts);
   }
 
   /** Closes the channel; calls in flight fail. */
@@ -371,6 +374,7 @@ export class ContainerdClient {
       this.diff,
       this.namespaces,
       this.containers,
+      this.introspection,
     ])
       c.close();
     this.channel.close();
@@ -769,6 +773,26 @@ export class ContainerdClient {
   async containerList(filters: string[] = [], o?: ContainerdCallOptions): Promise<ContainerdContainer[]> {
     const r = await this.unary(this.containers, this.containers.List, 'Containers.List', { filters }, o);
     return r.containers.map(fromWireContainer);
+  }
+
+  // --- introspection ------------------------------------------------------------------------------
+
+  /**
+   * What containerd's plugins export (`ctr plugins ls -d`), e.g. the content store's `root`; `filters`
+   * in containerd's filter syntax (`type==io.containerd.content.v1`).
+   */
+  async plugins(
+    filters: string[] = [],
+    o?: ContainerdCallOptions,
+  ): Promise<{ type: string; id: string; exports: Record<string, string> }[]> {
+    const r = await this.unary(
+      this.introspection,
+      this.introspection.Plugins,
+      'Introspection.Plugins',
+      { filters },
+      o,
+    );
+    return r.plugins.map((p) => ({ type: p.type, id: p.id, exports: { ...p.exports } }));
   }
 }
 

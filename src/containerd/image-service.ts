@@ -57,6 +57,8 @@ export interface ContainerdImageServiceOptions {
   concurrency?: number | undefined;
   /** Unpack during the pull (default true). */
   unpack?: boolean | undefined;
+  /** See `ContainerdPullOptions.directWrite` (default true). */
+  directWrite?: boolean | undefined;
   /** Progress of every pull. Must not throw. */
   onProgress?: ((spec: ImageSpec, event: ImagePullEvent) => void) | undefined;
   /** After each successful pull. Must not throw. */
@@ -237,6 +239,7 @@ export class ContainerdImageService implements ImageService {
       defaultRegistry: this.options.defaultRegistry,
       concurrency: this.options.concurrency,
       unpack: this.options.unpack,
+      directWrite: this.options.directWrite,
       snapshotter: this.snapshotter,
       signal: options?.signal,
       onProgress: onProgress === undefined ? undefined : (e) => onProgress(spec, e),

@@ -60,6 +60,14 @@ export { criImageNames, putImageRecords } from './images.js';
 export { ContainerdImageService, type ContainerdImageServiceOptions } from './image-service.js';
 export { ContainerdPullTarget, type ContainerdPullTargetOptions } from './pull-target.js';
 export {
+  DirectContent,
+  openDirectContent,
+  DIRECT_STAGING_DIR,
+  DIRECT_INGEST_MAX_AGE_MS,
+  type DirectContentState,
+  type DirectContentOptions,
+} from './direct-content.js';
+export {
   LABEL_CRI_IMAGE,
   LABEL_CRI_PINNED,
   LABEL_DISTRIBUTION_SOURCE,

@@ -21,6 +21,7 @@
  *   labels on the manifest and the index), then creates the CRI records.
  */
 import { randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
 import { KimgError, isKimgError } from '../errors/index.js';
 import { MediaType, type ImageConfig, type ImageIndex, type ImageManifest } from '../oci/index.js';
 import { parseReference } from '../reference/index.js';
@@ -38,6 +39,7 @@ import type {
 } from '../store/index.js';
 import { containerdStatus, type ContainerdClient } from './client.js';
 import { openContentWriter, writeContent, type ContentWriter } from './content-writer.js';
+import { collectedBeforeRecorded, type DirectContent } from './direct-content.js';
 import { criImageNames, putImageRecords } from './images.js';
 import {
   LABEL_CRI_IMAGE,
@@ -48,6 +50,19 @@ import {
   leaseExpiryLabels,
 } from './labels.js';
 import { LayerUnpacker } from './unpack.js';
+
+/** Sends a file's bytes from `w.offset` through a content writer, waiting whenever it is full. */
+async function copyFileInto(path: string, w: ContentWriter): Promise<void> {
+  const fh = await fsp.open(path, 'r');
+  try {
+    for await (const chunk of fh.createReadStream({ start: w.offset, highWaterMark: 1024 * 1024 })) {
+      if (!w.write(chunk as Buffer))
+        await new Promise<void>((res, rej) => w.onDrain((e) => (e ? rej(e) : res())));
+    }
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+}
 
 /** Options of {@link ContainerdPullTarget}. */
 export interface ContainerdPullTargetOptions {
@@ -63,6 +78,11 @@ export interface ContainerdPullTargetOptions {
   image?: string | undefined;
   /** Cancels the unpack (the pipeline's own calls carry their signal). */
   signal?: AbortSignal | undefined;
+  /**
+   * Write blob bytes into containerd's content directory and record them without their bytes
+   * (src/containerd `direct-content.ts`); undefined = every byte through the content Write protocol.
+   */
+  direct?: DirectContent | undefined;
 }
 
 /** Leases of kimg's pulls are named `kimg-pull-<ms>-<random>`. */
@@ -108,6 +128,9 @@ export class ContainerdPullTarget implements PullTarget {
   private call(): { lease?: string } {
     return this.leaseId !== undefined ? { lease: this.leaseId } : {};
   }
+
+  /** Blobs this pull wrote into containerd's content directory itself (the rest went through Write). */
+  blobsWrittenDirect = 0;
 
   /** Layers Diff.Apply wrote during this pull (the others were unpacked already). */
   get layersUnpacked(): number {
@@ -208,6 +231,13 @@ export class ContainerdPullTarget implements PullTarget {
       throw new KimgError('INVALID_ARGUMENT', `a write into containerd needs the size of ${digest}`, {
         input: digest,
       });
+    const direct = this.o.direct;
+    if (direct?.usable === true) {
+      // containerd's own partial ingest (an interrupted write through the protocol) is resumed as it is.
+      const partial = await this.o.client.contentStatus(`layer-${digest}`, this.call());
+      if (partial === undefined || partial.offset === 0)
+        return this.directWriter(direct, digest, size, options.holder);
+    }
     let w: ContentWriter | undefined;
     try {
       w = await openContentWriter(this.o.client, {
@@ -251,6 +281,58 @@ export class ContainerdPullTarget implements PullTarget {
       },
       close: () => writer.close(),
     };
+  }
+
+  /**
+   * A blob written by kimg into containerd's content directory, recorded once verified and in place
+   * (see src/containerd `direct-content.ts`). A blob containerd already holds anywhere is `existing`.
+   */
+  private async directWriter(
+    direct: DirectContent,
+    digest: string,
+    size: number,
+    holder: string | undefined,
+  ): Promise<PullWriter> {
+    const ref = `layer-${digest}`;
+    const local = await direct.writer({ ref, digest, size, ...(holder !== undefined ? { holder } : {}) });
+    return {
+      existing: local.existing,
+      offset: local.offset,
+      sink: () => local.sink(),
+      commit: async () => {
+        const r = await local.commit();
+        if (!r.alreadyExisted) this.blobsWrittenDirect++;
+        await this.recordDirect(direct, digest, size);
+        this.committed(digest).resolve();
+      },
+      close: () => local.close(),
+    };
+  }
+
+  /**
+   * Records a blob kimg placed in containerd's content directory: STAT answers the full size when
+   * containerd sees it (or AlreadyExists when this namespace has it), then COMMIT under the lease.
+   * When containerd does not see it, direct writes stop and these bytes go through the protocol.
+   */
+  private async recordDirect(direct: DirectContent, digest: string, size: number): Promise<void> {
+    const { client } = this.o;
+    const ref = `layer-${digest}`;
+    const w = await openContentWriter(client, { ref, digest, size, ...this.call() });
+    if (w === undefined) return;
+    if (w.resumedFrom === size) return w.commit();
+    const path = direct.blobPath(digest);
+    try {
+      const present = await fsp.stat(path).catch(() => undefined);
+      if (present === undefined) throw collectedBeforeRecorded(digest);
+      direct.disable(
+        `containerd does not see the blobs kimg writes into ${direct.root} (another mount namespace, or content_sharing_policy "isolated")`,
+      );
+      await copyFileInto(path, w);
+      await w.commit();
+    } catch (e) {
+      await w.close();
+      throw e;
+    }
   }
 
   private async writeBlob(data: Uint8Array, expected?: ExpectedBlob): Promise<unknown> {

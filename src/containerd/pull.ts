@@ -12,7 +12,9 @@
  * 2. Config, then layers (`max_concurrent_downloads` = 3): a blob in this namespace or in another one
  *    (containerd shares it when the write opens) is not downloaded; otherwise the registry's bytes
  *    stream into containerd's content Write (ingest ref `layer-<digest>`, resumed from containerd's
- *    offset after a crash, committed with the expected digest and size).
+ *    offset after a crash, committed with the expected digest and size) — or, when containerd's content
+ *    directory is reachable from here, into that directory by kimg, recorded through the same protocol
+ *    without the bytes (src/containerd/direct-content.ts).
  * 3. While later layers download, committed layers are unpacked in order into the snapshotter
  *    (src/containerd/unpack.ts), skipping what is already unpacked.
  * 4. Manifest and index; once the unpack is done, the labels (distribution source, child GC labels,
@@ -27,6 +29,7 @@ import type { Platform } from '../platform/index.js';
 import { parseReference } from '../reference/index.js';
 import type { RegistryClient } from '../registry/index.js';
 import type { ContainerdClient, ContainerdDescriptor } from './client.js';
+import { openDirectContent, usableDirect } from './direct-content.js';
 import { criImageNames } from './images.js';
 import { ContainerdPullTarget } from './pull-target.js';
 
@@ -56,6 +59,12 @@ export interface ContainerdPullOptions {
   snapshotter?: string | undefined;
   /** Mark the records pinned (`io.cri-containerd.pinned=pinned`, the sandbox image). */
   pinned?: boolean | undefined;
+  /**
+   * Write blob bytes into containerd's content directory when it is reachable from here, and record
+   * them through the content Write protocol without their bytes (default true; src/containerd
+   * `direct-content.ts`). false = every byte through the protocol.
+   */
+  directWrite?: boolean | undefined;
   signal?: AbortSignal | undefined;
   onProgress?: ((event: ImagePullEvent) => void) | undefined;
   progressIntervalMs?: number | undefined;
@@ -69,6 +78,11 @@ export interface ContainerdPullStats {
   bytesDownloaded: number;
   /** Layers written into the snapshotter by this pull. */
   layersUnpacked: number;
+  /**
+   * Blobs kimg wrote into containerd's content directory itself and recorded without their bytes
+   * (the others' bytes went through containerd's content Write protocol).
+   */
+  blobsWrittenDirect: number;
   seconds: number;
 }
 
@@ -112,7 +126,10 @@ export async function pullIntoContainerd(
   image: string,
   options: ContainerdPullOptions,
 ): Promise<ContainerdPullResult> {
+  const direct =
+    options.directWrite === false ? undefined : usableDirect(await openDirectContent(options.client));
   const target = new ContainerdPullTarget({
+    direct,
     client: options.client,
     snapshotter:
       options.unpack === false
@@ -143,6 +160,6 @@ export async function pullIntoContainerd(
     size: record.size,
     layers: record.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
     unpacked: target.unpacked,
-    stats: { ...stats, layersUnpacked: target.layersUnpacked },
+    stats: { ...stats, layersUnpacked: target.layersUnpacked, blobsWrittenDirect: target.blobsWrittenDirect },
   };
 }

@@ -73,6 +73,11 @@ export type ImageServiceBackend =
       platform?: string;
       /** Blobs downloaded at once per pull; default 3. */
       concurrency?: number;
+      /**
+       * false: every blob byte through containerd's content Write protocol, even when kimg can write
+       * containerd's content directory (default true; src/containerd `direct-content.ts`).
+       */
+      directWrite?: boolean;
     };
 
 /** The kind names of {@link ImageServiceBackend}. */

@@ -60,6 +60,11 @@ export interface ContainerdOptions {
    * so stop() removes what they leave.
    */
   podCgroups?: boolean;
+  /**
+   * The metadata store's `content_sharing_policy` (default containerd's `shared`): with `isolated` a
+   * namespace sees only blobs written into it, even when the content directory holds them.
+   */
+  contentSharingPolicy?: 'shared' | 'isolated';
 }
 
 export interface CtrOptions {
@@ -320,6 +325,7 @@ function configToml(o: {
   sandboxImage: string;
   runcRoot: string;
   podCgroups: boolean;
+  contentSharingPolicy: 'shared' | 'isolated';
 }): string {
   const lines = [
     'version = 2',
@@ -339,6 +345,8 @@ function configToml(o: {
     '[plugins]',
     '  [plugins."io.containerd.internal.v1.opt"]',
     `    path = ${tomlString(join(o.baseDir, 'opt'))}`,
+    '  [plugins."io.containerd.metadata.v1.bolt"]',
+    `    content_sharing_policy = ${tomlString(o.contentSharingPolicy)}`,
   ];
   if (o.cri) {
     lines.push(
@@ -429,6 +437,7 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Sta
         sandboxImage,
         runcRoot,
         podCgroups: opts.podCgroups === true,
+        contentSharingPolicy: opts.contentSharingPolicy ?? 'shared',
       }),
     );
     const addPlainHttpRegistry = async (host: string, endpoint = host): Promise<void> => {

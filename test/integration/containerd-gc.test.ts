@@ -8,13 +8,16 @@
  *   (`ctr` 1.6 has no `content gc` command; `images rm --sync` and `leases rm --sync` run the same
  *   collection synchronously, containerd `metadata/gc.go`.)
  * - SIGKILL of a `kimg pull --containerd` process midway leaves the content store consistent (every blob
- *   `ctr content ls` lists hashes to its digest; the interrupted ingest is listed as active), and the
- *   next pull resumes from containerd's partial ingest (`blobsResumed > 0`, fewer bytes fetched).
+ *   `ctr content ls` lists hashes to its digest; no record names the half-pulled image), and the next
+ *   pull resumes the interrupted write (`blobsResumed > 0`, fewer bytes fetched): containerd's partial
+ *   ingest (`ctr content active`) when the bytes go through the content Write protocol
+ *   (`directWrite: false`), kimg's partial write in containerd's content directory otherwise.
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
@@ -178,11 +181,51 @@ describe('containerd GC keeps every blob of an image kimg created', () => {
   });
 });
 
+/**
+ * A TCP relay to 127.0.0.1:`port` that sends at most `bytesPerSecond` towards the client: a slow link
+ * in front of the real registry.
+ */
+async function slowLink(
+  port: number,
+  bytesPerSecond: number,
+): Promise<{ host: string; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = connect(port, '127.0.0.1');
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream);
+    upstream.on('data', (chunk: Buffer) => {
+      client.write(chunk);
+      upstream.pause();
+      setTimeout(() => upstream.resume(), (chunk.length / bytesPerSecond) * 1000);
+    });
+    upstream.on('end', () => client.end());
+  });
+  await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+  return {
+    host: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () =>
+      new Promise<void>((res) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => res());
+      }),
+  };
+}
+
 describe('SIGKILL of a kimg pull into containerd', () => {
   let work = '';
   let reg: StartedRegistry;
   let ctrd: StartedContainerd;
   let big: GeneratedImage;
+  /** `--config` of the protocol-only runs: `kimg.containerd.directWrite: false`. */
+  let protocolOnly = '';
 
   before(async () => {
     work = await makeTempDir('ctrd-kill-');
@@ -193,7 +236,6 @@ describe('SIGKILL of a kimg pull into containerd', () => {
     });
     reg = await started;
     await skopeoPush(big, reg, 'big:1');
-    ctrd = await startContainerd({ plainHttpRegistries: [reg.host] });
   });
 
   after(async () => {
@@ -210,7 +252,11 @@ describe('SIGKILL of a kimg pull into containerd', () => {
   }
 
   /** `kimg pull --containerd` of big:1 as a child process: progress JSON lines on stderr, result on stdout. */
-  function startPull(name: string): {
+  function startPull(
+    name: string,
+    mode: 'protocol' | 'direct',
+    host: string = reg.host,
+  ): {
     out: string;
     progress: string;
     done: () => Promise<unknown>;
@@ -220,18 +266,19 @@ describe('SIGKILL of a kimg pull into containerd', () => {
     const progress = join(work, `${name}.err`);
     const args = [
       CLI,
+      ...(mode === 'protocol' ? ['--config', protocolOnly] : []),
       'pull',
       '--containerd',
       ctrd.socket,
       '--plain-http',
-      reg.host,
+      host,
       '--root',
       join(work, 'kimg-root'),
       '--progress',
       'json',
       '-o',
       'json',
-      `${reg.host}/big:1`,
+      `${host}/big:1`,
     ];
     const child = spawnTracked(`kimg pull ${name}`, process.execPath, args, {
       stdoutFile: out,
@@ -256,8 +303,100 @@ describe('SIGKILL of a kimg pull into containerd', () => {
       }
     });
 
-  test('the store stays consistent, the ingest stays, and the next pull resumes from it', async () => {
-    const first = startPull('killed');
+  /** Before a test: a fresh containerd, and the protocol-only configuration naming it. */
+  async function freshContainerd(): Promise<void> {
+    await ctrd?.stop();
+    ctrd = await startContainerd({ plainHttpRegistries: [reg.host] });
+    protocolOnly = join(work, 'protocol-only.yaml');
+    await writeFile(
+      protocolOnly,
+      `apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nkimg:\n  containerd:\n    address: ${ctrd.socket}\n    directWrite: false\n`,
+    );
+  }
+
+  /** The resumed pull completes the image, and a GC after dropping the killed pull's lease keeps it. */
+  async function resumeAndCheck(mode: 'protocol' | 'direct'): Promise<void> {
+    const second = startPull(`resumed-${mode}`, mode);
+    await second.done();
+    const result = JSON.parse(await readFile(second.out, 'utf8')) as {
+      digest: string;
+      stats: { blobsResumed: number; bytesDownloaded: number; blobsWrittenDirect: number };
+    };
+    assert.equal(result.digest, big.digest);
+    assert.ok(result.stats.blobsResumed > 0, `no blob resumed: ${JSON.stringify(result.stats)}`);
+    assert.ok(result.stats.bytesDownloaded < big.blobBytes, JSON.stringify(result.stats));
+    if (mode === 'protocol') assert.equal(result.stats.blobsWrittenDirect, 0);
+    else assert.ok(result.stats.blobsWrittenDirect > 0, JSON.stringify(result.stats));
+    const digests = await verifyContentStore(ctrd);
+    const m = big.manifests[0]!;
+    for (const d of [m.digest, m.config.digest, ...m.layers.map((l) => l.digest)]) {
+      assert.ok(digests.includes(d), `${d} missing after the resumed pull`);
+    }
+
+    // The killed process's lease (24 h expiry) may still hold partial content; dropping it with a
+    // synchronous collection leaves the now complete image whole.
+    const leases = (await ctrd.ctr(['leases', 'ls', '-q'], { namespace: NS })).stdout
+      .split('\n')
+      .filter((l) => l.startsWith('kimg'));
+    if (leases.length > 0) await ctrd.ctr(['leases', 'rm', '--sync', ...leases], { namespace: NS });
+    const after = await verifyContentStore(ctrd);
+    for (const d of [m.digest, m.config.digest, ...m.layers.map((l) => l.digest)]) {
+      assert.ok(after.includes(d), `GC removed ${d} of the image kimg completed`);
+    }
+  }
+
+  /** kimg's partial writes in containerd's content directory: [data bytes, total] per ingest. */
+  async function directIngests(): Promise<{ bytes: number; total: number }[]> {
+    const dir = join(ctrd.root, 'io.containerd.content.v1.content', 'blobs', 'kimg-ingest');
+    const out: { bytes: number; total: number }[] = [];
+    for (const name of await readdir(dir).catch(() => [])) {
+      const bytes = (await stat(join(dir, name, 'data')).catch(() => undefined))?.size;
+      const total = Number(await readFile(join(dir, name, 'total'), 'utf8').catch(() => 'NaN'));
+      if (bytes !== undefined) out.push({ bytes, total });
+    }
+    return out;
+  }
+
+  test('direct writes: the store stays consistent, kimg keeps its partial write, the next pull resumes it', async () => {
+    await freshContainerd();
+    // Through a slow link: kimg's own writes are fast enough to finish between two polls otherwise.
+    const layerSizes = new Set(big.manifests[0]!.layers.map((l) => l.size));
+    const slow = await slowLink(Number(reg.host.split(':')[1]), 24 * MiB);
+    let first: ReturnType<typeof startPull>;
+    try {
+      first = startPull('killed-direct', 'direct', slow.host);
+      await waitFor(
+        "kimg's write in containerd's content directory to hold part of a layer",
+        async () =>
+          (await directIngests()).some((i) => layerSizes.has(i.total) && i.bytes > 0 && i.bytes < i.total)
+            ? true
+            : undefined,
+        { timeoutMs: 60_000, intervalMs: 2 },
+      );
+      await first.kill();
+    } finally {
+      await slow.close();
+    }
+    assert.ok(
+      !(await readLines(first.progress)).some((l) => l.type === 'committed'),
+      'the pull finished before the kill',
+    );
+    await verifyContentStore(ctrd);
+    assert.doesNotMatch((await ctrd.ctr(['images', 'ls', '-q'], { namespace: NS })).stdout, /big/);
+    const partial = await directIngests();
+    assert.ok(
+      partial.some((i) => i.bytes > 0 && i.bytes < i.total),
+      `no partial write kept after the kill: ${JSON.stringify(partial)}`,
+    );
+    // containerd never saw those bytes: its own ingest list stays empty.
+    assert.doesNotMatch((await ctrd.ctr(['content', 'active'], { namespace: NS })).stdout, /layer-sha256/);
+    await resumeAndCheck('direct');
+    assert.deepEqual(await directIngests(), [], 'partial writes left after the image completed');
+  });
+
+  test('protocol writes: the store stays consistent, the ingest stays, and the next pull resumes from it', async () => {
+    await freshContainerd();
+    const first = startPull('killed', 'protocol');
     // Kill once containerd holds part of a layer: its ingest has some bytes, not all. (kimg's own byte
     // progress runs up to one Write message ahead of what containerd has taken in, so it is not the signal.)
     const layerRefs = new Set(big.manifests[0]!.layers.map((l) => `layer-${l.digest}`));
@@ -301,31 +440,6 @@ describe('SIGKILL of a kimg pull into containerd', () => {
     );
     const active = (await ctrd.ctr(['content', 'active'], { namespace: NS })).stdout;
     assert.match(active, /layer-sha256:[0-9a-f]{64}/);
-
-    const second = startPull('resumed');
-    await second.done();
-    const result = JSON.parse(await readFile(second.out, 'utf8')) as {
-      digest: string;
-      stats: { blobsResumed: number; bytesDownloaded: number };
-    };
-    assert.equal(result.digest, big.digest);
-    assert.ok(result.stats.blobsResumed > 0, `no blob resumed: ${JSON.stringify(result.stats)}`);
-    assert.ok(result.stats.bytesDownloaded < big.blobBytes, JSON.stringify(result.stats));
-    const digests = await verifyContentStore(ctrd);
-    const m = big.manifests[0]!;
-    for (const d of [m.digest, m.config.digest, ...m.layers.map((l) => l.digest)]) {
-      assert.ok(digests.includes(d), `${d} missing after the resumed pull`);
-    }
-
-    // The killed process's lease (24 h expiry) may still hold partial content; dropping it with a
-    // synchronous collection leaves the now complete image whole.
-    const leases = (await ctrd.ctr(['leases', 'ls', '-q'], { namespace: NS })).stdout
-      .split('\n')
-      .filter((l) => l.startsWith('kimg'));
-    if (leases.length > 0) await ctrd.ctr(['leases', 'rm', '--sync', ...leases], { namespace: NS });
-    const after = await verifyContentStore(ctrd);
-    for (const d of [m.digest, m.config.digest, ...m.layers.map((l) => l.digest)]) {
-      assert.ok(after.includes(d), `GC removed ${d} of the image kimg completed`);
-    }
+    await resumeAndCheck('protocol');
   });
 });

@@ -280,12 +280,13 @@ describe('containerd image store: kimg pulls, containerd stores', () => {
     }
   });
 
-  test('a pull cancelled mid-layer leaves containerd an ingest; the next pull resumes it', async () => {
+  test('content Write protocol: a pull cancelled mid-layer leaves containerd an ingest; the next pull resumes it', async () => {
     const image = `${regs.plain.host}/big:1`;
     const layer = big.manifests[0]!.layers[1]!;
     const ac = new AbortController();
     await assert.rejects(
       pull(image, {
+        directWrite: false,
         signal: ac.signal,
         progressIntervalMs: 0,
         onProgress: (e) => {
@@ -302,8 +303,9 @@ describe('containerd image store: kimg pulls, containerd stores', () => {
     await client.leaseCreate('gc-now', {});
     await client.leaseDelete('gc-now', { sync: true });
     assert.ok((await client.contentListStatuses()).some((s) => s.ref === `layer-${layer.digest}`));
-    const r: ContainerdPullResult = await pull(image);
+    const r: ContainerdPullResult = await pull(image, { directWrite: false });
     assert.equal(r.stats.blobsResumed, 1);
+    assert.equal(r.stats.blobsWrittenDirect, 0);
     assert.deepEqual(
       (await client.leaseList()).filter((l) => l.id.startsWith('kimg-')),
       [],

@@ -10,7 +10,12 @@ import { humanSize, splitNameTag, truncateId, type ImageRecord } from '../../sto
 import type { CliContext } from '../context.js';
 import { parseOutputFormat, toJson, toTable, toYaml } from '../output.js';
 import { addStoreOptions, withStore, type StoreCliOptions } from '../store-options.js';
-import { addContainerdOption, withContainerd, type ContainerdCliOptions } from '../containerd-options.js';
+import {
+  addContainerdConfigOptions,
+  containerdSettingOf,
+  withContainerd,
+  type ContainerdConfigCliOptions,
+} from '../containerd-options.js';
 
 /** The table rows `kimg images` prints for records (exported for tests and the CRI face). */
 export function imageRows(
@@ -38,18 +43,19 @@ export function imageRows(
 }
 
 export function registerImages(program: Command, ctx: CliContext): void {
-  addContainerdOption(
+  addContainerdConfigOptions(
     addStoreOptions(
       program
         .command('images')
         .description('list images in the local store (like crictl images)')
         .option('-o, --output <format>', 'output format: table, wide, json or yaml', 'table'),
     ),
-  ).action(async (opts: StoreCliOptions & ContainerdCliOptions & { output: string }) => {
+  ).action(async (opts: StoreCliOptions & ContainerdConfigCliOptions & { output: string }) => {
     const format = parseOutputFormat(opts.output, ['table', 'wide', 'json', 'yaml']);
-    if (opts.containerd !== undefined) {
+    const ctrd = await containerdSettingOf(opts);
+    if (ctrd !== undefined) {
       // containerd's images as its CRI plugin lists them (crictl images over containerd).
-      const images = await withContainerd({ address: opts.containerd }, undefined, (svc) => svc.listImages());
+      const images = await withContainerd(ctrd, undefined, (svc) => svc.listImages());
       if (format === 'json') ctx.stdout.write(toJson({ images }));
       else if (format === 'yaml') ctx.stdout.write(toYaml({ images }));
       else {

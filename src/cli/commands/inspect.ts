@@ -8,11 +8,16 @@ import { lookupImage } from '../../store/index.js';
 import type { CliContext } from '../context.js';
 import { parseOutputFormat, toJson, toYaml } from '../output.js';
 import { addStoreOptions, withStore, type StoreCliOptions } from '../store-options.js';
-import { addContainerdOption, withContainerd, type ContainerdCliOptions } from '../containerd-options.js';
+import {
+  addContainerdConfigOptions,
+  containerdSettingOf,
+  withContainerd,
+  type ContainerdConfigCliOptions,
+} from '../containerd-options.js';
 import { KimgError } from '../../errors/index.js';
 
 export function registerInspect(program: Command, ctx: CliContext): void {
-  addContainerdOption(
+  addContainerdConfigOptions(
     addStoreOptions(
       program
         .command('inspect')
@@ -24,12 +29,13 @@ export function registerInspect(program: Command, ctx: CliContext): void {
   ).action(
     async (
       image: string,
-      opts: StoreCliOptions & ContainerdCliOptions & { output: string; runtimeHandler: string },
+      opts: StoreCliOptions & ContainerdConfigCliOptions & { output: string; runtimeHandler: string },
     ) => {
       const format = parseOutputFormat(opts.output, ['json', 'yaml']);
-      if (opts.containerd !== undefined) {
+      const ctrd = await containerdSettingOf(opts);
+      if (ctrd !== undefined) {
         // containerd's view: the CRI image, its records and its config.
-        const out = await withContainerd({ address: opts.containerd }, undefined, async (svc, client) => {
+        const out = await withContainerd(ctrd, undefined, async (svc, client) => {
           const status = await svc.imageStatus({ image });
           if (status === undefined)
             throw new KimgError('IMAGE_NOT_PRESENT', `no such image ${JSON.stringify(image)} in containerd`, {

@@ -15,12 +15,17 @@ import { parseOutputFormat, toJson, toTable, toYaml } from '../output.js';
 import { createProgressRenderer, parseProgressMode } from '../progress.js';
 import { addRegistryOptions, registrySession, type RegistryCliOptions } from '../registry-options.js';
 import { addStoreOptions, withStore, type StoreCliOptions } from '../store-options.js';
-import { addContainerdOption, withContainerd, type ContainerdCliOptions } from '../containerd-options.js';
+import {
+  addContainerdConfigOptions,
+  containerdSettingOf,
+  withContainerd,
+  type ContainerdConfigCliOptions,
+} from '../containerd-options.js';
 import { pullIntoContainerd } from '../../containerd/index.js';
 import type { RegisterCommand } from './register.js';
 import { escapeTerminal } from '../../gotext/index.js';
 
-interface PullCliOptions extends RegistryCliOptions, StoreCliOptions, ContainerdCliOptions {
+interface PullCliOptions extends RegistryCliOptions, StoreCliOptions, ContainerdConfigCliOptions {
   platform?: string;
   output: string;
   progress: string;
@@ -63,7 +68,7 @@ export const registerPull: RegisterCommand = (program: Command, ctx: CliContext)
       'auto',
     );
   addStoreOptions(cmd);
-  addContainerdOption(cmd);
+  addContainerdConfigOptions(cmd);
   addRegistryOptions(cmd).action(async (images: string[], options: PullCliOptions) => {
     await run(images, options, ctx);
   });
@@ -119,8 +124,10 @@ async function run(images: string[], options: PullCliOptions, ctx: CliContext): 
         ),
       );
     // --containerd: kimg fetches, containerd stores and unpacks (src/containerd).
-    const pullIntoCtrd = (address: string): Promise<PromiseSettledResult<PullRow>[]> =>
-      withContainerd({ address }, session.client, (svc) =>
+    const pullIntoCtrd = (
+      setting: Parameters<typeof withContainerd>[0],
+    ): Promise<PromiseSettledResult<PullRow>[]> =>
+      withContainerd(setting, session.client, (svc) =>
         Promise.allSettled(
           images.map((image) =>
             session.withCredentials(image, async (auth) => {
@@ -132,6 +139,7 @@ async function run(images: string[], options: PullCliOptions, ctx: CliContext): 
                 defaultRegistry: options.defaultRegistry,
                 concurrency,
                 snapshotter: svc.snapshotter,
+                directWrite: setting.directWrite,
                 signal: controller.signal,
                 onProgress: (e) => progress.event(image, e),
               });
@@ -148,8 +156,8 @@ async function run(images: string[], options: PullCliOptions, ctx: CliContext): 
           ),
         ),
       );
-    const settled =
-      options.containerd !== undefined ? await pullIntoCtrd(options.containerd) : await pullLocal();
+    const ctrd = await containerdSettingOf(options);
+    const settled = ctrd !== undefined ? await pullIntoCtrd(ctrd) : await pullLocal();
     const results = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
     const failures = settled.flatMap((s) => (s.status === 'rejected' ? [toKimgError(s.reason)] : []));
     if (results.length === 0 && failures[0]) throw failures[0];

@@ -9,10 +9,15 @@ import { lookupImages } from '../../store/index.js';
 import type { CliContext } from '../context.js';
 import { EXIT_STATUS_BY_CODE } from '../exit-codes.js';
 import { addStoreOptions, withStore, type StoreCliOptions } from '../store-options.js';
-import { addContainerdOption, withContainerd, type ContainerdCliOptions } from '../containerd-options.js';
+import {
+  addContainerdConfigOptions,
+  containerdSettingOf,
+  withContainerd,
+  type ContainerdConfigCliOptions,
+} from '../containerd-options.js';
 
 export function registerRmi(program: Command, ctx: CliContext): void {
-  addContainerdOption(
+  addContainerdConfigOptions(
     addStoreOptions(
       program
         .command('rmi')
@@ -21,10 +26,14 @@ export function registerRmi(program: Command, ctx: CliContext): void {
         .option('--runtime-handler <name>', 'runtime handler the images are stored for', ''),
     ),
   ).action(
-    async (images: string[], opts: StoreCliOptions & ContainerdCliOptions & { runtimeHandler: string }) => {
-      if (opts.containerd !== undefined) {
+    async (
+      images: string[],
+      opts: StoreCliOptions & ContainerdConfigCliOptions & { runtimeHandler: string },
+    ) => {
+      const ctrd = await containerdSettingOf(opts);
+      if (ctrd !== undefined) {
         // As containerd's CRI RemoveImage: every name of the image; containerd collects its content.
-        await withContainerd({ address: opts.containerd }, undefined, async (svc, client) => {
+        await withContainerd(ctrd, undefined, async (svc, client) => {
           for (const input of images) {
             const found = await svc.imageStatus({ image: input });
             if (found === undefined) {

@@ -26,6 +26,7 @@ export const CONTAINERD_PROTO_FILES = [
   'services/diff/v1/diff.proto',
   'services/namespaces/v1/namespace.proto',
   'services/containers/v1/containers.proto',
+  'services/introspection/v1/introspection.proto',
 ] as const;
 
 export const CONTAINERD_PROTO_LOADER_OPTIONS: protoLoader.Options = {
@@ -206,6 +207,16 @@ export interface NamespacesClient extends grpc.Client {
   List: Unary<{ filter: string }, { namespaces: WireNamespace[] }>;
   Create: Unary<{ namespace: WireNamespace }, { namespace: WireNamespace | null }>;
 }
+export interface WirePlugin {
+  type: string;
+  id: string;
+  requires: string[];
+  exports: Record<string, string>;
+  capabilities: string[];
+}
+export interface IntrospectionClient extends grpc.Client {
+  Plugins: Unary<{ filters: string[] }, { plugins: WirePlugin[] }>;
+}
 export interface ContainersClient extends grpc.Client {
   Get: Unary<{ id: string }, { container: WireContainer | null }>;
   List: Unary<{ filters: string[] }, { containers: WireContainer[] }>;
@@ -222,6 +233,7 @@ export interface ContainerdPackage {
   Diff: Ctor<DiffClient>;
   Namespaces: Ctor<NamespacesClient>;
   Containers: Ctor<ContainersClient>;
+  Introspection: Ctor<IntrospectionClient>;
 }
 
 /**
@@ -274,7 +286,8 @@ export function loadContainerdPackage(): ContainerdPackage {
         Svc<'snapshots', { Snapshots: Ctor<SnapshotsClient> }> &
         Svc<'diff', { Diff: Ctor<DiffClient> }> &
         Svc<'namespaces', { Namespaces: Ctor<NamespacesClient> }> &
-        Svc<'containers', { Containers: Ctor<ContainersClient> }>;
+        Svc<'containers', { Containers: Ctor<ContainersClient> }> &
+        Svc<'introspection', { Introspection: Ctor<IntrospectionClient> }>;
     };
   };
   const s = root.containerd.services;
@@ -286,6 +299,7 @@ export function loadContainerdPackage(): ContainerdPackage {
     Diff: s.diff.v1.Diff,
     Namespaces: s.namespaces.v1.Namespaces,
     Containers: s.containers.v1.Containers,
+    Introspection: s.introspection.v1.Introspection,
   };
   return cached;
 }

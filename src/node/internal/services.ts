@@ -42,6 +42,7 @@ function containerdBackendOf(s: AgentServiceSettings): ImageServiceBackend | und
     address,
     ...(file?.namespace !== undefined ? { namespace: file.namespace } : {}),
     ...(file?.snapshotter !== undefined ? { snapshotter: file.snapshotter } : {}),
+    ...(file?.directWrite !== undefined ? { directWrite: file.directWrite } : {}),
     ...(s.platform !== undefined ? { platform: s.platform } : {}),
   };
 }

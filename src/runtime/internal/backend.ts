@@ -79,6 +79,7 @@ export function openImageBackend(backend: ImageServiceBackend, ctx: LocalService
         snapshotter: backend.snapshotter,
         platform: backend.platform,
         concurrency: backend.concurrency,
+        directWrite: backend.directWrite,
         ...(ctx.defaultRegistry !== 'docker.io' ? { defaultRegistry: ctx.defaultRegistry } : {}),
         ...(onProgress !== undefined ? { onProgress } : {}),
         criImageFsInfo: (o) => cri.imageFsInfo(o),
