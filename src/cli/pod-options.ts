@@ -65,7 +65,7 @@ export function addPodOptions(cmd: Command, options: { fileRequired: boolean }):
     .option('--always-pull-images', 'apply the AlwaysPullImages admission plugin (every container: Always)')
     .option(
       '--service-account-token-dir <dir>',
-      'projected service-account tokens for credential provider plugins with tokenAttributes: <dir>/<namespace>/<serviceaccount>/token',
+      "projected service-account tokens for credential provider plugins with tokenAttributes: <dir>/<namespace>/<serviceaccount>/token (default: the --config's serviceAccountTokenDir)",
     );
   return cmd;
 }

@@ -17,6 +17,7 @@
  *   hostsDir: /etc/containerd/certs.d
  *   imageCredentialProviderConfig: /etc/kubernetes/credential-providers.yaml
  *   imageCredentialProviderBinDir: /usr/libexec/kubernetes/kubelet-plugins/credential-provider/exec
+ *   serviceAccountTokenDir: /var/run/kimg/sa-tokens
  *   listen:
  *     cri: unix:///run/kimg/kimg.sock
  *     metrics: 127.0.0.1:10259
@@ -68,6 +69,12 @@ export interface KimgSettings {
   /** The kubelet's `--image-credential-provider-bin-dir`. */
   imageCredentialProviderBinDir?: string;
   /**
+   * Standalone nodes: projected service-account tokens for credential providers with
+   * `tokenAttributes`, one file per ServiceAccount at `<dir>/<namespace>/<serviceaccount>/token`
+   * (`ProjectedTokenFileSource`). Unset: such providers are skipped and say why.
+   */
+  serviceAccountTokenDir?: string;
+  /**
    * Images image GC never removes, besides those marked pinned in the store: typically the
    * sandbox image, like containerd's `pinned_images.sandbox`. Each must parse as an image reference.
    */
@@ -106,6 +113,7 @@ export const KIMG_SETTINGS_FIELDS: readonly string[] = Object.freeze([
   'hostsDir',
   'imageCredentialProviderConfig',
   'imageCredentialProviderBinDir',
+  'serviceAccountTokenDir',
   'pinnedImages',
   'prepull',
   'listen',
@@ -192,7 +200,12 @@ function decodeKimgSettings(
       ctx.problems.push(`${prefix}defaultRegistry: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
-  for (const k of ['hostsDir', 'imageCredentialProviderConfig', 'imageCredentialProviderBinDir'] as const) {
+  for (const k of [
+    'hostsDir',
+    'imageCredentialProviderConfig',
+    'imageCredentialProviderBinDir',
+    'serviceAccountTokenDir',
+  ] as const) {
     const v = resolvePath(str(k), baseDir);
     if (v !== undefined) out[k] = v;
   }

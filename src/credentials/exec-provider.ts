@@ -192,6 +192,8 @@ export interface ProvideResult {
   cached: boolean;
   /** Set when the provider did not apply or was skipped: why (no secret in it). */
   skipped?: string;
+  /** Set for a provider in service-account token mode (`tokenAttributes`): its audience. */
+  serviceAccountToken?: { audience: string };
 }
 
 /** A decoded `CredentialProviderResponse`. */
@@ -384,44 +386,44 @@ export class ExecCredentialProvider {
     let annotations: Record<string, string> | undefined;
     let saKey = '';
     const ta = this.spec.tokenAttributes;
-    if (ta !== undefined && ta.serviceAccountTokenAudience !== '') {
+    const tokenMode =
+      ta !== undefined && ta.serviceAccountTokenAudience !== ''
+        ? { audience: ta.serviceAccountTokenAudience }
+        : undefined;
+    const mode = tokenMode !== undefined ? { serviceAccountToken: tokenMode } : {};
+    if (ta !== undefined && tokenMode !== undefined) {
+      const skip = (why: string): ProvideResult => ({
+        entries: [],
+        source,
+        cached: false,
+        skipped: why,
+        serviceAccountToken: tokenMode,
+      });
       const saName = pod?.serviceAccountName ?? '';
-      if (saName === '' && ta.requireServiceAccount === true) {
-        return {
-          entries: [],
-          source,
-          cached: false,
-          skipped: 'the plugin requires a service account and the pod has none',
-        };
-      }
+      if (saName === '' && ta.requireServiceAccount === true)
+        return skip(
+          pod === undefined
+            ? 'the provider requires a ServiceAccount and the lookup is for no pod'
+            : 'the provider requires a ServiceAccount and the pod has none',
+        );
       if (saName !== '' && pod !== undefined) {
-        if (
-          this.options.getServiceAccount === undefined ||
-          this.options.getServiceAccountToken === undefined
-        ) {
-          return {
-            entries: [],
-            source,
-            cached: false,
-            skipped: 'service-account token mode needs a ServiceAccount and a token source',
-          };
-        }
+        const saRef = quote(`${pod.podNamespace}/${saName}`);
+        if (this.options.getServiceAccountToken === undefined)
+          return skip(
+            `no service-account token source is configured (projected token files or TokenRequest) to get a token for ServiceAccount ${saRef}`,
+          );
+        if (this.options.getServiceAccount === undefined)
+          return skip(`ServiceAccount ${saRef} cannot be looked up (no Kubernetes objects)`);
         let sa: ServiceAccountInfo;
         try {
           sa = await this.options.getServiceAccount(pod.podNamespace, saName);
         } catch {
-          return {
-            entries: [],
-            source,
-            cached: false,
-            skipped: `ServiceAccount ${quote(`${pod.podNamespace}/${saName}`)} is not available`,
-          };
+          return skip(`ServiceAccount ${saRef} is not available`);
         }
         annotations = {};
         for (const k of ta.requiredServiceAccountAnnotationKeys) {
           const v = sa.annotations[k];
-          if (v === undefined)
-            return { entries: [], source, cached: false, skipped: `required annotation ${k} not found` };
+          if (v === undefined) return skip(`required annotation ${k} not found on ServiceAccount ${saRef}`);
           annotations[k] = v;
         }
         for (const k of ta.optionalServiceAccountAnnotationKeys) {
@@ -437,13 +439,11 @@ export class ExecCredentialProvider {
             podName: pod.podName,
             podUid: pod.podUid,
           });
-        } catch {
-          return {
-            entries: [],
-            source,
-            cached: false,
-            skipped: 'the service account token could not be obtained',
-          };
+        } catch (e) {
+          // A TokenSource's errors never hold the token (its contract): the message says which file.
+          return skip(
+            `the service account token for ServiceAccount ${saRef} could not be obtained: ${e instanceof Error ? e.message : String(e)}`,
+          );
         }
         const tokenHash = token === '' ? '' : 'sha256:' + createHash('sha256').update(token).digest('hex');
         const sorted = Object.keys(annotations).sort();
@@ -459,7 +459,7 @@ export class ExecCredentialProvider {
     }
 
     const cached = this.cacheLookup(repository, saKey);
-    if (cached !== undefined) return { entries: cached, source, cached: true };
+    if (cached !== undefined) return { entries: cached, source, cached: true, ...mode };
 
     let flightKey = repository;
     if (saKey !== '') {
@@ -502,7 +502,7 @@ export class ExecCredentialProvider {
         expiresAt: this.clock.now() + nsToMs(duration),
       });
     }
-    return { entries: response.auth, source, cached: false };
+    return { entries: response.auth, source, cached: false, ...mode };
   }
 
   private cacheLookup(repository: string, saKey: string): DockerConfigEntry[] | undefined {

@@ -13,6 +13,10 @@
  *    when a registry is given, what the tag resolves to now compared with the present image;
  * 7. "next": what the kubelet will do, in plain words.
  *
+ * A static pod's container also carries the pod's kimg extensions (pull Secrets, a ServiceAccount:
+ * `staticPodExtensions`), the notes `kimg describe pod` prints; whether a pod is a static pod is the
+ * caller's `isStaticPod` decision, passed as `podExplainTargets`' `staticPod`.
+ *
  * Nothing is pulled or written. Source: kubernetes `pkg/apis/core/v1/defaults.go`,
  * `pkg/kubelet/images/image_manager.go`.
  */
@@ -27,6 +31,7 @@ import { defaultPullPolicy, isPullPolicy } from './defaulting.js';
 import { defaultPolicyWhy, nextStep } from './explain-text.js';
 import type { ImageInfo, ImageService } from './image-service.js';
 import { decidePull, type PullDecision } from './policy.js';
+import { staticPodExtensions } from './static-pods.js';
 import type { PullRecordsVerifier, VerificationExplanation } from './verification/index.js';
 
 /** Why a policy has the value it has. */
@@ -49,6 +54,8 @@ export interface ExplainTarget {
   /** The policy after defaulting (`undefined`: the spec has none even after defaulting). */
   policy: string | undefined;
   origin: PolicyOrigin;
+  /** A static pod's kimg extensions (`staticPodExtensions`); unset or empty for other pods. */
+  extensions?: string[];
 }
 
 /** One container's explanation. */
@@ -56,6 +63,11 @@ export interface ImageExplanation {
   pod?: { name: string; namespace: string; uid: string };
   container?: string;
   image: string;
+  /**
+   * What the container's static pod uses beyond what the kubelet allows (kimg extensions: pull Secrets,
+   * a ServiceAccount), as `kimg describe pod` says; absent for other pods and when there is none.
+   */
+  extensions?: string[];
   reference: {
     valid: boolean;
     error?: { code: string; message: string };
@@ -128,15 +140,24 @@ type Obj = Record<string, unknown>;
 
 /**
  * The targets of a pod: every init, regular and ephemeral container (or only `container`), the
- * policy taken from the defaulted pod and its origin from the pod as written.
+ * policy taken from the defaulted pod and its origin from the pod as written. `staticPod` (see
+ * `isStaticPod`): each target carries the pod's kimg extensions, resolved from `objectsOrigin`
+ * (default the agent's secrets directory).
  */
 export function podExplainTargets(
   pod: ExplainPod,
   defaulted: Obj,
   original: Obj | undefined,
-  options: { container?: string; alwaysPullImages?: boolean } = {},
+  options: {
+    container?: string;
+    alwaysPullImages?: boolean;
+    staticPod?: boolean;
+    /** Where the pod's Secrets and ServiceAccount come from, for the extension notes. */
+    objectsOrigin?: string;
+  } = {},
 ): ExplainTarget[] {
   const out: ExplainTarget[] = [];
+  const extensions = options.staticPod === true ? staticPodExtensions(defaulted, options.objectsOrigin) : [];
   for (const list of ['initContainers', 'containers', 'ephemeralContainers'] as const) {
     const containers = (((defaulted.spec ?? {}) as Obj)[list] ?? []) as Obj[];
     const written = (((original?.spec ?? {}) as Obj)[list] ?? []) as Obj[];
@@ -156,6 +177,7 @@ export function podExplainTargets(
         image: typeof c.image === 'string' ? c.image : '',
         policy: typeof c.imagePullPolicy === 'string' ? c.imagePullPolicy : undefined,
         origin,
+        ...(extensions.length > 0 ? { extensions: [...extensions] } : {}),
       });
     });
   }
@@ -329,6 +351,7 @@ export async function explainImage(t: ExplainTarget, deps: ExplainDeps): Promise
   };
   if (t.pod !== undefined) x.pod = { name: t.pod.name, namespace: t.pod.namespace, uid: t.pod.uid };
   if (t.container !== undefined) x.container = t.container;
+  if (t.extensions !== undefined && t.extensions.length > 0) x.extensions = [...t.extensions];
   let kubeletImage: string | undefined;
   try {
     kubeletImage = applyDefaultTag(t.image);

@@ -217,6 +217,12 @@ export {
 } from './gc/index.js';
 export { runtimeHandlerFor, type RuntimeClassSource } from './runtime-class.js';
 export {
+  isStaticPod,
+  staticPodExtensions,
+  STATIC_POD_OBJECTS_ORIGIN,
+  type StaticPodSource,
+} from './static-pods.js';
+export {
   explainImage,
   imageExplainTarget,
   podExplainTargets,

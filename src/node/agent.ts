@@ -112,6 +112,12 @@ export interface NodeAgentOptions {
   gcPeriodMs?: number;
   /** Image filesystem usage for GC (tests); default `statfs` of the store root. */
   usage?: FsUsageSource;
+  /**
+   * Standalone mode: projected service-account tokens for credential providers with
+   * `tokenAttributes`, `<dir>/<namespace>/<serviceaccount>/token`; default the configuration's
+   * `kimg.serviceAccountTokenDir`. Refused in cluster mode, whose tokens are the API server's.
+   */
+  serviceAccountTokenDir?: string;
   /** Read the node-wide docker config (kubelet search path). Default true. */
   nodeDockerConfig?: boolean;
   /** Environment (node docker config search, plugins). Default `process.env`. */
@@ -211,6 +217,7 @@ interface AgentCore {
 export async function startNodeAgent(options: NodeAgentOptions): Promise<NodeAgent> {
   const log = options.log ?? jsonLogger;
   const staticPodPath = staticPodPathOf(options);
+  checkTokenDir(options);
   const state = new PodStateStore();
   const core: AgentCore = {
     options,
@@ -243,6 +250,23 @@ export async function startNodeAgent(options: NodeAgentOptions): Promise<NodeAge
     await core.cleanups.run();
     throw e;
   }
+}
+
+/**
+ * Projected token files are the standalone node's token source. A cluster node's tokens are bound to
+ * pods by the API server (TokenRequest); a token directory there would hand every pod of a
+ * ServiceAccount whatever file the operator left, so it is refused rather than silently preferred.
+ * @throws KimgError `CONFIG_INVALID`.
+ */
+function checkTokenDir(options: NodeAgentOptions): void {
+  if (options.cluster === undefined) return;
+  const dir = options.serviceAccountTokenDir ?? options.config.kimg.serviceAccountTokenDir;
+  if (dir === undefined) return;
+  throw new KimgError(
+    'CONFIG_INVALID',
+    `a service-account token directory (${dir}) is for standalone nodes; in cluster mode the tokens of credential providers with tokenAttributes are the API server's: drop ${options.serviceAccountTokenDir !== undefined ? 'the token directory option' : 'kimg.serviceAccountTokenDir from the configuration'}`,
+    { file: options.config.files.join(', ') },
+  );
 }
 
 /** The manifest directory to watch, or `undefined` when static pods are off. @throws `CONFIG_INVALID`. */
@@ -292,6 +316,7 @@ function openServices(core: AgentCore): Promise<AgentServices> {
     ...(o.registry !== undefined ? { registry: o.registry } : {}),
     ...(o.platform !== undefined ? { platform: o.platform } : {}),
     ...(o.secretsDir !== undefined ? { secretsDir: o.secretsDir } : {}),
+    ...(o.serviceAccountTokenDir !== undefined ? { serviceAccountTokenDir: o.serviceAccountTokenDir } : {}),
     ...(o.nodeDockerConfig !== undefined ? { nodeDockerConfig: o.nodeDockerConfig } : {}),
     ...(o.usage !== undefined ? { usage: o.usage } : {}),
   };

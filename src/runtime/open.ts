@@ -3,7 +3,12 @@
  * closes what it opened in reverse order (also when a later step fails).
  */
 import type { NodeConfig } from '../config/index.js';
-import { PodCredentials, type PodCredentialsOptions } from '../credentials/index.js';
+import {
+  PodCredentials,
+  ProjectedTokenFileSource,
+  type PodCredentialsOptions,
+  type TokenSource,
+} from '../credentials/index.js';
 import { toKimgError } from '../errors/index.js';
 import {
   DEFAULT_PINNED_IMAGES,
@@ -27,7 +32,12 @@ import { PullProgressHub, type ImagePullEvent } from '../pull/index.js';
 import { RegistryClient } from '../registry/index.js';
 import { openStore, type Store } from '../store/index.js';
 import { backendUsage, localService, openImageBackend, type OpenedBackend } from './internal/backend.js';
-import type { ImageServiceBackend, NodeRuntime, NodeRuntimeOverrides } from './types.js';
+import type {
+  ImageServiceBackend,
+  NodeRuntime,
+  NodeRuntimeOverrides,
+  RuntimeCredentialOptions,
+} from './types.js';
 
 type Cleanup = () => Promise<void> | void;
 
@@ -44,11 +54,24 @@ async function runCleanups(cleanups: Cleanup[]): Promise<unknown> {
   return first;
 }
 
+/**
+ * The service-account token source of the plugins' token mode: the caller's (a command-line flag, the
+ * TokenRequest API), else the configuration's `serviceAccountTokenDir` (projected token files), else
+ * none. `tokenSource: null` opts out of the configuration's.
+ */
+function tokenSourceOf(config: NodeConfig, c: RuntimeCredentialOptions): TokenSource | undefined {
+  if (c.tokenSource === null) return undefined;
+  if (c.tokenSource !== undefined) return c.tokenSource;
+  const dir = config.kimg.serviceAccountTokenDir;
+  return dir !== undefined ? new ProjectedTokenFileSource(dir) : undefined;
+}
+
 function credentialOptions(config: NodeConfig, o: NodeRuntimeOverrides): PodCredentialsOptions {
   const env = o.env ?? process.env;
   if (o.credentials === false) return { env, nodeDockerConfig: false };
   const c = o.credentials ?? {};
   const { imageCredentialProviderConfig: configPath, imageCredentialProviderBinDir: binDir } = config.kimg;
+  const tokenSource = tokenSourceOf(config, c);
   return {
     env,
     ...(c.nodeDockerConfig !== undefined ? { nodeDockerConfig: c.nodeDockerConfig } : {}),
@@ -61,7 +84,7 @@ function credentialOptions(config: NodeConfig, o: NodeRuntimeOverrides): PodCred
             configPath,
             binDir,
             ...(c.spawnPlugin !== undefined ? { spawn: c.spawnPlugin } : {}),
-            ...(c.tokenSource !== undefined ? { tokenSource: c.tokenSource } : {}),
+            ...(tokenSource !== undefined ? { tokenSource } : {}),
           },
         }
       : {}),

@@ -97,9 +97,11 @@ export interface RuntimeCredentialOptions {
   spawnPlugin?: SpawnPlugin;
   /**
    * Service-account tokens for plugins with `tokenAttributes` (KEP-4412): projected token files
-   * (`ProjectedTokenFileSource`) or, in cluster mode, the TokenRequest API. None: such plugins are skipped.
+   * (`ProjectedTokenFileSource`) or, in cluster mode, the TokenRequest API. Default: the configuration's
+   * `kimg.serviceAccountTokenDir` (projected token files); `null`: none even when the configuration
+   * names one. None: such plugins are skipped and say why.
    */
-  tokenSource?: TokenSource;
+  tokenSource?: TokenSource | null;
   /** A source gave nothing for a pod's lookup (missing Secret, plugin failure, invalid node file). */
   onProblem?: (problem: CredentialProblem, pod: PodCredentialContext) => void;
 }

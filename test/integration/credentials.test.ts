@@ -3,6 +3,9 @@
  * from the Basic and the token registry (anonymous pulls refused there); the same pod without them
  * fails with UNAUTHORIZED naming the host; an exec credential plugin's credential pulls, is cached
  * (one plugin run for two images of one registry), and is asked again after its cacheDuration.
+ * A static pod of `kimg node` whose image matches a provider with `tokenAttributes` is pulled with the
+ * credential that provider gave for the projected token it received (`--service-account-token-dir` or
+ * the configuration's `kimg.serviceAccountTokenDir`; refused in cluster mode).
  * A canary password placed in the Secret and the plugin response never shows in any output.
  */
 import assert from 'node:assert/strict';
@@ -22,6 +25,7 @@ import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
 const CLI = new URL('../../src/cli/main.js', import.meta.url).pathname;
 const CANARY = 'Canary-Pw-7d41e9';
+const SA_TOKEN = 'projected-sa-token-Canary-91c2';
 
 describe('credentials against real registries', () => {
   let dir: string;
@@ -281,5 +285,172 @@ describe('credentials against real registries', () => {
       await registry.close();
       await store.close();
     }
+  });
+
+  describe('kimg node: a static pod pulled through a service-account token provider', () => {
+    let work = '';
+    let saLog = '';
+    let saConfig = '';
+    before(async () => {
+      work = join(dir, 'sa-node');
+      const bin = join(work, 'bin');
+      await mkdir(bin, { recursive: true });
+      await mkdir(join(work, 'tokens', 'apps', 'builder'), { recursive: true });
+      await writeFile(join(work, 'tokens', 'apps', 'builder', 'token'), `${SA_TOKEN}\n`);
+      saLog = join(work, 'sa-plugin.log');
+      // Answers the Basic registry's credential only for the projected token: any other request
+      // (no token) fails, so a pull that works proves the token reached the plugin.
+      const response = JSON.stringify({
+        kind: 'CredentialProviderResponse',
+        apiVersion: 'credentialprovider.kubelet.k8s.io/v1',
+        cacheKeyType: 'Registry',
+        auth: { [basic.host]: { username: basic.username, password: CANARY } },
+      });
+      await writeFile(
+        join(bin, 'sa-plugin'),
+        [
+          '#!/bin/sh',
+          'req=$(cat)',
+          `printf '%s\\n' "$req" >> '${saLog}'`,
+          'case "$req" in',
+          `  *'"serviceAccountToken":"${SA_TOKEN}"'*) printf '%s' '${response}' ;;`,
+          '  *) echo "no token" >&2; exit 1 ;;',
+          'esac',
+          '',
+        ].join('\n'),
+      );
+      await chmod(join(bin, 'sa-plugin'), 0o755);
+      const providers = join(work, 'providers.yaml');
+      await writeFile(
+        providers,
+        [
+          'apiVersion: kubelet.config.k8s.io/v1',
+          'kind: CredentialProviderConfig',
+          'providers:',
+          '  - name: sa-plugin',
+          `    matchImages: ["${basic.host}"]`,
+          '    defaultCacheDuration: "10m"',
+          '    apiVersion: credentialprovider.kubelet.k8s.io/v1',
+          '    tokenAttributes:',
+          `      serviceAccountTokenAudience: ${basic.host}`,
+          '      cacheType: ServiceAccount',
+          '      requireServiceAccount: true',
+          '      requiredServiceAccountAnnotationKeys: ["registry.example/role"]',
+          '',
+        ].join('\n'),
+      );
+      await mkdir(join(work, 'manifests'));
+      await writeFile(
+        join(work, 'manifests', 'app.yaml'),
+        [
+          'apiVersion: v1',
+          'kind: Pod',
+          'metadata: {name: app, namespace: apps}',
+          'spec:',
+          '  serviceAccountName: builder',
+          `  containers: [{name: c, image: "${basic.host}/private:v1", imagePullPolicy: Always}]`,
+          '',
+        ].join('\n'),
+      );
+      await mkdir(join(work, 'secrets'));
+      await writeFile(
+        join(work, 'secrets', 'sa.yaml'),
+        'apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: builder\n  namespace: apps\n  uid: sa-uid-1\n  annotations: {registry.example/role: puller}\n',
+      );
+      const common = [
+        'apiVersion: kubelet.config.k8s.io/v1beta1',
+        'kind: KubeletConfiguration',
+        `staticPodPath: ${join(work, 'manifests')}`,
+        'kimg:',
+        `  imageCredentialProviderConfig: ${providers}`,
+        `  imageCredentialProviderBinDir: ${bin}`,
+      ];
+      saConfig = join(work, 'kubelet.yaml');
+      await writeFile(saConfig, [...common, ''].join('\n'));
+      await writeFile(
+        join(work, 'kubelet-tokens.yaml'),
+        [...common, `  serviceAccountTokenDir: ${join(work, 'tokens')}`, ''].join('\n'),
+      );
+    });
+
+    const node = (config: string, root: string, extra: string[] = []): Promise<CommandResult> =>
+      runCommand(
+        'node',
+        [
+          CLI,
+          'node',
+          '--config',
+          config,
+          '--root',
+          join(work, root),
+          '--secrets-dir',
+          join(work, 'secrets'),
+          '--metrics-addr',
+          '127.0.0.1:0',
+          '--plain-http',
+          basic.host,
+          '--node-name',
+          'n1',
+          '--once',
+          ...extra,
+        ],
+        {
+          env: { ...env, DOCKER_CONFIG: join(work, 'no-docker') },
+          allowFailure: true,
+          secrets: [CANARY, SA_TOKEN],
+        },
+      );
+    const requests = async (): Promise<Record<string, unknown>[]> =>
+      (await readFile(saLog, 'utf8').catch(() => ''))
+        .split('\n')
+        .filter((l) => l.trim() !== '')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+
+    test('--service-account-token-dir: the provider gets the projected token and its credential pulls', async () => {
+      await writeFile(saLog, '');
+      const r = await node(saConfig, 'root-flag', ['--service-account-token-dir', join(work, 'tokens')]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /app-n1\s+1\/1\s+ImagesReady/);
+      const [req, ...more] = await requests();
+      assert.equal(more.length, 0, 'one plugin run');
+      assert.equal(req?.image, `${basic.host}/private`);
+      assert.equal(req?.serviceAccountToken, SA_TOKEN);
+      assert.deepEqual(req?.serviceAccountAnnotations, { 'registry.example/role': 'puller' });
+      assert.ok(!(r.stdout + r.stderr).includes(CANARY) && !(r.stdout + r.stderr).includes(SA_TOKEN));
+    });
+
+    test("the configuration's kimg.serviceAccountTokenDir does the same", async () => {
+      await writeFile(saLog, '');
+      const r = await node(join(work, 'kubelet-tokens.yaml'), 'root-config');
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.equal((await requests())[0]?.serviceAccountToken, SA_TOKEN);
+    });
+
+    test('without a token directory the provider is skipped and the pull is refused', async () => {
+      await writeFile(saLog, '');
+      const r = await node(saConfig, 'root-none');
+      assert.equal(r.code, 9, r.stdout + r.stderr);
+      assert.match(r.stderr, /pod apps\/app-n1 \(container c: ErrImagePull/);
+      assert.deepEqual(await requests(), [], 'the plugin never ran');
+    });
+
+    test("cluster mode refuses a token directory (its tokens are the API server's)", async () => {
+      const r = await runCommand(
+        'node',
+        [
+          CLI,
+          'node',
+          '--kubeconfig',
+          join(work, 'none.kubeconfig'),
+          '--node-name',
+          'n1',
+          '--service-account-token-dir',
+          join(work, 'tokens'),
+        ],
+        { env, allowFailure: true },
+      );
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /--service-account-token-dir is for standalone mode/);
+    });
   });
 });

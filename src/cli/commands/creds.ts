@@ -2,13 +2,17 @@
  * `kimg creds match IMAGE` and `kimg creds explain IMAGE`: which credentials kubelet would try for an
  * image, in order, from the pod's pull Secrets (`-f` manifests), the node-wide docker config (kubelet's
  * search path) plus `--docker-config` files, and exec credential plugins. `explain` adds every near
- * miss and why it did not match. Passwords are never printed; usernames are.
+ * miss and why it did not match, and every plugin asked: a service-account token provider
+ * (`tokenAttributes`) with its audience and the ServiceAccount it ran for, or why it was skipped (no
+ * token source, no pod or ServiceAccount, a required annotation missing, no token file). Passwords and
+ * tokens are never printed; usernames are.
  */
 import type { Command } from 'commander';
 import {
   describeSource,
   loadDockerConfigFile,
   PodCredentials,
+  ProjectedTokenFileSource,
   pullSecretsFromObjects,
   readKubernetesObjects,
   resolvePodPullSecrets,
@@ -36,6 +40,7 @@ interface CredsOptions {
   rootDir: string;
   imageCredentialProviderConfig?: string;
   imageCredentialProviderBinDir?: string;
+  serviceAccountTokenDir?: string;
   output: string;
   all?: boolean;
 }
@@ -73,6 +78,10 @@ function addSourceOptions(cmd: Command): Command {
     .option(
       '--image-credential-provider-bin-dir <dir>',
       'directory holding the credential provider plugin binaries',
+    )
+    .option(
+      '--service-account-token-dir <dir>',
+      'projected service-account tokens for credential provider plugins with tokenAttributes: <dir>/<namespace>/<serviceaccount>/token',
     )
     .option('-o, --output <format>', 'output format: table, json or yaml', 'table');
 }
@@ -138,7 +147,17 @@ async function gather(
     dockerConfigs,
     objects,
     objectsOrigin: 'the manifests',
-    ...(configPath !== undefined && binDir !== undefined ? { plugins: { configPath, binDir } } : {}),
+    ...(configPath !== undefined && binDir !== undefined
+      ? {
+          plugins: {
+            configPath,
+            binDir,
+            ...(opts.serviceAccountTokenDir !== undefined
+              ? { tokenSource: new ProjectedTokenFileSource(opts.serviceAccountTokenDir) }
+              : {}),
+          },
+        }
+      : {}),
   });
   const lookup = await creds.lookup(image, pod, {
     explain,
@@ -150,6 +169,23 @@ async function gather(
 
 function matchRow(m: CredentialMatch): { key: string; username: string; source: CredentialMatch['source'] } {
   return { key: m.key, username: m.auth.username ?? '', source: m.source };
+}
+
+/**
+ * A plugin's row: its mode (a service-account token provider names its audience and the ServiceAccount
+ * it ran for) and what it gave, or why it was skipped.
+ */
+function pluginRow(r: PullCredentialLookup['pluginResults'][number]): string[] {
+  const sa = r.source.pluginServiceAccount;
+  const mode =
+    r.serviceAccountToken === undefined
+      ? 'plain'
+      : `service-account token (audience ${r.serviceAccountToken.audience}${sa !== undefined ? `, ${sa.namespace}/${sa.name}` : ''})`;
+  const result =
+    r.skipped !== undefined
+      ? `skipped: ${r.skipped}`
+      : `${r.entries.length} credential${r.entries.length === 1 ? '' : 's'}${r.cached ? ' (cached)' : ''}`;
+  return [r.source.plugin ?? '', mode, result];
 }
 
 function warnProblems(ctx: CliContext, lookup: PullCredentialLookup): void {
@@ -216,6 +252,18 @@ export const registerCreds: RegisterCommand = (program, ctx) => {
         problems: lookup.problems.map((p) => ({ source: p.source, code: p.code, message: p.message })),
         plugins: lookup.pluginResults.map((r) => ({
           plugin: r.source.plugin,
+          ...(r.serviceAccountToken !== undefined
+            ? {
+                serviceAccountToken: {
+                  audience: r.serviceAccountToken.audience,
+                  ...(r.source.pluginServiceAccount !== undefined
+                    ? {
+                        serviceAccount: `${r.source.pluginServiceAccount.namespace}/${r.source.pluginServiceAccount.name}`,
+                      }
+                    : {}),
+                },
+              }
+            : {}),
           credentials: r.entries.length,
           cached: r.cached,
           ...(r.skipped !== undefined ? { skipped: r.skipped } : {}),
@@ -277,6 +325,10 @@ export const registerCreds: RegisterCommand = (program, ctx) => {
               ['key', 'source', 'reason'],
               lookup.nearMisses.map((n) => [n.entryKey, describeSource(n.source), n.message]),
             );
+      if (lookup.pluginResults.length > 0) {
+        out += '\nCredential provider plugins:\n';
+        out += toTable(['plugin', 'mode', 'result'], lookup.pluginResults.map(pluginRow));
+      }
       if (lookup.problems.length > 0) {
         out += '\nSources that gave nothing:\n';
         out += toTable(

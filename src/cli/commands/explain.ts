@@ -8,6 +8,11 @@
  * credential) and compared with the present image (what `Always` would do: an unchanged digest costs
  * one manifest request and no blob).
  *
+ * Static pods (`-f` files inside the `--config`'s `staticPodPath`, or `--static-pod`): each container
+ * gets the pod's `Kimg Extension:` lines (pull Secrets and ServiceAccounts the kubelet would refuse), as
+ * `kimg describe pod` prints them; `-o json|yaml` has them as `extensions`. The decision is the
+ * library's (`isStaticPod`); other `-f` pods are not static pods.
+ *
  * `-o json|yaml`: one {@link ImageExplanation} for IMAGE, a list (one per container, every Pod of the
  * files) for `-f`. An invalid image name is explained (reference.valid false), not an error.
  *
@@ -20,6 +25,7 @@ import { KimgError } from '../../errors/index.js';
 import {
   explainImage,
   imageExplainTarget,
+  isStaticPod,
   podExplainTargets,
   type ExplainTarget,
   type ImageExplanation,
@@ -47,6 +53,7 @@ export type { ImageExplanation, PolicyOrigin } from '../../manager/index.js';
 
 interface ExplainCliOptions extends ClusterExplainCliOptions, ContainerdCliOptions {
   pullPolicy?: string;
+  staticPod?: boolean;
 }
 
 function formatText(x: ImageExplanation): string {
@@ -55,6 +62,7 @@ function formatText(x: ImageExplanation): string {
   lines.push(
     `${head}: ${x.image}${x.pod !== undefined ? `  (pod ${x.pod.namespace}/${x.pod.name}, uid ${x.pod.uid})` : ''}`,
   );
+  for (const e of x.extensions ?? []) lines.push(`  Kimg Extension: ${e}`);
   if (x.reference.valid) {
     lines.push(`  Reference:    ${x.reference.canonical ?? ''}`);
     lines.push(
@@ -113,6 +121,10 @@ export const registerExplain: RegisterCommand = (program: Command, ctx: CliConte
       '--pull-policy <policy>',
       'the imagePullPolicy for IMAGE (default: as the API server defaults it)',
     )
+    .option(
+      '--static-pod',
+      "-f: the pods are static pods (as for a manifest inside the --config's staticPodPath): say which pull Secrets and ServiceAccounts are kimg extensions",
+    )
     .option('--resolve', 'ask the registry what the tag resolves to now and compare with the present image')
     .option('-o, --output <format>', 'output format: table, json or yaml (wide for pods)', 'table')
     .option(
@@ -136,9 +148,13 @@ export const registerExplain: RegisterCommand = (program: Command, ctx: CliConte
   });
 };
 
-/** The targets of `-f` manifests: every container of every Pod (or `--container`). */
+/**
+ * The targets of `-f` manifests: every container of every Pod (or `--container`); a pod is a static pod
+ * when `--static-pod` says so or its file lies inside `staticPodPath`.
+ */
 async function podTargets(
   options: ExplainCliOptions,
+  staticPodPath: string,
 ): Promise<{ targets: ExplainTarget[]; objects: KubeObject[]; pods: LoadedPod[] }> {
   const { pods, objects } = await loadPods(options, { all: true });
   const rawPods = objects.filter((o) => o.kind === 'Pod');
@@ -150,6 +166,8 @@ async function podTargets(
       {
         ...(options.container !== undefined ? { container: options.container } : {}),
         alwaysPullImages: options.alwaysPullImages === true,
+        staticPod: isStaticPod({ file: pod.file, staticPodPath, declared: options.staticPod === true }),
+        objectsOrigin: 'the manifests',
       },
     ),
   );
@@ -172,6 +190,9 @@ async function run(image: string | undefined, options: ExplainCliOptions, ctx: C
   if ((image === undefined) === (options.filename.length === 0)) {
     throw new KimgError('USAGE', 'give either an IMAGE or -f POD.yaml (not both)');
   }
+  if (options.staticPod === true && image !== undefined) {
+    throw new KimgError('USAGE', '--static-pod goes with -f POD.yaml (an IMAGE has no pod)');
+  }
   if (options.creds !== undefined) {
     throw new KimgError(
       'USAGE',
@@ -182,7 +203,7 @@ async function run(image: string | undefined, options: ExplainCliOptions, ctx: C
   const { targets, objects, pods } =
     image !== undefined
       ? { targets: [imageExplainTarget(image, options)], objects: [], pods: [] }
-      : await podTargets(options);
+      : await podTargets(options, config.kubelet.staticPodPath);
   const hostsDir = options.hostsDir ?? config.kimg.hostsDir;
   // Read-only: no start-up reconciliation (that is the agent's and `kimg ensure`'s job).
   const runtime = await openNodeRuntime(config, {

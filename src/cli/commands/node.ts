@@ -1,5 +1,6 @@
 /**
- * `kimg node --config FILE [--secrets-dir DIR] [--metrics-addr 127.0.0.1:10259] [--cri-listen ADDR]
+ * `kimg node --config FILE [--secrets-dir DIR] [--service-account-token-dir DIR]
+ * [--metrics-addr 127.0.0.1:10259] [--cri-listen ADDR]
  * [--once | --exit-after-settle]`: the node agent. Watches the configuration's `staticPodPath`, runs
  * the kubelet's image manager for every static pod (pull Secrets and ServiceAccounts from
  * `--secrets-dir`), image GC on its period, serves the CRI ImageService (`--cri-listen` or the config's
@@ -40,6 +41,7 @@ interface NodeCliOptions extends ContainerdCliOptions {
   context?: string;
   inCluster?: boolean;
   secretsDir?: string;
+  serviceAccountTokenDir?: string;
   metricsAddr?: string;
   criListen?: string;
   root?: string;
@@ -107,6 +109,10 @@ export const registerNode: RegisterCommand = (program: Command, ctx: CliContext)
       "directory of Kubernetes YAML with the pods' pull Secrets and ServiceAccounts",
     )
     .option(
+      '--service-account-token-dir <dir>',
+      "standalone mode: projected service-account tokens for credential provider plugins with tokenAttributes, <dir>/<namespace>/<serviceaccount>/token (default: the config's serviceAccountTokenDir; refused with --kubeconfig/--in-cluster)",
+    )
+    .option(
       '--metrics-addr <host:port>',
       "HTTP address of metrics, /healthz and the status page (default: the config's listen.metrics, else 127.0.0.1:10259)",
     )
@@ -158,6 +164,12 @@ async function run(opts: NodeCliOptions, ctx: CliContext): Promise<void> {
       'cluster mode needs --node-name: the node whose pods to serve (in a DaemonSet: from the downward API, spec.nodeName)',
     );
   }
+  if (clusterMode && opts.serviceAccountTokenDir !== undefined) {
+    throw new KimgError(
+      'USAGE',
+      "--service-account-token-dir is for standalone mode: in cluster mode the tokens of credential provider plugins with tokenAttributes are the API server's",
+    );
+  }
   const cluster = clusterMode
     ? {
         client: new KubeClient(
@@ -184,6 +196,9 @@ async function run(opts: NodeCliOptions, ctx: CliContext): Promise<void> {
     log,
     resyncMs,
     ...(opts.secretsDir !== undefined ? { secretsDir: opts.secretsDir } : {}),
+    ...(opts.serviceAccountTokenDir !== undefined
+      ? { serviceAccountTokenDir: opts.serviceAccountTokenDir }
+      : {}),
     ...(cluster !== undefined ? { cluster } : {}),
     ...(prepull !== undefined ? { prepull } : {}),
     ...(opts.imageServiceEndpoint !== undefined ? { imageServiceEndpoint: opts.imageServiceEndpoint } : {}),

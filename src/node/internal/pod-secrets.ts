@@ -16,12 +16,13 @@ import {
   type PodCredentials,
 } from '../../credentials/index.js';
 import { KimgError, toKimgError } from '../../errors/index.js';
+import { STATIC_POD_OBJECTS_ORIGIN } from '../../manager/index.js';
 
 /** Logs a warning once per distinct message. */
 export type WarnOnce = (message: string, fields?: Record<string, unknown>) => void;
 
 /** Where the objects of a secrets directory come from, in messages (`… is not in the secrets directory`). */
-export const SECRETS_DIR_ORIGIN = 'the secrets directory';
+export const SECRETS_DIR_ORIGIN = STATIC_POD_OBJECTS_ORIGIN;
 
 /**
  * Reads the Kubernetes objects of a secrets directory (`*.yaml`, `*.yml`, `*.json`, dot files skipped,

@@ -5,6 +5,7 @@
  * metrics and logs go; the secrets directory is read first and kept in the runtime's credentials.
  */
 import type { NodeConfig } from '../../config/index.js';
+import { ProjectedTokenFileSource } from '../../credentials/index.js';
 import type { FsUsageSource, ImageGCEvent, ManagerEvent } from '../../manager/index.js';
 import type { RegistryClientOptions } from '../../registry/index.js';
 import { openNodeRuntime, type ImageServiceBackend, type NodeRuntime } from '../../runtime/index.js';
@@ -28,6 +29,8 @@ export interface AgentServiceSettings {
   registry?: RegistryClientOptions;
   platform?: string;
   secretsDir?: string;
+  /** Projected token files for token-mode plugins; default the configuration's (the runtime reads it). */
+  serviceAccountTokenDir?: string;
   nodeDockerConfig?: boolean;
   usage?: FsUsageSource;
 }
@@ -93,6 +96,9 @@ export async function openAgentServices(
       ...(s.nodeDockerConfig === false ? { nodeDockerConfig: false } : {}),
       objects,
       objectsOrigin: SECRETS_DIR_ORIGIN,
+      ...(s.serviceAccountTokenDir !== undefined
+        ? { tokenSource: new ProjectedTokenFileSource(s.serviceAccountTokenDir) }
+        : {}),
       spawnPlugin: timedPluginSpawn(metrics),
       onProblem: (p, pod) => hooks.warnOnce(p.message, { pod: `${pod.namespace}/${pod.name}` }),
     },

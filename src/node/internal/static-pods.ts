@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { KubeObject } from '../../credentials/index.js';
-import { applyPodDefaults, runtimeHandlerFor } from '../../manager/index.js';
+import { applyPodDefaults, runtimeHandlerFor, staticPodExtensions } from '../../manager/index.js';
 import type { ContainerImageState, PodView } from '../pod-state.js';
 import { initialVolumeStates } from './image-volumes.js';
 import type { ManifestPod } from '../watcher.js';
@@ -87,28 +87,6 @@ export function initialContainerStates(object: Record<string, unknown>): Contain
       });
     }
   }
-  return out;
-}
-
-/**
- * What a static pod uses beyond what the kubelet allows (it refuses static pods that reference API
- * objects): pull Secrets and ServiceAccounts, which kimg resolves from the secrets directory.
- */
-export function staticPodExtensions(object: Record<string, unknown>): string[] {
-  const spec = (object.spec ?? {}) as Record<string, unknown>;
-  const out: string[] = [];
-  const secrets = Array.isArray(spec.imagePullSecrets)
-    ? (spec.imagePullSecrets as { name?: unknown }[]).map((r) => r?.name).filter((n) => typeof n === 'string')
-    : [];
-  if (secrets.length > 0)
-    out.push(
-      `imagePullSecrets ${secrets.join(', ')} resolved from the secrets directory (kimg extension: the kubelet refuses static pods that reference Secrets)`,
-    );
-  const sa = spec.serviceAccountName ?? spec.serviceAccount;
-  if (typeof sa === 'string' && sa !== '' && sa !== 'default')
-    out.push(
-      `ServiceAccount ${sa} resolved from the secrets directory (kimg extension: the kubelet refuses static pods that reference ServiceAccounts)`,
-    );
   return out;
 }
 

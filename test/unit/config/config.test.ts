@@ -394,7 +394,7 @@ describe('kimg settings: the kimg: key and the KimgConfiguration sibling', () =>
   test('the kimg: section, with relative paths resolved against the file', () => {
     const c = parseNodeConfig(
       HEAD +
-        'staticPodPath: manifests\nkimg:\n  rootDir: state\n  defaultRegistry: registry.example:5000\n  hostsDir: /etc/containerd/certs.d\n  imageCredentialProviderConfig: providers.yaml\n  imageCredentialProviderBinDir: /usr/libexec/kubernetes/kubelet-plugins/credential-provider/exec\n  listen:\n    cri: unix:///run/kimg/kimg.sock\n    metrics: 127.0.0.1:10259\n',
+        'staticPodPath: manifests\nkimg:\n  rootDir: state\n  defaultRegistry: registry.example:5000\n  hostsDir: /etc/containerd/certs.d\n  imageCredentialProviderConfig: providers.yaml\n  imageCredentialProviderBinDir: /usr/libexec/kubernetes/kubelet-plugins/credential-provider/exec\n  serviceAccountTokenDir: sa-tokens\n  listen:\n    cri: unix:///run/kimg/kimg.sock\n    metrics: 127.0.0.1:10259\n',
       { file: '/etc/kubernetes/kubelet.yaml' },
     );
     assert.deepEqual(c.kimg, {
@@ -403,6 +403,7 @@ describe('kimg settings: the kimg: key and the KimgConfiguration sibling', () =>
       hostsDir: '/etc/containerd/certs.d',
       imageCredentialProviderConfig: '/etc/kubernetes/providers.yaml',
       imageCredentialProviderBinDir: '/usr/libexec/kubernetes/kubelet-plugins/credential-provider/exec',
+      serviceAccountTokenDir: '/etc/kubernetes/sa-tokens',
       pinnedImages: [],
       prepull: [],
       listen: { cri: 'unix:///run/kimg/kimg.sock', metrics: '127.0.0.1:10259' },
@@ -464,7 +465,7 @@ describe('kimg settings: the kimg: key and the KimgConfiguration sibling', () =>
           'kimg:\n  rootdir: /x\n  defaultRegistry: "not a host"\n  listen: {cri: "tcp://1.2.3.4:1", metrics: "localhost", grpc: x}\n',
       ).map((p) => p.replace(/defaultRegistry: .*/, 'defaultRegistry: <reference error>')),
       [
-        'kimg.rootdir: unknown field; kimg settings are rootDir, defaultRegistry, hostsDir, imageCredentialProviderConfig, imageCredentialProviderBinDir, pinnedImages, prepull, listen, containerd',
+        'kimg.rootdir: unknown field; kimg settings are rootDir, defaultRegistry, hostsDir, imageCredentialProviderConfig, imageCredentialProviderBinDir, serviceAccountTokenDir, pinnedImages, prepull, listen, containerd',
         'kimg.defaultRegistry: <reference error>',
         'kimg.listen.grpc: unknown field; listen has cri and metrics',
         'kimg.listen.cri: "tcp://1.2.3.4:1" is not a socket endpoint: write unix:///run/kimg/kimg.sock',

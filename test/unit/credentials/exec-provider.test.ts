@@ -435,7 +435,7 @@ describe('ExecCredentialProvider with real plugin processes', () => {
     );
     assert.equal(await p.count(), 2);
     const skipped = await prov.provide('reg.io/app', { ...pod, serviceAccountName: '' });
-    assert.ok(skipped.skipped?.includes('requires a service account'));
+    assert.equal(skipped.skipped, 'the provider requires a ServiceAccount and the pod has none');
     const missing = await prov.provide('reg.io/app', { ...pod, serviceAccountName: 'noannotation' });
     assert.ok(missing.skipped?.includes('required annotation example.com/role not found'));
     assert.equal(await p.count(), 2);
