@@ -21,7 +21,9 @@
 import type { AuthConfig } from '../credentials/index.js';
 import { KimgError } from '../errors/index.js';
 import {
+  pullWithCallbacks,
   userFromImageConfig,
+  type PullCallbacks,
   type ImageFsUsage,
   type ImageInfo,
   type ImageService,
@@ -37,15 +39,17 @@ import {
   platformMatcher,
   selectManifest,
 } from '../platform/index.js';
-import type { ImagePullEvent } from '../pull/index.js';
 import { tryParseReference } from '../reference/index.js';
 import type { RegistryClient } from '../registry/index.js';
 import { containerdStatus, type ContainerdClient, type ContainerdImage } from './client.js';
 import { LABEL_CRI_PINNED } from './labels.js';
 import { pullIntoContainerd, type ContainerdPullResult } from './pull.js';
 
-/** Options of {@link ContainerdImageService}. */
-export interface ContainerdImageServiceOptions {
+/**
+ * Options of {@link ContainerdImageService}. `onProgress` and `onPulled` ({@link PullCallbacks}) are
+ * the ones `LocalImageService` takes; `onPulled` is also given containerd's view of the pull.
+ */
+export interface ContainerdImageServiceOptions extends PullCallbacks<ContainerdPullResult> {
   client: ContainerdClient;
   /** Needed by `pullImage` only (listing, status and removal never reach a registry). */
   registry?: RegistryClient | undefined;
@@ -59,10 +63,6 @@ export interface ContainerdImageServiceOptions {
   unpack?: boolean | undefined;
   /** See `ContainerdPullOptions.directWrite` (default true). */
   directWrite?: boolean | undefined;
-  /** Progress of every pull. Must not throw. */
-  onProgress?: ((spec: ImageSpec, event: ImagePullEvent) => void) | undefined;
-  /** After each successful pull. Must not throw. */
-  onPulled?: ((spec: ImageSpec, result: ContainerdPullResult) => void) | undefined;
   /**
    * containerd's CRI ImageFsInfo (the CRI plugin serves on containerd's socket): the composition root
    * passes it. Without it, or when it fails, the snapshotter's summed usage is answered.
@@ -230,25 +230,22 @@ export class ContainerdImageService implements ImageService {
     checkSpec(spec, 'pullImage');
     if (this.registry === undefined)
       throw new KimgError('INVALID_ARGUMENT', 'ContainerdImageService.pullImage needs the registry option');
-    const onProgress = this.options.onProgress;
-    const result = await pullIntoContainerd(spec.image, {
-      client: this.client,
-      registry: this.registry,
-      auth: auth ?? null,
-      platform: this.options.platform,
-      defaultRegistry: this.options.defaultRegistry,
-      concurrency: this.options.concurrency,
-      unpack: this.options.unpack,
-      directWrite: this.options.directWrite,
-      snapshotter: this.snapshotter,
-      signal: options?.signal,
-      onProgress: onProgress === undefined ? undefined : (e) => onProgress(spec, e),
-    });
-    try {
-      this.options.onPulled?.(spec, result);
-    } catch {
-      // A callback must not fail a pull.
-    }
+    const registry = this.registry;
+    const result = await pullWithCallbacks(spec, this.options, (onProgress) =>
+      pullIntoContainerd(spec.image, {
+        client: this.client,
+        registry,
+        auth: auth ?? null,
+        platform: this.options.platform,
+        defaultRegistry: this.options.defaultRegistry,
+        concurrency: this.options.concurrency,
+        unpack: this.options.unpack,
+        directWrite: this.options.directWrite,
+        snapshotter: this.snapshotter,
+        signal: options?.signal,
+        onProgress,
+      }),
+    );
     return result.id;
   }
 

@@ -18,12 +18,17 @@
  *   ones still download;
  * - `images.put(record)`: waits for that unpack (containerd's pull, too, creates the records after
  *   unpacking), sets the labels containerd's pull sets (distribution source on every blob, child GC
- *   labels on the manifest and the index), then creates the CRI records.
+ *   labels on the manifest and the index), then creates the CRI records;
+ * - `present(...)` (called by the pipeline once the reference is resolved, before the lease): answers,
+ *   with read-only calls made at once (the records, one `Info` per blob, the top snapshot's `Stat`),
+ *   whether all of the above is already there exactly as `put` would leave it. Then the pull ends
+ *   without a lease or any write; anything missing or different takes the ordinary path, which
+ *   repairs it.
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { KimgError, isKimgError } from '../errors/index.js';
-import { MediaType, type ImageConfig, type ImageIndex, type ImageManifest } from '../oci/index.js';
+import { MediaType, chainIds, type ImageConfig, type ImageIndex, type ImageManifest } from '../oci/index.js';
 import { parseReference } from '../reference/index.js';
 import type {
   ChunkSink,
@@ -35,6 +40,7 @@ import type {
   PullLease,
   PullTarget,
   PullWriter,
+  ResolvedPull,
   WriterOptions,
 } from '../store/index.js';
 import { containerdStatus, type ContainerdClient } from './client.js';
@@ -44,6 +50,7 @@ import { criImageNames, putImageRecords } from './images.js';
 import {
   LABEL_CRI_IMAGE,
   LABEL_CRI_PINNED,
+  LABEL_GC_REF_SNAPSHOT,
   childGcLabels,
   childrenOf,
   distributionSourceLabel,
@@ -98,6 +105,15 @@ interface Committed {
   resolve: () => void;
 }
 
+function isImageConfig(mediaType: string): boolean {
+  return mediaType === MediaType.OciConfig || mediaType === MediaType.DockerConfig;
+}
+
+/** Whether `labels` carries every label of `want` with its value. */
+function hasLabels(labels: Record<string, string>, want: Record<string, string>): boolean {
+  return Object.entries(want).every(([k, v]) => labels[k] === v);
+}
+
 function locked(e: unknown): boolean {
   return containerdStatus(e) === 'UNAVAILABLE' && /\blocked\b/.test((e as Error).message);
 }
@@ -111,6 +127,8 @@ export class ContainerdPullTarget implements PullTarget {
   /** Set once `put` created the records: only then does `release` end the lease. */
   private recorded = false;
   private unpacker: LayerUnpacker | undefined;
+  /** Set when `present` found the image complete and unpacked for the snapshotter. */
+  private foundUnpacked = false;
   private readonly commits = new Map<string, Committed>();
 
   constructor(private readonly o: ContainerdPullTargetOptions) {
@@ -139,7 +157,7 @@ export class ContainerdPullTarget implements PullTarget {
 
   /** Whether this pull unpacked (or found unpacked) every layer for the snapshotter. */
   get unpacked(): boolean {
-    return this.recorded && this.unpacker !== undefined;
+    return (this.recorded && this.unpacker !== undefined) || this.foundUnpacked;
   }
 
   async lease(holder: string): Promise<PullLease> {
@@ -184,8 +202,7 @@ export class ContainerdPullTarget implements PullTarget {
    */
   async layersPlanned({ manifest, config }: { manifest: ImageManifest; config: ImageConfig }): Promise<void> {
     const { snapshotter } = this.o;
-    const mt = manifest.config.mediaType;
-    if (snapshotter === undefined || (mt !== MediaType.OciConfig && mt !== MediaType.DockerConfig)) return;
+    if (snapshotter === undefined || !isImageConfig(manifest.config.mediaType)) return;
     const diffIds = Array.isArray(config.rootfs?.diff_ids) ? config.rootfs.diff_ids : [];
     if (diffIds.length !== manifest.layers.length) {
       throw new KimgError(
@@ -210,6 +227,68 @@ export class ContainerdPullTarget implements PullTarget {
         ),
     );
     this.unpacker = unpacker;
+  }
+
+  /**
+   * Whether the image is complete in containerd exactly as `put` would leave it (see the module
+   * comment): the records CRI's PullImage creates name the target with CRI's managed label (and the
+   * pinned one when asked); every blob is there with its distribution source, the manifest and index
+   * with their child GC labels; when unpacking, the top chain ID's snapshot is committed and the
+   * config names it. Read-only; `record` when complete, undefined otherwise.
+   */
+  async present({ record, manifest, config, index }: ResolvedPull): Promise<ImageRecord | undefined> {
+    const { client, snapshotter } = this.o;
+    const call = this.o.signal !== undefined ? { signal: this.o.signal } : {};
+    const ref = parseReference(record.name);
+    const names = criImageNames(ref, record.imageId, record.digest);
+    const blobs = [
+      ...new Set([
+        record.digest,
+        record.manifestDigest,
+        record.imageId,
+        ...record.layers.map((l) => l.digest),
+      ]),
+    ];
+    const unpack = snapshotter !== undefined && isImageConfig(manifest.config.mediaType);
+    const diffIds = Array.isArray(config.rootfs?.diff_ids) ? config.rootfs.diff_ids : [];
+    // A config whose diff ids do not match its layers is the ordinary path's to report.
+    if (unpack && diffIds.length !== manifest.layers.length) return undefined;
+    const top = unpack ? chainIds(diffIds).at(-1) : undefined;
+    const [images, infos, snapshot] = await Promise.all([
+      Promise.all(names.map((n) => client.imageGet(n, call))),
+      Promise.all(blobs.map((d) => client.contentInfo(d, call))),
+      top !== undefined ? client.snapshotStat(snapshotter!, top, call) : undefined,
+    ]);
+    const info = new Map(infos.flatMap((i, n) => (i !== undefined ? [[blobs[n]!, i] as const] : [])));
+    if (info.size !== blobs.length) return undefined;
+    const pinned = record.pinned === true || this.o.pinned === true;
+    const targetSize = info.get(record.digest)!.size;
+    const recordsOk = images.every(
+      (img) =>
+        img !== undefined &&
+        img.target.digest === record.digest &&
+        img.target.mediaType === record.mediaType &&
+        img.target.size === targetSize &&
+        img.labels[LABEL_CRI_IMAGE] === 'managed' &&
+        (!pinned || img.labels[LABEL_CRI_PINNED] === 'pinned'),
+    );
+    if (!recordsOk) return undefined;
+    const sourced = [...info.values()].every(
+      (i) => distributionSourceLabel(ref.domain, ref.path, i.labels) === undefined,
+    );
+    const gcLabelled =
+      hasLabels(info.get(record.manifestDigest)!.labels, childGcLabels(childrenOf(manifest))) &&
+      (record.indexDigest === undefined ||
+        (index !== undefined &&
+          hasLabels(info.get(record.indexDigest)!.labels, childGcLabels(childrenOf(index)))));
+    if (!sourced || !gcLabelled) return undefined;
+    if (top !== undefined) {
+      if (snapshot?.kind !== 'COMMITTED') return undefined;
+      if (info.get(record.imageId)!.labels[`${LABEL_GC_REF_SNAPSHOT}.${snapshotter!}`] !== top)
+        return undefined;
+    }
+    this.foundUnpacked = unpack;
+    return record;
   }
 
   private async readBlob(digest: string, options?: { maxBytes?: number }): Promise<Buffer> {

@@ -22,9 +22,12 @@
  *    PullImage creates: `sha256:<config digest>` (the image id), the tag name, `name@<digest>`, each
  *    labelled `io.cri-containerd.image=managed`.
  * 5. The lease is deleted (kept, until it expires, when the pull failed).
+ * Before 1, once the reference is resolved: when containerd already holds the image as 2-4 would leave
+ * it (records, blobs, labels, top snapshot; `ContainerdPullTarget.present`), the pull ends there, with
+ * read-only calls only: no lease, no write (the kubelet's `Always` on a present image).
  */
 import type { AuthConfig } from '../credentials/index.js';
-import { pullImage, type ImagePullEvent } from '../pull/index.js';
+import { pullImage, type ImagePullEvent, type ImagePullResult, type ImagePullStats } from '../pull/index.js';
 import type { Platform } from '../platform/index.js';
 import { parseReference } from '../reference/index.js';
 import type { RegistryClient } from '../registry/index.js';
@@ -70,12 +73,8 @@ export interface ContainerdPullOptions {
   progressIntervalMs?: number | undefined;
 }
 
-/** What a pull into containerd did. */
-export interface ContainerdPullStats {
-  blobsDownloaded: number;
-  blobsReused: number;
-  blobsResumed: number;
-  bytesDownloaded: number;
+/** What a pull into containerd did: the pipeline's statistics and the unpack's. */
+export interface ContainerdPullStats extends ImagePullStats {
   /** Layers written into the snapshotter by this pull. */
   layersUnpacked: number;
   /**
@@ -83,11 +82,13 @@ export interface ContainerdPullStats {
    * (the others' bytes went through containerd's content Write protocol).
    */
   blobsWrittenDirect: number;
-  seconds: number;
 }
 
-/** The result of {@link pullIntoContainerd}. */
-export interface ContainerdPullResult {
+/**
+ * The result of {@link pullIntoContainerd}: the pipeline's result (`record`, `stats`, so callbacks
+ * taking an {@link ImagePullResult} serve both backends) and containerd's view of it.
+ */
+export interface ContainerdPullResult extends ImagePullResult {
   /** The reference as pulled (`docker.io/library/busybox:1.36`). */
   image: string;
   /** The image id = config digest (what CRI PullImage answers). */
@@ -160,6 +161,7 @@ export async function pullIntoContainerd(
     size: record.size,
     layers: record.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
     unpacked: target.unpacked,
+    record,
     stats: { ...stats, layersUnpacked: target.layersUnpacked, blobsWrittenDirect: target.blobsWrittenDirect },
   };
 }

@@ -16,6 +16,7 @@ export {
   userFromImageConfig,
   type LocalImageServiceOptions,
 } from './local-image-service.js';
+export { pullWithCallbacks, type PullCallbacks } from './pull-callbacks.js';
 export {
   defaultPullPolicy,
   applyPodDefaults,

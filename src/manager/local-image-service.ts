@@ -33,7 +33,7 @@ import type { Platform } from '../platform/index.js';
 import { MAX_CONFIG_BYTES } from '../oci/index.js';
 import { tryParseReference, type Reference } from '../reference/index.js';
 import type { RegistryClient } from '../registry/index.js';
-import { pullImage as storePullImage, type ImagePullEvent, type ImagePullResult } from '../pull/index.js';
+import { pullImage as storePullImage } from '../pull/index.js';
 import {
   isTaggedName,
   recordsForReference,
@@ -49,9 +49,10 @@ import type {
   ImageSpec,
   PodSandboxInfo,
 } from './image-service.js';
+import { pullWithCallbacks, type PullCallbacks } from './pull-callbacks.js';
 
-/** Options of {@link LocalImageService}. */
-export interface LocalImageServiceOptions {
+/** Options of {@link LocalImageService} (`onProgress`, `onPulled`: {@link PullCallbacks}). */
+export interface LocalImageServiceOptions extends PullCallbacks {
   /** An open store; the service does not close it. */
   store: Store;
   /** The registry client pulls go through (its own credentials are not used: each pull passes `auth`). */
@@ -62,10 +63,6 @@ export interface LocalImageServiceOptions {
   defaultRegistry?: string;
   /** Blobs downloaded at once per pull. Default 3 (containerd `max_concurrent_downloads`). */
   concurrency?: number;
-  /** Progress of every pull, with the spec it is for. Must not throw. */
-  onProgress?: (spec: ImageSpec, event: ImagePullEvent) => void;
-  /** Called after each successful pull with what it took (tests, metrics). Must not throw. */
-  onPulled?: (spec: ImageSpec, result: ImagePullResult) => void;
 }
 
 const FULL_ID = /^sha256:[a-f0-9]{64}$/;
@@ -236,23 +233,19 @@ export class LocalImageService implements ImageService {
     options?: ImageServiceCallOptions,
   ): Promise<string> {
     checkSpec(spec, 'pullImage');
-    const onProgress = this.options.onProgress;
-    const result = await storePullImage(spec.image, {
-      store: this.store,
-      registry: this.registry,
-      auth: auth ?? null,
-      platform: this.options.platform,
-      defaultRegistry: this.options.defaultRegistry,
-      runtimeHandler: spec.runtimeHandler ?? '',
-      concurrency: this.options.concurrency,
-      signal: options?.signal,
-      onProgress: onProgress === undefined ? undefined : (e) => onProgress(spec, e),
-    });
-    try {
-      this.options.onPulled?.(spec, result);
-    } catch {
-      // A callback must not fail a pull.
-    }
+    const result = await pullWithCallbacks(spec, this.options, (onProgress) =>
+      storePullImage(spec.image, {
+        store: this.store,
+        registry: this.registry,
+        auth: auth ?? null,
+        platform: this.options.platform,
+        defaultRegistry: this.options.defaultRegistry,
+        runtimeHandler: spec.runtimeHandler ?? '',
+        concurrency: this.options.concurrency,
+        signal: options?.signal,
+        onProgress,
+      }),
+    );
     return result.record.imageId;
   }
 

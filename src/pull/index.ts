@@ -14,7 +14,8 @@
  * fetched with one GET (its exact bytes are stored), `max_concurrent_downloads` = 3, blobs already in
  * the store are not fetched again (so `imagePullPolicy: Always` costs one manifest request when
  * nothing changed; re-used blobs are touched so a concurrent store GC keeps them under the pull's
- * lease), and concurrent pulls that need the same blob download it once (containerd PR #6702): the
+ * lease; a target with the `present` hook, containerd's, ends such a pull read-only once the reference
+ * is resolved), and concurrent pulls that need the same blob download it once (containerd PR #6702): the
  * first asks the registry, later ones join its promise, and if the first is cancelled one of them
  * takes over (resuming its ingest). Across processes the store's per-ingest locks serialize writers; a
  * waiting process polls until the blob appears and reuses it.

@@ -9,6 +9,7 @@ import type { CallOptions } from '../registry/index.js';
 import { BlobFetcher } from './internal/blobs.js';
 import { abortError, followSignal, limiter, settleAll } from './internal/concurrency.js';
 import { buildRecord } from './internal/record.js';
+import type { ImageRecord, PullTarget } from '../store/index.js';
 import {
   checkSinglePlatform,
   choosePlatform,
@@ -16,6 +17,8 @@ import {
   recordPlatform,
   resolvedPlatformText,
   resolveImage,
+  type PlatformChoice,
+  type ResolvedImage,
 } from './internal/resolve.js';
 import {
   DEFAULT_IMAGE_PULL_OPTIONS,
@@ -116,7 +119,7 @@ export async function* pullImageEvents(
   }
 }
 
-/** One pull under a lease: resolve, config, layers, manifests, record. */
+/** One pull: resolve; then either the target already holds the image, or config, layers, manifests, record under a lease. */
 async function runPull(
   image: string,
   options: ImagePullOptions,
@@ -137,6 +140,42 @@ async function runPull(
     seconds: 0,
   };
   const holder = `pull ${ref.pullRef} (pid ${process.pid})`;
+  const runtimeHandler = options.runtimeHandler ?? '';
+
+  const resolved = await resolveImage(registry, ref, image, choice, call);
+  const { manifest, manifestDoc, root } = resolved;
+  emit({
+    type: 'resolved',
+    image: ref.pullRef,
+    digest: root.digest,
+    mediaType: root.mediaType,
+    manifestDigest: manifestDoc.digest,
+    platform: resolvedPlatformText(resolved, choice),
+  });
+  // The config's size is checked against the shared cap before any byte is fetched: a config
+  // claiming 1 GiB is the registry's fault (MANIFEST_INVALID), never a download then a store error.
+  if (manifest.config.size > MAX_CONFIG_BYTES) {
+    throw new KimgError(
+      'MANIFEST_INVALID',
+      `the manifest of ${quote(image)} declares a ${manifest.config.size}-byte config, more than the ${MAX_CONFIG_BYTES}-byte limit for image configs: the registry's image is not usable`,
+      { input: image, expected: MAX_CONFIG_BYTES, actual: manifest.config.size },
+    );
+  }
+
+  // Already complete in the target (the kubelet's `Always` on a present image): read-only, no lease.
+  const present = await presentRecord(target, resolved, ref.pullRef, runtimeHandler, choice, image);
+  if (present !== undefined) {
+    stats.blobsReused = new Set([manifest.config.digest, ...manifest.layers.map((l) => l.digest)]).size;
+    emit({
+      type: 'committed',
+      image: present.name,
+      id: present.imageId,
+      digest: present.digest,
+      size: present.size,
+    });
+    return { record: present, stats };
+  }
+
   const blobs = new BlobFetcher({
     target,
     registry,
@@ -147,32 +186,11 @@ async function runPull(
     emit,
     stats,
   });
-
   const lease = await target.lease(holder);
   try {
-    const resolved = await resolveImage(registry, ref, image, choice, call);
-    const { manifest, manifestDoc, root } = resolved;
-    emit({
-      type: 'resolved',
-      image: ref.pullRef,
-      digest: root.digest,
-      mediaType: root.mediaType,
-      manifestDigest: manifestDoc.digest,
-      platform: resolvedPlatformText(resolved, choice),
-    });
-
     // Config first (a single-platform image for another platform fails before any layer is fetched),
     // then the layers, manifests after, the record last: what a record names is always there.
     const limit = limiter(Math.max(1, options.concurrency ?? DEFAULT_IMAGE_PULL_OPTIONS.concurrency));
-    // The config's size is checked against the shared cap before any byte is fetched: a config
-    // claiming 1 GiB is the registry's fault (MANIFEST_INVALID), never a download then a store error.
-    if (manifest.config.size > MAX_CONFIG_BYTES) {
-      throw new KimgError(
-        'MANIFEST_INVALID',
-        `the manifest of ${quote(image)} declares a ${manifest.config.size}-byte config, more than the ${MAX_CONFIG_BYTES}-byte limit for image configs: the registry's image is not usable`,
-        { input: image, expected: MAX_CONFIG_BYTES, actual: manifest.config.size },
-      );
-    }
     await limit(() => blobs.ensureBlob(manifest.config, 'config'));
     const configBytes = await target.content.readBlob(manifest.config.digest, { maxBytes: MAX_CONFIG_BYTES });
     const config = parseConfig(configBytes, manifest.config, ref.pullRef, image);
@@ -187,7 +205,6 @@ async function runPull(
     if (resolved.index) await blobs.ensureManifest(resolved.index);
     await blobs.ensureManifest(manifestDoc);
 
-    const runtimeHandler = options.runtimeHandler ?? '';
     const previous = await target.images.get({ name: ref.pullRef, runtimeHandler }).catch(() => undefined);
     const platform = recordPlatform(resolved, config, choice);
     const record = buildRecord(
@@ -210,4 +227,48 @@ async function runPull(
   } finally {
     await lease.release();
   }
+}
+
+/**
+ * The record the target already holds for the resolved image, when it says the image is complete
+ * there (`PullTarget.present`); undefined otherwise, and for a target without the hook. The config is
+ * read from the target (absent = not present) and checked as the ordinary path checks it, so a
+ * malformed config or another platform's single-platform image fails the same way on both paths.
+ */
+async function presentRecord(
+  target: PullTarget,
+  resolved: ResolvedImage,
+  name: string,
+  runtimeHandler: string,
+  choice: PlatformChoice,
+  image: string,
+): Promise<ImageRecord | undefined> {
+  if (target.present === undefined) return undefined;
+  const { manifest } = resolved;
+  let bytes: Buffer;
+  try {
+    bytes = await target.content.readBlob(manifest.config.digest, { maxBytes: MAX_CONFIG_BYTES });
+  } catch {
+    return undefined;
+  }
+  const config = parseConfig(bytes, manifest.config, name, image);
+  checkSinglePlatform(resolved, config, choice, name, image);
+  const previous = await target.images.get({ name, runtimeHandler }).catch(() => undefined);
+  const record = buildRecord(
+    name,
+    runtimeHandler,
+    resolved,
+    recordPlatform(resolved, config, choice),
+    previous,
+    new Date().toISOString(),
+  );
+  const index = resolved.index?.manifest;
+  return target
+    .present({
+      record,
+      manifest,
+      config,
+      ...(index !== undefined && 'manifests' in index ? { index } : {}),
+    })
+    .catch(() => undefined);
 }

@@ -152,11 +152,14 @@ export interface NodeRuntimeOverrides {
   recorder?: EventRecorder;
   /** Wraps every image service the runtime builds (metrics of pulls in progress). */
   wrapImageService?: (service: ImageService) => ImageService;
-  /** `local` backend: progress of every pull. Must not throw. */
+  /** `local` and `containerd` backends: progress of every pull. Must not throw. */
   onProgress?: (spec: ImageSpec, event: ImagePullEvent) => void;
   /** The hub in-flight pulls report to; default a new one ({@link NodeRuntime.progress}). */
   progress?: PullProgressHub;
-  /** `local` backend: after each successful pull. Must not throw. */
+  /**
+   * `local` and `containerd` backends (kimg's pipeline runs the pull): after each successful pull, with
+   * the record it committed (or found complete) and its statistics. Must not throw.
+   */
   onPulled?: (spec: ImageSpec, result: ImagePullResult) => void;
   /** Image GC settings. */
   gc?: RuntimeGCOptions;

@@ -70,7 +70,7 @@ export { humanSize, truncateId, splitNameTag, repositoryOfName, isTaggedName } f
 export { lookupImages, lookupImage, recordsForReference } from './lookup.js';
 export { ANNOTATION_KIMG_NAME, ANNOTATION_KIMG_HANDLER } from './layout.js';
 export type { LockInfo as StoreLockInfo } from './internal/locks.js';
-export type { PullTarget, PullContent, PullWriter, PullImages, PullLease } from './target.js';
+export type { PullTarget, PullContent, PullWriter, PullImages, PullLease, ResolvedPull } from './target.js';
 /**
  * Durable file replacement and owner-only directories: src/durable's, re-exported for the callers that
  * took them from here.

@@ -9,6 +9,10 @@
  * keeps freshly committed blobs alive until the record that names them exists.
  *
  * The pipeline's order of calls, which every implementation may rely on:
+ * 0. Once the reference is resolved (target digest and media type known, the platform's manifest
+ *    selected), when the target has `present`: `content.readBlob(config digest)` and
+ *    `images.get(key)`, then `present({record, manifest, config, index})`. A record in answer ends the
+ *    pull there: no lease, no writer, no write of any kind.
  * 1. `lease(holder)` once per pull; `release()` after the record is written or the pull failed.
  * 2. For the config and each layer: `content.writer({ref, expected, holder})`; if `existing`, `commit()`
  *    at once; otherwise the registry streams bytes from `offset` into `sink()`, then `commit()`; on a
@@ -24,7 +28,7 @@
  * `commit` of a resumed ingest (the pipeline downloads once more from byte 0). Any other error fails
  * the pull as it is.
  */
-import type { ImageConfig, ImageManifest } from '../oci/index.js';
+import type { ImageConfig, ImageIndex, ImageManifest } from '../oci/index.js';
 import type { ImageKey, ImageRecord } from './records.js';
 
 /** The blob a writer must produce. `size` is optional but strongly advised (bounds the write). */
@@ -108,6 +112,18 @@ export interface PullLease {
   release(): Promise<void>;
 }
 
+/** What a pull resolved, handed to {@link PullTarget.present} before anything is written. */
+export interface ResolvedPull {
+  /** The record the pull would write (`lastUsed`/`pinned` carried over from `images.get`). */
+  record: ImageRecord;
+  /** The platform's image manifest. */
+  manifest: ImageManifest;
+  /** Its config, as the target holds it. */
+  config: ImageConfig;
+  /** The index the reference named, when it named one. */
+  index?: ImageIndex | undefined;
+}
+
 /**
  * Where a pull writes: content, image records and a lease. Implemented by kimg's `Store` (an OCI
  * image layout on disk) and by the containerd backend.
@@ -123,4 +139,12 @@ export interface PullTarget {
    * them in order while later ones download). A failure fails the pull.
    */
   layersPlanned?(plan: { manifest: ImageManifest; config: ImageConfig }): Promise<void>;
+  /**
+   * Optional, read-only: whether the resolved image is complete in this target — everything the
+   * ordinary path would write is there and says what it would say. The record the target holds for it
+   * ends the pull without a lease or any write (the kubelet's `Always` on a present image);
+   * undefined (anything missing or different) takes the ordinary path, which writes or repairs what is
+   * missing. Called only when the config is readable from the target; a failure counts as undefined.
+   */
+  present?(image: ResolvedPull): Promise<ImageRecord | undefined>;
 }

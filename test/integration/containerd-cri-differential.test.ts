@@ -7,6 +7,8 @@
  * over the same registries and images. Observations (id, repo tags, repo digests, size, uid/username,
  * pinned, presence) must be equal. Also: containerd's own CRI plugin on the second containerd sees
  * what kimg pulled the same way, and the CLI's `--containerd` commands (pull, images, inspect, rmi).
+ * The runtime over containerd tells `onPulled` of its pulls and leaves the same pull records as over
+ * kimg's store: pods without credentials are treated alike under each verification policy.
  *
  * Known difference, asserted where it occurs: ImageFsInfo describes each daemon's own filesystem.
  */
@@ -17,10 +19,15 @@ import { after, before, describe, test } from 'node:test';
 import type { CliContext } from '../../src/cli/context.js';
 import { runCli } from '../../src/cli/program.js';
 import { loadNodeConfig } from '../../src/config/index.js';
-import { Secret } from '../../src/credentials/index.js';
+import { Secret, credentialHash } from '../../src/credentials/index.js';
 import { CriImageService, startCriServer, type CriServer } from '../../src/cri/index.js';
-import type { ImageInfo } from '../../src/manager/index.js';
-import { openNodeRuntime, type NodeRuntime } from '../../src/runtime/index.js';
+import {
+  FilePullRecords,
+  type CredentialCandidate,
+  type ImageInfo,
+  type PodInfo,
+} from '../../src/manager/index.js';
+import { openNodeRuntime, type ImageServiceBackend, type NodeRuntime } from '../../src/runtime/index.js';
 import { requireBinary } from '../helpers/components.js';
 import { startContainerd, type StartedContainerd } from '../helpers/containerd.js';
 import { generateImage, type GeneratedImage } from '../helpers/images.js';
@@ -67,6 +74,7 @@ describe('cri differential: kimg serve over containerd vs containerd', () => {
   let small: GeneratedImage;
   let named: GeneratedImage;
   let multi: GeneratedImage;
+  let privateImg: GeneratedImage;
 
   async function same<T>(what: string, fn: (c: CriImageService, t: Target) => Promise<T>): Promise<T> {
     const c = await fn(clients.containerd, 'containerd');
@@ -88,7 +96,7 @@ describe('cri differential: kimg serve over containerd vs containerd', () => {
     work = await makeTempDir('ctrd-diff-');
     const startedRegs = startRegistries(['plain', 'basic']);
     const started = Promise.all([startContainerd(), startContainerd()]);
-    [small, named, multi] = await Promise.all([
+    [small, named, multi, privateImg] = await Promise.all([
       generateImage(join(work, 'small'), {
         name: 'small',
         layers: [{ size: 4096 }, { size: 9000, kind: 'text' }],
@@ -103,6 +111,7 @@ describe('cri differential: kimg serve over containerd vs containerd', () => {
           { os: 'linux', architecture: 'arm64', variant: 'v8' },
         ],
       }),
+      generateImage(join(work, 'private'), { name: 'private-app', layers: [{ size: 5000 }] }),
     ]);
     regs = await startedRegs;
     [theirs, ours] = await started;
@@ -113,6 +122,7 @@ describe('cri differential: kimg serve over containerd vs containerd', () => {
       skopeoPush(named, regs.plain, 'named:1'),
       skopeoPush(multi, regs.plain, 'multi:1'),
       skopeoPush(small, regs.basic, 'small:1'),
+      skopeoPush(privateImg, regs.basic, 'private:v1'),
     ]);
     // The composition root, configured the way a node's file does it.
     const configFile = join(work, 'kubelet.yaml');
@@ -261,5 +271,117 @@ describe('cri differential: kimg serve over containerd vs containerd', () => {
     assert.match(rm.stdout, new RegExp(`Deleted: ${name.replace(/[.]/g, '\\.')}`));
     const gone = await kimg('inspect', '--containerd', sock, name);
     assert.notEqual(gone.status, 0);
+  });
+
+  /**
+   * Pods A (with a pull Secret), B (none) and C (A's Secret) ensure a private image, first under
+   * NeverVerifyPreloadedImages, then (a restarted node, same root) under AlwaysVerify, through a runtime
+   * over `backend`. Returns what each ensure did, what `onPulled` saw and the image's pull record.
+   */
+  async function credentialScenario(backend: ImageServiceBackend) {
+    const root = join(work, `verify-${backend.kind}`);
+    const image = `${regs.basic.host}/private:v1`;
+    const secret: CredentialCandidate = {
+      key: regs.basic.host,
+      auth: { username: regs.basic.username!, password: new Secret(regs.basic.password!) },
+      source: { kind: 'secret', namespace: 'default', name: 'regcred', uid: 'secret-uid-1' },
+    };
+    const pods: [PodInfo, CredentialCandidate[]][] = [
+      [{ name: 'a', namespace: 'default', uid: 'uid-a' }, [secret]],
+      [{ name: 'b', namespace: 'default', uid: 'uid-b' }, []],
+      [{ name: 'c', namespace: 'default', uid: 'uid-c' }, [secret]],
+    ];
+    const ensures: unknown[] = [];
+    const pulled: string[] = [];
+    for (const policy of ['NeverVerifyPreloadedImages', 'AlwaysVerify']) {
+      const file = join(work, `kubelet-${backend.kind}-${policy}.yaml`);
+      await writeFile(
+        file,
+        [
+          'apiVersion: kubelet.config.k8s.io/v1beta1',
+          'kind: KubeletConfiguration',
+          `imagePullCredentialsVerificationPolicy: ${policy}`,
+          '',
+        ].join('\n'),
+      );
+      const rt = await openNodeRuntime(await loadNodeConfig([file]), {
+        env: {},
+        root,
+        imageService: backend,
+        registry: { plainHttp: [regs.basic.host] },
+        credentials: false,
+        onPulled: (spec, result) => pulled.push(`${spec.image} ${result.record.imageId}`),
+      });
+      try {
+        for (const [pod, credentials] of pods) {
+          const r = await rt.manager.ensureImageExists({
+            pod: { ...pod, uid: `${pod.uid}-${policy}` },
+            container: { name: 'app', image, imagePullPolicy: 'IfNotPresent' },
+            credentials,
+          });
+          ensures.push({
+            policy,
+            pod: pod.name,
+            ok: r.ok,
+            action: r.action,
+            code: r.error?.code ?? null,
+            events: r.events.map((e) => e.reason),
+          });
+        }
+      } finally {
+        await rt.close();
+      }
+    }
+    const id = privateImg.manifests[0]!.config.digest;
+    const record = await new FilePullRecords(root).getImagePulledRecord(id);
+    return { image, id, ensures, pulled, credentialMapping: record?.credentialMapping, secret };
+  }
+
+  test('the runtime over containerd: onPulled after a pull, and pull records that treat pods as over kimg’s store', async () => {
+    const local = await credentialScenario({ kind: 'local', platform: 'linux/amd64' });
+    const over = await credentialScenario({
+      kind: 'containerd',
+      address: `unix://${ours.socket}`,
+      namespace: 'k8s.io',
+      snapshotter: ours.snapshotter,
+      platform: 'linux/amd64',
+    });
+    // Over containerd: A pulled once (onPulled told), with A's Secret in the pull record; B without
+    // credentials must pull (and is refused) under both policies; C with the Secret uses the image.
+    assert.deepEqual(over.pulled, [`${over.image} ${over.id}`]);
+    assert.deepEqual(over.credentialMapping?.[`${regs.basic.host}/private`], {
+      kubernetesSecrets: [
+        {
+          namespace: 'default',
+          name: 'regcred',
+          uid: 'secret-uid-1',
+          credentialHash: credentialHash(over.secret.auth),
+        },
+      ],
+    });
+    const outcome = (e: unknown) => {
+      const { policy, pod, ok, action, code } = e as Record<string, unknown>;
+      return `${String(policy)} ${String(pod)}: ${String(ok)} ${String(action)} ${String(code)}`;
+    };
+    assert.deepEqual(over.ensures.map(outcome), [
+      'NeverVerifyPreloadedImages a: true pulled null',
+      'NeverVerifyPreloadedImages b: false failed CREDENTIALS_NOT_VERIFIED',
+      'NeverVerifyPreloadedImages c: true used null',
+      'AlwaysVerify a: true used null',
+      'AlwaysVerify b: false failed CREDENTIALS_NOT_VERIFIED',
+      'AlwaysVerify c: true used null',
+    ]);
+    // Exactly what the same node does over kimg's own store.
+    assert.deepEqual(
+      { ensures: over.ensures, pulled: over.pulled, credentialMapping: over.credentialMapping },
+      { ensures: local.ensures, pulled: local.pulled, credentialMapping: local.credentialMapping },
+    );
+    // The image is in containerd, for its CRI plugin too (which learns of it from containerd's events).
+    let seen: ImageInfo | undefined;
+    for (let i = 0; i < 100 && seen === undefined; i++) {
+      seen = await oursCri.imageStatus({ image: over.image });
+      if (seen === undefined) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(seen?.id, over.id);
   });
 });

@@ -4,7 +4,10 @@
  * after its own PullImage of the same image (id, repo tags, repo digests, size), for OCI and Docker
  * images, a multi-arch index, Basic and token auth; the content carries containerd's GC labels so
  * containerd's GC keeps it; leases are gone after the pull; an interrupted pull leaves an ingest the
- * next pull resumes; layers are unpacked once per snapshotter.
+ * next pull resumes; layers are unpacked once per snapshotter. A pull of an image containerd already
+ * holds completely is read-only (no lease, no write, only the manifest request) and answers what the
+ * full pull answered; a removed tag record, a removed top snapshot, a moved tag or a missing pinned
+ * label each send the pull down the ordinary path, which repairs containerd's state.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -34,6 +37,40 @@ function criNames(id: string, image: string, digest: string): string[] {
   return [id, image, `${image.slice(0, image.lastIndexOf(':'))}@${digest}`];
 }
 
+/** containerd client calls that only read. */
+const READ_CALLS = new Set(['imageGet', 'imageList', 'contentInfo', 'contentRead', 'snapshotStat']);
+
+/** `c`, recording the name of every method called on it (the calls still reach containerd). */
+function recording(c: ContainerdClient, calls: string[]): ContainerdClient {
+  return new Proxy(c, {
+    get(t, p) {
+      const v: unknown = Reflect.get(t, p, t);
+      if (typeof v !== 'function') return v;
+      return (...args: unknown[]): unknown => {
+        calls.push(String(p));
+        return (v as (...a: unknown[]) => unknown).apply(t, args);
+      };
+    },
+  });
+}
+
+/** What two pulls of one image must agree on, whichever path they took. */
+function pullOutcome(r: ContainerdPullResult): unknown {
+  const { pulledAt: _p, lastUsed: _l, ...record } = r.record;
+  return {
+    image: r.image,
+    id: r.id,
+    digest: r.digest,
+    mediaType: r.mediaType,
+    manifestDigest: r.manifestDigest,
+    names: r.names,
+    size: r.size,
+    layers: r.layers,
+    unpacked: r.unpacked,
+    record,
+  };
+}
+
 function observe(i: ImageInfo | undefined): unknown {
   if (i === undefined) return 'absent';
   return {
@@ -58,6 +95,7 @@ describe('containerd image store: kimg pulls, containerd stores', () => {
   let multi: GeneratedImage;
   let big: GeneratedImage;
   let other: GeneratedImage;
+  let moved: GeneratedImage;
 
   const pull = (image: string, extra: Partial<Parameters<typeof pullIntoContainerd>[1]> = {}) =>
     pullIntoContainerd(image, {
@@ -67,6 +105,21 @@ describe('containerd image store: kimg pulls, containerd stores', () => {
       snapshotter: ctrd.snapshotter,
       ...extra,
     });
+
+  /** A pull through a client recording its calls: which path did it take? */
+  async function recordedPull(image: string, extra: Partial<Parameters<typeof pullIntoContainerd>[1]> = {}) {
+    const calls: string[] = [];
+    const mark = (await regs.plain.accessLog()).length;
+    const result = await pullIntoContainerd(image, {
+      client: recording(client, calls),
+      registry,
+      platform: 'linux/amd64',
+      snapshotter: ctrd.snapshotter,
+      ...extra,
+    });
+    const requests = (await regs.plain.accessLog()).slice(mark);
+    return { result, calls, writes: calls.filter((c) => !READ_CALLS.has(c)), requests };
+  }
 
   /** CRI's own PullImage, observed, then removed again (containerd's RemoveImage GCs synchronously). */
   async function containerdObservation(image: string, auth?: { username: string; password: Secret }) {
@@ -120,7 +173,7 @@ describe('containerd image store: kimg pulls, containerd stores', () => {
     work = await makeTempDir('ctrd-store-');
     const startedRegs = startRegistries(['plain', 'basic', 'token']);
     const startedCtrd = startContainerd({ namespace: 'k8s.io' });
-    [small, multi, big, other] = await Promise.all([
+    [small, multi, big, other, moved] = await Promise.all([
       generateImage(join(work, 'small'), {
         name: 'small',
         layers: [{ size: 4096 }, { size: 9000, kind: 'text' }],
@@ -139,12 +192,14 @@ describe('containerd image store: kimg pulls, containerd stores', () => {
         layers: [{ size: 64 * 1024 }, { size: 24 * 1024 * 1024 }],
       }),
       generateImage(join(work, 'other'), { name: 'other', layers: [{ size: 1000 }] }),
+      generateImage(join(work, 'moved'), { name: 'moved', layers: [{ size: 1500 }, { size: 700 }] }),
     ]);
     regs = await startedRegs;
     ctrd = await startedCtrd;
     for (const r of Object.values(regs)) await ctrd.addPlainHttpRegistry(r.host);
     await Promise.all([
       skopeoPush(small, regs.plain, 'small:1'),
+      skopeoPush(small, regs.plain, 'moving:1'),
       skopeoPush(small, regs.plain, 'small-docker:1', { format: 'v2s2' }),
       skopeoPush(multi, regs.plain, 'multi:1'),
       skopeoPush(multi, regs.plain, 'multi-docker:1', { format: 'v2s2' }),
@@ -254,12 +309,105 @@ describe('containerd image store: kimg pulls, containerd stores', () => {
     assert.equal(r.unpacked, true);
   });
 
-  test('an image already present: nothing downloaded, nothing unpacked again', async () => {
+  test('an image already present: read-only (no lease, no write, only the manifest request), the full pull’s answer', async () => {
+    for (const image of [`${regs.plain.host}/small:1`, `${regs.plain.host}/multi:1`]) {
+      const theirs = await containerdObservation(image);
+      const full = await recordedPull(image);
+      assert.ok(full.writes.includes('leaseCreate'), 'the first pull takes the ordinary path');
+      assert.deepEqual(await criEventually(image, theirs.status), theirs.status);
+      const leases = await client.leaseList();
+      const ingests = await client.contentListStatuses();
+      const again = await recordedPull(image);
+      assert.deepEqual(again.writes, [], `only reads: ${again.calls.join(', ')}`);
+      assert.ok(
+        again.requests.length > 0 && again.requests.every((e) => /\/manifests\//.test(e.path)),
+        `only manifest requests: ${JSON.stringify(again.requests)}`,
+      );
+      assert.deepEqual(pullOutcome(again.result), pullOutcome(full.result));
+      const layers = new Set(again.result.layers.map((l) => l.digest));
+      assert.deepEqual(again.result.stats, {
+        ...again.result.stats,
+        blobsDownloaded: 0,
+        blobsResumed: 0,
+        bytesDownloaded: 0,
+        layersUnpacked: 0,
+        blobsReused: 1 + layers.size,
+      });
+      assert.deepEqual(await client.leaseList(), leases);
+      assert.deepEqual(await client.contentListStatuses(), ingests);
+      assert.deepEqual(observe(await cri.imageStatus({ image })), theirs.status);
+      await removeRecords(full.result.names);
+    }
+  });
+
+  test('already present but not as a pull leaves it: a removed tag record, a removed top snapshot, a missing pinned label are repaired', async () => {
     const image = `${regs.plain.host}/small:1`;
-    await pull(image);
-    const again = await pull(image);
-    assert.equal(again.stats.blobsDownloaded, 0);
-    assert.equal(again.stats.layersUnpacked, 0);
+    const theirs = await containerdObservation(image);
+    const first = await pull(image);
+    assert.deepEqual(await criEventually(image, theirs.status), theirs.status);
+    const m = small.manifests[0]!;
+    const chain = chainIds(m.layers.map((l) => l.diffId));
+    const top = chain[chain.length - 1]!;
+
+    // The tag record is gone: CRI no longer knows the tag; the pull creates it again.
+    await client.imageDelete(image, { sync: true });
+    assert.equal(await criEventually(image, 'absent'), 'absent');
+    const retagged = await recordedPull(image);
+    assert.ok(retagged.writes.includes('leaseCreate'), `ordinary path: ${retagged.calls.join(', ')}`);
+    assert.equal(retagged.result.stats.blobsDownloaded, 0);
+    assert.deepEqual(pullOutcome(retagged.result), pullOutcome(first));
+    assert.deepEqual(await criEventually(image, theirs.status), theirs.status);
+
+    // The top snapshot is gone (and with it, at containerd's next collection, its parents nothing else
+    // names): the pull unpacks again and labels the config with the top snapshot.
+    await client.snapshotRemove(ctrd.snapshotter, top);
+    assert.equal(await client.snapshotStat(ctrd.snapshotter, top), undefined);
+    const unpacked = await recordedPull(image);
+    assert.ok(unpacked.writes.includes('leaseCreate'));
+    assert.ok(unpacked.result.stats.layersUnpacked >= 1);
+    assert.equal(unpacked.result.stats.blobsDownloaded, 0);
+    assert.equal((await client.snapshotStat(ctrd.snapshotter, top))?.kind, 'COMMITTED');
+    assert.equal(
+      (await client.contentInfo(m.config.digest))!.labels[
+        `containerd.io/gc.ref.snapshot.${ctrd.snapshotter}`
+      ],
+      top,
+    );
+    assert.deepEqual(await criEventually(image, theirs.status), theirs.status);
+
+    // Asked pinned: the records lack the pinned label, so the ordinary path adds it; then it is present.
+    const pinned = await recordedPull(image, { pinned: true });
+    assert.ok(pinned.writes.includes('leaseCreate'));
+    for (const n of pinned.result.names)
+      assert.equal((await client.imageGet(n))?.labels['io.cri-containerd.pinned'], 'pinned', n);
+    assert.deepEqual((await recordedPull(image, { pinned: true })).writes, []);
+    // (containerd 1.6's CRI plugin does not report pinned; the label is what a newer one reads.)
+
+    // Complete again: the next pull is read-only.
+    assert.deepEqual((await recordedPull(image)).writes, []);
+    await removeRecords(first.names);
+  });
+
+  test('a moved tag: the pull takes the ordinary path to the new image; the old one keeps its repo digest', async () => {
+    const image = `${regs.plain.host}/moving:1`;
+    const before = await pull(image);
+    assert.equal(before.id, small.manifests[0]!.config.digest);
+    assert.deepEqual((await recordedPull(image)).writes, []);
+    await skopeoPush(moved, regs.plain, 'moving:1');
+    const theirs = await containerdObservation(image);
+    const after = await recordedPull(image);
+    assert.ok(after.writes.includes('leaseCreate'), `ordinary path: ${after.calls.join(', ')}`);
+    assert.equal(after.result.id, moved.manifests[0]!.config.digest);
+    assert.equal(after.result.digest, moved.digest);
+    assert.equal((await client.imageGet(image))?.target.digest, moved.digest);
+    assert.deepEqual(await criEventually(image, theirs.status), theirs.status);
+    // The old image lost the tag, not its repo digest.
+    const repo = image.slice(0, image.lastIndexOf(':'));
+    const old = { ...((await cri.imageStatus({ image: before.id })) ?? {}) } as ImageInfo;
+    assert.ok(!old.repoTags.includes(image), JSON.stringify(old));
+    assert.ok(old.repoDigests.includes(`${repo}@${small.digest}`), JSON.stringify(old));
+    assert.deepEqual((await recordedPull(image)).writes, []);
+    await removeRecords([...after.result.names, ...before.names.filter((n) => n !== image)]);
   });
 
   test('blobs containerd holds in another namespace are shared, not downloaded', async () => {

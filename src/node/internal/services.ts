@@ -57,7 +57,7 @@ export interface AgentServiceHooks {
   warnOnce: WarnOnce;
   /** Layer progress of a pull into kimg's store (per image as the pod spells it, default tag applied). */
   onProgress(image: string, ev: ImagePullEvent): void;
-  /** An image was committed to kimg's store. */
+  /** A pull through kimg's pipeline succeeded (into kimg's store or containerd's). */
   onPulled(): void;
   onManagerEvent(e: ManagerEvent): void;
   onGcEvent(e: ImageGCEvent): void;

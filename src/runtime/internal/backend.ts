@@ -72,7 +72,7 @@ export function openImageBackend(backend: ImageServiceBackend, ctx: LocalService
       // containerd's CRI plugin serves on the same socket: its ImageFsInfo is containerd's own answer
       // (image GC reads usage through it too).
       const cri = new CriImageService({ endpoint: `unix://${client.socket}` });
-      const { onProgress } = ctx.overrides;
+      const { onProgress, onPulled } = ctx.overrides;
       const containerd = new ContainerdImageService({
         client,
         registry: ctx.registry,
@@ -82,6 +82,7 @@ export function openImageBackend(backend: ImageServiceBackend, ctx: LocalService
         directWrite: backend.directWrite,
         ...(ctx.defaultRegistry !== 'docker.io' ? { defaultRegistry: ctx.defaultRegistry } : {}),
         ...(onProgress !== undefined ? { onProgress } : {}),
+        ...(onPulled !== undefined ? { onPulled } : {}),
         criImageFsInfo: (o) => cri.imageFsInfo(o),
       });
       return {
