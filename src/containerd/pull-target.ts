@@ -45,7 +45,12 @@ import type {
 } from '../store/index.js';
 import { containerdStatus, type ContainerdClient } from './client.js';
 import { openContentWriter, writeContent, type ContentWriter } from './content-writer.js';
-import { collectedBeforeRecorded, type DirectContent } from './direct-content.js';
+import {
+  collectedBeforeRecorded,
+  openDirectContent,
+  usableDirect,
+  type DirectContent,
+} from './direct-content.js';
 import { criImageNames, putImageRecords } from './images.js';
 import {
   LABEL_CRI_IMAGE,
@@ -86,10 +91,11 @@ export interface ContainerdPullTargetOptions {
   /** Cancels the unpack (the pipeline's own calls carry their signal). */
   signal?: AbortSignal | undefined;
   /**
-   * Write blob bytes into containerd's content directory and record them without their bytes
-   * (src/containerd `direct-content.ts`); undefined = every byte through the content Write protocol.
+   * Write blob bytes into containerd's content directory when it is reachable from here, and record
+   * them without their bytes (src/containerd `direct-content.ts`; probed at the first blob to write).
+   * Default false: every byte through the content Write protocol.
    */
-  direct?: DirectContent | undefined;
+  directWrite?: boolean | undefined;
 }
 
 /** Leases of kimg's pulls are named `kimg-pull-<ms>-<random>`. */
@@ -310,8 +316,9 @@ export class ContainerdPullTarget implements PullTarget {
       throw new KimgError('INVALID_ARGUMENT', `a write into containerd needs the size of ${digest}`, {
         input: digest,
       });
-    const direct = this.o.direct;
-    if (direct?.usable === true) {
+    const direct =
+      this.o.directWrite === true ? usableDirect(await openDirectContent(this.o.client)) : undefined;
+    if (direct !== undefined) {
       // containerd's own partial ingest (an interrupted write through the protocol) is resumed as it is.
       const partial = await this.o.client.contentStatus(`layer-${digest}`, this.call());
       if (partial === undefined || partial.offset === 0)

@@ -32,7 +32,6 @@ import type { Platform } from '../platform/index.js';
 import { parseReference } from '../reference/index.js';
 import type { RegistryClient } from '../registry/index.js';
 import type { ContainerdClient, ContainerdDescriptor } from './client.js';
-import { openDirectContent, usableDirect } from './direct-content.js';
 import { criImageNames } from './images.js';
 import { ContainerdPullTarget } from './pull-target.js';
 
@@ -127,10 +126,8 @@ export async function pullIntoContainerd(
   image: string,
   options: ContainerdPullOptions,
 ): Promise<ContainerdPullResult> {
-  const direct =
-    options.directWrite === false ? undefined : usableDirect(await openDirectContent(options.client));
   const target = new ContainerdPullTarget({
-    direct,
+    directWrite: options.directWrite !== false,
     client: options.client,
     snapshotter:
       options.unpack === false

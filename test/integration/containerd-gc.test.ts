@@ -147,7 +147,7 @@ describe('containerd GC keeps every blob of an image kimg created', () => {
 
   test('an expired lease holding the kimg blobs: GC collects what only the lease held, never the image', async () => {
     const lease = `kimg-test-expiring-${randomBytes(4).toString('hex')}`;
-    await client.leaseCreate(lease, leaseExpiryLabels(new Date(), 1000));
+    await client.leaseCreate(lease, leaseExpiryLabels(new Date(), 5000));
     // Opening a writer for content that exists adds it to the lease (containerd metadata/content.go),
     // as kimg's own pull lease holds an image's blobs while it writes them.
     for (const d of kimgBlobs) {
@@ -172,7 +172,9 @@ describe('containerd GC keeps every blob of an image kimg created', () => {
     const held = (await client.leaseResources(lease)).map((r) => r.id);
     for (const d of [...kimgBlobs, orphanDigest]) assert.ok(held.includes(d), `the lease holds ${d}`);
     // Let the lease expire, then run a synchronous collection (deleting another, empty lease).
-    await new Promise((r) => setTimeout(r, 1500));
+    // (5 s: under load the writes above can take more than a second, and a collection run by
+    // containerd's scheduler in between would drop an already expired lease under the test.)
+    await new Promise((r) => setTimeout(r, 5500));
     await ctrd.ctr(['leases', 'create', '--id', 'kimg-test-trigger'], { namespace: NS });
     await ctrd.ctr(['leases', 'rm', '--sync', 'kimg-test-trigger'], { namespace: NS });
     const present = await contentDigests(ctrd);
