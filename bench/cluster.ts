@@ -101,7 +101,9 @@ async function runScale(
     for (let i = 0; i < n; i++) {
       const token = `bench-${n}-${i}`;
       api.setUser(token, { name: `agent-${n}-${i}`, rules: RULES });
-      clients.push(new KubeClient(loadKubeClientConfig({ kubeconfig: await api.writeKubeconfig(token) })));
+      clients.push(
+        new KubeClient(await loadKubeClientConfig({ kubeconfig: await api.writeKubeconfig(token) })),
+      );
     }
     api.clearRequests();
     const regBefore = (await reg.accessLog()).length;

@@ -7,15 +7,8 @@
  * Objects are returned as plain JSON data (what `kubectl get -o json` shows), the shape kimg's
  * credential and manager code reads; the library's typed classes are not leaked.
  */
-import {
-  AppsV1Api,
-  CoreV1Api,
-  EventsV1Api,
-  PatchStrategy,
-  Watch,
-  setHeaderOptions,
-  type EventsV1Event,
-} from '@kubernetes/client-node';
+import type { AppsV1Api, CoreV1Api, EventsV1Api, EventsV1Event, Watch } from '@kubernetes/client-node';
+import { clientLibrary } from './internal/library.js';
 import { toKubeError, type KubeRequest } from './errors.js';
 import type { KubeClientConfig } from './config.js';
 
@@ -64,10 +57,12 @@ export class KubeClient {
   private readonly counts = new Map<string, number>();
 
   constructor(readonly config: KubeClientConfig) {
-    this.core = config.kubeConfig.makeApiClient(CoreV1Api);
-    this.apps = config.kubeConfig.makeApiClient(AppsV1Api);
-    this.eventsApi = config.kubeConfig.makeApiClient(EventsV1Api);
-    this.watcher = new Watch(config.kubeConfig);
+    // A configuration exists only once loadKubeClientConfig loaded the library.
+    const lib = clientLibrary();
+    this.core = config.kubeConfig.makeApiClient(lib.CoreV1Api);
+    this.apps = config.kubeConfig.makeApiClient(lib.AppsV1Api);
+    this.eventsApi = config.kubeConfig.makeApiClient(lib.EventsV1Api);
+    this.watcher = new lib.Watch(config.kubeConfig);
   }
 
   /** The default namespace of the configuration. */
@@ -186,7 +181,7 @@ export class KubeClient {
       await this.call({ verb: 'patch', resource: 'events.events.k8s.io', namespace, name }, () =>
         this.eventsApi.patchNamespacedEvent(
           { namespace, name, body: patch },
-          setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+          clientLibrary().setHeaderOptions('Content-Type', clientLibrary().PatchStrategy.MergePatch),
         ),
       ),
     );

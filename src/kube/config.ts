@@ -20,7 +20,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { loadClientLibrary, type ClientLibrary } from './internal/library.js';
 import { KimgError, quote } from '../errors/index.js';
 
 /** The service account directory kubelet mounts into every pod. */
@@ -87,9 +88,14 @@ function mergeFirstWins(into: KubeConfig, next: KubeConfig): void {
  * @throws KimgError `KUBE_CONFIG_INVALID` when `--kubeconfig` names a missing or unreadable file, no
  * source yields a cluster, or `--context` names a context the kubeconfig does not have.
  */
-export function loadKubeClientConfig(options: KubeConfigOptions = {}): KubeClientConfig {
+export async function loadKubeClientConfig(options: KubeConfigOptions = {}): Promise<KubeClientConfig> {
+  const lib = await loadClientLibrary();
+  return resolveConfig(lib, options);
+}
+
+function resolveConfig(lib: ClientLibrary, options: KubeConfigOptions): KubeClientConfig {
   const env = options.env ?? process.env;
-  const kc = new KubeConfig();
+  const kc = new lib.KubeConfig();
   let files: string[] = [];
   if (options.kubeconfig !== undefined && options.kubeconfig !== '') {
     if (!existsSync(options.kubeconfig)) {
@@ -108,7 +114,7 @@ export function loadKubeClientConfig(options: KubeConfigOptions = {}): KubeClien
   for (const [i, file] of files.entries()) {
     if (i === 0) loadFile(kc, file);
     else {
-      const next = new KubeConfig();
+      const next = new lib.KubeConfig();
       loadFile(next, file);
       mergeFirstWins(kc, next);
     }

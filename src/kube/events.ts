@@ -16,7 +16,8 @@
  * manager's messages do not) and are capped at 1 KiB, the API's limit. Recording never throws and
  * never blocks the caller; failures go to `onError`.
  */
-import { V1MicroTime, type EventsV1Event } from '@kubernetes/client-node';
+import type { EventsV1Event } from '@kubernetes/client-node';
+import { clientLibrary } from './internal/library.js';
 import { isKimgError, toKimgError, type KimgErrorLike } from '../errors/index.js';
 import type { EventRecorder, ManagerEvent } from '../manager/index.js';
 import type { KubeClient, KubeJson } from './client.js';
@@ -160,7 +161,7 @@ export class KubeEventRecorder implements EventRecorder {
       apiVersion: 'events.k8s.io/v1',
       kind: 'Event',
       metadata: { name, namespace },
-      eventTime: new V1MicroTime(now),
+      eventTime: new (clientLibrary().V1MicroTime)(now),
       reportingController: this.controller,
       reportingInstance: this.options.reportingInstance,
       action: input.action,
@@ -212,7 +213,10 @@ export class KubeEventRecorder implements EventRecorder {
 
   private seriesPatch(entry: CachedEvent): object {
     return {
-      series: { count: entry.count, lastObservedTime: new V1MicroTime(entry.lastObserved).toISOString() },
+      series: {
+        count: entry.count,
+        lastObservedTime: new (clientLibrary().V1MicroTime)(entry.lastObserved).toISOString(),
+      },
     };
   }
 
@@ -226,7 +230,10 @@ export class KubeEventRecorder implements EventRecorder {
       entry.event = {
         ...entry.event,
         metadata: { name: entry.name, namespace: entry.namespace },
-        series: { count: entry.count, lastObservedTime: new V1MicroTime(entry.lastObserved) },
+        series: {
+          count: entry.count,
+          lastObservedTime: new (clientLibrary().V1MicroTime)(entry.lastObserved),
+        },
       };
       await this.create(entry);
     }

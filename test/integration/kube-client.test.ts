@@ -58,7 +58,9 @@ describe('kube client library against the API double', () => {
         },
       },
     });
-    client = new KubeClient(loadKubeClientConfig({ kubeconfig: await api.writeKubeconfig('admin-token') }));
+    client = new KubeClient(
+      await loadKubeClientConfig({ kubeconfig: await api.writeKubeconfig('admin-token') }),
+    );
   });
   after(async () => {
     await api.close();
@@ -69,30 +71,30 @@ describe('kube client library against the API double', () => {
     const a = await api.writeKubeconfig('admin-token', { context: 'alpha', namespace: 'team-a' });
     const b = await api.writeKubeconfig('no-secrets', { context: 'beta' });
     const env = { KUBECONFIG: [join(dir, 'missing'), a, b].join(':'), HOME: dir };
-    const merged = loadKubeClientConfig({ env });
+    const merged = await loadKubeClientConfig({ env });
     assert.equal(merged.context, 'alpha');
     assert.equal(merged.namespace, 'team-a');
     assert.deepEqual(merged.source, { kind: 'kubeconfig', files: [a, b] });
-    const beta = loadKubeClientConfig({ env, context: 'beta' });
+    const beta = await loadKubeClientConfig({ env, context: 'beta' });
     assert.equal(beta.context, 'beta');
     assert.equal(beta.namespace, 'default');
-    assert.throws(
+    await assert.rejects(
       () => loadKubeClientConfig({ env, context: 'gamma' }),
       (e: unknown) =>
         isKimgError(e, 'KUBE_CONFIG_INVALID') && /"gamma"/.test(e.message) && /"alpha"/.test(e.message),
     );
-    assert.throws(
+    await assert.rejects(
       () => loadKubeClientConfig({ kubeconfig: join(dir, 'nope') }),
       (e: unknown) => isKimgError(e, 'KUBE_CONFIG_INVALID'),
     );
-    assert.throws(
+    await assert.rejects(
       () => loadKubeClientConfig({ env: { HOME: dir }, serviceAccountDir: join(dir, 'sa') }),
       (e: unknown) => isKimgError(e, 'KUBE_CONFIG_INVALID') && /--kubeconfig/.test(e.message),
     );
     // ~/.kube/config
     await mkdir(join(dir, '.kube'));
     await writeFile(join(dir, '.kube', 'config'), await (await import('node:fs/promises')).readFile(b));
-    assert.equal(loadKubeClientConfig({ env: { HOME: dir } }).context, 'beta');
+    assert.equal((await loadKubeClientConfig({ env: { HOME: dir } })).context, 'beta');
     // In-cluster: service host/port + token, CA and namespace files; the token is sent as a bearer.
     const sa = join(dir, 'sa');
     await mkdir(sa);
@@ -100,7 +102,7 @@ describe('kube client library against the API double', () => {
     await writeFile(join(sa, 'ca.crt'), await (await import('node:fs/promises')).readFile(api.caFile));
     await writeFile(join(sa, 'namespace'), 'kimg-system');
     const port = new URL(api.url).port;
-    const inCluster = loadKubeClientConfig({
+    const inCluster = await loadKubeClientConfig({
       env: { HOME: join(dir, 'nohome'), KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: port },
       serviceAccountDir: sa,
     });
@@ -120,7 +122,7 @@ describe('kube client library against the API double', () => {
     });
     api.create(dockerSecret('regcred', 'default', 'registry.example'));
     const reader = new KubeClient(
-      loadKubeClientConfig({ kubeconfig: await api.writeKubeconfig('no-secrets') }),
+      await loadKubeClientConfig({ kubeconfig: await api.writeKubeconfig('no-secrets') }),
     );
     await assert.rejects(reader.getSecret('default', 'regcred'), (e: unknown) => {
       assert.ok(isKimgError(e, 'KUBE_FORBIDDEN'));
@@ -134,7 +136,7 @@ describe('kube client library against the API double', () => {
       return true;
     });
     const stranger = new KubeClient(
-      loadKubeClientConfig({ kubeconfig: await api.writeKubeconfig('wrong-token') }),
+      await loadKubeClientConfig({ kubeconfig: await api.writeKubeconfig('wrong-token') }),
     );
     await assert.rejects(stranger.getNode('x'), (e: unknown) => isKimgError(e, 'KUBE_UNAUTHORIZED'));
   });
@@ -271,7 +273,9 @@ describe('kube client library against the API double', () => {
     assert.match(JSON.stringify(r3.secrets[0]!.config.entries.map((e) => e.key)), /other\.example/);
     // A reader without Secret rules: the lookup fails at once with the coded denial (and keeps retrying).
     const denied = new PodSecretManager({
-      client: new KubeClient(loadKubeClientConfig({ kubeconfig: await api.writeKubeconfig('no-secrets') })),
+      client: new KubeClient(
+        await loadKubeClientConfig({ kubeconfig: await api.writeKubeconfig('no-secrets') }),
+      ),
       initialBackoffMs: 50,
     });
     await assert.rejects(denied.pullSecrets(p1), (e: unknown) => {

@@ -99,7 +99,7 @@ export async function runClusterExplain(
       'USAGE',
       `give either ${target.kind === 'pods' ? 'pods' : `${target.kind}/${target.name}`} or -f POD.yaml (not both)`,
     );
-  const kube = loadKubeClientConfig({
+  const kube = await loadKubeClientConfig({
     env: ctx.env,
     ...(options.kubeconfig !== undefined ? { kubeconfig: options.kubeconfig } : {}),
     ...(options.context !== undefined ? { context: options.context } : {}),

@@ -173,7 +173,7 @@ async function run(opts: NodeCliOptions, ctx: CliContext): Promise<void> {
   const cluster = clusterMode
     ? {
         client: new KubeClient(
-          loadKubeClientConfig({
+          await loadKubeClientConfig({
             env: ctx.env,
             ...(opts.kubeconfig !== undefined ? { kubeconfig: opts.kubeconfig } : {}),
             ...(opts.context !== undefined ? { context: opts.context } : {}),
