@@ -6,15 +6,15 @@
  * Two layers:
  * - `LockTable`: in-process locks keyed by string (ingest refs), never waiting: a second writer for the
  *   same ref gets `STORE_LOCKED` at once, like containerd's `tryLock`.
- * - `FileLock`: a lock file created with `O_EXCL` holding `{pid, holder, since}` for exclusion between
- *   processes sharing a store root (the CLI next to the node agent). A lock whose PID is no longer alive
- *   is stale (its holder was killed) and is taken over.
+ * - `FileLock`: a lock file holding `{pid, holder, since}`, linked into place whole (never torn), for
+ *   exclusion between processes sharing a store root (the CLI next to the node agent). A lock whose PID
+ *   is no longer alive is stale (its holder was killed) and is taken over.
  */
 import { randomBytes } from 'node:crypto';
-import { promises as fsp, constants as fsc } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import { hostname } from 'node:os';
 import { KimgError, quote } from '../../errors/index.js';
-import { errnoCode, FILE_MODE, ioError, isNotFound, pidAlive } from './fsutil.js';
+import { errnoCode, FILE_MODE, ioError, isNotFound, pidAlive, tempPathFor } from './fsutil.js';
 
 /** Who holds a lock and since when. */
 export interface LockInfo {
@@ -149,13 +149,22 @@ export async function acquireFileLock(
   const deadline = Date.now() + waitMs;
   let delay = 5;
   for (;;) {
+    // Written whole under a temp name, then linked into place (link is atomic and fails when the lock
+    // exists): a writer killed at any point leaves no torn lock, only a temp file with its PID.
+    const tmp = tempPathFor(file);
+    let linked = false;
     try {
-      const fh = await fsp.open(file, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, FILE_MODE);
-      try {
-        await fh.writeFile(JSON.stringify(info));
-      } finally {
-        await fh.close();
+      await fsp.writeFile(tmp, JSON.stringify(info), { mode: FILE_MODE });
+      await fsp.link(tmp, file);
+      linked = true;
+    } catch (e) {
+      if (errnoCode(e) !== 'EEXIST') {
+        await fsp.rm(tmp, { force: true });
+        throw ioError('create lock', file, e);
       }
+    }
+    await fsp.rm(tmp, { force: true });
+    if (linked) {
       let released = false;
       return {
         file,
@@ -166,8 +175,6 @@ export async function acquireFileLock(
           await fsp.rm(file, { force: true });
         },
       };
-    } catch (e) {
-      if (errnoCode(e) !== 'EEXIST') throw ioError('create lock', file, e);
     }
     const cur = await readLockFile(file);
     if (cur === undefined) {

@@ -474,7 +474,7 @@ describe('kimg settings: the kimg: key and the KimgConfiguration sibling', () =>
     );
   });
 
-  test('kimg.containerd: address (path or unix:// URL) required, namespace and snapshotter optional', () => {
+  test('kimg.containerd: address (path or unix:// URL) required; namespace, snapshotter and directWrite optional', () => {
     const ok = parseNodeConfig(
       HEAD +
         'kimg:\n  containerd: {address: /run/containerd/containerd.sock, namespace: k8s.io, snapshotter: native}\n',
@@ -490,11 +490,19 @@ describe('kimg settings: the kimg: key and the KimgConfiguration sibling', () =>
     );
     assert.equal(parseNodeConfig(HEAD).kimg.containerd, undefined);
     assert.deepEqual(problems(HEAD + 'kimg:\n  containerd: {namespace: k8s.io, socket: x}\n'), [
-      'kimg.containerd.socket: unknown field; containerd has address, namespace, snapshotter',
+      'kimg.containerd.socket: unknown field; containerd has address, namespace, snapshotter, directWrite',
       "kimg.containerd.address: required (containerd's socket, e.g. /run/containerd/containerd.sock)",
     ]);
     assert.deepEqual(problems(HEAD + 'kimg:\n  containerd: {address: "tcp://1.2.3.4:1"}\n'), [
       'kimg.containerd.address: "tcp://1.2.3.4:1" is not a unix socket path or unix:// URL',
+    ]);
+    // directWrite: a boolean; false sends every blob byte through containerd's content Write protocol.
+    assert.deepEqual(
+      parseNodeConfig(HEAD + 'kimg:\n  containerd: {address: /c.sock, directWrite: false}\n').kimg.containerd,
+      { address: '/c.sock', directWrite: false },
+    );
+    assert.deepEqual(problems(HEAD + 'kimg:\n  containerd: {address: /c.sock, directWrite: "no"}\n'), [
+      'kimg.containerd.directWrite: must be true or false',
     ]);
   });
 
