@@ -2,8 +2,8 @@
  * `--containerd ADDRESS`: the one setting that makes a command use containerd's store instead of
  * kimg's own (src/containerd). ADDRESS is containerd's socket as `ctr --address` takes it
  * (`/run/containerd/containerd.sock`) or a `unix://` URL. The configuration's `kimg.containerd`
- * (`{address, namespace, snapshotter}`) selects it too; the flag wins over the file's address and
- * keeps its namespace and snapshotter.
+ * (`{address, namespace, snapshotter, directWrite}`, read through `--config`) selects it too; the flag
+ * wins over the file's address and keeps its other settings.
  */
 import type { Command } from 'commander';
 import { loadNodeConfig, type KimgSettings } from '../config/index.js';
