@@ -190,6 +190,18 @@ export class ContainerdPullTarget implements PullTarget {
     };
   }
 
+  /**
+   * Labels a blob this pull commits carries from the start: the distribution source of the image's
+   * repository (a fresh blob in this namespace has no other repository yet). Setting it on COMMIT saves
+   * containerd one metadata transaction per blob; `put` merges it into blobs that were already there.
+   */
+  private commitLabels(): Record<string, string> {
+    if (this.o.image === undefined) return {};
+    const ref = parseReference(this.o.image);
+    const ds = distributionSourceLabel(ref.domain, ref.path);
+    return ds ? { [ds.key]: ds.value } : {};
+  }
+
   /** The commit of `digest` in this pull (created by whichever of writer and unpacker asks first). */
   private committed(digest: string): Committed {
     let c = this.commits.get(digest);
@@ -350,7 +362,7 @@ export class ContainerdPullTarget implements PullTarget {
         offset: size,
         sink: (): ChunkSink => ({ write: () => true, onDrain: (cb) => queueMicrotask(() => cb()) }),
         commit: async () => {
-          if (open) await open.commit();
+          if (open) await open.commit(this.commitLabels());
           done();
         },
         close: async () => open?.close(),
@@ -362,7 +374,7 @@ export class ContainerdPullTarget implements PullTarget {
       offset: writer.resumedFrom,
       sink: () => writer,
       commit: async () => {
-        await writer.commit();
+        await writer.commit(this.commitLabels());
         done();
       },
       close: () => writer.close(),
@@ -405,7 +417,7 @@ export class ContainerdPullTarget implements PullTarget {
     const ref = `layer-${digest}`;
     const w = await openContentWriter(client, { ref, digest, size, ...this.call() });
     if (w === undefined) return;
-    if (w.resumedFrom === size) return w.commit();
+    if (w.resumedFrom === size) return w.commit(this.commitLabels());
     const path = direct.blobPath(digest);
     try {
       const present = await fsp.stat(path).catch(() => undefined);
@@ -414,7 +426,7 @@ export class ContainerdPullTarget implements PullTarget {
         `containerd does not see the blobs kimg writes into ${direct.root} (another mount namespace, or content_sharing_policy "isolated")`,
       );
       await copyFileInto(path, w);
-      await w.commit();
+      await w.commit(this.commitLabels());
     } catch (e) {
       await w.close();
       throw e;
@@ -452,7 +464,10 @@ export class ContainerdPullTarget implements PullTarget {
       if (changed.length > 0) await client.contentSetLabels(digest, Object.fromEntries(changed), call);
     };
     const manifest = await readJson<ImageManifest>(record.manifestDigest);
-    for (const d of new Set([record.imageId, ...record.layers.map((l) => l.digest)])) await label(d);
+    // Reads at once; a write only where a label is missing (blobs this pull committed carry it).
+    await Promise.all(
+      [...new Set([record.imageId, ...record.layers.map((l) => l.digest)])].map((d) => label(d)),
+    );
     if (this.o.snapshotter !== undefined && this.unpacker === undefined) {
       // Put without `layersPlanned` (a caller driving the seam itself): unpack now, in order.
       const config = await readJson<ImageConfig>(record.imageId);

@@ -3,16 +3,19 @@
  * the way containerd's own unpacker does (containerd `unpacker.go`, `rootfs/apply.go`):
  *
  * For layer i, with `chain = ChainID(diffIDs[0..i])` and `parent = ChainID(diffIDs[0..i-1])`:
- * 1. `Stat(chain)`: a committed snapshot of that name means the layer (and everything below it) is
- *    already unpacked for this snapshotter, by kimg or by containerd: skip. Layers are unpacked at most
- *    once per snapshotter.
+ * 1. `Stat(chain)` (for every layer at once, when the first layer is scheduled, so the Stats are off
+ *    the chain of applies): a committed snapshot of that name means the layer (and everything below
+ *    it) is already unpacked for this snapshotter, by kimg or by containerd: skip. Layers are unpacked
+ *    at most once per snapshotter.
  * 2. `Prepare(key = "extract-<nanos>-<random> <chain>", parent, {containerd.io/snapshot.ref: chain})`;
  *    AlreadyExists with a successful `Stat(chain)` means a concurrent unpacker won: skip.
  * 3. `Diff.Apply(layer blob, mounts)`: containerd reads the blob from its content store, decompresses
  *    it and writes it into the snapshot; the answer's digest is the uncompressed digest, which must be
  *    `diffIDs[i]` (else the key is removed and the pull fails with `DIGEST_MISMATCH`).
  * 4. `Commit(name = chain, key)`; AlreadyExists counts as success.
- * 5. The layer blob gets `containerd.io/uncompressed = diffID`.
+ * 5. The layer blob gets `containerd.io/uncompressed = diffID` — once every layer is applied, all at
+ *    once: each label is a metadata transaction, and containerd's metadata store runs one at a time, so
+ *    labelling between the applies would hold up the next Prepare and Commit.
  * After the last layer the config gets `containerd.io/gc.ref.snapshot.<snapshotter> = top chain`, so
  * the snapshots live exactly as long as the image's content.
  *
@@ -47,7 +50,10 @@ export class LayerUnpacker {
   readonly chainIds: string[];
   private readonly done: Promise<LayerUnpackResult>[] = [];
   private readonly layers: ContainerdDescriptor[] = [];
-  private readonly labelling: Promise<unknown>[] = [];
+  /** Applied layers' `[blob digest, diff ID]`, labelled by `finish`. */
+  private readonly toLabel: [string, string][] = [];
+  /** Whether each chain was a committed snapshot (then held by the lease) when the first layer came. */
+  private presentAtStart: Promise<boolean[]> | undefined;
   /** Layers Diff.Apply wrote (the others were present). */
   applied = 0;
 
@@ -70,8 +76,11 @@ export class LayerUnpacker {
     if (i !== this.done.length)
       throw new KimgError('INTERNAL', `layer ${i} scheduled out of order (expected ${this.done.length})`);
     this.layers.push(layer);
+    this.presentAtStart ??= Promise.all(this.chainIds.map((c) => this.holdIfPresent(c).catch(() => false)));
     const previous = i === 0 ? Promise.resolve<LayerUnpackResult>('present') : this.done[i - 1]!;
-    const p = Promise.all([previous, ready]).then(() => this.unpackLayer(i, layer));
+    const p = Promise.all([previous, ready]).then(async () =>
+      (await this.presentAtStart)?.[i] === true ? 'present' : this.unpackLayer(i, layer, true),
+    );
     // Joined by `finish`; an early failure must not be an unhandled rejection meanwhile.
     p.catch(() => undefined);
     this.done.push(p);
@@ -86,7 +95,12 @@ export class LayerUnpacker {
     const results = await Promise.allSettled(this.done);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
-    await Promise.all(this.labelling);
+    const { client } = this.o;
+    await Promise.all(
+      this.toLabel.map(([digest, diffId]) =>
+        client.contentSetLabels(digest, { [LABEL_UNCOMPRESSED]: diffId }, this.call()),
+      ),
+    );
     const top = this.chainIds[this.chainIds.length - 1];
     if (top === undefined) return;
     await this.o.client.contentSetLabels(
@@ -120,13 +134,21 @@ export class LayerUnpacker {
     return (await client.snapshotStat(snapshotter, chain, this.call())) !== undefined;
   }
 
-  private async unpackLayer(i: number, layer: ContainerdDescriptor): Promise<LayerUnpackResult> {
+  /**
+   * Unpacks layer i. `checked`: its chain was found missing when the first layer was scheduled (else
+   * it is looked up again first: a parent unpacked once more after it was collected).
+   */
+  private async unpackLayer(
+    i: number,
+    layer: ContainerdDescriptor,
+    checked = false,
+  ): Promise<LayerUnpackResult> {
     const { client, snapshotter } = this.o;
     const chain = this.chainIds[i]!;
     const diffId = this.o.diffIds[i]!;
     const parent = i === 0 ? '' : this.chainIds[i - 1]!;
     const call = this.call();
-    if (await this.holdIfPresent(chain)) return 'present';
+    if (!checked && (await this.holdIfPresent(chain))) return 'present';
     const labels = { [LABEL_SNAPSHOT_REF]: chain };
     for (let attempt = 0; ; attempt++) {
       const key = `extract-${process.hrtime.bigint()}-${randomBytes(3).toString('base64url')} ${chain}`;
@@ -163,10 +185,7 @@ export class LayerUnpacker {
           if (containerdStatus(e) === 'NOT_FOUND' && attempt < 2) continue;
           if (containerdStatus(e) !== 'ALREADY_EXISTS') throw e;
         }
-        // Off the critical path: the next layer's Prepare needs only the committed snapshot.
-        const label = client.contentSetLabels(layer.digest, { [LABEL_UNCOMPRESSED]: diffId }, call);
-        label.catch(() => undefined);
-        this.labelling.push(label);
+        this.toLabel.push([layer.digest, diffId]);
         this.applied++;
         return 'applied';
       } finally {
