@@ -178,8 +178,8 @@ export interface ExecProviderOptions {
   spawn?: SpawnPlugin;
   /** Base environment of plugin runs (default `process.env`). */
   environ?: NodeJS.ProcessEnv;
-  /** Token mode: looks up the pod's ServiceAccount (uid, annotations). */
-  getServiceAccount?: (namespace: string, name: string) => Promise<ServiceAccountInfo>;
+  /** Token mode: looks up the pod's ServiceAccount (uid, annotations); `podUid` is the pod asking. */
+  getServiceAccount?: (namespace: string, name: string, podUid: string) => Promise<ServiceAccountInfo>;
   /** Token mode: issues a token for the ServiceAccount, bound to the pod, for `audience`. */
   getServiceAccountToken?: (request: ServiceAccountTokenRequest) => Promise<string>;
 }
@@ -416,7 +416,7 @@ export class ExecCredentialProvider {
           return skip(`ServiceAccount ${saRef} cannot be looked up (no Kubernetes objects)`);
         let sa: ServiceAccountInfo;
         try {
-          sa = await this.options.getServiceAccount(pod.podNamespace, saName);
+          sa = await this.options.getServiceAccount(pod.podNamespace, saName, pod.podUid);
         } catch {
           return skip(`ServiceAccount ${saRef} is not available`);
         }
