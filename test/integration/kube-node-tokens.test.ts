@@ -259,15 +259,18 @@ describe('kimg node in cluster mode: service-account tokens from TokenRequest', 
       .filter((r) => r.resource === 'serviceaccounts/token' && r.status === 403 && r.name === 'builder');
     assert.ok(denied.length >= 1, 'the TokenRequest was denied');
     const log = await stderr();
-    const messages = log
+    const entries = log
       .split('\n')
       .filter((l) => l.startsWith('{'))
-      .map((l) => String((JSON.parse(l) as { msg?: unknown }).msg ?? ''));
+      .map((l) => JSON.parse(l) as { msg?: unknown; code?: unknown; pod?: unknown });
     assert.ok(
-      messages.some((m) =>
-        /^credential provider plugin "sa-plugin" skipped: the service account token for ServiceAccount "apps\/builder" could not be obtained: RBAC denies create serviceaccounts\/token "builder" in namespace "apps": grant verb "create" on resource "serviceaccounts\/token"/.test(
-          m,
-        ),
+      entries.some(
+        (e) =>
+          e.code === 'CREDENTIAL_PROVIDER_FAILED' &&
+          e.pod === 'apps/denied' &&
+          /^credential provider plugin "sa-plugin" skipped: the service account token for ServiceAccount "apps\/builder" could not be obtained: RBAC denies create serviceaccounts\/token "builder" in namespace "apps": grant verb "create" on resource "serviceaccounts\/token"/.test(
+            String(e.msg),
+          ),
       ),
       log,
     );

@@ -132,7 +132,7 @@ export async function openAgentServices(
         : {}),
       ...(s.cluster !== undefined ? clusterTokenMode(s.cluster) : {}),
       spawnPlugin: timedPluginSpawn(metrics),
-      onProblem: (p, pod) => hooks.warnOnce(p.message, { pod: `${pod.namespace}/${pod.name}` }),
+      onProblem: (p, pod) => hooks.warnOnce(p.message, { pod: `${pod.namespace}/${pod.name}`, code: p.code }),
     },
     onNotice: (m) => log({ level: 'warn', msg: m }),
     recorder: { record: (e) => hooks.onManagerEvent(e) },
