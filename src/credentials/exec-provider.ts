@@ -178,8 +178,8 @@ export interface ExecProviderOptions {
   spawn?: SpawnPlugin;
   /** Base environment of plugin runs (default `process.env`). */
   environ?: NodeJS.ProcessEnv;
-  /** Token mode: looks up the pod's ServiceAccount (uid, annotations). */
-  getServiceAccount?: (namespace: string, name: string) => Promise<ServiceAccountInfo>;
+  /** Token mode: looks up the pod's ServiceAccount (uid, annotations); `podUid` is the pod asking. */
+  getServiceAccount?: (namespace: string, name: string, podUid: string) => Promise<ServiceAccountInfo>;
   /** Token mode: issues a token for the ServiceAccount, bound to the pod, for `audience`. */
   getServiceAccountToken?: (request: ServiceAccountTokenRequest) => Promise<string>;
 }
@@ -192,6 +192,11 @@ export interface ProvideResult {
   cached: boolean;
   /** Set when the provider did not apply or was skipped: why (no secret in it). */
   skipped?: string;
+  /**
+   * Set with `skipped` when the skip is a failure the kubelet logs as an error (a service-account token
+   * that could not be obtained): the manager reports it as a problem too.
+   */
+  failed?: true;
   /** Set for a provider in service-account token mode (`tokenAttributes`): its audience. */
   serviceAccountToken?: { audience: string };
 }
@@ -416,7 +421,7 @@ export class ExecCredentialProvider {
           return skip(`ServiceAccount ${saRef} cannot be looked up (no Kubernetes objects)`);
         let sa: ServiceAccountInfo;
         try {
-          sa = await this.options.getServiceAccount(pod.podNamespace, saName);
+          sa = await this.options.getServiceAccount(pod.podNamespace, saName, pod.podUid);
         } catch {
           return skip(`ServiceAccount ${saRef} is not available`);
         }
@@ -440,10 +445,14 @@ export class ExecCredentialProvider {
             podUid: pod.podUid,
           });
         } catch (e) {
-          // A TokenSource's errors never hold the token (its contract): the message says which file.
-          return skip(
-            `the service account token for ServiceAccount ${saRef} could not be obtained: ${e instanceof Error ? e.message : String(e)}`,
-          );
+          // A TokenSource's errors never hold the token (its contract): the message says which file
+          // or which API request failed.
+          return {
+            ...skip(
+              `the service account token for ServiceAccount ${saRef} could not be obtained: ${e instanceof Error ? e.message : String(e)}`,
+            ),
+            failed: true,
+          };
         }
         const tokenHash = token === '' ? '' : 'sha256:' + createHash('sha256').update(token).digest('hex');
         const sorted = Object.keys(annotations).sort();
@@ -691,6 +700,12 @@ export class PluginManager {
         const r = await p.provide(repository, pod);
         results.push(r);
         keyring.add(r.entries, r.source);
+        if (r.failed === true && r.skipped !== undefined)
+          problems.push({
+            plugin: p.name,
+            code: 'CREDENTIAL_PROVIDER_FAILED',
+            message: `credential provider plugin ${quote(p.name)} skipped: ${r.skipped}`,
+          });
       } catch (e) {
         problems.push({
           plugin: p.name,

@@ -50,6 +50,11 @@ export interface PodCredentialPluginOptions {
    * TokenRequest API in cluster mode). Without one such providers are skipped, and say why.
    */
   tokenSource?: TokenSource;
+  /**
+   * Looks up a pod's ServiceAccount for those providers (the API server's, in cluster mode); default
+   * the ServiceAccounts among the objects.
+   */
+  getServiceAccount?: (namespace: string, name: string, podUid: string) => Promise<ServiceAccountInfo>;
 }
 
 /** Options of {@link PodCredentials.open}. */
@@ -138,10 +143,9 @@ export class PodCredentials {
         environ: env,
         ...(plugins.spawn !== undefined ? { spawn: plugins.spawn } : {}),
         // Token mode: the ServiceAccount is looked up in the objects current at the lookup.
-        getServiceAccount: serviceAccountFromObjects(
-          () => creds.objectList,
-          options.objectsOrigin ?? 'the manifests',
-        ),
+        getServiceAccount:
+          plugins.getServiceAccount ??
+          serviceAccountFromObjects(() => creds.objectList, options.objectsOrigin ?? 'the manifests'),
         ...(plugins.tokenSource !== undefined
           ? { getServiceAccountToken: (r: ServiceAccountTokenRequest) => plugins.tokenSource!.token(r) }
           : {}),

@@ -8,7 +8,7 @@
  *   `<dir>/<namespace>/<serviceaccount>/token` (what a projected `serviceAccountToken` volume writes),
  *   re-read on every request so a rotated token is used at once. The file must hold a token for the
  *   provider's audience; kimg does not mint tokens. Standalone nodes use this.
- * - In cluster mode a TokenRequest-backed source (src/kube) implements the same interface.
+ * - In cluster mode `TokenRequestSource` (src/kube) asks the API server's TokenRequest API.
  *
  * A token is a secret: it is never logged, never put in errors, and reaches the plugin only on stdin.
  */

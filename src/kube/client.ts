@@ -9,6 +9,7 @@
  */
 import type { AppsV1Api, CoreV1Api, EventsV1Api, EventsV1Event, Watch } from '@kubernetes/client-node';
 import { clientLibrary } from './internal/library.js';
+import { KimgError, quote } from '../errors/index.js';
 import { toKubeError, type KubeRequest } from './errors.js';
 import type { KubeClientConfig } from './config.js';
 
@@ -40,6 +41,25 @@ export interface KubeListOptions {
 export interface KubeWatchEvent {
   type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
   object: KubeJson;
+}
+
+/** What {@link KubeClient.createServiceAccountToken} asks for. */
+export interface ServiceAccountTokenOptions {
+  /** `spec.audiences`. */
+  audiences: string[];
+  /** `spec.expirationSeconds` (the API server may shorten it; at least 600). */
+  expirationSeconds: number;
+  /** `spec.boundObjectRef`: the token is valid only while this pod exists. */
+  boundPod?: { name: string; uid: string };
+}
+
+/** A TokenRequest's answer. The token is a secret: never log it or put it in an error. */
+export interface ServiceAccountToken {
+  token: string;
+  /** `status.expirationTimestamp`, epoch ms. */
+  expiresAt: number;
+  /** `spec.expirationSeconds` as the API server granted it, when it says. */
+  expirationSeconds?: number;
 }
 
 /** The resources kimg reads or writes. */
@@ -135,6 +155,59 @@ export class KubeClient {
         this.apps.readNamespacedDeployment({ namespace, name }),
       ),
     );
+  }
+
+  /**
+   * A token of ServiceAccount `namespace/name` (TokenRequest, the `token` subresource of
+   * `serviceaccounts`; RBAC verb `create` on `serviceaccounts/token`).
+   * @throws KimgError `KUBE_FORBIDDEN`, `KUBE_NOT_FOUND` (no such ServiceAccount or bound pod),
+   *   `KUBE_UNAVAILABLE`, `KUBE_API_ERROR` (an answer without a token).
+   */
+  async createServiceAccountToken(
+    namespace: string,
+    name: string,
+    o: ServiceAccountTokenOptions,
+  ): Promise<ServiceAccountToken> {
+    const req: KubeRequest = { verb: 'create', resource: 'serviceaccounts/token', namespace, name };
+    const answer = await this.call(req, () =>
+      this.core.createNamespacedServiceAccountToken({
+        namespace,
+        name,
+        body: {
+          apiVersion: 'authentication.k8s.io/v1',
+          kind: 'TokenRequest',
+          spec: {
+            audiences: o.audiences,
+            expirationSeconds: o.expirationSeconds,
+            ...(o.boundPod !== undefined
+              ? {
+                  boundObjectRef: {
+                    kind: 'Pod',
+                    apiVersion: 'v1',
+                    name: o.boundPod.name,
+                    uid: o.boundPod.uid,
+                  },
+                }
+              : {}),
+          },
+        },
+      }),
+    );
+    const token = answer.status?.token;
+    const expires = answer.status?.expirationTimestamp;
+    const expiresAt = expires instanceof Date ? expires.getTime() : Date.parse(String(expires));
+    if (typeof token !== 'string' || token === '' || !Number.isFinite(expiresAt))
+      throw new KimgError(
+        'KUBE_API_ERROR',
+        `create serviceaccounts/token ${quote(name)} in namespace ${quote(namespace)}: the API server answered without a token or expiration time`,
+        { kube: req },
+      );
+    const granted = answer.spec?.expirationSeconds;
+    return {
+      token,
+      expiresAt,
+      ...(typeof granted === 'number' && granted > 0 ? { expirationSeconds: granted } : {}),
+    };
   }
 
   /** Lists pods (all namespaces when `namespace` is unset). */

@@ -9,6 +9,8 @@
  *   resync);
  * - `PodSecretManager`: the kubelet's watch-based secret manager (only referenced objects, own
  *   namespace only); `fetchPodPullSecrets` for one-shot reads;
+ * - `TokenRequestSource`: service-account tokens for credential provider plugins with
+ *   `tokenAttributes`, from the TokenRequest API, bound to the pod and cached;
  * - `KubeEventRecorder`: `events.k8s.io/v1` Events with series aggregation;
  * - `readPodContext`, `readDeploymentContext`, `listStuckContainers`, `nodeImagePresence`: the reads
  *   behind `kimg explain pod/NAME`.
@@ -30,7 +32,15 @@ export {
   type KubeListOptions,
   type KubeWatchEvent,
   type KubeResource,
+  type ServiceAccountToken,
+  type ServiceAccountTokenOptions,
 } from './client.js';
+export {
+  TokenRequestSource,
+  TOKEN_REQUEST_EXPIRATION_SECONDS,
+  type TokenRequester,
+  type TokenRequestSourceOptions,
+} from './token-request.js';
 export { toKubeError, kubeStatusError, parseStatus, type KubeStatus, type KubeRequest } from './errors.js';
 export { KubeInformer, objectKey, type InformerHandlers, type InformerOptions } from './informer.js';
 export { nodePodInformer, type NodePodInformerOptions } from './pods.js';

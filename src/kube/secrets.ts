@@ -262,6 +262,24 @@ export class PodSecretManager {
   }
 
   /**
+   * The ServiceAccount `namespace/name` for the pod `podUid`, from the cache (registering the
+   * reference: watched by name like the pods' pull Secrets), for credential providers with
+   * `tokenAttributes`.
+   * @throws KimgError `SECRET_NOT_FOUND` when it does not exist; the watch's first failure
+   *   (`KUBE_FORBIDDEN`, `KUBE_UNAVAILABLE`).
+   */
+  async serviceAccount(namespace: string, name: string, podUid: string): Promise<KubeJson> {
+    const sa = await this.lookup('ServiceAccount', namespace, name, podUid);
+    if (sa === undefined)
+      throw new KimgError(
+        'SECRET_NOT_FOUND',
+        `ServiceAccount ${quote(`${namespace}/${name}`)} not found on the API server`,
+        { input: `${namespace}/${name}` },
+      );
+    return sa;
+  }
+
+  /**
    * One Secret for `pod`, from the cache (registering the reference).
    *
    * @throws KimgError `SECRET_NOT_FOUND` without any request when `namespace` is not the pod's: pods

@@ -115,7 +115,8 @@ export interface NodeAgentOptions {
   /**
    * Standalone mode: projected service-account tokens for credential providers with
    * `tokenAttributes`, `<dir>/<namespace>/<serviceaccount>/token`; default the configuration's
-   * `kimg.serviceAccountTokenDir`. Refused in cluster mode, whose tokens are the API server's.
+   * `kimg.serviceAccountTokenDir`. Refused in cluster mode, whose tokens come from the API server's
+   * TokenRequest API (bound to the pod).
    */
   serviceAccountTokenDir?: string;
   /** Read the node-wide docker config (kubelet search path). Default true. */
@@ -204,6 +205,11 @@ interface AgentCore {
   events?: KubeEventRecorder;
   /** Cluster mode: the node's pods from the API server. */
   clusterSource?: ClusterPodSource;
+  /**
+   * Cluster mode: the watch-based cache of the pods' Secrets and ServiceAccounts (built before the
+   * services: token-mode credential providers look ServiceAccounts up in it).
+   */
+  secretManager?: PodSecretManager;
 }
 
 /**
@@ -240,6 +246,13 @@ export async function startNodeAgent(options: NodeAgentOptions): Promise<NodeAge
       onError: (e) => core.warnOnce(`recording an Event failed: ${e.message}`, { code: e.code }),
     });
     core.events = events;
+    const cluster = options.cluster;
+    core.secretManager = new PodSecretManager({
+      client: cluster.client,
+      onError: (e, object) =>
+        core.warnOnce(`watch of ${object} failed (retrying): ${e.message}`, { code: e.code }),
+      ...(cluster.initialBackoffMs !== undefined ? { initialBackoffMs: cluster.initialBackoffMs } : {}),
+    });
     // Registered first: runs last, after the workers stopped, so their last Events are sent.
     core.cleanups.push(() => events.close());
   }
@@ -253,9 +266,10 @@ export async function startNodeAgent(options: NodeAgentOptions): Promise<NodeAge
 }
 
 /**
- * Projected token files are the standalone node's token source. A cluster node's tokens are bound to
- * pods by the API server (TokenRequest); a token directory there would hand every pod of a
- * ServiceAccount whatever file the operator left, so it is refused rather than silently preferred.
+ * Projected token files are the standalone node's token source. A cluster node asks the API server
+ * for tokens bound to the pod (TokenRequest, `TokenRequestSource`), as the kubelet does; a token
+ * directory there would hand every pod of a ServiceAccount whatever file the operator left, so it is
+ * refused rather than silently preferred.
  * @throws KimgError `CONFIG_INVALID`.
  */
 function checkTokenDir(options: NodeAgentOptions): void {
@@ -319,6 +333,9 @@ function openServices(core: AgentCore): Promise<AgentServices> {
     ...(o.serviceAccountTokenDir !== undefined ? { serviceAccountTokenDir: o.serviceAccountTokenDir } : {}),
     ...(o.nodeDockerConfig !== undefined ? { nodeDockerConfig: o.nodeDockerConfig } : {}),
     ...(o.usage !== undefined ? { usage: o.usage } : {}),
+    ...(o.cluster !== undefined && core.secretManager !== undefined
+      ? { cluster: { client: o.cluster.client, secretManager: core.secretManager } }
+      : {}),
   };
   return openAgentServices(settings, hooks, core.cleanups);
 }
@@ -443,13 +460,8 @@ function clusterParts(
     }
   | undefined {
   const options = core.options.cluster;
-  if (options === undefined || core.events === undefined) return undefined;
-  const secretManager = new PodSecretManager({
-    client: options.client,
-    onError: (e, object) =>
-      core.warnOnce(`watch of ${object} failed (retrying): ${e.message}`, { code: e.code }),
-    ...(options.initialBackoffMs !== undefined ? { initialBackoffMs: options.initialBackoffMs } : {}),
-  });
+  const secretManager = core.secretManager;
+  if (options === undefined || core.events === undefined || secretManager === undefined) return undefined;
   const podSecrets = new ClusterPodSecrets(
     secretManager,
     services.runtime.credentials,

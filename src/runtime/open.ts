@@ -85,6 +85,7 @@ function credentialOptions(config: NodeConfig, o: NodeRuntimeOverrides): PodCred
             binDir,
             ...(c.spawnPlugin !== undefined ? { spawn: c.spawnPlugin } : {}),
             ...(tokenSource !== undefined ? { tokenSource } : {}),
+            ...(c.getServiceAccount !== undefined ? { getServiceAccount: c.getServiceAccount } : {}),
           },
         }
       : {}),

@@ -9,6 +9,7 @@ import type {
   PodCredentialContext,
   PodCredentials,
   SpawnPlugin,
+  ServiceAccountInfo,
   TokenSource,
 } from '../credentials/index.js';
 import type { NodeConfig } from '../config/index.js';
@@ -102,6 +103,11 @@ export interface RuntimeCredentialOptions {
    * names one. None: such plugins are skipped and say why.
    */
   tokenSource?: TokenSource | null;
+  /**
+   * Looks up a pod's ServiceAccount for those plugins (cluster mode: the API server's); default the
+   * ServiceAccounts among `objects`.
+   */
+  getServiceAccount?: (namespace: string, name: string, podUid: string) => Promise<ServiceAccountInfo>;
   /** A source gave nothing for a pod's lookup (missing Secret, plugin failure, invalid node file). */
   onProblem?: (problem: CredentialProblem, pod: PodCredentialContext) => void;
 }

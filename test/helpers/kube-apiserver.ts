@@ -24,11 +24,20 @@
  *   `timeoutSeconds` ends the stream cleanly;
  * - get, create (`POST`, `409 AlreadyExists`), merge / strategic-merge / JSON patch (`PATCH`), update
  *   (`PUT`), delete; every error is a `kind: Status` object with `reason`, `code` and `details`;
+ * - the `token` subresource of ServiceAccounts (TokenRequest, `POST .../serviceaccounts/NAME/token`,
+ *   RBAC verb `create` on resource `serviceaccounts/token`; kubernetes
+ *   `pkg/registry/core/serviceaccount/storage/token.go`): `404` for a missing ServiceAccount or bound
+ *   pod, `409 Conflict` for a bound pod whose uid differs, `400` for a pod of another ServiceAccount,
+ *   `422` for `expirationSeconds` under 600; `expirationSeconds` defaults to 3600 and is capped by
+ *   the `maxTokenExpirationSeconds` option (the server's `--service-account-max-token-expiration`).
+ *   The token is a JWT-shaped string (unsigned) whose payload records the audiences, the
+ *   ServiceAccount and the bound pod; `tokenRequests()` lists the requests without their tokens;
  * - a request log (method, verb, resource, namespace, name, query, user, status) read with
  *   `requests()`; tokens are never in it.
  *
  * Not implemented (kimg does not use them): pagination (`limit`/`continue`), `resourceVersionMatch`,
- * server-side apply, subresources other than none, admission and validation beyond names, protobuf.
+ * server-side apply, subresources other than `serviceaccounts/token`, admission and validation beyond
+ * names, protobuf.
  * Test levers the real server does not have: `compact()` (expire old resource versions now),
  * `breakWatches()` (cut every watch stream mid-flight), `bookmark()` (send a bookmark now).
  */
@@ -209,6 +218,43 @@ export interface KubeApiServerOptions {
   bookmarkIntervalMs?: number;
   /** Keep this many history entries; older resource versions are expired (`410`). Default 10 000. */
   historyLimit?: number;
+  /** TokenRequests get at most this lifetime (the API server may shorten it). Default none. */
+  maxTokenExpirationSeconds?: number;
+}
+
+/** A TokenRequest the double answered (never its token). */
+export interface KubeTokenRequest {
+  namespace: string;
+  serviceAccount: string;
+  audiences: string[];
+  /** The granted lifetime. */
+  expirationSeconds: number;
+  boundPod?: { name: string; uid: string };
+  user: string;
+}
+
+/** What the double's tokens hold (their JWT payload), for tests that decode one. */
+export interface KubeTokenClaims {
+  aud: string[];
+  sub: string;
+  iat: number;
+  exp: number;
+  'kubernetes.io': {
+    namespace: string;
+    serviceaccount: { name: string; uid: string };
+    pod?: { name: string; uid: string };
+  };
+}
+
+/** Decodes a token of the double (its payload); undefined for anything else. */
+export function decodeKubeToken(token: string): KubeTokenClaims | undefined {
+  const parts = token.split('.');
+  if (parts.length !== 3) return undefined;
+  try {
+    return JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8')) as KubeTokenClaims;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A running double. */
@@ -243,6 +289,8 @@ export interface KubeApiServer {
   objects(apiVersion: string, kind: string, namespace?: string): Record<string, unknown>[];
   /** The request log, oldest first. */
   requests(): KubeRequest[];
+  /** The TokenRequests answered, oldest first (without tokens). */
+  tokenRequests(): KubeTokenRequest[];
   /** Clears the request log. */
   clearRequests(): void;
   /** Expires every resource version before the current one: watches from older ones get `410`. */
@@ -423,13 +471,15 @@ function forbidden(
   r: ResourceInfo,
   namespace: string | undefined,
   name: string | undefined,
+  subresource?: string,
 ): HttpError {
   const what = name !== undefined ? `${groupedName(r)} "${name}"` : groupedName(r);
   const scope = namespace !== undefined ? `in the namespace "${namespace}"` : 'at the cluster scope';
+  const resource = subresource !== undefined ? `${r.resource}/${subresource}` : r.resource;
   return new HttpError(
     403,
     'Forbidden',
-    `${what} is forbidden: User "${user}" cannot ${verb} resource "${r.resource}" in API group "${r.group}" ${scope}`,
+    `${what} is forbidden: User "${user}" cannot ${verb} resource "${resource}" in API group "${r.group}" ${scope}`,
     {
       ...(name !== undefined ? { name } : {}),
       ...(r.group !== '' ? { group: r.group } : {}),
@@ -659,7 +709,9 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
   /** Parses `/api/v1/...` and `/apis/G/V/...` into resource coordinates. */
   const route = (
     path: string,
-  ): { r: ResourceInfo; namespace: string | undefined; name: string | undefined } | undefined => {
+  ):
+    | { r: ResourceInfo; namespace: string | undefined; name: string | undefined; subresource?: string }
+    | undefined => {
     const seg = path
       .split('/')
       .filter((s) => s !== '')
@@ -681,10 +733,16 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
       namespace = rest[1];
       rest = rest.slice(2);
     }
-    if (rest.length < 1 || rest.length > 2) return undefined;
+    if (rest.length < 1 || rest.length > 3) return undefined;
     const r = RESOURCES.find((x) => x.group === group && x.version === version && x.resource === rest[0]);
     if (r === undefined) return undefined;
     if (!r.namespaced && namespace !== undefined) return undefined;
+    if (rest.length === 3) {
+      // The one subresource served: a ServiceAccount's token.
+      if (r.resource !== 'serviceaccounts' || rest[2] !== 'token' || namespace === undefined)
+        return undefined;
+      return { r, namespace, name: rest[1], subresource: 'token' };
+    }
     return { r, namespace, name: rest[1] };
   };
 
@@ -702,6 +760,105 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     } catch {
       throw new HttpError(400, 'BadRequest', 'the request body is not valid JSON');
     }
+  };
+
+  const tokenRequests: KubeTokenRequest[] = [];
+  /** `POST .../serviceaccounts/NAME/token` (see the module comment). */
+  const tokenRequest = async (
+    req: IncomingMessage,
+    user: string,
+    namespace: string,
+    name: string,
+  ): Promise<Record<string, unknown>> => {
+    const saInfo = RESOURCES.find((x) => x.resource === 'serviceaccounts')!;
+    const sa = store.get(keyOf(saInfo, namespace, name));
+    if (sa === undefined) throw notFound(saInfo, name);
+    const body = (await readBody(req)) as Record<string, unknown>;
+    if (typeof body !== 'object' || body === null)
+      throw new HttpError(400, 'BadRequest', 'the request body is not an object');
+    const kind = str(body.kind);
+    if (kind !== '' && kind !== 'TokenRequest')
+      throw new HttpError(400, 'BadRequest', `the kind ${kind} does not match TokenRequest`);
+    const spec = (typeof body.spec === 'object' && body.spec !== null ? body.spec : {}) as Record<
+      string,
+      unknown
+    >;
+    const audiences = Array.isArray(spec.audiences)
+      ? spec.audiences.filter((a): a is string => typeof a === 'string')
+      : [];
+    // The API server's own audience when none is asked for.
+    if (audiences.length === 0) audiences.push('https://kubernetes.default.svc');
+    const asked = typeof spec.expirationSeconds === 'number' ? spec.expirationSeconds : 3600;
+    if (asked < 600)
+      throw new HttpError(
+        422,
+        'Invalid',
+        `TokenRequest.authentication.k8s.io "${name}" is invalid: spec.expirationSeconds: Invalid value: ${asked}: may not specify a duration less than 10 minutes`,
+        { name, group: 'authentication.k8s.io', kind: 'TokenRequest' },
+      );
+    const granted = Math.min(asked, options.maxTokenExpirationSeconds ?? asked);
+    let boundPod: { name: string; uid: string } | undefined;
+    const ref = spec.boundObjectRef as Record<string, unknown> | undefined;
+    if (ref !== undefined && ref !== null) {
+      if (str(ref.kind) !== 'Pod' || str(ref.apiVersion) !== 'v1')
+        throw new HttpError(400, 'BadRequest', `cannot bind token to object of type ${str(ref.kind)}`);
+      const podInfo = RESOURCES.find((x) => x.resource === 'pods')!;
+      const pod = store.get(keyOf(podInfo, namespace, str(ref.name)));
+      if (pod === undefined) throw notFound(podInfo, str(ref.name));
+      if (str(ref.uid) !== '' && str(ref.uid) !== str(pod.metadata.uid))
+        throw new HttpError(
+          409,
+          'Conflict',
+          `Operation cannot be fulfilled on Pod "${str(ref.name)}": the UID in the bound object reference (${str(ref.uid)}) does not match the UID in record. The object might have been deleted and then recreated`,
+          { name: str(ref.name), kind: 'Pod' },
+        );
+      const podSa = str(get(pod, 'spec', 'serviceAccountName'));
+      if ((podSa === '' ? 'default' : podSa) !== name)
+        throw new HttpError(
+          400,
+          'BadRequest',
+          `cannot bind token for serviceaccount "${name}" to pod running with different serviceaccount name.`,
+        );
+      boundPod = { name: pod.metadata.name, uid: str(pod.metadata.uid) };
+    }
+    const iat = Math.floor(Date.now() / 1000);
+    const exp = iat + granted;
+    const claims: KubeTokenClaims = {
+      aud: audiences,
+      sub: `system:serviceaccount:${namespace}:${name}`,
+      iat,
+      exp,
+      'kubernetes.io': {
+        namespace,
+        serviceaccount: { name, uid: str(sa.metadata.uid) },
+        ...(boundPod !== undefined ? { pod: boundPod } : {}),
+      },
+    };
+    const b64 = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const token = `${b64({ alg: 'none', typ: 'JWT' })}.${b64(claims)}.kimg-double`;
+    tokenRequests.push({
+      namespace,
+      serviceAccount: name,
+      audiences,
+      expirationSeconds: granted,
+      ...(boundPod !== undefined ? { boundPod } : {}),
+      user,
+    });
+    return {
+      kind: 'TokenRequest',
+      apiVersion: 'authentication.k8s.io/v1',
+      metadata: {
+        name,
+        namespace,
+        creationTimestamp: new Date(iat * 1000).toISOString().replace(/\.\d+Z$/, 'Z'),
+      },
+      spec: {
+        audiences,
+        expirationSeconds: granted,
+        ...(boundPod !== undefined ? { boundObjectRef: { kind: 'Pod', apiVersion: 'v1', ...boundPod } } : {}),
+      },
+      status: { token, expirationTimestamp: new Date(exp * 1000).toISOString().replace(/\.\d+Z$/, 'Z') },
+    };
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse, entry: KubeRequest): Promise<void> => {
@@ -730,6 +887,20 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     entry.resource = r.resource;
     if (namespace !== undefined) entry.namespace = namespace;
     if (name !== undefined) entry.name = name;
+    if (rt.subresource !== undefined) {
+      entry.resource = `${r.resource}/${rt.subresource}`;
+      if (req.method !== 'POST')
+        throw new HttpError(
+          405,
+          'MethodNotAllowed',
+          'the server does not allow this method on the requested resource',
+        );
+      entry.verb = 'create';
+      if (!allowed(user, 'create', r.group, entry.resource, namespace, name))
+        throw forbidden(user.name, 'create', r, namespace, name, rt.subresource);
+      sendJson(res, 201, await tokenRequest(req, user.name, namespace!, name!));
+      return;
+    }
     const isWatch = url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1';
     const verb = (() => {
       switch (req.method) {
@@ -1023,6 +1194,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
       return listOf(r, namespace, () => true).map((o) => withTypeMeta(r, structuredClone(o)));
     },
     requests: () => log.map((e) => ({ ...e, query: { ...e.query } })),
+    tokenRequests: () => tokenRequests.map((t) => structuredClone(t)),
     clearRequests: () => {
       log.length = 0;
     },

@@ -4,7 +4,8 @@
  * created after start, a watch broken mid-stream resumes without missing a pod, a compacted resource
  * version relists), the watch-based secret manager (only referenced objects, never re-fetched while
  * unchanged, other namespaces refused without a request) and the events.k8s.io recorder (create, then
- * series patches that the double validates).
+ * series patches that the double validates) and TokenRequest (the `serviceaccounts/token`
+ * subresource: pod-bound tokens, RBAC, 404/409/400 as the API server answers, the source's cache).
  */
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -15,11 +16,17 @@ import {
   KubeClient,
   KubeEventRecorder,
   PodSecretManager,
+  TokenRequestSource,
   loadKubeClientConfig,
   nodePodInformer,
   type KubeJson,
 } from '../../src/kube/index.js';
-import { ALLOW_ALL, startKubeApiServer, type KubeApiServer } from '../helpers/kube-apiserver.js';
+import {
+  ALLOW_ALL,
+  decodeKubeToken,
+  startKubeApiServer,
+  type KubeApiServer,
+} from '../helpers/kube-apiserver.js';
 import { waitFor } from '../helpers/proc.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
@@ -289,6 +296,96 @@ describe('kube client library against the API double', () => {
     mgr.unregisterPod(p1);
     assert.deepEqual(mgr.watchedObjects(), ['Secret/default/sa-cred', 'ServiceAccount/default/builder']);
     await mgr.close();
+  });
+
+  test('TokenRequest: pod-bound tokens for an audience, coded failures, one request per cached token', async () => {
+    const sa = api.create({
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: { name: 'puller', namespace: 'tok' },
+    }) as KubeJson;
+    const bound = api.create({
+      ...pod('bound', 'node-t', { serviceAccountName: 'puller' }),
+      metadata: { name: 'bound', namespace: 'tok' },
+    }) as KubeJson;
+    const uid = String(bound.metadata?.uid);
+    api.clearRequests();
+    const before = api.tokenRequests().length;
+    const t = await client.createServiceAccountToken('tok', 'puller', {
+      audiences: ['registry.example'],
+      expirationSeconds: 3600,
+      boundPod: { name: 'bound', uid },
+    });
+    const claims = decodeKubeToken(t.token);
+    assert.deepEqual(claims?.aud, ['registry.example']);
+    assert.equal(claims?.sub, 'system:serviceaccount:tok:puller');
+    assert.deepEqual(claims?.['kubernetes.io'].pod, { name: 'bound', uid });
+    assert.equal(claims?.['kubernetes.io'].serviceaccount.uid, sa.metadata?.uid);
+    assert.equal(t.expirationSeconds, 3600);
+    assert.equal(t.expiresAt, claims!.exp * 1000);
+    const req = api.requests().find((r) => r.resource === 'serviceaccounts/token');
+    assert.equal(req?.verb, 'create');
+    assert.equal(req?.path, '/api/v1/namespaces/tok/serviceaccounts/puller/token');
+    assert.equal(req?.status, 201);
+    assert.ok(!JSON.stringify(api.requests()).includes(t.token), 'no token in the request log');
+    assert.ok(!JSON.stringify(api.tokenRequests()).includes(t.token));
+    assert.deepEqual(api.tokenRequests().slice(before), [
+      {
+        namespace: 'tok',
+        serviceAccount: 'puller',
+        audiences: ['registry.example'],
+        expirationSeconds: 3600,
+        boundPod: { name: 'bound', uid },
+        user: 'admin',
+      },
+    ]);
+
+    // Failures as the API server answers them, coded.
+    await assert.rejects(
+      client.createServiceAccountToken('tok', 'nobody', { audiences: ['a'], expirationSeconds: 3600 }),
+      (e: unknown) =>
+        isKimgError(e, 'KUBE_NOT_FOUND') && /serviceaccounts\/token "nobody"|nobody/.test(e.message),
+    );
+    await assert.rejects(
+      client.createServiceAccountToken('tok', 'puller', {
+        audiences: ['a'],
+        expirationSeconds: 3600,
+        boundPod: { name: 'bound', uid: 'another-uid' },
+      }),
+      (e: unknown) => isKimgError(e, 'KUBE_API_ERROR') && /does not match the UID/.test(e.message),
+    );
+    await assert.rejects(
+      client.createServiceAccountToken('tok', 'puller', { audiences: ['a'], expirationSeconds: 60 }),
+      (e: unknown) => isKimgError(e, 'KUBE_API_ERROR') && /less than 10 minutes/.test(e.message),
+    );
+    const denied = new KubeClient(
+      await loadKubeClientConfig({ kubeconfig: await api.writeKubeconfig('no-secrets') }),
+    );
+    await assert.rejects(
+      denied.createServiceAccountToken('tok', 'puller', { audiences: ['a'], expirationSeconds: 3600 }),
+      (e: unknown) =>
+        isKimgError(e, 'KUBE_FORBIDDEN') &&
+        /grant verb "create" on resource "serviceaccounts\/token"/.test(e.message) &&
+        /cannot create resource "serviceaccounts\/token"/.test(e.message),
+    );
+
+    // The source asks once per ServiceAccount, audience and pod while the token is fresh.
+    const source = new TokenRequestSource({ client });
+    const ask = {
+      namespace: 'tok',
+      name: 'puller',
+      uid: String(sa.metadata?.uid),
+      audience: 'aud-1',
+      podName: 'bound',
+      podUid: uid,
+    };
+    const n = api.tokenRequests().length;
+    const [a1, a2] = await Promise.all([source.token(ask), source.token(ask)]);
+    assert.equal(a1, a2);
+    assert.equal(await source.token(ask), a1);
+    assert.equal(api.tokenRequests().length, n + 1);
+    await source.token({ ...ask, audience: 'aud-2' });
+    assert.equal(api.tokenRequests().length, n + 2);
   });
 
   test('event recorder: kubelet reasons as events.k8s.io/v1 Events, second occurrence becomes a series', async () => {

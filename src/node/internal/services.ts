@@ -8,7 +8,13 @@ import type { NodeConfig } from '../../config/index.js';
 import { ProjectedTokenFileSource } from '../../credentials/index.js';
 import type { FsUsageSource, ImageGCEvent, ManagerEvent } from '../../manager/index.js';
 import type { RegistryClientOptions } from '../../registry/index.js';
-import { openNodeRuntime, type ImageServiceBackend, type NodeRuntime } from '../../runtime/index.js';
+import { TokenRequestSource, type KubeClient, type PodSecretManager } from '../../kube/index.js';
+import {
+  openNodeRuntime,
+  type ImageServiceBackend,
+  type NodeRuntime,
+  type RuntimeCredentialOptions,
+} from '../../runtime/index.js';
 import type { ImagePullEvent } from '../../pull/index.js';
 import type { NodeMetrics } from '../metrics.js';
 import type { Cleanups } from './cleanups.js';
@@ -33,6 +39,31 @@ export interface AgentServiceSettings {
   serviceAccountTokenDir?: string;
   nodeDockerConfig?: boolean;
   usage?: FsUsageSource;
+  /**
+   * Cluster mode: token-mode credential providers get their tokens from the TokenRequest API and the
+   * pods' ServiceAccounts from the secret manager's watches (not from the secrets directory).
+   */
+  cluster?: { client: KubeClient; secretManager: PodSecretManager };
+}
+
+/** The token source and ServiceAccount lookup of token-mode plugins in cluster mode. */
+function clusterTokenMode(
+  cluster: NonNullable<AgentServiceSettings['cluster']>,
+): Pick<RuntimeCredentialOptions, 'tokenSource' | 'getServiceAccount'> {
+  return {
+    tokenSource: new TokenRequestSource({ client: cluster.client }),
+    getServiceAccount: async (namespace, name, podUid) => {
+      const sa = await cluster.secretManager.serviceAccount(namespace, name, podUid);
+      const annotations = sa.metadata?.annotations;
+      return {
+        uid: sa.metadata?.uid ?? '',
+        annotations:
+          typeof annotations === 'object' && annotations !== null
+            ? (annotations as Record<string, string>)
+            : {},
+      };
+    },
+  };
 }
 
 /** The containerd backend of the flag or the configuration, if any. */
@@ -99,8 +130,9 @@ export async function openAgentServices(
       ...(s.serviceAccountTokenDir !== undefined
         ? { tokenSource: new ProjectedTokenFileSource(s.serviceAccountTokenDir) }
         : {}),
+      ...(s.cluster !== undefined ? clusterTokenMode(s.cluster) : {}),
       spawnPlugin: timedPluginSpawn(metrics),
-      onProblem: (p, pod) => hooks.warnOnce(p.message, { pod: `${pod.namespace}/${pod.name}` }),
+      onProblem: (p, pod) => hooks.warnOnce(p.message, { pod: `${pod.namespace}/${pod.name}`, code: p.code }),
     },
     onNotice: (m) => log({ level: 'warn', msg: m }),
     recorder: { record: (e) => hooks.onManagerEvent(e) },

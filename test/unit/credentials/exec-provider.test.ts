@@ -16,7 +16,7 @@ import {
   type ExecProviderOptions,
   type ServiceAccountInfo,
 } from '../../../src/credentials/index.js';
-import { isKimgError } from '../../../src/errors/index.js';
+import { KimgError, isKimgError } from '../../../src/errors/index.js';
 import { makeTempDir, removeTempDir } from '../../helpers/tmp.js';
 import { FakeClock, writeScript } from './helpers.js';
 
@@ -439,6 +439,45 @@ describe('ExecCredentialProvider with real plugin processes', () => {
     const missing = await prov.provide('reg.io/app', { ...pod, serviceAccountName: 'noannotation' });
     assert.ok(missing.skipped?.includes('required annotation example.com/role not found'));
     assert.equal(await p.count(), 2);
+  });
+
+  test('a token that cannot be obtained: the provider is skipped and the manager reports why', async () => {
+    const p = await recordingPlugin('notoken', response({ cacheKeyType: 'Registry' }));
+    const prov = provider(
+      'notoken',
+      {
+        tokenAttributes: {
+          serviceAccountTokenAudience: 'aud',
+          cacheType: 'ServiceAccount',
+          requireServiceAccount: true,
+          requiredServiceAccountAnnotationKeys: [],
+          optionalServiceAccountAnnotationKeys: [],
+        },
+      },
+      {
+        getServiceAccount: async () => ({ uid: 'u', annotations: {} }),
+        getServiceAccountToken: () =>
+          Promise.reject(new KimgError('KUBE_FORBIDDEN', 'RBAC denies create serviceaccounts/token "sa"')),
+      },
+    );
+    const pod = { podNamespace: 'ns', podName: 'p', podUid: 'x', serviceAccountName: 'sa' };
+    const r = await new PluginManager([prov]).provide('reg.io/app', pod);
+    assert.deepEqual(r.matches, []);
+    assert.match(
+      r.results[0]?.skipped ?? '',
+      /could not be obtained: RBAC denies create serviceaccounts\/token/,
+    );
+    assert.deepEqual(r.problems, [
+      {
+        plugin: 'notoken',
+        code: 'CREDENTIAL_PROVIDER_FAILED',
+        message:
+          'credential provider plugin "notoken" skipped: the service account token for ServiceAccount "ns/sa" could not be obtained: RBAC denies create serviceaccounts/token "sa"',
+      },
+    ]);
+    // A provider that does not apply is no problem.
+    assert.deepEqual((await new PluginManager([prov]).provide('other.io/app', pod)).problems, []);
+    assert.equal(await p.count(), 0, 'the plugin never ran');
   });
 
   test('service-account mode rejects a response that echoes the token as the password', async () => {
