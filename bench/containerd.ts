@@ -18,7 +18,7 @@
  *    is long-running: its code is compiled by then, as containerd's is from the start); min / median /
  *    max ms.
  *
- * Options: --runs N (3) · --warm-runs N (20) · --images big,many · --keep-images DIR · --out FILE.
+ * Options: --runs N (3) · --warm-runs N (50) · --images big,many · --keep-images DIR · --out FILE.
  * Nothing is asserted; exit 1 when a tool failed, 2 when the bench could not run.
  */
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
@@ -38,7 +38,8 @@ import { blobBytesOnly, ensureImage, mainImageSpec, type MainImage } from './lib
 import { initClockTicks, peakRssKiB, processCpuS } from './lib/measure.js';
 import { median } from './lib/stats.js';
 
-const MAIN = resolve(dirname(new URL(import.meta.url).pathname), '..', 'src', 'cli', 'main.js');
+/** The installed executable (package.json `bin`), run as a user runs it: its interpreter line sets node's flags. */
+const BIN = resolve(dirname(new URL(import.meta.url).pathname), '..', 'bin', 'kimg.js');
 const K8S_NS = 'k8s.io';
 
 type Tool = 'kimg-serve' | 'containerd' | 'kimg-fetch-only' | 'then-unpack' | 'fetch+sequential-unpack';
@@ -67,9 +68,8 @@ async function startKimgServe(
   const sock = join(work, `k${n}.sock`);
   const proc = spawnTracked(
     'kimg-serve',
-    process.execPath,
+    BIN,
     [
-      MAIN,
       'serve',
       '--listen',
       `unix://${sock}`,
@@ -117,7 +117,7 @@ async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
       runs: { type: 'string', default: '3' },
-      'warm-runs': { type: 'string', default: '20' },
+      'warm-runs': { type: 'string', default: '50' },
       images: { type: 'string', default: 'big,many' },
       'keep-images': { type: 'string' },
       out: { type: 'string' },

@@ -7,7 +7,7 @@
  */
 import type { Command } from 'commander';
 import { loadNodeConfig, type KimgSettings } from '../config/index.js';
-import { ContainerdClient, ContainerdImageService } from '../containerd/index.js';
+import type { ContainerdClient, ContainerdImageService } from '../containerd/index.js';
 import type { RegistryClient } from '../registry/index.js';
 import type { ImageServiceBackend } from '../runtime/index.js';
 
@@ -89,6 +89,8 @@ export async function withContainerd<T>(
     defaultRegistry?: string | undefined;
   } = {},
 ): Promise<T> {
+  // Loaded here, not with the command: gRPC and the protos cost a store command ~150 ms of start-up.
+  const { ContainerdClient, ContainerdImageService } = await import('../containerd/index.js');
   const client = new ContainerdClient({
     address: setting.address,
     ...(setting.namespace !== undefined ? { namespace: setting.namespace } : {}),

@@ -21,7 +21,6 @@ import {
   withContainerd,
   type ContainerdConfigCliOptions,
 } from '../containerd-options.js';
-import { pullIntoContainerd } from '../../containerd/index.js';
 import type { RegisterCommand } from './register.js';
 import { escapeTerminal } from '../../gotext/index.js';
 
@@ -127,8 +126,10 @@ async function run(images: string[], options: PullCliOptions, ctx: CliContext): 
     const pullIntoCtrd = (
       setting: Parameters<typeof withContainerd>[0],
     ): Promise<PromiseSettledResult<PullRow>[]> =>
-      withContainerd(setting, session.client, (svc) =>
-        Promise.allSettled(
+      withContainerd(setting, session.client, async (svc) => {
+        // Loaded with --containerd only: a pull into kimg's store does not load gRPC and the protos.
+        const { pullIntoContainerd } = await import('../../containerd/index.js');
+        return Promise.allSettled(
           images.map((image) =>
             session.withCredentials(image, async (auth) => {
               const r = await pullIntoContainerd(image, {
@@ -154,8 +155,8 @@ async function run(images: string[], options: PullCliOptions, ctx: CliContext): 
               };
             }),
           ),
-        ),
-      );
+        );
+      });
     const ctrd = await containerdSettingOf(options);
     const settled = ctrd !== undefined ? await pullIntoCtrd(ctrd) : await pullLocal();
     const results = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
