@@ -21,6 +21,7 @@ import { generateImage } from '../helpers/images.js';
 import { runCommand, type CommandResult } from '../helpers/proc.js';
 import { startRegistry, stopRegistries, type StartedRegistry } from '../helpers/registry.js';
 import { skopeoPush } from '../helpers/skopeo.js';
+import { writeTokenProviderConfig } from '../helpers/credential-providers.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
 const CLI = new URL('../../src/cli/main.js', import.meta.url).pathname;
@@ -321,24 +322,13 @@ describe('credentials against real registries', () => {
       );
       await chmod(join(bin, 'sa-plugin'), 0o755);
       const providers = join(work, 'providers.yaml');
-      await writeFile(
-        providers,
-        [
-          'apiVersion: kubelet.config.k8s.io/v1',
-          'kind: CredentialProviderConfig',
-          'providers:',
-          '  - name: sa-plugin',
-          `    matchImages: ["${basic.host}"]`,
-          '    defaultCacheDuration: "10m"',
-          '    apiVersion: credentialprovider.kubelet.k8s.io/v1',
-          '    tokenAttributes:',
-          `      serviceAccountTokenAudience: ${basic.host}`,
-          '      cacheType: ServiceAccount',
-          '      requireServiceAccount: true',
-          '      requiredServiceAccountAnnotationKeys: ["registry.example/role"]',
-          '',
-        ].join('\n'),
-      );
+      await writeTokenProviderConfig(providers, {
+        name: 'sa-plugin',
+        matchImages: [basic.host],
+        audience: basic.host,
+        cacheType: 'ServiceAccount',
+        requiredAnnotations: ['registry.example/role'],
+      });
       await mkdir(join(work, 'manifests'));
       await writeFile(
         join(work, 'manifests', 'app.yaml'),

@@ -19,6 +19,7 @@ import { startKubeApiServer, type KubeApiServer, type KubeRule } from '../helper
 import { killProcess, spawnTracked, waitFor, type TrackedProcess } from '../helpers/proc.js';
 import { startRegistry, stopRegistries, type StartedRegistry } from '../helpers/registry.js';
 import { skopeoPush } from '../helpers/skopeo.js';
+import { writeTokenProviderConfig } from '../helpers/credential-providers.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
 const CLI = new URL('../../src/cli/main.js', import.meta.url).pathname;
@@ -114,24 +115,13 @@ describe('kimg node in cluster mode: service-account tokens from TokenRequest', 
     );
     await chmod(join(bin, 'sa-plugin'), 0o755);
     const providers = join(dir, 'providers.yaml');
-    await writeFile(
-      providers,
-      [
-        'apiVersion: kubelet.config.k8s.io/v1',
-        'kind: CredentialProviderConfig',
-        'providers:',
-        '  - name: sa-plugin',
-        `    matchImages: ["${reg.host}"]`,
-        '    defaultCacheDuration: "10m"',
-        '    apiVersion: credentialprovider.kubelet.k8s.io/v1',
-        '    tokenAttributes:',
-        `      serviceAccountTokenAudience: ${AUDIENCE}`,
-        '      cacheType: Token',
-        '      requireServiceAccount: true',
-        '      requiredServiceAccountAnnotationKeys: ["registry.example/role"]',
-        '',
-      ].join('\n'),
-    );
+    await writeTokenProviderConfig(providers, {
+      name: 'sa-plugin',
+      matchImages: [reg.host],
+      audience: AUDIENCE,
+      cacheType: 'Token',
+      requiredAnnotations: ['registry.example/role'],
+    });
     const config = join(dir, 'kubelet.yaml');
     await writeFile(
       config,
