@@ -256,4 +256,45 @@ describe('store df and start-up recovery', () => {
       await cleanup();
     }
   });
+
+  test('a lock file is never seen torn: it appears whole or not at all (a writer killed mid-way leaves none)', async () => {
+    const { root, cleanup } = await tempStore();
+    const file = join(root, 'probe.lock');
+    const locks = new URL('../../../src/store/internal/locks.js', import.meta.url).href;
+    const { spawn } = await import('node:child_process');
+    // Another process takes and drops the lock as fast as it can while this one reads the file.
+    const child = spawn(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `const { acquireFileLock } = await import(${JSON.stringify(locks)});
+         for (let i = 0; i < 3000; i++) await (await acquireFileLock(${JSON.stringify(file)}, 'probe', 'probe', 1000)).release();`,
+      ],
+      { stdio: 'ignore' },
+    );
+    const exited = new Promise((r) => child.once('exit', r));
+    let done = false;
+    void exited.then(() => (done = true));
+    let seen = 0;
+    const torn: string[] = [];
+    try {
+      while (!done) {
+        const text = await fsp.readFile(file, 'utf8').catch(() => undefined);
+        if (text === undefined) continue;
+        seen++;
+        try {
+          JSON.parse(text);
+        } catch {
+          torn.push(JSON.stringify(text));
+        }
+      }
+      assert.ok(seen > 0, 'the lock was never observed');
+      assert.deepEqual(torn.slice(0, 3), [], `${torn.length} of ${seen} reads saw a torn lock file`);
+    } finally {
+      child.kill('SIGKILL');
+      await exited;
+      await cleanup();
+    }
+  });
 });
