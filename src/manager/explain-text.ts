@@ -7,7 +7,7 @@
  */
 import { parseImageName } from '../reference/index.js';
 import type { BackoffEntry } from './backoff-store.js';
-import type { ImageExplanation } from './explain.js';
+import type { ImageExplanation } from './explain-types.js';
 
 /** apimachinery `HumanDuration`: the Age column of kubectl (`0s`, `59s`, `3m12s`, `4h5m`, `3d`). */
 export function humanDuration(ms: number): string {
