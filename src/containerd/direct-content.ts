@@ -27,7 +27,7 @@
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { KimgError } from '../errors/index.js';
-import { LocalContentStore, type HashingMode, type IngestWriter } from '../store/index.js';
+import { LocalContentStore, ensureDir, type HashingMode, type IngestWriter } from '../store/index.js';
 import type { ContainerdClient } from './client.js';
 
 /** containerd's local content store plugin (`io.containerd.content.v1.content`). */
@@ -93,19 +93,8 @@ export class DirectContent {
    * holds after 24 h too). Locked ones (a pull writing now) stay. Resolves the refs removed.
    */
   async sweep(maxAgeMs: number, nowMs: number = Date.now()): Promise<string[]> {
-    const removed: string[] = [];
-    const store = this.store;
-    if (store === undefined) return [];
-    for (const ing of await store.listIngests().catch(() => [])) {
-      if (ing.lock !== undefined || nowMs - ing.updatedAt.getTime() < maxAgeMs) continue;
-      try {
-        await store.abortIngest(ing.ref);
-        removed.push(ing.ref);
-      } catch {
-        // taken by a writer since the listing: it is live
-      }
-    }
-    return removed;
+    const stale = await this.store?.removeStaleIngests(maxAgeMs, { now: nowMs }).catch(() => []);
+    return (stale ?? []).map((i) => i.ref);
   }
 
   async close(): Promise<void> {
@@ -156,12 +145,8 @@ async function probe(client: ContainerdClient, options: DirectContentOptions): P
   try {
     await fsp.access(root, fsc.W_OK | fsc.X_OK);
     // containerd creates `blobs` with its first blob; the same mode as it gives it.
-    await fsp.mkdir(blobs, { mode: 0o755 }).catch((e: NodeJS.ErrnoException) => {
-      if (e.code !== 'EEXIST') throw e;
-    });
-    await fsp.mkdir(staging, { mode: 0o700 }).catch((e: NodeJS.ErrnoException) => {
-      if (e.code !== 'EEXIST') throw e;
-    });
+    await ensureDir(blobs, 0o755);
+    await ensureDir(staging, 0o700);
     const [a, b] = await Promise.all([fsp.stat(blobs), fsp.stat(staging)]);
     if (a.dev !== b.dev) return off(`${staging} is not on the filesystem of ${blobs}`, root);
   } catch (e) {

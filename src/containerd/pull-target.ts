@@ -26,7 +26,7 @@
  *   repairs it.
  */
 import { randomBytes } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { createReadStream, promises as fsp } from 'node:fs';
 import { KimgError, isKimgError } from '../errors/index.js';
 import { MediaType, chainIds, type ImageConfig, type ImageIndex, type ImageManifest } from '../oci/index.js';
 import { parseReference } from '../reference/index.js';
@@ -65,14 +65,9 @@ import { LayerUnpacker } from './unpack.js';
 
 /** Sends a file's bytes from `w.offset` through a content writer, waiting whenever it is full. */
 async function copyFileInto(path: string, w: ContentWriter): Promise<void> {
-  const fh = await fsp.open(path, 'r');
-  try {
-    for await (const chunk of fh.createReadStream({ start: w.offset, highWaterMark: 1024 * 1024 })) {
-      if (!w.write(chunk as Buffer))
-        await new Promise<void>((res, rej) => w.onDrain((e) => (e ? rej(e) : res())));
-    }
-  } finally {
-    await fh.close().catch(() => undefined);
+  for await (const chunk of createReadStream(path, { start: w.offset, highWaterMark: 1024 * 1024 })) {
+    if (!w.write(chunk as Buffer))
+      await new Promise<void>((res, rej) => w.onDrain((e) => (e ? rej(e) : res())));
   }
 }
 
@@ -136,8 +131,17 @@ export class ContainerdPullTarget implements PullTarget {
   /** Set when `present` found the image complete and unpacked for the snapshotter. */
   private foundUnpacked = false;
   private readonly commits = new Map<string, Committed>();
+  /**
+   * Labels a blob this pull commits carries from the start: the distribution source of the image's
+   * repository (a fresh blob in this namespace has no other repository yet). Setting it on COMMIT saves
+   * containerd one metadata transaction per blob; `put` merges it into blobs that were already there.
+   */
+  private readonly sourceLabels: Record<string, string>;
 
   constructor(private readonly o: ContainerdPullTargetOptions) {
+    const ref = o.image !== undefined ? parseReference(o.image) : undefined;
+    const ds = ref && distributionSourceLabel(ref.domain, ref.path);
+    this.sourceLabels = ds ? { [ds.key]: ds.value } : {};
     this.content = {
       readBlob: (digest, options) => this.readBlob(digest, options),
       writer: (options) => this.writer(options),
@@ -188,18 +192,6 @@ export class ContainerdPullTarget implements PullTarget {
         if (this.leaseId === id) this.leaseId = undefined;
       },
     };
-  }
-
-  /**
-   * Labels a blob this pull commits carries from the start: the distribution source of the image's
-   * repository (a fresh blob in this namespace has no other repository yet). Setting it on COMMIT saves
-   * containerd one metadata transaction per blob; `put` merges it into blobs that were already there.
-   */
-  private commitLabels(): Record<string, string> {
-    if (this.o.image === undefined) return {};
-    const ref = parseReference(this.o.image);
-    const ds = distributionSourceLabel(ref.domain, ref.path);
-    return ds ? { [ds.key]: ds.value } : {};
   }
 
   /** The commit of `digest` in this pull (created by whichever of writer and unpacker asks first). */
@@ -362,7 +354,7 @@ export class ContainerdPullTarget implements PullTarget {
         offset: size,
         sink: (): ChunkSink => ({ write: () => true, onDrain: (cb) => queueMicrotask(() => cb()) }),
         commit: async () => {
-          if (open) await open.commit(this.commitLabels());
+          if (open) await open.commit(this.sourceLabels);
           done();
         },
         close: async () => open?.close(),
@@ -374,7 +366,7 @@ export class ContainerdPullTarget implements PullTarget {
       offset: writer.resumedFrom,
       sink: () => writer,
       commit: async () => {
-        await writer.commit(this.commitLabels());
+        await writer.commit(this.sourceLabels);
         done();
       },
       close: () => writer.close(),
@@ -417,7 +409,7 @@ export class ContainerdPullTarget implements PullTarget {
     const ref = `layer-${digest}`;
     const w = await openContentWriter(client, { ref, digest, size, ...this.call() });
     if (w === undefined) return;
-    if (w.resumedFrom === size) return w.commit(this.commitLabels());
+    if (w.resumedFrom === size) return w.commit(this.sourceLabels);
     const path = direct.blobPath(digest);
     try {
       const present = await fsp.stat(path).catch(() => undefined);
@@ -426,7 +418,7 @@ export class ContainerdPullTarget implements PullTarget {
         `containerd does not see the blobs kimg writes into ${direct.root} (another mount namespace, or content_sharing_policy "isolated")`,
       );
       await copyFileInto(path, w);
-      await w.commit(this.commitLabels());
+      await w.commit(this.sourceLabels);
     } catch (e) {
       await w.close();
       throw e;

@@ -23,7 +23,7 @@ import { createHash } from 'node:crypto';
 import { promises as fsp, constants as fsc } from 'node:fs';
 import { join } from 'node:path';
 import { Writable, type Readable } from 'node:stream';
-import { KimgError, quote } from '../errors/index.js';
+import { KimgError, isKimgError, quote } from '../errors/index.js';
 import { MAX_MANIFEST_BYTES } from '../oci/index.js';
 import { type DigestAlgorithm, DIGEST_ALGORITHMS, parseDigest } from './internal/digest.js';
 import {
@@ -185,6 +185,16 @@ function blobNotFound(digest: string, cause?: unknown): KimgError {
       ...(cause === undefined ? {} : { cause }),
     },
   );
+}
+
+/** Bytes of the files directly in `dir` (a torn ingest's, whose `ref` file is missing). */
+async function dirBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
+    const st = await fsp.stat(join(dir, name)).catch(() => undefined);
+    if (st?.isFile()) total += st.size;
+  }
+  return total;
 }
 
 /** The durable, local, OCI-layout content store. */
@@ -398,6 +408,35 @@ export class LocalContentStore implements ContentStore {
       }
     }
     return out;
+  }
+
+  /**
+   * Removes the ingests nobody holds that were not updated for `maxAgeMs` (as of `now`, ms), and
+   * resolves each with its bytes; `dryRun` only lists them. An ingest a writer took since the listing
+   * (`STORE_LOCKED`) stays and is left out.
+   */
+  async removeStaleIngests(
+    maxAgeMs: number,
+    options: { now?: number; dryRun?: boolean } = {},
+  ): Promise<{ ref: string; bytes: number }[]> {
+    const now = options.now ?? Date.now();
+    const removed: { ref: string; bytes: number }[] = [];
+    for (const ing of await this.listIngests()) {
+      if (ing.lock || now - ing.updatedAt.getTime() < maxAgeMs) continue;
+      const bytes = ing.ref.startsWith('<unknown:')
+        ? await dirBytes(join(this.ingestDir, ing.ref.slice(9, -1)))
+        : ing.offset;
+      if (options.dryRun !== true) {
+        try {
+          await this.abortIngest(ing.ref);
+        } catch (e) {
+          if (isKimgError(e, 'STORE_LOCKED')) continue;
+          throw e;
+        }
+      }
+      removed.push({ ref: ing.ref, bytes });
+    }
+    return removed;
   }
 
   async abortIngest(ref: string): Promise<void> {

@@ -9,8 +9,6 @@
  * across processes via `<root>/leases/`) is never swept. Ingests with a live lock are never removed.
  * Mark and sweep run under the metadata lock, so no record appears between them.
  */
-import { promises as fsp } from 'node:fs';
-import { join } from 'node:path';
 import { isIndexMediaType, isManifestMediaType } from '../oci/index.js';
 import { isKimgError } from '../errors/index.js';
 import { parseManifestBlob } from './layout.js';
@@ -106,15 +104,6 @@ export async function markReachable(ctx: StoreContext): Promise<Set<string>> {
   return marked;
 }
 
-async function dirBytes(dir: string): Promise<number> {
-  let total = 0;
-  for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
-    const st = await fsp.stat(join(dir, name)).catch(() => undefined);
-    if (st?.isFile()) total += st.size;
-  }
-  return total;
-}
-
 /** Runs store GC (see the file header). */
 export async function runGc(ctx: StoreContext, options: GcOptions = {}): Promise<GcResult> {
   const dryRun = options.dryRun === true;
@@ -152,22 +141,7 @@ export async function runGc(ctx: StoreContext, options: GcOptions = {}): Promise
       result.removed.push({ digest: blob.digest, size: blob.size });
       result.bytesFreed += blob.size;
     }
-    for (const ing of await ctx.content.listIngests()) {
-      if (ing.lock) continue;
-      if (now - ing.updatedAt.getTime() < maxAge) continue;
-      const bytes = ing.ref.startsWith('<unknown:')
-        ? await dirBytes(join(ctx.paths.ingest, ing.ref.slice(9, -1)))
-        : ing.offset;
-      if (!dryRun) {
-        try {
-          await ctx.content.abortIngest(ing.ref);
-        } catch (e) {
-          if (isKimgError(e, 'STORE_LOCKED')) continue;
-          throw e;
-        }
-      }
-      result.ingestsRemoved.push({ ref: ing.ref, bytes });
-    }
+    result.ingestsRemoved = await ctx.content.removeStaleIngests(maxAge, { now, dryRun });
     return result;
   });
 }

@@ -158,12 +158,10 @@ export async function acquireFileLock(
       await fsp.link(tmp, file);
       linked = true;
     } catch (e) {
-      if (errnoCode(e) !== 'EEXIST') {
-        await fsp.rm(tmp, { force: true });
-        throw ioError('create lock', file, e);
-      }
+      if (errnoCode(e) !== 'EEXIST') throw ioError('create lock', file, e);
+    } finally {
+      await fsp.rm(tmp, { force: true });
     }
-    await fsp.rm(tmp, { force: true });
     if (linked) {
       let released = false;
       return {
