@@ -21,8 +21,8 @@
  * Options: --runs N (3) · --warm-runs N (50) · --images big,many · --keep-images DIR · --out FILE.
  * Nothing is asserted; exit 1 when a tool failed, 2 when the bench could not run.
  */
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ContainerdClient, pullIntoContainerd } from '../src/containerd/index.js';
 import { CriImageService } from '../src/cri/index.js';
@@ -30,87 +30,21 @@ import { RegistryClient } from '../src/registry/index.js';
 import { requireBinary } from '../test/helpers/components.js';
 import { startContainerd, type StartedContainerd } from '../test/helpers/containerd.js';
 import type { GeneratedImage } from '../test/helpers/images.js';
-import { killProcess, spawnTracked, waitFor, type TrackedProcess } from '../test/helpers/proc.js';
+import { killProcess, type TrackedProcess } from '../test/helpers/proc.js';
 import { startRegistry, type StartedRegistry } from '../test/helpers/registry.js';
 import { skopeoPush } from '../test/helpers/skopeo.js';
 import { makeTempDir, removeTempDir } from '../test/helpers/tmp.js';
 import { blobBytesOnly, ensureImage, mainImageSpec, type MainImage } from './lib/images.js';
 import { initClockTicks, peakRssKiB, processCpuS } from './lib/measure.js';
-import { median } from './lib/stats.js';
+import { containerdClean, startKimgServe, timed } from './lib/serve.js';
+import { median, minMedianMax } from './lib/stats.js';
 
-/** The installed executable (package.json `bin`), run as a user runs it: its interpreter line sets node's flags. */
-const BIN = resolve(dirname(new URL(import.meta.url).pathname), '..', 'bin', 'kimg.js');
 const K8S_NS = 'k8s.io';
 
 type Tool = 'kimg-serve' | 'containerd' | 'kimg-fetch-only' | 'then-unpack' | 'fetch+sequential-unpack';
 
 function progress(msg: string): void {
   process.stderr.write(`[bench:containerd] ${msg}\n`);
-}
-
-function stats(xs: number[]): { min: number; median: number; max: number } {
-  return { min: Math.min(...xs), median: median(xs), max: Math.max(...xs) };
-}
-
-async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> {
-  const t0 = process.hrtime.bigint();
-  const value = await fn();
-  return { ms: Number(process.hrtime.bigint() - t0) / 1e6, value };
-}
-
-async function startKimgServe(
-  work: string,
-  n: number,
-  host: string,
-  ctrd: StartedContainerd,
-): Promise<{ proc: TrackedProcess; client: CriImageService; root: string }> {
-  const root = join(work, `kimg-root-${n}`);
-  const sock = join(work, `k${n}.sock`);
-  const proc = spawnTracked(
-    'kimg-serve',
-    BIN,
-    [
-      'serve',
-      '--listen',
-      `unix://${sock}`,
-      '--root',
-      root,
-      '--plain-http',
-      host,
-      '--containerd',
-      ctrd.socket,
-    ],
-    { stderrFile: join(work, `serve-${n}.log`) },
-  );
-  const client = new CriImageService({ endpoint: sock, timeoutMs: 600_000 });
-  await waitFor('kimg serve answers Version', async () => client.version().catch(() => undefined), {
-    watch: proc,
-    timeoutMs: 30_000,
-  });
-  return { proc, client, root };
-}
-
-/** Removes every image, blob and snapshot of the CRI namespace (GC synchronous), until none is left. */
-async function containerdClean(ctrd: StartedContainerd, client: ContainerdClient): Promise<void> {
-  const list = async (args: string[]) =>
-    (await ctrd.ctr(args, { namespace: K8S_NS })).stdout.split('\n').filter((l) => l.trim() !== '');
-  const images = await list(['images', 'ls', '-q']);
-  if (images.length > 0)
-    await ctrd.ctr(['images', 'rm', '--sync', ...images], { namespace: K8S_NS, allowFailure: true });
-  for (const l of await client.leaseList()) await client.leaseDelete(l.id, { sync: true });
-  const blobs = await list(['content', 'ls', '-q']);
-  if (blobs.length > 0)
-    await ctrd.ctr(['content', 'rm', ...blobs], { namespace: K8S_NS, allowFailure: true });
-  const dir = join(ctrd.root, 'io.containerd.content.v1.content', 'blobs', 'sha256');
-  await waitFor(
-    'containerd content store and snapshotter empty',
-    async () =>
-      (await readdir(dir).catch(() => [])).length === 0 &&
-      (await client.snapshotList(ctrd.snapshotter)).length === 0
-        ? true
-        : undefined,
-    { timeoutMs: 60_000, intervalMs: 200 },
-  );
 }
 
 async function main(): Promise<number> {
@@ -181,7 +115,7 @@ async function main(): Promise<number> {
       for (let i = 0; i <= runs; i++) {
         const label = i === 0 ? 'warm-up' : `run ${i}/${runs}`;
         await containerdClean(ctrd, client);
-        const k = await startKimgServe(work, n++, host, ctrd);
+        const k = await startKimgServe(work, n++, host, { args: ['--containerd', ctrd.socket] });
         procs.push(k.proc);
         const kt = await timed(() => k.client.pullImage({ image: ref }, undefined));
         const rss = peakRssKiB(k.proc.pid);
@@ -225,7 +159,7 @@ async function main(): Promise<number> {
 
     // --- 2. already present ---------------------------------------------------------------------------
     const smallRef = `${host}/small:1`;
-    const k = await startKimgServe(work, n++, host, ctrd);
+    const k = await startKimgServe(work, n++, host, { args: ['--containerd', ctrd.socket] });
     procs.push(k.proc);
     clients.push(k.client);
     const warm: Record<string, number[]> = { 'kimg-serve': [], containerd: [] };
@@ -241,8 +175,8 @@ async function main(): Promise<number> {
     const cpu = processCpuS(k.proc.pid);
     result.present = {
       runs: warmRuns,
-      kimg: stats(warm['kimg-serve']!),
-      containerd: stats(warm.containerd!),
+      kimg: minMedianMax(warm['kimg-serve']!),
+      containerd: minMedianMax(warm.containerd!),
       kimgCpuS: cpu,
     };
 
@@ -262,21 +196,21 @@ async function main(): Promise<number> {
       const ratio = median(s['kimg-serve']) / median(s.containerd);
       summary[name] = {
         bytes: s.bytes,
-        kimgServe: stats(s['kimg-serve']),
-        containerd: stats(s.containerd),
+        kimgServe: minMedianMax(s['kimg-serve']),
+        containerd: minMedianMax(s.containerd),
         ratio,
         kimgPeakRssKiB: Math.max(...s.rssKiB),
-        fetchOnly: stats(s['kimg-fetch-only']),
-        thenUnpack: stats(s['then-unpack']),
-        fetchThenUnpack: stats(s['fetch+sequential-unpack']),
+        fetchOnly: minMedianMax(s['kimg-fetch-only']),
+        thenUnpack: minMedianMax(s['then-unpack']),
+        fetchThenUnpack: minMedianMax(s['fetch+sequential-unpack']),
       };
       out.push(
         `| ${name} (${(s.bytes / 1e6).toFixed(0)} MB) | **${m(s['kimg-serve']).toFixed(2)}** | ${m(s.containerd).toFixed(2)} | **${ratio.toFixed(2)}** | ${(Math.max(...s.rssKiB) / 1024).toFixed(0)} | ${m(s['kimg-fetch-only']).toFixed(2)} | ${m(s['then-unpack']).toFixed(2)} | ${m(s['fetch+sequential-unpack']).toFixed(2)} |`,
       );
     }
     result.fromScratch = summary;
-    const pk = stats(warm['kimg-serve']!);
-    const pc = stats(warm.containerd!);
+    const pk = minMedianMax(warm['kimg-serve']!);
+    const pc = minMedianMax(warm.containerd!);
     out.push(
       '',
       `### Already-present PullImage (small:1), warm channel, ${warmRuns} runs after ${warmRuns + 1} uncounted`,

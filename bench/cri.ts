@@ -17,22 +17,21 @@
  * layouts, shared with `npm run bench`) · --out FILE (JSON). Nothing is asserted; exit 1 when a
  * runtime failed, 2 when the bench could not run. Everything started is killed by PID at the end.
  */
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { ContainerdClient } from '../src/containerd/index.js';
 import { CriImageService } from '../src/cri/index.js';
 import { requireBinary } from '../test/helpers/components.js';
 import { startContainerd, type StartedContainerd } from '../test/helpers/containerd.js';
-import { killProcess, spawnTracked, waitFor, type TrackedProcess } from '../test/helpers/proc.js';
+import { killProcess, type TrackedProcess } from '../test/helpers/proc.js';
 import { startRegistry, type StartedRegistry } from '../test/helpers/registry.js';
 import { skopeoPush } from '../test/helpers/skopeo.js';
 import { makeTempDir, removeTempDir } from '../test/helpers/tmp.js';
 import { blobBytesOnly, ensureImage, mainImageSpec } from './lib/images.js';
 import { initClockTicks, processCpuS } from './lib/measure.js';
-import { median } from './lib/stats.js';
-
-const MAIN = resolve(dirname(new URL(import.meta.url).pathname), '..', 'src', 'cli', 'main.js');
-const K8S_NS = 'k8s.io';
+import { containerdClean, startKimgServe, timed } from './lib/serve.js';
+import { median, minMedianMax } from './lib/stats.js';
 
 function progress(msg: string): void {
   process.stderr.write(`[bench:cri] ${msg}\n`);
@@ -42,61 +41,6 @@ interface Series {
   runtime: 'kimg' | 'containerd';
   samplesMs: number[];
   daemonCpuS: number[];
-}
-
-function stats(xs: number[]): { min: number; median: number; max: number } {
-  return { min: Math.min(...xs), median: median(xs), max: Math.max(...xs) };
-}
-
-/** A `kimg serve` child on a fresh root, and a client whose channel is already connected. */
-async function startKimgServe(
-  work: string,
-  n: number,
-  host: string,
-): Promise<{ proc: TrackedProcess; client: CriImageService; root: string }> {
-  const root = join(work, `kimg-root-${n}`);
-  const sock = join(work, `k${n}.sock`);
-  const proc = spawnTracked(
-    'kimg-serve',
-    process.execPath,
-    [MAIN, 'serve', '--listen', `unix://${sock}`, '--root', root, '--plain-http', host],
-    {
-      stderrFile: join(work, `serve-${n}.log`),
-    },
-  );
-  const client = new CriImageService({ endpoint: sock, timeoutMs: 5000 });
-  await waitFor('kimg serve answers Version', async () => client.version().catch(() => undefined), {
-    watch: proc,
-    timeoutMs: 30_000,
-  });
-  return { proc, client, root };
-}
-
-/** Removes every image and blob of containerd's CRI namespace (GC synchronous), until no blob file is left. */
-async function containerdClean(ctrd: StartedContainerd): Promise<void> {
-  const list = async (args: string[]) =>
-    (await ctrd.ctr(args, { namespace: K8S_NS })).stdout.split('\n').filter((l) => l.trim() !== '');
-  const images = await list(['images', 'ls', '-q']);
-  if (images.length > 0)
-    await ctrd.ctr(['images', 'rm', '--sync', ...images], { namespace: K8S_NS, allowFailure: true });
-  const blobs = await list(['content', 'ls', '-q']);
-  if (blobs.length > 0)
-    await ctrd.ctr(['content', 'rm', ...blobs], { namespace: K8S_NS, allowFailure: true });
-  const dir = join(ctrd.root, 'io.containerd.content.v1.content', 'blobs', 'sha256');
-  await waitFor(
-    'containerd content store empty',
-    async () => ((await readdir(dir).catch(() => [])).length === 0 ? true : undefined),
-    {
-      timeoutMs: 60_000,
-      intervalMs: 200,
-    },
-  );
-}
-
-async function timed(fn: () => Promise<unknown>): Promise<number> {
-  const t0 = process.hrtime.bigint();
-  await fn();
-  return Number(process.hrtime.bigint() - t0) / 1e6;
 }
 
 async function main(): Promise<number> {
@@ -122,6 +66,7 @@ async function main(): Promise<number> {
   await mkdir(cacheDir, { recursive: true });
   let reg: StartedRegistry | undefined;
   let ctrd: StartedContainerd | undefined;
+  let ctrdContent: ContainerdClient | undefined;
   const procs: TrackedProcess[] = [];
   const clients: CriImageService[] = [];
   let failed = false;
@@ -140,10 +85,11 @@ async function main(): Promise<number> {
     const host = reg.host;
     const ctrdClient = new CriImageService({ endpoint: ctrd.address, timeoutMs: 60_000 });
     clients.push(ctrdClient);
+    ctrdContent = new ContainerdClient({ address: ctrd.socket });
 
     // --- 1. warm PullImage of a present image -------------------------------------------------------
     const smallRef = `${host}/small:1`;
-    const kimg1 = await startKimgServe(work, 0, host);
+    const kimg1 = await startKimgServe(work, 0, host, { timeoutMs: 5000 });
     procs.push(kimg1.proc);
     clients.push(kimg1.client);
     const warm: Series[] = [];
@@ -155,7 +101,7 @@ async function main(): Promise<number> {
       const s: Series = { runtime, samplesMs: [], daemonCpuS: [] };
       for (let i = 0; i < warmRuns; i++) {
         const cpu0 = processCpuS(pid);
-        s.samplesMs.push(await timed(() => client.pullImage({ image: smallRef }, undefined)));
+        s.samplesMs.push((await timed(() => client.pullImage({ image: smallRef }, undefined))).ms);
         s.daemonCpuS.push(processCpuS(pid) - cpu0);
       }
       warm.push(s);
@@ -165,8 +111,8 @@ async function main(): Promise<number> {
     const warmRatio = median(wk.samplesMs) / median(wc.samplesMs);
     result.warm = {
       runs: warmRuns,
-      kimg: stats(wk.samplesMs),
-      containerd: stats(wc.samplesMs),
+      kimg: minMedianMax(wk.samplesMs),
+      containerd: minMedianMax(wc.samplesMs),
       ratio: warmRatio,
     };
     await killProcess(kimg1.proc);
@@ -183,21 +129,21 @@ async function main(): Promise<number> {
       for (let i = 0; i <= runs; i++) {
         const label = i === 0 ? 'warm-up' : `run ${i}/${runs}`;
         // kimg: a fresh server on an empty root
-        const k = await startKimgServe(work, i + 1, host);
+        const k = await startKimgServe(work, i + 1, host, { timeoutMs: 5000 });
         procs.push(k.proc);
         const cpu0 = processCpuS(k.proc.pid);
-        const ms = await timed(() => k.client.pullImage({ image: bigRef }, undefined));
+        const ms = (await timed(() => k.client.pullImage({ image: bigRef }, undefined))).ms;
         const cpu = processCpuS(k.proc.pid) - cpu0;
         k.client.close();
         await killProcess(k.proc);
         await rm(k.root, { recursive: true, force: true });
         // containerd: nothing of the image left
-        await containerdClean(ctrd);
+        await containerdClean(ctrd, ctrdContent!);
         const ccpu0 = processCpuS(ctrd.pid);
-        const cms = await timed(() => ctrdClient.pullImage({ image: bigRef }, undefined));
+        const cms = (await timed(() => ctrdClient.pullImage({ image: bigRef }, undefined))).ms;
         const ccpu = processCpuS(ctrd.pid) - ccpu0;
         await ctrdClient.removeImage({ image: bigRef });
-        await containerdClean(ctrd);
+        await containerdClean(ctrd, ctrdContent!);
         progress(`big ${label}: kimg ${(ms / 1000).toFixed(2)} s, containerd ${(cms / 1000).toFixed(2)} s`);
         if (i === 0) continue;
         bigSeries[0]!.samplesMs.push(ms);
@@ -209,8 +155,8 @@ async function main(): Promise<number> {
       result.big = {
         runs,
         bytes,
-        kimg: { ...stats(bk.samplesMs), cpuS: median(bk.daemonCpuS) },
-        containerd: { ...stats(bc.samplesMs), cpuS: median(bc.daemonCpuS) },
+        kimg: { ...minMedianMax(bk.samplesMs), cpuS: median(bk.daemonCpuS) },
+        containerd: { ...minMedianMax(bc.samplesMs), cpuS: median(bc.daemonCpuS) },
         ratio: median(bk.samplesMs) / median(bc.samplesMs),
       };
     }
@@ -224,7 +170,7 @@ async function main(): Promise<number> {
       '|---|---:|---:|---:|---:|',
     );
     for (const s of warm) {
-      const t = stats(s.samplesMs);
+      const t = minMedianMax(s.samplesMs);
       out.push(
         `| ${s.runtime} | ${t.min.toFixed(1)} | **${t.median.toFixed(1)}** | ${t.max.toFixed(1)} | ${(median(s.daemonCpuS) * 1000).toFixed(0)} |`,
       );
@@ -241,7 +187,7 @@ async function main(): Promise<number> {
         '|---|---:|---:|---:|---:|---:|',
       );
       for (const s of bigSeries) {
-        const t = stats(s.samplesMs);
+        const t = minMedianMax(s.samplesMs);
         const label =
           s.runtime === 'containerd' ? 'containerd (fetch + unpack)' : 'kimg serve (fetch + verify + store)';
         out.push(
@@ -265,6 +211,7 @@ async function main(): Promise<number> {
   } finally {
     for (const c of clients) c.close();
     for (const p of procs) await killProcess(p);
+    ctrdContent?.close();
     await ctrd?.stop();
     await reg?.stop();
     await removeTempDir(work);

@@ -12,6 +12,11 @@ export function median(xs: readonly number[]): number {
   return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
+/** Min, median and max of a non-empty list. */
+export function minMedianMax(xs: readonly number[]): { min: number; median: number; max: number } {
+  return { min: Math.min(...xs), median: median(xs), max: Math.max(...xs) };
+}
+
 export interface Summary {
   runs: number;
   minS: number;
