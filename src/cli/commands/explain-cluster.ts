@@ -15,6 +15,7 @@ import {
   loadKubeClientConfig,
   readDeploymentContext,
   readPodContext,
+  tokenRequestCredentials,
   type ClusterPodExplanation,
   type KubeTarget,
   type PodContext,
@@ -35,6 +36,8 @@ export interface ClusterExplainCliOptions extends PodCliOptions, RegistryCliOpti
   context?: string;
   namespace?: string;
   nodeName?: string;
+  /** Tokens of credential providers with `tokenAttributes` from the TokenRequest API. */
+  tokenRequest?: boolean;
 }
 
 /** Escapes control characters (API text is untrusted on a terminal). */
@@ -99,6 +102,8 @@ export async function runClusterExplain(
       'USAGE',
       `give either ${target.kind === 'pods' ? 'pods' : `${target.kind}/${target.name}`} or -f POD.yaml (not both)`,
     );
+  if (options.tokenRequest === true && options.serviceAccountTokenDir !== undefined)
+    throw new KimgError('USAGE', 'give either --token-request or --service-account-token-dir (not both)');
   const kube = await loadKubeClientConfig({
     env: ctx.env,
     ...(options.kubeconfig !== undefined ? { kubeconfig: options.kubeconfig } : {}),
@@ -133,11 +138,12 @@ export async function runClusterExplain(
       ? { registry: registryClientOptions({ ...options, ...(hostsDir ? { hostsDir } : {}) }, ctx) }
       : {}),
     // Off the node, this machine's docker config says nothing about the node's pulls.
-    credentials: await podCredentialOptions(
-      { ...options, nodeConfig: onNode && options.nodeConfig },
-      [],
-      () => {},
-    ),
+    credentials: {
+      ...(await podCredentialOptions({ ...options, nodeConfig: onNode && options.nodeConfig }, [], () => {})),
+      ...(options.tokenRequest === true
+        ? tokenRequestCredentials(client, { known: contexts.map((c) => c.serviceAccount) })
+        : {}),
+    },
     verification: 'read-only',
   });
   try {
