@@ -36,6 +36,7 @@ import {
 } from './internal/apply.js';
 import { decompressor, layerCompression } from './internal/decompress.js';
 import { lstatOrUndefined } from './internal/resolve.js';
+import { mknod, setXattrs } from './internal/special.js';
 import { toRuntimeSpec, type ImageConfigFile, type RuntimeSpec } from './internal/runtime-config.js';
 import { readTar } from './internal/tar.js';
 import { resolveUser, readRootfsFile, type ResolvedUser } from './internal/user.js';
@@ -482,19 +483,36 @@ export async function unpackImage(
     let readFile: (path: string) => string | undefined;
     if (options.snapshots !== undefined) {
       const snapRoot = posix.resolve(options.snapshots);
+      // Each layer's snapshot directory once it is committed: a layer whose top is opaque needs its
+      // lowers' names. Workers take layers in order and lowers never wait on uppers, so no cycle.
+      const settle: Array<{ resolve(dir: string): void; reject(e: unknown): void }> = [];
+      const done = layers.map(
+        () =>
+          new Promise<string>((resolve, reject) => {
+            settle.push({ resolve, reject });
+          }),
+      );
+      for (const d of done) d.catch(() => undefined);
       await bounded(layers, options.concurrency ?? DEFAULT_UNPACK_OPTIONS.concurrency, async (l) => {
         const index = layers.indexOf(l);
         const parent = index > 0 ? (layers[index - 1] as UnpackedLayer).chainId : '';
-        const r = await ensureSnapshot(
-          source,
-          snapRoot,
-          l,
-          manifest.layers[index] as Descriptor,
-          index,
-          parent,
-          layerOpts,
-        );
-        Object.assign(l, r);
+        try {
+          const r = await ensureSnapshot(
+            source,
+            snapRoot,
+            l,
+            manifest.layers[index] as Descriptor,
+            index,
+            parent,
+            () => Promise.all(done.slice(0, index)),
+            layerOpts,
+          );
+          Object.assign(l, r);
+          settle[index]?.resolve(r.snapshot as string);
+        } catch (e) {
+          settle[index]?.reject(e);
+          throw e;
+        }
       });
       lowerDirs = layers.map((l) => l.snapshot as string).reverse();
       const dirs = lowerDirs;
@@ -542,6 +560,33 @@ function readLayered(dirs: readonly string[], path: string): string | undefined 
   return undefined;
 }
 
+/**
+ * A layer whose top directory is opaque (`.wh..wh..opq` at its root) hides every lower name, but
+ * overlayfs ignores the opaque flag on a layer's root. So, as the bundle unpack removes them, the
+ * snapshot gets a 0/0 whiteout for every top-level name of the lower snapshots the layer does not
+ * create, and each top-level directory it does create is marked opaque (below it, only its own content
+ * shows, as in the bundle). The snapshot is keyed by chain ID, which names exactly these lowers.
+ */
+function hideLowerTop(stagedFs: string, lowerDirs: readonly string[]): void {
+  const own = new Set(readdirSync(stagedFs));
+  const lower = new Set(lowerDirs.flatMap((d) => readdirSync(d)));
+  const opaque = [];
+  for (const name of lower) {
+    const host = posix.join(stagedFs, name);
+    if (!own.has(name)) mknod(host, 'char', 0, 0);
+    else if (lstatOrUndefined(host)?.isDirectory() === true)
+      opaque.push({ path: host, name: 'trusted.overlay.opaque', value: Buffer.from('y') });
+  }
+  const refused = setXattrs(opaque).refused[0];
+  if (refused !== undefined) {
+    throw new KimgError(
+      'STORE_IO',
+      `cannot mark ${quote(refused.op.path)} opaque for overlayfs (errno ${refused.errno}): trusted.* xattrs need root`,
+      { file: refused.op.path },
+    );
+  }
+}
+
 /** Snapshot directory layout: `<root>/sha256/<chain hex>/{fs/,meta.json}`, staged under `<root>/tmp/`. */
 async function ensureSnapshot(
   source: UnpackSource,
@@ -550,6 +595,7 @@ async function ensureSnapshot(
   layer: Descriptor,
   index: number,
   parent: string,
+  lowers: () => Promise<string[]>,
   opts: Parameters<typeof applyLayer>[2],
 ): Promise<Partial<UnpackedLayer>> {
   const hex = l.chainId.slice('sha256:'.length);
@@ -572,6 +618,7 @@ async function ensureSnapshot(
       { index, layer, diffId: l.diffId, root: stagedFs, mode: 'overlay', dirTimes },
       opts,
     );
+    if (stats.topOpaque === true && index > 0) hideLowerTop(stagedFs, await lowers());
     applyDirTimes(stagedFs, dirTimes);
     const meta = { chainId: l.chainId, diffId: l.diffId, digest: l.digest, mediaType: l.mediaType, parent };
     writeFileSync(posix.join(staging, 'meta.json'), JSON.stringify(meta) + '\n', { mode: 0o600 });

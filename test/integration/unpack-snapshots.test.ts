@@ -73,7 +73,37 @@ describe('unpack --snapshots: overlay-ready layers keyed by chain ID', () => {
         },
       ],
     });
-    for (const t of ['one', 'two'])
+    // A layer opaque at its top (`.wh..wh..opq` at the root) hides every lower name.
+    buildImage(layout, {
+      tag: 'three',
+      layers: [
+        ...BASE,
+        {
+          compression: 'gzip',
+          entries: [
+            { type: 'file', name: '.wh..wh..opq' },
+            { type: 'dir', name: 'etc/' },
+            { type: 'file', name: 'etc/c', data: 'c' },
+            { type: 'file', name: 'top', data: 't' },
+          ],
+        },
+      ],
+    });
+    buildImage(layout, {
+      tag: 'four',
+      layers: [
+        ...BASE,
+        { compression: 'none', entries: [{ type: 'file', name: 'etc/two', data: '2' }] },
+        {
+          compression: 'zstd',
+          entries: [
+            { type: 'file', name: 'opq/kept', data: 'k' },
+            { type: 'file', name: '.wh..wh..opq' },
+          ],
+        },
+      ],
+    });
+    for (const t of ['one', 'two', 'three', 'four'])
       await store.load({ layout: `oci:${layout}:${t}`, name: `example.com/snap:${t}` });
   });
   after(async () => {
@@ -142,4 +172,32 @@ describe('unpack --snapshots: overlay-ready layers keyed by chain ID', () => {
     assert.deepEqual(got, want);
     assert.equal(got['lnk'], undefined);
   });
+
+  for (const tag of ['three', 'four']) {
+    it(`a layer opaque at its top hides the lower layers' names when mounted (${tag})`, async () => {
+      const snaps = join(dir, 'snaps');
+      const r = await unpackImage(store, `example.com/snap:${tag}`, join(dir, `b-${tag}`), {
+        snapshots: snaps,
+      });
+      const topLayer = r.layers[r.layers.length - 1];
+      assert.equal(topLayer?.stats?.topOpaque, true);
+      await runCommand('mount', [
+        '-t',
+        'overlay',
+        'overlay',
+        '-o',
+        `ro,lowerdir=${r.lowerDirs?.join(':')}`,
+        r.rootfs,
+      ]);
+      mounts.push(r.rootfs);
+      const plain = await unpackImage(store, `example.com/snap:${tag}`, join(dir, `plain-${tag}`));
+      const want = describeTree(plain.rootfs);
+      const got = describeTree(r.rootfs);
+      delete want['.'];
+      delete got['.'];
+      assert.deepEqual(got, want);
+      assert.equal(got['lnk'], undefined);
+      assert.equal(got['etc/a'], undefined);
+    });
+  }
 });

@@ -70,6 +70,12 @@ export interface LayerApplyStats {
   files: number;
   bytes: number;
   whiteouts: number;
+  /**
+   * `overlay` mode: the layer holds `.wh..wh..opq` at its top. overlayfs ignores an opaque flag on a
+   * layer's root, so the caller must hide the lower layers' top-level names itself (src/unpack
+   * `ensureSnapshot` writes a whiteout for each and marks the layer's own top directories opaque).
+   */
+  topOpaque?: boolean;
 }
 
 const OPAQUE = '.wh..wh..opq';
@@ -276,8 +282,12 @@ export class LayerApplier {
 
   private opaque(dirName: string, entryName: string): void {
     if (this.opts.mode === 'overlay') {
-      // overlayfs ignores the flag on a layer's top directory; anywhere else it hides the lower dirs.
-      if (dirName === '/') return;
+      // overlayfs ignores the flag on a layer's top directory (anywhere else it hides the lower dirs):
+      // reported, for the caller that knows the lower layers to turn into whiteouts.
+      if (dirName === '/') {
+        this.stats.topOpaque = true;
+        return;
+      }
       const d = this.parentDir(dirName, entryName);
       this.xattrs.push({ path: d.host, name: 'trusted.overlay.opaque', value: Buffer.from('y') });
       return;
