@@ -392,7 +392,8 @@ async function applyInOrder(
   layerOpts: Parameters<typeof applyLayer>[2],
 ): Promise<LayerApplyStats[]> {
   const dirTimes: DirTimes = new Map();
-  // The root starts at the epoch like umoci's, unless a layer sets it.
+  // The root starts at the epoch unless a layer sets it: a fixed time, so two unpacks of an image agree
+  // (umoci leaves it at the time of the unpack).
   dirTimes.set('', { atime: 0, mtime: 0 });
   const out: LayerApplyStats[] = [];
   for (const [index, layer] of layers.entries()) {
