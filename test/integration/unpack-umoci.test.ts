@@ -6,7 +6,8 @@
  * uncompressed layers. umoci 0.4.7 reads no zstd, so it gets the same tars gzip-compressed (same diff
  * IDs, so the same image). kimg's `unpackImage` and `umoci unpack` (as root) must produce the same tree:
  * paths, types, modes, owners, link counts, link targets, device numbers, file digests and mtimes (of
- * every entry, directories included); an xattr a layer sets reads back the same from both trees.
+ * every entry, directories included); an xattr a layer sets reads back the same from both trees. The
+ * same images with Docker schema 2 media types unpack to the same trees as the OCI ones.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -147,6 +148,9 @@ describe('unpack: same tree as umoci unpack', () => {
       }));
       buildImage(umociLayout(), { ...def, layers: gz, tag });
       await store.load({ layout: `oci:${layout()}:${tag}`, name: `example.com/diff:${tag}` });
+      // The same image with Docker schema 2 media types (`…rootfs.diff.tar.gzip`, `.zstd`, plain tar).
+      buildImage(layout(), { ...def, tag: `${tag}-docker`, mediaTypes: 'docker' });
+      await store.load({ layout: `oci:${layout()}:${tag}-docker`, name: `example.com/diff:${tag}-docker` });
     }
   });
   after(async () => {
@@ -205,6 +209,23 @@ describe('unpack: same tree as umoci unpack', () => {
         assert.equal(xattr, 'value');
         assert.equal(await getXattr(join(umociBundle, 'rootfs', 'a', 'xattr'), 'user.kimg'), xattr);
       }
+    });
+  }
+
+  for (const tag of Object.keys(IMAGES)) {
+    it(`image "${tag}" with Docker media types unpacks to the same tree`, async () => {
+      const oci = await unpackImage(store, `example.com/diff:${tag}`, join(dir, `oci-${tag}`));
+      const docker = await unpackImage(store, `example.com/diff:${tag}-docker`, join(dir, `docker-${tag}`));
+      assert.ok(
+        IMAGES[tag]?.layers.every((l, i) =>
+          docker.layers[i]?.mediaType.startsWith('application/vnd.docker.'),
+        ),
+      );
+      assert.deepEqual(
+        docker.layers.map((l) => l.diffId),
+        oci.layers.map((l) => l.diffId),
+      );
+      assert.deepEqual(describeTree(docker.rootfs), describeTree(oci.rootfs));
     });
   }
 });
