@@ -416,7 +416,8 @@ export async function unpackLayersInto(
 ): Promise<LayerApplyStats[]> {
   const { manifest, diffIds } = await loadImage(source, record);
   const existing = lstatOrUndefined(dir);
-  if (existing !== undefined && readdirSync(dir).length > 0 && options.force !== true) {
+  const busy = existing !== undefined && (!existing.isDirectory() || readdirSync(dir).length > 0);
+  if (busy && options.force !== true) {
     throw new KimgError('TARGET_NOT_EMPTY', `volume directory ${quote(dir)} is not empty`, { file: dir });
   }
   if (existing !== undefined) rmSync(dir, { recursive: true, force: true });
