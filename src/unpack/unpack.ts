@@ -74,7 +74,10 @@ export interface UnpackOptions {
   rootless?: boolean;
   /** Unpack into a non-empty directory (its `rootfs` and `config.json` are replaced). */
   force?: boolean;
-  /** Overlay-ready layer directories keyed by chain ID here; the bundle's rootfs is their mount point. */
+  /**
+   * Overlay-ready layer directories keyed by chain ID here; the bundle's rootfs is their mount point.
+   * Needs root and no `rootless` (`INVALID_ARGUMENT` otherwise, before anything is written).
+   */
   snapshots?: string;
   /** Runtime handler the image is stored for (default `''`). */
   runtimeHandler?: string;
@@ -456,6 +459,7 @@ export async function unpackImage(
   options: UnpackOptions = {},
 ): Promise<UnpackResult> {
   const rootless = options.rootless ?? DEFAULT_UNPACK_OPTIONS.rootless;
+  if (options.snapshots !== undefined) checkSnapshotPrivileges(rootless);
   const emit = (e: UnpackEvent) => options.onProgress?.(e);
   const record = await lookupImage(source.images, ref, { runtimeHandler: options.runtimeHandler ?? '' });
   const { manifest, config, diffIds } = await loadImage(source, record);
@@ -549,6 +553,24 @@ export async function unpackImage(
   } finally {
     if (ownsHasher) await hasher.close();
   }
+}
+
+/**
+ * Snapshot directories keep whiteouts as overlayfs reads them: 0/0 character devices (`mknod` needs
+ * CAP_MKNOD) and `trusted.overlay.opaque` (trusted.* xattrs need CAP_SYS_ADMIN). Without root either
+ * would fail midway with an errno, so it is refused before anything is written; a rootless unpack is
+ * meant for a user namespace, whose overlay mounts read `user.overlay.*` instead, so it is refused too.
+ */
+function checkSnapshotPrivileges(rootless: boolean): void {
+  const root = process.geteuid?.() === 0;
+  if (root && !rootless) return;
+  throw new KimgError(
+    'INVALID_ARGUMENT',
+    rootless
+      ? 'snapshot directories cannot be unpacked rootless: their overlayfs whiteouts are device nodes and trusted.* xattrs; unpack a bundle with --rootless instead, or snapshots as root'
+      : 'snapshot directories need root: their overlayfs whiteouts are device nodes (CAP_MKNOD) and trusted.* xattrs (CAP_SYS_ADMIN); run as root, or unpack a bundle (--rootless works without root)',
+    { input: 'snapshots' },
+  );
 }
 
 /** Reads a file from stacked layer directories (top first), stopping at an overlay whiteout. */

@@ -6,9 +6,10 @@
  * `trusted.overlay.opaque=y`.
  */
 import assert from 'node:assert/strict';
-import { lstatSync, readdirSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { isKimgError } from '../../src/errors/index.js';
 import { openStore, type Store } from '../../src/store/index.js';
 import { unpackImage, type UnpackEvent } from '../../src/unpack/index.js';
 import { runCommand } from '../helpers/proc.js';
@@ -200,4 +201,24 @@ describe('unpack --snapshots: overlay-ready layers keyed by chain ID', () => {
       assert.equal(got['etc/a'], undefined);
     });
   }
+
+  it('refuses --rootless and non-root snapshot unpacks up front (INVALID_ARGUMENT), writing nothing', async () => {
+    const snaps = join(dir, 'snaps-rootless');
+    const bundle = join(dir, 'b-rootless');
+    await assert.rejects(
+      unpackImage(store, 'example.com/snap:one', bundle, { snapshots: snaps, rootless: true }),
+      (e) => isKimgError(e, 'INVALID_ARGUMENT') && /cannot be unpacked rootless/.test(e.message),
+    );
+    assert.ok(!existsSync(snaps) && !existsSync(bundle), 'nothing was created');
+    // A non-root process (uid 65534) is refused before it touches the store or any directory.
+    const lib = new URL('../../src/unpack/index.js', import.meta.url).href;
+    const script = `
+      const { unpackImage } = await import(${JSON.stringify(lib)});
+      process.setegid(65534); process.seteuid(65534);
+      try { await unpackImage({}, 'x', ${JSON.stringify(bundle)}, { snapshots: ${JSON.stringify(snaps)} }); }
+      catch (e) { process.stdout.write(e.code + ' ' + e.message); }`;
+    const r = await runCommand(process.execPath, ['--input-type=module', '-e', script]);
+    assert.match(r.stdout, /^INVALID_ARGUMENT snapshot directories need root/);
+    assert.ok(!existsSync(snaps) && !existsSync(bundle), 'nothing was created');
+  });
 });
