@@ -36,7 +36,7 @@ import {
 } from './internal/apply.js';
 import { decompressor, layerCompression } from './internal/decompress.js';
 import { lstatOrUndefined } from './internal/resolve.js';
-import { mknod, setXattrs } from './internal/special.js';
+import { mknodWhiteouts, setXattrs } from './internal/special.js';
 import { toRuntimeSpec, type ImageConfigFile, type RuntimeSpec } from './internal/runtime-config.js';
 import { readTar } from './internal/tar.js';
 import { resolveUser, readRootfsFile, type ResolvedUser } from './internal/user.js';
@@ -595,12 +595,14 @@ function hideLowerTop(stagedFs: string, lowerDirs: readonly string[]): void {
   const own = new Set(readdirSync(stagedFs));
   const lower = new Set(lowerDirs.flatMap((d) => readdirSync(d)));
   const opaque = [];
+  const whiteouts = [];
   for (const name of lower) {
     const host = posix.join(stagedFs, name);
-    if (!own.has(name)) mknod(host, 'char', 0, 0);
+    if (!own.has(name)) whiteouts.push(host);
     else if (lstatOrUndefined(host)?.isDirectory() === true)
       opaque.push({ path: host, name: 'trusted.overlay.opaque', value: Buffer.from('y') });
   }
+  mknodWhiteouts(whiteouts);
   const refused = setXattrs(opaque).refused[0];
   if (refused !== undefined) {
     throw new KimgError(

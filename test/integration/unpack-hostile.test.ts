@@ -11,7 +11,15 @@
  * and a few through `materializeImageVolume`.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { isKimgError, type KimgErrorCode } from '../../src/errors/index.js';
@@ -193,6 +201,22 @@ const CASES: Case[] = [
       ],
     }),
     expect: { rootfs: (r) => assert.ok(existsSync(join(r, 'w'))) },
+  },
+  {
+    name: 'a whiteout whose directory the same layer then turns into a symlink to the host',
+    image: (o) => ({
+      layers: [
+        {
+          entries: [
+            { type: 'file', name: 'd/.wh.victim' },
+            { type: 'file', name: 'e/.wh.victim' },
+            { type: 'symlink', name: 'd', target: o },
+            { type: 'symlink', name: 'e', target: `${UP}${o.slice(1)}` },
+          ],
+        },
+      ],
+    }),
+    expect: { rootfs: (r) => assert.ok(lstatSync(join(r, 'd')).isSymbolicLink()) },
   },
   {
     name: 'chmod through a symlink (CVE-2021-32760)',

@@ -104,7 +104,33 @@ describe('unpack --snapshots: overlay-ready layers keyed by chain ID', () => {
         },
       ],
     });
-    for (const t of ['one', 'two', 'three', 'four'])
+    // Whiteouts are created when the layer ends, in one batch: later entries of the same layer win.
+    const many = Array.from({ length: 300 }, (_, i) => ({
+      type: 'file' as const,
+      name: `many/f${i}`,
+      data: 'x',
+    }));
+    buildImage(layout, {
+      tag: 'five',
+      layers: [
+        { compression: 'gzip', entries: [...BASE[0]!.entries, { type: 'dir', name: 'many/' }, ...many] },
+        {
+          compression: 'gzip',
+          entries: [
+            { type: 'file', name: '.wh.lnk' },
+            { type: 'file', name: 'lnk', data: 'a file where the symlink was' },
+            { type: 'file', name: 'etc/.wh.a' },
+            { type: 'file', name: 'etc/a/inside', data: 'a directory now' },
+            { type: 'file', name: 'opq/.wh.old' },
+            { type: 'file', name: 'opq', data: 'the directory replaced by a file' },
+            ...many
+              .slice(0, 299)
+              .map((f) => ({ type: 'file' as const, name: f.name.replace('/f', '/.wh.f') })),
+          ],
+        },
+      ],
+    });
+    for (const t of ['one', 'two', 'three', 'four', 'five'])
       await store.load({ layout: `oci:${layout}:${t}`, name: `example.com/snap:${t}` });
   });
   after(async () => {
@@ -201,6 +227,34 @@ describe('unpack --snapshots: overlay-ready layers keyed by chain ID', () => {
       assert.equal(got['etc/a'], undefined);
     });
   }
+
+  it('batched whiteouts: hundreds in one layer, and later entries of the layer at their names win', async () => {
+    const r = await unpackImage(store, 'example.com/snap:five', join(dir, 'b-five'), {
+      snapshots: join(dir, 'snaps'),
+    });
+    const top = r.layers[1]?.snapshot as string;
+    assert.equal(readdirSync(join(top, 'many')).length, 299);
+    assert.ok(lstatSync(join(top, 'many', 'f0')).isCharacterDevice());
+    assert.ok(lstatSync(join(top, 'lnk')).isFile(), 'the file of the same layer is kept, no whiteout');
+    assert.ok(lstatSync(join(top, 'etc', 'a')).isDirectory());
+    assert.ok(lstatSync(join(top, 'opq')).isFile());
+    await runCommand('mount', [
+      '-t',
+      'overlay',
+      'overlay',
+      '-o',
+      `ro,lowerdir=${r.lowerDirs?.join(':')}`,
+      r.rootfs,
+    ]);
+    mounts.push(r.rootfs);
+    const plain = await unpackImage(store, 'example.com/snap:five', join(dir, 'plain-five'));
+    const want = describeTree(plain.rootfs);
+    const got = describeTree(r.rootfs);
+    delete want['.'];
+    delete got['.'];
+    assert.deepEqual(got, want);
+    assert.deepEqual(readdirSync(join(r.rootfs, 'many')), ['f299']);
+  });
 
   it('refuses --rootless and non-root snapshot unpacks up front (INVALID_ARGUMENT), writing nothing', async () => {
     const snaps = join(dir, 'snaps-rootless');
