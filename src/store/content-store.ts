@@ -127,7 +127,7 @@ export interface ContentStore extends PullContent {
   hasBlob(digest: string): Promise<boolean>;
   /** Streams a committed blob from `offset` (default 0); `BLOB_NOT_FOUND` when absent. */
   openRead(digest: string, options?: { offset?: number }): Promise<Readable>;
-  /** Reads a whole blob into memory, refusing blobs over `maxBytes` (default 4 MiB, for manifests/configs). */
+  /** Reads a whole blob into memory, refusing blobs over `maxBytes` (default the manifest cap, 4,393,216 bytes). */
   readBlob(digest: string, options?: { maxBytes?: number; verify?: boolean }): Promise<Buffer>;
   /** Opens (or resumes) a write transaction. `STORE_LOCKED` when another writer holds the ref. */
   writer(options: WriterOptions): Promise<IngestWriter>;

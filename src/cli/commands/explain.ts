@@ -41,7 +41,7 @@ import {
   podCredentialOptions,
   type LoadedPod,
 } from '../pod-options.js';
-import { addRegistryOptions, registryClientOptions } from '../registry-options.js';
+import { addRegistryOptions, hideCredsOptions, registryClientOptions } from '../registry-options.js';
 import { addStoreOptions } from '../store-options.js';
 import { addContainerdOption, containerdBackend, type ContainerdCliOptions } from '../containerd-options.js';
 import { parseKubeTarget } from '../../kube/index.js';
@@ -147,9 +147,11 @@ export const registerExplain: RegisterCommand = (program: Command, ctx: CliConte
   addPodOptions(cmd, { fileRequired: false });
   addStoreOptions(cmd);
   addContainerdOption(cmd);
-  addRegistryOptions(cmd).action(async (image: string | undefined, options: ExplainCliOptions) => {
-    await run(image, options, ctx);
-  });
+  hideCredsOptions(addRegistryOptions(cmd)).action(
+    async (image: string | undefined, options: ExplainCliOptions) => {
+      await run(image, options, ctx);
+    },
+  );
 };
 
 /**

@@ -42,7 +42,7 @@ import {
 import { posix } from 'node:path';
 import { KimgError, quote } from '../../errors/index.js';
 import { cleanName, climbsAboveRoot, lstatOrUndefined, resolveInRoot } from './resolve.js';
-import { mkfifo, mknod, setXattrs, type XattrOp } from './special.js';
+import { mkfifo, mknod, mknodWhiteouts, setXattrs, type XattrOp } from './special.js';
 import type { TarEntry, TarHeader } from './tar.js';
 
 export type ApplyMode = 'rootfs' | 'overlay';
@@ -70,6 +70,12 @@ export interface LayerApplyStats {
   files: number;
   bytes: number;
   whiteouts: number;
+  /**
+   * `overlay` mode: the layer holds `.wh..wh..opq` at its top. overlayfs ignores an opaque flag on a
+   * layer's root, so the caller must hide the lower layers' top-level names itself (src/unpack
+   * `ensureSnapshot` writes a whiteout for each and marks the layer's own top directories opaque).
+   */
+  topOpaque?: boolean;
 }
 
 const OPAQUE = '.wh..wh..opq';
@@ -88,6 +94,11 @@ export class LayerApplier {
   /** Relative paths this layer created, plus their ancestors (kept by whiteouts of the same layer). */
   private readonly upper = new Set<string>();
   private readonly xattrs: XattrOp[] = [];
+  /**
+   * `overlay` mode: whiteouts to create when the layer ends (one process for all of them), by
+   * relative path → its parent's relative path. A later entry of the same layer at that path drops it.
+   */
+  private readonly pendingWhiteouts = new Map<string, string>();
   private readonly isRoot = process.geteuid?.() === 0;
   readonly stats: LayerApplyStats = { entries: 0, files: 0, bytes: 0, whiteouts: 0 };
 
@@ -103,6 +114,7 @@ export class LayerApplier {
       this.stats.entries++;
       await this.entry(e);
     }
+    this.flushWhiteouts();
     this.flushXattrs();
   }
 
@@ -262,9 +274,9 @@ export class LayerApplier {
       const parent = this.parentDir(dirName, entryName);
       const host = posix.join(parent.host, target);
       const rel = parent.rel === '' ? target : `${parent.rel}/${target}`;
-      if (this.upper.has(rel)) return;
-      mknod(host, 'char', 0, 0);
+      if (this.upper.has(rel) || lstatOrUndefined(host) !== undefined) return;
       this.markUpper(rel);
+      this.pendingWhiteouts.set(rel, parent.rel);
       return;
     }
     const r = resolveInRoot(this.root, dirName);
@@ -276,8 +288,12 @@ export class LayerApplier {
 
   private opaque(dirName: string, entryName: string): void {
     if (this.opts.mode === 'overlay') {
-      // overlayfs ignores the flag on a layer's top directory; anywhere else it hides the lower dirs.
-      if (dirName === '/') return;
+      // overlayfs ignores the flag on a layer's top directory (anywhere else it hides the lower dirs):
+      // reported, for the caller that knows the lower layers to turn into whiteouts.
+      if (dirName === '/') {
+        this.stats.topOpaque = true;
+        return;
+      }
       const d = this.parentDir(dirName, entryName);
       this.xattrs.push({ path: d.host, name: 'trusted.overlay.opaque', value: Buffer.from('y') });
       return;
@@ -303,6 +319,8 @@ export class LayerApplier {
   }
 
   private markUpper(rel: string): void {
+    // Something of this layer now stands at rel: a whiteout queued for the name would hide it.
+    this.pendingWhiteouts.delete(rel);
     let p = rel;
     while (p !== '' && p !== '.' && !this.upper.has(p)) {
       this.upper.add(p);
@@ -354,6 +372,24 @@ export class LayerApplier {
       if (SKIP_XATTR.test(name)) continue;
       this.xattrs.push({ path: host, name, value });
     }
+  }
+
+  /**
+   * Creates the queued whiteouts. Each parent is resolved again inside the root: one a later entry
+   * replaced (by a file, or by a symlink leading elsewhere) gets no whiteout, since the upper entry
+   * already hides what was below; an existing name is left alone.
+   */
+  private flushWhiteouts(): void {
+    const paths: string[] = [];
+    for (const [rel, parentRel] of this.pendingWhiteouts) {
+      const r = resolveInRoot(this.root, parentRel);
+      if (r.rel !== parentRel || r.notDir !== undefined || r.missingFrom !== undefined) continue;
+      if (lstatOrUndefined(r.host)?.isDirectory() !== true) continue;
+      const host = posix.join(r.host, posix.basename(rel));
+      if (lstatOrUndefined(host) === undefined) paths.push(host);
+    }
+    this.pendingWhiteouts.clear();
+    mknodWhiteouts(paths);
   }
 
   private flushXattrs(): void {
