@@ -36,6 +36,14 @@
  * progress and metrics, GC usage and node name.
  */
 export { openNodeRuntime } from './open.js';
+export {
+  describeRuntime,
+  explainDeps,
+  explainImages,
+  podExplainInputs,
+  type PodExplainInputs,
+  type RuntimeExplainOptions,
+} from './explain.js';
 export type {
   ImageServiceBackend,
   ImageServiceBackendKind,
