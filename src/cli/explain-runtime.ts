@@ -5,8 +5,13 @@
  * `--containerd` or the configuration's `kimg.containerd` names.
  */
 import type { NodeConfig } from '../config/index.js';
-import { openNodeRuntime, type NodeRuntime, type RuntimeCredentialOptions } from '../runtime/index.js';
-import { containerdBackend, type ContainerdCliOptions } from './containerd-options.js';
+import {
+  imageServiceBackend,
+  openNodeRuntime,
+  type NodeRuntime,
+  type RuntimeCredentialOptions,
+} from '../runtime/index.js';
+import type { ContainerdCliOptions } from './containerd-options.js';
 import type { CliContext } from './context.js';
 import { registryClientOptions, type RegistryCliOptions } from './registry-options.js';
 import type { StoreCliOptions } from './store-options.js';
@@ -24,7 +29,6 @@ export function openExplainRuntime(
   credentials: RuntimeCredentialOptions,
 ): Promise<NodeRuntime> {
   const hostsDir = options.hostsDir ?? config.kimg.hostsDir;
-  const backend = containerdBackend(options.containerd, config.kimg);
   return openNodeRuntime(config, {
     env: ctx.env,
     ...(options.root !== undefined ? { root: options.root } : {}),
@@ -33,6 +37,6 @@ export function openExplainRuntime(
       : {}),
     credentials,
     verification: 'read-only',
-    ...(backend !== undefined ? { imageService: backend } : {}),
+    imageService: imageServiceBackend(config.kimg, { containerd: options.containerd }),
   });
 }

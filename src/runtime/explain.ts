@@ -12,13 +12,12 @@
  * - the registry is asked only with `resolve` (one manifest HEAD per image).
  */
 import type { PodCredentialContext, PullCredentialLookup } from '../credentials/index.js';
-import {
-  explainImage,
-  type ExplainDeps,
-  type ExplainPod,
-  type ExplainTarget,
-  type ImageExplanation,
-  type ImageService,
+import type {
+  ExplainDeps,
+  ExplainPod,
+  ExplainTarget,
+  ImageExplanation,
+  ImageService,
 } from '../manager/index.js';
 import type { NodeRuntime } from './types.js';
 
@@ -78,6 +77,7 @@ export async function explainImages(
     podContext?: (pod: ExplainPod) => PodCredentialContext | undefined;
   } = {},
 ): Promise<ImageExplanation[]> {
+  const { explainImage } = await import('../manager/index.js');
   const deps: ExplainDeps = {
     ...(await explainDeps(runtime, options)),
     credentials: (image, pod) =>
