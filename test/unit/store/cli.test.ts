@@ -2,34 +2,22 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { runCli } from '../../../src/cli/program.js';
 import type { CliContext } from '../../../src/cli/context.js';
 import { humanSize } from '../../../src/store/index.js';
 import { generateImage, type GeneratedImage } from '../../helpers/images.js';
+import { Sink } from '../../helpers/output.js';
 import { makeTempDir, removeTempDir } from '../../helpers/tmp.js';
-
-function sink(): Writable & { text: () => string } {
-  const parts: Buffer[] = [];
-  const w = new Writable({
-    write(chunk: Buffer, _e, cb) {
-      parts.push(Buffer.from(chunk));
-      cb();
-    },
-  }) as Writable & { text: () => string };
-  w.text = () => Buffer.concat(parts).toString('utf8');
-  return w;
-}
 
 async function kimg(
   env: NodeJS.ProcessEnv,
   ...args: string[]
 ): Promise<{ status: number; stdout: string; stderr: string }> {
-  const stdout = sink();
-  const stderr = sink();
+  const stdout = new Sink();
+  const stderr = new Sink();
   const ctx: CliContext = { stdout, stderr, env, exitStatus: 0 };
   const status = await runCli(['node', 'kimg', ...args], ctx);
-  return { status, stdout: stdout.text(), stderr: stderr.text() };
+  return { status, stdout: stdout.text, stderr: stderr.text };
 }
 
 describe('store CLI commands', () => {
