@@ -2,7 +2,7 @@
  * `openNodeRuntime`: the backend setting picks the image service (kimg's store, or a CRI runtime
  * reached over a real gRPC socket), every piece is built from the configuration, `close()` closes what
  * the runtime opened in reverse order (and not what was injected), and a failing step closes the steps
- * before it.
+ * before it (the backend's CRI client, also after it was used).
  */
 import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
@@ -38,9 +38,15 @@ const IMAGE: ImageInfo = {
   pinned: false,
 };
 
+/** ListImages calls the fake runtime answered. */
+let listCalls = 0;
+
 const fakeRuntime: ImageService = {
   imageStatus: async () => IMAGE,
-  listImages: async () => [IMAGE],
+  listImages: async () => {
+    listCalls++;
+    return [IMAGE];
+  },
   pullImage: async () => IMAGE.id,
   removeImage: async () => {},
   imageFsInfo: async () => [{ timestamp: 0, mountpoint: '/', usedBytes: 1000, inodesUsed: 1 }],
@@ -164,6 +170,56 @@ describe('openNodeRuntime', () => {
       assert.deepEqual(rt.reconcileReport.intents, []);
     } finally {
       await rt.close();
+    }
+  });
+
+  test('a failing step closes the backend opened before it (plugins; image GC policy after a CRI call)', async () => {
+    for (const [what, cfg, gc, code] of [
+      [
+        'plugins',
+        parseNodeConfig(
+          CONFIG +
+            `  imageCredentialProviderConfig: ${join(dir, 'none.yaml')}\n  imageCredentialProviderBinDir: ${join(dir, 'no-bin')}\n`,
+        ),
+        undefined,
+        'CREDENTIAL_PROVIDER_CONFIG_INVALID',
+      ],
+      [
+        'image GC policy',
+        config,
+        {
+          policy: {
+            ...imageGCPolicyFromConfig(config.kubelet),
+            highThresholdPercent: 50,
+            lowThresholdPercent: 80,
+          },
+        },
+        'CONFIG_INVALID',
+      ],
+    ] as const) {
+      const closed: string[] = [];
+      const listed = listCalls;
+      let service: ImageService | undefined;
+      await assert.rejects(
+        openNodeRuntime(cfg, {
+          root: join(dir, `failing-${what.replace(/ /g, '-')}`),
+          env: {},
+          imageService: { kind: 'cri', endpoint: server.address },
+          credentials: { nodeDockerConfig: false },
+          ...(gc !== undefined ? { gc } : {}),
+          wrapImageService: (s) => {
+            service = s;
+            spyClose(s as CriImageService, 'image service', closed);
+            return s;
+          },
+        }),
+        (e: unknown) => isKimgError(e, code),
+        what,
+      );
+      assert.ok(service instanceof CriImageService, what);
+      // The GC policy is checked after reconciliation listed the runtime's images over the socket.
+      if (what === 'image GC policy') assert.ok(listCalls > listed, 'the CRI connection was in use');
+      assert.deepEqual(closed, ['image service'], `${what}: the backend opened before the failure is closed`);
     }
   });
 
