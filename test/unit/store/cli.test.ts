@@ -4,6 +4,8 @@ import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { runCli } from '../../../src/cli/program.js';
 import type { CliContext } from '../../../src/cli/context.js';
+import { parseDurationMs } from '../../../src/cli/commands/store.js';
+import { isKimgError } from '../../../src/errors/index.js';
 import { humanSize } from '../../../src/store/index.js';
 import { generateImage, type GeneratedImage } from '../../helpers/images.js';
 import { Sink } from '../../helpers/output.js';
@@ -19,6 +21,24 @@ async function kimg(
   const status = await runCli(['node', 'kimg', ...args], ctx);
   return { status, stdout: stdout.text, stderr: stderr.text };
 }
+
+test('--ingest-max-age takes Go durations (gotext), not negative ones', () => {
+  for (const [text, ms] of [
+    ['24h', 86_400_000],
+    ['1h30m', 5_400_000],
+    ['90s', 90_000],
+    ['1.5h', 5_400_000],
+    ['250ms', 250],
+    ['0', 0],
+  ] as const)
+    assert.equal(parseDurationMs(text), ms, text);
+  for (const bad of ['', '10 minutes', '24', '-1h', 'h'])
+    assert.throws(
+      () => parseDurationMs(bad),
+      (e: unknown) => isKimgError(e, 'USAGE'),
+      bad,
+    );
+});
 
 describe('store CLI commands', () => {
   let dir: string;
