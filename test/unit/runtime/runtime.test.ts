@@ -18,7 +18,8 @@ import {
   type ImageInfo,
   type ImageService,
 } from '../../../src/manager/index.js';
-import { openNodeRuntime } from '../../../src/runtime/index.js';
+import { imageServiceBackend, openImageBackend, openNodeRuntime } from '../../../src/runtime/index.js';
+import { RegistryClient } from '../../../src/registry/index.js';
 import { openStore } from '../../../src/store/index.js';
 import { makeTempDir, removeTempDir } from '../../helpers/tmp.js';
 
@@ -233,4 +234,89 @@ describe('openNodeRuntime', () => {
       (e: unknown) => isKimgError(e, 'CREDENTIAL_PROVIDER_CONFIG_INVALID'),
     );
   });
+});
+
+test('imageServiceBackend: a CRI endpoint, else --containerd or kimg.containerd, else kimg store', () => {
+  const file = {
+    containerd: { address: '/run/c.sock', namespace: 'ns', snapshotter: 'native', directWrite: false },
+  };
+  const cases: [string, Parameters<typeof imageServiceBackend>, unknown][] = [
+    ['nothing', [undefined], { kind: 'local' }],
+    [
+      'platform and concurrency',
+      [{}, { platform: 'linux/arm64', concurrency: 2 }],
+      { kind: 'local', platform: 'linux/arm64', concurrency: 2 },
+    ],
+    [
+      'the configuration',
+      [file, { platform: 'linux/amd64' }],
+      {
+        kind: 'containerd',
+        address: '/run/c.sock',
+        namespace: 'ns',
+        snapshotter: 'native',
+        directWrite: false,
+        platform: 'linux/amd64',
+      },
+    ],
+    [
+      'the flag wins over the address and keeps the rest',
+      [file, { containerd: '/tmp/other.sock' }],
+      {
+        kind: 'containerd',
+        address: '/tmp/other.sock',
+        namespace: 'ns',
+        snapshotter: 'native',
+        directWrite: false,
+      },
+    ],
+    [
+      'the flag alone',
+      [undefined, { containerd: '/tmp/c.sock' }],
+      { kind: 'containerd', address: '/tmp/c.sock' },
+    ],
+    ['an empty flag is no flag', [{}, { containerd: '' }], { kind: 'local' }],
+    [
+      'a CRI endpoint wins',
+      [file, { criEndpoint: 'unix:///run/cri.sock', containerd: '/tmp/c.sock' }],
+      { kind: 'cri', endpoint: 'unix:///run/cri.sock' },
+    ],
+  ];
+  for (const [what, args, want] of cases) assert.deepEqual(imageServiceBackend(...args), want, what);
+});
+
+test('openImageBackend: kimg store alone (no image service unless asked); close leaves an injected store open', async () => {
+  const dir = await makeTempDir('rt-backend-');
+  try {
+    const root = join(dir, 'store');
+    const b = await openImageBackend({ kind: 'local' }, { root, env: {} });
+    assert.equal(b.store?.root, root);
+    assert.equal(b.imageService, undefined);
+    assert.equal(b.containerd, undefined);
+    assert.deepEqual(await b.store.images.list(), []);
+    await assert.rejects(
+      b.pull('r.io/app:1', { auth: null }),
+      (e: unknown) => isKimgError(e, 'INVALID_ARGUMENT'),
+      'a pull needs a registry client',
+    );
+    await b.close();
+    await b.close();
+
+    const store = await openStore({ root, env: {} });
+    const registry = new RegistryClient();
+    const order: string[] = [];
+    spyClose(store, 'store', order);
+    try {
+      const injected = await openImageBackend({ kind: 'local' }, { store, imageService: true, registry });
+      assert.ok(injected.imageService instanceof LocalImageService);
+      assert.equal(injected.local, injected.imageService);
+      await injected.close();
+      assert.deepEqual(order, []);
+    } finally {
+      await registry.close();
+      await store.close();
+    }
+  } finally {
+    await removeTempDir(dir);
+  }
 });
