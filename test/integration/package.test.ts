@@ -153,9 +153,17 @@ console.log(JSON.stringify({
   });
 });
 
-test('the installed bin runs from the package', () => {
-  const bin = join(app, 'node_modules', 'kimg', 'dist', 'bin', 'kimg.js');
-  const r = spawnSync(process.execPath, [bin, 'ref', 'parse', 'busybox', '-o', 'json'], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stdout, /docker\.io\/library\/busybox:latest/);
+test('the installed bins run from the package: kimg, and kubectl-kimg (the kubectl plugin)', () => {
+  const installed = JSON.parse(readFileSync(join(app, 'node_modules', 'kimg', 'package.json'), 'utf8')) as {
+    bin: Record<string, string>;
+  };
+  assert.deepEqual(Object.keys(installed.bin).sort(), ['kimg', 'kubectl-kimg']);
+  for (const target of Object.values(installed.bin)) {
+    const bin = join(app, 'node_modules', 'kimg', target);
+    const r = spawnSync(process.execPath, [bin, 'ref', 'parse', 'busybox', '-o', 'json'], {
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /docker\.io\/library\/busybox:latest/);
+  }
 });

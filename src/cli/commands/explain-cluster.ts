@@ -16,6 +16,7 @@ import {
   loadKubeClientConfig,
   readDeploymentContext,
   readPodContext,
+  tokenRequestCredentials,
   type ClusterPodExplanation,
   type KubeTarget,
   type PodContext,
@@ -35,6 +36,8 @@ export interface ClusterExplainCliOptions extends PodCliOptions, ExplainRuntimeC
   context?: string;
   namespace?: string;
   nodeName?: string;
+  /** Tokens of credential providers with `tokenAttributes` from the TokenRequest API. */
+  tokenRequest?: boolean;
 }
 
 /** Escapes control characters (API text is untrusted on a terminal). */
@@ -95,6 +98,8 @@ export async function runClusterExplain(
       'USAGE',
       `give either ${target.kind === 'pods' ? 'pods' : `${target.kind}/${target.name}`} or -f POD.yaml (not both)`,
     );
+  if (options.tokenRequest === true && options.serviceAccountTokenDir !== undefined)
+    throw new KimgError('USAGE', 'give either --token-request or --service-account-token-dir (not both)');
   const kube = await loadKubeClientConfig({
     env: ctx.env,
     ...(options.kubeconfig !== undefined ? { kubeconfig: options.kubeconfig } : {}),
@@ -122,12 +127,12 @@ export async function runClusterExplain(
   const onNode = options.nodeName !== undefined && options.nodeName !== '';
   const config = await loadCliNodeConfig(options.config);
   // Off the node, this machine's docker config says nothing about the node's pulls.
-  const runtime: NodeRuntime = await openExplainRuntime(
-    config,
-    options,
-    ctx,
-    await podCredentialOptions({ ...options, nodeConfig: onNode && options.nodeConfig }, [], () => {}),
-  );
+  const runtime: NodeRuntime = await openExplainRuntime(config, options, ctx, {
+    ...(await podCredentialOptions({ ...options, nodeConfig: onNode && options.nodeConfig }, [], () => {})),
+    ...(options.tokenRequest === true
+      ? tokenRequestCredentials(client, { known: contexts.map((c) => c.serviceAccount) })
+      : {}),
+  });
   try {
     const results: ClusterPodExplanation[] = [];
     for (const c of contexts) {

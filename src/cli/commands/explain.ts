@@ -88,6 +88,10 @@ export const registerExplain: RegisterCommand = (program: Command, ctx: CliConte
     .option(
       '--node-name <name>',
       "this machine is that node: presence of its pods' images from this runtime, not Node.status.images",
+    )
+    .option(
+      '--token-request',
+      'pod/NAME, deployment/NAME, pods: tokens for credential provider plugins with tokenAttributes from the API server (TokenRequest, bound to the pod; needs create on serviceaccounts/token)',
     );
   addPodOptions(cmd, { fileRequired: false });
   addStoreOptions(cmd);
