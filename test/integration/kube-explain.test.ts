@@ -7,7 +7,8 @@
  * denial gives a coded error naming the verb and resource; the ServiceAccount is read only when the pod
  * lists no Secrets; with `--token-request` a credential provider with `tokenAttributes` gets a
  * pod-bound token from the TokenRequest API (a real exec plugin that accepts only such a token); the
- * same command runs as a kubectl plugin.
+ * same command runs as a kubectl plugin. With `--node-name` equal to the pod's node, presence comes
+ * from this machine's runtime instead: kimg's store, or a real containerd's with `--containerd`.
  */
 import assert from 'node:assert/strict';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
@@ -16,6 +17,7 @@ import { after, before, describe, test } from 'node:test';
 import { generateImage } from '../helpers/images.js';
 import { ALLOW_ALL, startKubeApiServer, type KubeApiServer } from '../helpers/kube-apiserver.js';
 import { requireBinary } from '../helpers/components.js';
+import { startContainerd } from '../helpers/containerd.js';
 import { writeTokenProviderConfig } from '../helpers/credential-providers.js';
 import { runCommand } from '../helpers/proc.js';
 import { startRegistry, stopRegistries, type StartedRegistry } from '../helpers/registry.js';
@@ -270,6 +272,78 @@ describe('kimg explain from the API server (against a real registry)', () => {
     assert.match(s.stdout, /missing +app/);
     assert.doesNotMatch(s.stdout, /with-secret|via-sa/);
     assert.match(s.stdout, /2 of 4 pods' containers wait on their image in namespace default/);
+  });
+
+  test("--node-name of the pod's node: presence from this node's runtime (kimg's store), not Node.status", async () => {
+    const r = await explain([
+      'pod/with-secret',
+      '--kubeconfig',
+      kubeconfig,
+      '--node-name',
+      'node-a',
+      '-o',
+      'json',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const x = JSON.parse(r.stdout);
+    assert.match(x.sources.presence, /^this node's runtime \(node node-a: kimg store /);
+    assert.ok(x.sources.presence.includes(join(dir, 'root')), x.sources.presence);
+    // The Node reports the image; kimg's store on this machine does not hold it.
+    assert.equal(x.containers[0].presence.present, false);
+    assert.equal(x.containers[0].decision.action, 'pull');
+    const elsewhere = await explain([
+      'pod/with-secret',
+      '--kubeconfig',
+      kubeconfig,
+      '--node-name',
+      'node-b',
+      '-o',
+      'json',
+    ]);
+    assert.match(JSON.parse(elsewhere.stdout).sources.presence, /Node\.status\.images of node node-a/);
+  });
+
+  test("--node-name with --containerd: presence from a real containerd's store", async () => {
+    const ctrd = await startContainerd({ cri: false });
+    try {
+      const pulled = await runCommand(
+        'node',
+        [
+          CLI,
+          'pull',
+          `${reg.host}/app:1`,
+          '--containerd',
+          ctrd.socket,
+          '--plain-http',
+          reg.host,
+          '--creds',
+          `${reg.username}:${CANARY}`,
+          '-o',
+          'json',
+        ],
+        { env, allowFailure: true, timeoutMs: 120_000 },
+      );
+      assert.equal(pulled.code, 0, pulled.stderr);
+      const id = (JSON.parse(pulled.stdout) as { id: string }).id;
+      const args = ['pod/with-secret', '--kubeconfig', kubeconfig, '--node-name', 'node-a'];
+      const r = await explain([...args, '--containerd', ctrd.socket, '-o', 'json']);
+      assert.equal(r.code, 0, r.stderr);
+      const x = JSON.parse(r.stdout);
+      assert.equal(
+        x.sources.presence,
+        `this node's runtime (node node-a: containerd ${ctrd.socket}, namespace k8s.io)`,
+      );
+      const c = x.containers[0];
+      assert.equal(c.presence.present, true);
+      assert.equal(c.presence.imageId, id);
+      assert.ok(c.presence.names.includes(`${reg.host}/app:1`), c.presence.names.join(' '));
+      assert.equal(c.decision.action, 'use');
+      // Without the flag the same machine's kimg store answers (it does not hold the image).
+      const local = JSON.parse((await explain([...args, '-o', 'json'])).stdout);
+      assert.equal(local.containers[0].presence.present, false);
+    } finally {
+      await ctrd.stop();
+    }
   });
 
   test('RBAC denial of a Secret: coded error naming the verb and resource (exit 4)', async () => {

@@ -8,9 +8,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { buildProgram, runCli } from '../../../src/cli/index.js';
 import { commandNamed, readCommandIndex } from '../../../src/cli/lazy.js';
+import { Sink } from '../../helpers/output.js';
 import { makeTempDir, removeTempDir } from '../../helpers/tmp.js';
 
 const BIN = new URL('../../../bin/kimg.js', import.meta.url).pathname;
@@ -27,22 +27,10 @@ function run(entry: string, args: string[], env: NodeJS.ProcessEnv = {}) {
 }
 
 async function fullProgram(args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const sink = (f: (s: string) => void) =>
-    new Writable({
-      write(chunk: Buffer, _e, cb) {
-        f(chunk.toString());
-        cb();
-      },
-    });
-  const status = await runCli(['node', 'kimg', ...args], {
-    stdout: sink((s) => (stdout += s)),
-    stderr: sink((s) => (stderr += s)),
-    env: {},
-    exitStatus: 0,
-  });
-  return { status, stdout, stderr };
+  const stdout = new Sink();
+  const stderr = new Sink();
+  const status = await runCli(['node', 'kimg', ...args], { stdout, stderr, env: {}, exitStatus: 0 });
+  return { status, stdout: stdout.text, stderr: stderr.text };
 }
 
 test('the package bin is the bundle, and the build indexed every command of the full program', () => {
