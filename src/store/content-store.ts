@@ -10,7 +10,8 @@
  *   `blobs/`, so an in-progress download is never visible as a blob.
  * - Commit: fsync `data` → check size and digest (`SIZE_MISMATCH` / `DIGEST_MISMATCH` with expected
  *   and actual) → chmod read-only → rename into `blobs/<alg>/<hex>` → fsync that directory → remove the
- *   ingest. A blob that already exists is success (`alreadyExisted`).
+ *   ingest. A blob that already exists is success (`alreadyExisted`). kimg's own store defers the
+ *   directory fsync to `syncBlobs`, once per image record for all its blobs (`deferBlobDirSync`).
  * - Resume: re-opening a writer for the same ref continues from the bytes already in `data` (they are
  *   re-hashed first, like containerd's `resumeHash`), so a pull can continue with a `Range` request.
  * - Locks: one writer per ref, in process and across processes (`lock` file with holder, PID and
@@ -27,7 +28,9 @@ import { KimgError, isKimgError, quote } from '../errors/index.js';
 import { MAX_MANIFEST_BYTES } from '../oci/index.js';
 import { type DigestAlgorithm, DIGEST_ALGORITHMS, parseDigest } from './internal/digest.js';
 import {
+  DIR_MODE,
   ensureDir,
+  errnoCode,
   fsyncDir,
   fsyncDirShared,
   ioError,
@@ -147,6 +150,12 @@ export interface ContentStore extends PullContent {
   walk(): AsyncIterable<BlobInfo>;
   /** The path of a blob's file (whether or not it exists). */
   blobPath(digest: string): string;
+  /**
+   * Makes the directory entries of these committed blobs durable. Call it before writing anything
+   * durable that names them (an image record): a store that defers its directory fsyncs
+   * (`deferBlobDirSync`) does them here, one per directory for all the blobs of a pull.
+   */
+  syncBlobs(digests: readonly string[]): Promise<void>;
   /** Stops the hashing workers. */
   close(): Promise<void>;
 }
@@ -160,6 +169,14 @@ export interface LocalContentStoreOptions {
   /** Where sha256 runs; default `DEFAULT_HASHING`. Or pass a shared `hasher`. */
   hashing?: HashingMode;
   hasher?: HasherFactory;
+  /**
+   * A commit does not fsync the blob directory after its rename; `syncBlobs` does, once for every blob
+   * an image record names, before the record is written (LocalImageStore.put). For a store whose
+   * blobs become durable references only through its own records (kimg's store): a power loss may
+   * then lose a blob committed since the last record, which nothing names yet, and its next pull
+   * fetches it again. Off by default: a commit is durable on its own.
+   */
+  deferBlobDirSync?: boolean;
 }
 
 /**
@@ -204,12 +221,51 @@ export class LocalContentStore implements ContentStore {
   readonly hasher: HasherFactory;
   private readonly ownsHasher: boolean;
   private readonly locks = new LockTable();
+  /** See LocalContentStoreOptions.deferBlobDirSync. */
+  readonly deferBlobDirSync: boolean;
+  /**
+   * Directories this store created or found (the ingest area, `blobs/<alg>`): each is made once per
+   * store, not once per blob; an operation that finds one gone makes it again and retries.
+   */
+  private readonly madeDirs = new Set<string>();
 
   constructor(options: LocalContentStoreOptions) {
     this.blobsDir = options.blobsDir;
     this.ingestDir = options.ingestDir;
     this.ownsHasher = options.hasher === undefined;
     this.hasher = options.hasher ?? createHasherFactory(options.hashing ?? DEFAULT_HASHING);
+    this.deferBlobDirSync = options.deferBlobDirSync === true;
+  }
+
+  /** `ensureDir` once per directory and store (see `madeDirs`); `again` after the directory vanished. */
+  async ensureDirOnce(dir: string, mode: number = DIR_MODE, again = false): Promise<void> {
+    if (!again && this.madeDirs.has(dir)) return;
+    await ensureDir(dir, mode);
+    this.madeDirs.add(dir);
+  }
+
+  /**
+   * Creates the ingest directory `dir` (its parent once per store). An existing one is fine: it holds
+   * an interrupted ingest to resume, or another writer's, which the lock file settles.
+   */
+  private async makeIngestDir(dir: string): Promise<void> {
+    await this.ensureDirOnce(this.ingestDir);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await fsp.mkdir(dir, { mode: DIR_MODE });
+        return;
+      } catch (e) {
+        if (errnoCode(e) === 'EEXIST') return;
+        if (!isNotFound(e) || attempt > 0) throw ioError('create directory', dir, e);
+        await this.ensureDirOnce(this.ingestDir, DIR_MODE, true);
+      }
+    }
+  }
+
+  async syncBlobs(digests: readonly string[]): Promise<void> {
+    if (!this.deferBlobDirSync) return;
+    const dirs = new Set(digests.map((d) => join(this.blobPath(d), '..')));
+    await Promise.all([...dirs].map((d) => fsyncDirShared(d)));
   }
 
   blobPath(digest: string): string {
@@ -325,8 +381,7 @@ export class LocalContentStore implements ContentStore {
     let fileLock: FileLock | undefined;
     try {
       const dir = this.ingestPath(ref);
-      await ensureDir(this.ingestDir);
-      await ensureDir(dir);
+      await this.makeIngestDir(dir);
       fileLock = await acquireFileLock(join(dir, 'lock'), holder, `ingest ${quote(ref)}`, 0);
       const w = new LocalIngestWriter(this, ref, expected, algorithm, dir, target, fileLock, () =>
         this.locks.release(ref),
@@ -550,6 +605,22 @@ class ExistingWriter implements IngestWriter {
   }
 }
 
+/** The files an ingest directory holds besides `data` (see the module comment); `lock` is removed last. */
+const INGEST_METADATA = ['ref', 'expected', 'total', 'startedat', 'updatedat'];
+
+/**
+ * Removes a committed ingest's directory by its known names: its metadata, then its lock, then the
+ * directory (a quarter of what a recursive remove costs, which lists and stats every entry first).
+ * Anything else in it (a lock being taken over) leaves the directory in place for the stale-ingest
+ * sweep; failures are ignored, the blob is committed already.
+ */
+async function removeIngestDir(dir: string, withData: boolean): Promise<void> {
+  const names = withData ? [...INGEST_METADATA, 'data'] : INGEST_METADATA;
+  await Promise.all(names.map((n) => fsp.unlink(join(dir, n)).catch(() => undefined)));
+  await fsp.unlink(join(dir, 'lock')).catch(() => undefined);
+  await fsp.rmdir(dir).catch(() => undefined);
+}
+
 function writableOver(w: IngestWriter): Writable {
   return new Writable({
     // The writer buffers 1 MiB itself; this only has to cover one write's latency.
@@ -621,8 +692,6 @@ class LocalIngestWriter implements IngestWriter {
 
   /** Opens the ingest: fresh, or resumed from the persisted bytes (re-hashed). */
   async open(): Promise<void> {
-    const meta = async (name: string) => fsp.readFile(join(this.dir, name), 'utf8').catch(() => undefined);
-    const [prevExpected, prevStarted] = await Promise.all([meta('expected'), meta('startedat')]);
     let fh: fsp.FileHandle;
     try {
       fh = await fsp.open(this.dataPath, fsc.O_RDWR | fsc.O_CREAT, FILE_MODE);
@@ -631,6 +700,10 @@ class LocalIngestWriter implements IngestWriter {
     }
     this.fh = fh;
     const size = (await fh.stat()).size;
+    // The metadata of an earlier writer matters only when it left bytes to resume from.
+    const meta = async (name: string) => fsp.readFile(join(this.dir, name), 'utf8').catch(() => undefined);
+    const [prevExpected, prevStarted] =
+      size > 0 ? await Promise.all([meta('expected'), meta('startedat')]) : [undefined, undefined];
     const resumable =
       size > 0 &&
       prevExpected === this.expected.digest &&
@@ -952,23 +1025,30 @@ class LocalIngestWriter implements IngestWriter {
     await fhClose?.close().catch(() => undefined);
     let alreadyExisted = false;
     try {
-      await ensureDir(blobDir, 0o755);
+      await this.store.ensureDirOnce(blobDir, 0o755);
       const present = await fsp.stat(this.target).catch(() => undefined);
       if (present && present.size === size) {
         alreadyExisted = true;
       } else {
         // Absent, or present with the wrong size (a damaged blob): the verified ingest replaces it.
-        await fsp.rename(this.dataPath, this.target);
+        await fsp.rename(this.dataPath, this.target).catch(async (e: unknown) => {
+          // `blobs/<alg>` removed behind the store's back: make it again, once.
+          if (!isNotFound(e)) throw e;
+          await this.store.ensureDirOnce(blobDir, 0o755, true);
+          await fsp.rename(this.dataPath, this.target);
+        });
       }
     } catch (e) {
       await this.release();
       throw e instanceof KimgError ? e : ioError('commit blob', this.target, e);
     }
-    // Shared with the other blobs committing now (one pull's layers): see fsyncDirShared.
-    await fsyncDirShared(blobDir);
+    // Shared with the other blobs committing now (one pull's layers): see fsyncDirShared. A store that
+    // defers it does it in syncBlobs, once per image record.
+    if (!this.store.deferBlobDirSync) await fsyncDirShared(blobDir);
     const now = new Date();
     if (alreadyExisted) await fsp.utimes(this.target, now, now).catch(() => undefined);
-    await fsp.rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
+    // The data file went into blobs/ unless the blob was there already.
+    await removeIngestDir(this.dir, alreadyExisted);
     this.state = 'done';
     this.unlockRef();
     return { digest: this.expected.digest, size, committedAt: now, alreadyExisted };

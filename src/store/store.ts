@@ -216,6 +216,8 @@ class LocalStore implements Store, StoreContext {
       blobsDir: paths.blobs,
       ingestDir: paths.ingest,
       hasher: this.hasher,
+      // Blobs of kimg's store are named durably only by image records, and put() syncs them first.
+      deferBlobDirSync: true,
     });
     this.images = new LocalImageStore(paths, this.content, (holder, fn) => this.withMetadataLock(holder, fn));
   }
