@@ -353,7 +353,8 @@ describe('SIGKILL of a kimg pull into containerd', () => {
     const out: { bytes: number; total: number }[] = [];
     for (const name of await readdir(dir).catch(() => [])) {
       const bytes = (await stat(join(dir, name, 'data')).catch(() => undefined))?.size;
-      const total = Number(await readFile(join(dir, name, 'total'), 'utf8').catch(() => 'NaN'));
+      const meta = await readFile(join(dir, name, 'meta'), 'utf8').catch(() => '{}');
+      const total = Number((JSON.parse(meta) as { total?: number }).total ?? NaN);
       if (bytes !== undefined) out.push({ bytes, total });
     }
     return out;
