@@ -196,7 +196,7 @@ process.on('exit', () => appendFileSync(${JSON.stringify(log)}, Object.keys(cach
 test('quick commands load neither gRPC, prom-client nor the Kubernetes client; serve does', async () => {
   const dir = await makeTempDir('loaded-');
   try {
-    const heavy = /node_modules\/(@grpc|prom-client|@kubernetes)\//;
+    const heavy = /node_modules\/(@grpc|protobufjs|prom-client|@kubernetes)\//;
     for (const args of [
       ['--version'],
       ['--help'],
@@ -206,6 +206,11 @@ test('quick commands load neither gRPC, prom-client nor the Kubernetes client; s
       ['pull', '--help'],
       // A pull that fails at once (nothing listens on port 1) still loads the whole pull path.
       ['pull', '127.0.0.1:1/nothing:1'],
+      // The other store commands and the read-only runtime faces.
+      ['rmi', 'busybox'],
+      ['inspect', 'busybox'],
+      ['gc', '--dry-run'],
+      ['explain', 'busybox', '-o', 'json'],
     ]) {
       const { loaded } = await loadedModules(dir, args);
       assert.ok(loaded.length > 0, `${args.join(' ')}: the probe recorded modules`);
@@ -221,6 +226,12 @@ test('quick commands load neither gRPC, prom-client nor the Kubernetes client; s
     assert.ok(
       serve.loaded.some((m) => /node_modules\/@grpc\//.test(m)),
       'kimg serve loads gRPC',
+    );
+    // --containerd loads containerd's gRPC client.
+    const withContainerd = await loadedModules(dir, ['images', '--containerd', join(dir, 'no.sock')]);
+    assert.ok(
+      withContainerd.loaded.some((m) => /node_modules\/@grpc\//.test(m)),
+      'kimg images --containerd loads gRPC',
     );
   } finally {
     await removeTempDir(dir);
