@@ -2,7 +2,7 @@
  * `--containerd ADDRESS`: the one setting that makes a command use containerd's store instead of
  * kimg's own (src/containerd). ADDRESS is containerd's socket as `ctr --address` takes it
  * (`/run/containerd/containerd.sock`) or a `unix://` URL. The configuration's `kimg.containerd`
- * (`{address, namespace, snapshotter, directWrite}`, read through `--config`) selects it too; the flag
+ * (`{address, namespace, snapshotter, directWrite, localApply}`, read through `--config`) selects it too; the flag
  * wins over the file's address and keeps its other settings.
  */
 import type { Command } from 'commander';
@@ -49,11 +49,14 @@ export async function containerdSettingOf(
   return containerdSetting(opts.containerd, config?.kimg);
 }
 
+/** `--containerd` and `kimg.containerd`: where containerd is and how kimg writes into it. */
+export type ContainerdSetting = NonNullable<KimgSettings['containerd']>;
+
 /** The containerd setting in effect: the flag, else the configuration's; undefined = kimg's store. */
 export function containerdSetting(
   flag: string | undefined,
   settings?: Pick<KimgSettings, 'containerd'>,
-): { address: string; namespace?: string; snapshotter?: string; directWrite?: boolean } | undefined {
+): ContainerdSetting | undefined {
   const fromFile = settings?.containerd;
   if (flag !== undefined && flag !== '') return { ...fromFile, address: flag };
   return fromFile;
@@ -73,6 +76,7 @@ export function containerdBackend(
     ...(s.namespace !== undefined ? { namespace: s.namespace } : {}),
     ...(s.snapshotter !== undefined ? { snapshotter: s.snapshotter } : {}),
     ...(s.directWrite !== undefined ? { directWrite: s.directWrite } : {}),
+    ...(s.localApply !== undefined ? { localApply: s.localApply } : {}),
     ...(extra.platform !== undefined ? { platform: extra.platform } : {}),
     ...(extra.concurrency !== undefined ? { concurrency: extra.concurrency } : {}),
   };
@@ -80,7 +84,7 @@ export function containerdBackend(
 
 /** Opens a client (and the image service over it) for the setting, runs `fn`, closes the client. */
 export async function withContainerd<T>(
-  setting: { address: string; namespace?: string; snapshotter?: string; directWrite?: boolean },
+  setting: ContainerdSetting,
   registry: RegistryClient | undefined,
   fn: (service: ContainerdImageService, client: ContainerdClient) => Promise<T>,
   extra: {
@@ -102,6 +106,7 @@ export async function withContainerd<T>(
       registry,
       snapshotter: setting.snapshotter,
       directWrite: setting.directWrite,
+      localApply: setting.localApply,
       platform: extra.platform,
       concurrency: extra.concurrency,
       defaultRegistry: extra.defaultRegistry,

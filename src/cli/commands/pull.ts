@@ -141,6 +141,7 @@ async function run(images: string[], options: PullCliOptions, ctx: CliContext): 
                 concurrency,
                 snapshotter: svc.snapshotter,
                 directWrite: setting.directWrite,
+                localApply: setting.localApply,
                 signal: controller.signal,
                 onProgress: (e) => progress.event(image, e),
               });

@@ -77,6 +77,7 @@ function containerdBackendOf(s: AgentServiceSettings): ImageServiceBackend | und
     ...(file?.namespace !== undefined ? { namespace: file.namespace } : {}),
     ...(file?.snapshotter !== undefined ? { snapshotter: file.snapshotter } : {}),
     ...(file?.directWrite !== undefined ? { directWrite: file.directWrite } : {}),
+    ...(file?.localApply !== undefined ? { localApply: file.localApply } : {}),
     ...(s.platform !== undefined ? { platform: s.platform } : {}),
   };
 }

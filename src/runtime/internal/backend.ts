@@ -80,6 +80,7 @@ export function openImageBackend(backend: ImageServiceBackend, ctx: LocalService
         platform: backend.platform,
         concurrency: backend.concurrency,
         directWrite: backend.directWrite,
+        localApply: backend.localApply,
         ...(ctx.defaultRegistry !== 'docker.io' ? { defaultRegistry: ctx.defaultRegistry } : {}),
         ...(onProgress !== undefined ? { onProgress } : {}),
         ...(onPulled !== undefined ? { onPulled } : {}),

@@ -1,0 +1,254 @@
+/**
+ * Local apply: kimg extracts layers into containerd's overlayfs snapshotter itself, instead of asking
+ * containerd's `Diff.Apply` to, when it runs on containerd's host as root.
+ *
+ * Why: with blob bytes written straight into containerd's content directory (`direct-content.ts`),
+ * a pull's critical path is the chain of applies — containerd applies one layer after the other, each
+ * only once the previous one's snapshot is committed, so one core idles once the fetch is done
+ * (docs/design/containerd-backend.md, "Unpack"). A layer's diff does not depend on the layers below
+ * it, only where it lands does: kimg extracts each layer, as soon as its blob is committed and
+ * concurrently with the fetch and other layers, into a staging directory on the snapshotter's
+ * filesystem; the ordered part that remains per layer is `Prepare` → move the staged tree into the
+ * prepared snapshot's directory → `Commit`, a few milliseconds.
+ *
+ * What it mirrors of containerd 1.6 (`diff/apply/apply_linux.go`, `archive/tar.go`,
+ * `archive/tar_opts_linux.go`, `snapshots/overlay/overlay.go`): the bottom layer (a `bind` mount from
+ * `Prepare`) is applied like a plain directory (whiteouts remove, nothing to hide); every other layer
+ * (an `overlay` mount: containerd writes into its `upperdir`) keeps its whiteouts as 0/0 character
+ * devices and its opaque directories as `trusted.overlay.opaque=y`; src/unpack's `containerd` option
+ * applies entries as `archive.Apply` does; directories the layer needs but does not name take the
+ * owner, mode and atime of the lower directory (`mkparent`), and the snapshot's own directory keeps
+ * the owner and mode containerd gave it on `Prepare`.
+ *
+ * Staging: `<overlayfs root>/kimg-staging/<random>/fs` (the snapshotter only reads its `snapshots/`
+ * directory and `metadata.db`). A killed pull leaves a staging directory at worst; it is removed when
+ * the probe next runs and it is older than 24 h (as kimg's partial blob writes: containerd's own
+ * interrupted apply leaves an active snapshot for as long as its lease).
+ */
+import { randomBytes } from 'node:crypto';
+import { constants as fsc, promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { LocalContentStore, ensureDir, type HasherFactory } from '../store/index.js';
+import { extractLayerFile, inheritImplicitDirs } from '../unpack/index.js';
+import type { ContainerdClient, ContainerdDescriptor, ContainerdMount } from './client.js';
+import { DIRECT_INGEST_MAX_AGE_MS, type DirectContent } from './direct-content.js';
+
+/** containerd's overlayfs snapshotter plugin. */
+const OVERLAY_PLUGIN = { type: 'io.containerd.snapshotter.v1', id: 'overlayfs' } as const;
+/** kimg's staging directory under the snapshotter's root (not read by the snapshotter). */
+export const LOCAL_STAGING_DIR = 'kimg-staging';
+/** Layers extracted at once per process (the machine's cores are the limit). */
+export const DEFAULT_LOCAL_APPLY_CONCURRENCY = 2;
+
+/** Why local apply is off (for tests and diagnostics), or where it works. */
+export type LocalApplyState = { usable: true; root: string } | { usable: false; reason: string };
+
+/** A layer extracted into staging, waiting for its snapshot. */
+export interface StagedLayer {
+  /** The staging directory (removed once the layer is placed or dropped). */
+  dir: string;
+  /** The layer's tree (`dir/fs`), moved into the snapshot. */
+  fs: string;
+  /** Directories the layer needed but does not name (see src/unpack `inheritImplicitDirs`). */
+  implicitDirs: string[];
+}
+
+/** Where a prepared snapshot's tree goes, from its mounts. */
+interface SnapshotDirs {
+  upper: string;
+  /** The lower layers' directories, top first ([] for the bottom layer). */
+  lowers: string[];
+}
+
+/** Local apply for one containerd (see the module comment); from {@link openLocalApply}. */
+export class LocalApply {
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  /** @internal use {@link openLocalApply}. */
+  constructor(
+    /** The overlayfs snapshotter's root (`/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs`). */
+    readonly root: string,
+    private readonly direct: DirectContent,
+    private readonly hasher: HasherFactory,
+    private readonly concurrency = DEFAULT_LOCAL_APPLY_CONCURRENCY,
+  ) {}
+
+  get staging(): string {
+    return join(this.root, LOCAL_STAGING_DIR);
+  }
+
+  /**
+   * Extracts layer `index` (`diffId` checked: `DIGEST_MISMATCH` naming the layer) from its blob file in
+   * containerd's content directory into a new staging directory; at most `concurrency` at once in this
+   * process. The staging directory is removed on failure.
+   */
+  async extract(
+    layer: ContainerdDescriptor,
+    diffId: string,
+    index: number,
+    signal?: AbortSignal,
+  ): Promise<StagedLayer> {
+    await this.slot();
+    const dir = join(this.staging, `${diffId.slice(7, 23)}-${randomBytes(6).toString('hex')}`);
+    try {
+      signal?.throwIfAborted();
+      await fsp.mkdir(dir, 0o700);
+      const fs = join(dir, 'fs');
+      await fsp.mkdir(fs, 0o755);
+      const r = await extractLayerFile(this.direct.blobPath(layer.digest), layer, diffId, fs, {
+        mode: index === 0 ? 'rootfs' : 'overlay',
+        containerd: true,
+        index,
+        hasher: this.hasher,
+        ...(signal !== undefined ? { signal } : {}),
+      });
+      return { dir, fs, implicitDirs: r.implicitDirs };
+    } catch (e) {
+      await fsp.rm(dir, { recursive: true, force: true });
+      throw e;
+    } finally {
+      this.release();
+    }
+  }
+
+  /**
+   * Moves a staged layer into the snapshot `mounts` (from `Prepare`) describe; false (nothing moved,
+   * the snapshot's directory as it was) when they are not the shape containerd's overlayfs snapshotter
+   * gives or the move is refused, for the caller to apply through containerd instead.
+   */
+  async place(staged: StagedLayer, mounts: readonly ContainerdMount[]): Promise<boolean> {
+    const dirs = this.snapshotDirs(mounts);
+    if (dirs === undefined) return false;
+    inheritImplicitDirs(staged.fs, staged.implicitDirs, dirs.lowers);
+    // containerd's Prepare made the snapshot's directory (0755, owned like its parent's): keep that.
+    const st = await fsp.lstat(dirs.upper).catch(() => undefined);
+    if (st === undefined || !st.isDirectory()) return false;
+    await fsp.lchown(staged.fs, st.uid, st.gid);
+    await fsp.chmod(staged.fs, st.mode & 0o7777);
+    try {
+      await fsp.rmdir(dirs.upper);
+    } catch {
+      return false; // not empty: not a fresh snapshot
+    }
+    try {
+      await fsp.rename(staged.fs, dirs.upper);
+    } catch {
+      // EXDEV or anything else: put the empty directory back for containerd's apply.
+      await fsp.mkdir(dirs.upper, st.mode & 0o7777);
+      await fsp.lchown(dirs.upper, st.uid, st.gid);
+      return false;
+    }
+    return true;
+  }
+
+  /** Removes a staged layer (placed or not). */
+  async discard(staged: StagedLayer): Promise<void> {
+    await fsp.rm(staged.dir, { recursive: true, force: true });
+  }
+
+  /**
+   * The snapshot's directories from containerd's overlayfs mounts: a `bind` of `<root>/snapshots/<id>/fs`
+   * for a snapshot without parent, else an `overlay` with `upperdir=` and `lowerdir=` (top first), every
+   * directory inside `<root>/snapshots/`; undefined for anything else.
+   */
+  private snapshotDirs(mounts: readonly ContainerdMount[]): SnapshotDirs | undefined {
+    const inside = (p: string): boolean =>
+      p.startsWith(join(this.root, 'snapshots') + '/') && !p.split('/').includes('..') && p.endsWith('/fs');
+    if (mounts.length !== 1) return undefined;
+    const m = mounts[0]!;
+    if (m.type === 'bind') return inside(m.source) ? { upper: m.source, lowers: [] } : undefined;
+    if (m.type !== 'overlay') return undefined;
+    const opt = (k: string): string | undefined =>
+      m.options.find((o) => o.startsWith(`${k}=`))?.slice(k.length + 1);
+    const upper = opt('upperdir');
+    const lowers = opt('lowerdir')?.split(':') ?? [];
+    if (upper === undefined || lowers.length === 0 || ![upper, ...lowers].every(inside)) return undefined;
+    return { upper, lowers };
+  }
+
+  private async slot(): Promise<void> {
+    if (this.running < this.concurrency) {
+      this.running++;
+      return;
+    }
+    await new Promise<void>((r) => this.waiting.push(r));
+  }
+
+  private release(): void {
+    const next = this.waiting.shift();
+    if (next !== undefined) next();
+    else this.running--;
+  }
+}
+
+/** Options of {@link openLocalApply}. */
+export interface LocalApplyOptions {
+  /** Layers extracted at once (default 2). */
+  concurrency?: number | undefined;
+}
+
+const opened = new WeakMap<ContainerdClient, Promise<LocalApply | LocalApplyState>>();
+
+/**
+ * Local apply for `client`'s containerd and `direct` (its usable direct writer: containerd's content
+ * directory, reachable here), probed once per client: kimg runs as root, and containerd's overlayfs
+ * snapshotter exports its root, writable from here, with kimg's staging directory on the filesystem
+ * of its `snapshots/`. Otherwise the state saying why not.
+ */
+export function openLocalApply(
+  client: ContainerdClient,
+  direct: DirectContent,
+  options: LocalApplyOptions = {},
+): Promise<LocalApply | LocalApplyState> {
+  let p = opened.get(client);
+  if (p === undefined) {
+    p = probe(client, direct, options);
+    opened.set(client, p);
+  }
+  return p;
+}
+
+async function probe(
+  client: ContainerdClient,
+  direct: DirectContent,
+  options: LocalApplyOptions,
+): Promise<LocalApply | LocalApplyState> {
+  const off = (reason: string): LocalApplyState => ({ usable: false, reason });
+  if (process.geteuid?.() !== 0) return off('kimg does not run as root');
+  const hasher = direct.hasher;
+  if (hasher === undefined) return off("containerd's content directory is not reachable from here");
+  let root: string | undefined;
+  try {
+    const plugins = await client.plugins([`type==${OVERLAY_PLUGIN.type},id==${OVERLAY_PLUGIN.id}`]);
+    root = plugins.find((p) => p.type === OVERLAY_PLUGIN.type && p.id === OVERLAY_PLUGIN.id)?.exports.root;
+  } catch (e) {
+    return off(`containerd's plugin list is not readable: ${(e as Error).message}`);
+  }
+  if (root === undefined || root === '') return off("containerd's overlayfs snapshotter exports no root");
+  const snapshots = join(root, 'snapshots');
+  const staging = join(root, LOCAL_STAGING_DIR);
+  try {
+    await fsp.access(root, fsc.W_OK | fsc.X_OK);
+    await ensureDir(staging, 0o700);
+    const [a, b] = await Promise.all([fsp.stat(snapshots), fsp.stat(staging)]);
+    if (a.dev !== b.dev) return off(`${staging} is not on the filesystem of ${snapshots}`);
+  } catch (e) {
+    return off(
+      `the overlayfs snapshotter's directory ${root} is not writable from here (${(e as Error).message})`,
+    );
+  }
+  // Staging directories of killed pulls: the sweep of kimg's partial writes, over the staging area
+  // (each directory there is an ingest without a ref to it: removed once old enough and unlocked).
+  const sweeper = new LocalContentStore({ blobsDir: join(staging, 'none'), ingestDir: staging, hasher });
+  void sweeper
+    .removeStaleIngests(DIRECT_INGEST_MAX_AGE_MS)
+    .catch(() => [])
+    .finally(() => void sweeper.close());
+  return new LocalApply(root, direct, hasher, options.concurrency);
+}
+
+/** The probe's answer as a state. */
+export function localApplyState(p: LocalApply | LocalApplyState): LocalApplyState {
+  return p instanceof LocalApply ? { usable: true, root: p.root } : p;
+}
