@@ -28,10 +28,13 @@
 import { randomBytes } from 'node:crypto';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { KimgError } from '../errors/index.js';
 import { LocalContentStore, ensureDir, type HasherFactory } from '../store/index.js';
 import { extractLayerFile, inheritImplicitDirs } from '../unpack/index.js';
 import type { ContainerdClient, ContainerdDescriptor, ContainerdMount } from './client.js';
 import { DIRECT_INGEST_MAX_AGE_MS, type DirectContent } from './direct-content.js';
+import type { ExtractJob, ExtractReply } from './internal/extract-protocol.js';
 
 /** containerd's overlayfs snapshotter plugin. */
 const OVERLAY_PLUGIN = { type: 'io.containerd.snapshotter.v1', id: 'overlayfs' } as const;
@@ -39,6 +42,81 @@ const OVERLAY_PLUGIN = { type: 'io.containerd.snapshotter.v1', id: 'overlayfs' }
 export const LOCAL_STAGING_DIR = 'kimg-staging';
 /** Layers extracted at once per process (the machine's cores are the limit). */
 export const DEFAULT_LOCAL_APPLY_CONCURRENCY = 2;
+
+/**
+ * Where layers are extracted: `worker` = one extraction thread per process (the default: the main
+ * thread keeps serving the fetch and the calls to containerd; docs/design/containerd-backend.md has the
+ * measurement), `main` = on the main thread.
+ */
+export type LocalApplyThread = 'worker' | 'main';
+
+/** The extraction thread's script, next to this module's (the executable's bundle puts it there too). */
+const WORKER_URL = new URL('./internal/extract-worker.js', import.meta.url);
+/** An extraction thread without work for this long ends (a serving process gives its memory back). */
+const WORKER_IDLE_MS = 10_000;
+
+/** The extraction thread: started at the first job, ended when idle. */
+class ExtractThread {
+  private worker: Worker | undefined;
+  private nextId = 1;
+  private readonly pending = new Map<number, (r: ExtractReply) => void>();
+  private idle: NodeJS.Timeout | undefined;
+
+  run(job: Omit<ExtractJob, 'op' | 'id'>, signal?: AbortSignal): Promise<string[]> {
+    const w = this.start();
+    const id = this.nextId++;
+    clearTimeout(this.idle);
+    return new Promise<string[]>((resolve, reject) => {
+      const onAbort = (): void => w.postMessage({ op: 'cancel', id });
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.pending.set(id, (r) => {
+        signal?.removeEventListener('abort', onAbort);
+        if (r.ok) resolve(r.implicitDirs);
+        else reject(new KimgError(r.code, r.message, r.details));
+      });
+      w.postMessage({ op: 'extract', id, ...job } satisfies ExtractJob);
+    });
+  }
+
+  private start(): Worker {
+    if (this.worker !== undefined) return this.worker;
+    // Layer bytes live in Buffers outside the isolate's heap: small heap limits keep the thread small.
+    const w = new Worker(WORKER_URL, {
+      resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 64 },
+    });
+    w.unref();
+    const failAll = (message: string): void => {
+      if (this.worker === w) this.worker = undefined;
+      for (const [id, settle] of this.pending)
+        settle({
+          id,
+          ok: false,
+          code: 'STORE_IO',
+          message: `layer extraction thread: ${message}`,
+          details: {},
+        });
+      this.pending.clear();
+    };
+    w.on('message', (r: ExtractReply) => {
+      const settle = this.pending.get(r.id);
+      this.pending.delete(r.id);
+      settle?.(r);
+      if (this.pending.size === 0) {
+        this.idle = setTimeout(() => {
+          if (this.pending.size === 0 && this.worker === w) {
+            this.worker = undefined;
+            void w.terminate();
+          }
+        }, WORKER_IDLE_MS);
+        this.idle.unref();
+      }
+    });
+    w.on('error', (e) => failAll(e.message));
+    w.on('exit', (code) => failAll(`exited (${code})`));
+    this.worker = w;
+    return w;
+  }
+}
 
 /** Why local apply is off (for tests and diagnostics), or where it works. */
 export type LocalApplyState = { usable: true; root: string } | { usable: false; reason: string };
@@ -63,7 +141,9 @@ interface SnapshotDirs {
 /** Local apply for one containerd (see the module comment); from {@link openLocalApply}. */
 export class LocalApply {
   private running = 0;
-  private readonly waiting: (() => void)[] = [];
+  /** Extractions waiting for a slot, by layer index: the lowest goes first (its apply is next in line). */
+  private readonly waiting: { index: number; go: () => void }[] = [];
+  private readonly thread: ExtractThread | undefined;
 
   /** @internal use {@link openLocalApply}. */
   constructor(
@@ -72,7 +152,10 @@ export class LocalApply {
     private readonly direct: DirectContent,
     private readonly hasher: HasherFactory,
     private readonly concurrency = DEFAULT_LOCAL_APPLY_CONCURRENCY,
-  ) {}
+    thread: LocalApplyThread = 'worker',
+  ) {
+    this.thread = thread === 'worker' ? new ExtractThread() : undefined;
+  }
 
   get staging(): string {
     return join(this.root, LOCAL_STAGING_DIR);
@@ -89,21 +172,29 @@ export class LocalApply {
     index: number,
     signal?: AbortSignal,
   ): Promise<StagedLayer> {
-    await this.slot();
+    await this.slot(index);
     const dir = join(this.staging, `${diffId.slice(7, 23)}-${randomBytes(6).toString('hex')}`);
     try {
       signal?.throwIfAborted();
       await fsp.mkdir(dir, 0o700);
       const fs = join(dir, 'fs');
       await fsp.mkdir(fs, 0o755);
-      const r = await extractLayerFile(this.direct.blobPath(layer.digest), layer, diffId, fs, {
-        mode: index === 0 ? 'rootfs' : 'overlay',
-        containerd: true,
-        index,
-        hasher: this.hasher,
-        ...(signal !== undefined ? { signal } : {}),
-      });
-      return { dir, fs, implicitDirs: r.implicitDirs };
+      const blobPath = this.direct.blobPath(layer.digest);
+      const mode = index === 0 ? 'rootfs' : 'overlay';
+      const desc = { mediaType: layer.mediaType, digest: layer.digest, size: layer.size };
+      const implicitDirs =
+        this.thread !== undefined
+          ? await this.thread.run({ blobPath, layer: desc, diffId, dir: fs, mode, index }, signal)
+          : (
+              await extractLayerFile(blobPath, desc, diffId, fs, {
+                mode,
+                containerd: true,
+                index,
+                hasher: this.hasher,
+                ...(signal !== undefined ? { signal } : {}),
+              })
+            ).implicitDirs;
+      return { dir, fs, implicitDirs };
     } catch (e) {
       await fsp.rm(dir, { recursive: true, force: true });
       throw e;
@@ -167,17 +258,20 @@ export class LocalApply {
     return { upper, lowers };
   }
 
-  private async slot(): Promise<void> {
+  private async slot(index: number): Promise<void> {
     if (this.running < this.concurrency) {
       this.running++;
       return;
     }
-    await new Promise<void>((r) => this.waiting.push(r));
+    await new Promise<void>((go) => {
+      this.waiting.push({ index, go });
+      this.waiting.sort((a, b) => a.index - b.index);
+    });
   }
 
   private release(): void {
     const next = this.waiting.shift();
-    if (next !== undefined) next();
+    if (next !== undefined) next.go();
     else this.running--;
   }
 }
@@ -186,6 +280,8 @@ export class LocalApply {
 export interface LocalApplyOptions {
   /** Layers extracted at once (default 2). */
   concurrency?: number | undefined;
+  /** Where layers are extracted (default `worker`). */
+  thread?: LocalApplyThread | undefined;
 }
 
 const opened = new WeakMap<ContainerdClient, Promise<LocalApply | LocalApplyState>>();
@@ -245,7 +341,7 @@ async function probe(
     .removeStaleIngests(DIRECT_INGEST_MAX_AGE_MS)
     .catch(() => [])
     .finally(() => void sweeper.close());
-  return new LocalApply(root, direct, hasher, options.concurrency);
+  return new LocalApply(root, direct, hasher, options.concurrency, options.thread);
 }
 
 /** The probe's answer as a state. */

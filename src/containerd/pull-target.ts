@@ -196,7 +196,7 @@ export class ContainerdPullTarget implements PullTarget {
     return {
       release: async () => {
         if (!this.recorded) {
-          this.unpacker?.abandon();
+          await this.unpacker?.abandon();
           return;
         }
         // The records hold everything now. Leases of earlier, failed pulls of this image go too: what

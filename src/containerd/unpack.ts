@@ -155,16 +155,14 @@ export class LayerUnpacker {
 
   /**
    * The pull ends without records (failed or cancelled): layers not yet being placed are not unpacked,
-   * and their staging directories are removed once their extraction settles. What was committed stays
+   * and their staging directories are removed once their extraction settles (resolves then). What was committed stays
    * with the lease, as after any failed pull.
    */
-  abandon(): void {
+  async abandon(): Promise<void> {
     this.abandoned = true;
-    for (const s of this.staging) {
-      if (s === undefined || s.claimed) continue;
-      s.claimed = true;
-      void this.discard(s);
-    }
+    const mine = this.staging.filter((s): s is Staging => s !== undefined && !s.claimed);
+    for (const s of mine) s.claimed = true;
+    await Promise.all(mine.map((s) => this.discard(s)));
   }
 
   /**

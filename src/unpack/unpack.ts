@@ -21,6 +21,7 @@ import {
   renameSync,
   rmSync,
   writeFileSync,
+  type Stats,
 } from 'node:fs';
 import { posix } from 'node:path';
 import { Transform } from 'node:stream';
@@ -667,7 +668,8 @@ export async function extractLayerFile(
  * Gives each implicit directory of a layer extracted into `dir` (see {@link extractLayerFile}) what
  * containerd's `archive` `mkparent` gives it: the owner, mode and atime of the same directory in the
  * first lower layer (`lowerDirs`, top first; symlinks resolved inside each) that has something at that
- * path, when it is a directory; a non-directory there stops the search and the directory stays 0755.
+ * path, when it is a directory; a non-directory there stops the search and the directory is 0755 (in
+ * the group of a set-group-ID parent).
  * The mtime stays: containerd sets it before the directory's entries are created, which then change
  * it. xattrs of the lower directory are not copied (containerd copies its non-`trusted.` ones).
  */
@@ -680,17 +682,30 @@ export function inheritImplicitDirs(
     const host = posix.join(dir, rel);
     const own = lstatOrUndefined(host);
     if (own === undefined || !own.isDirectory()) continue;
-    for (const lower of lowerDirs) {
-      const r = resolveInRoot(lower, rel);
-      if (r.notDir !== undefined) break;
-      if (r.missingFrom !== undefined) continue;
-      const st = lstatOrUndefined(r.host);
-      if (st === undefined) continue;
-      if (!st.isDirectory()) break;
-      lchownSync(host, st.uid, st.gid);
-      chmodSync(host, st.mode & 0o7777);
-      lutimesSync(host, st.atime, own.mtime);
-      break;
+    const lower = lowerDirOf(lowerDirs, rel);
+    if (lower !== undefined) {
+      lchownSync(host, lower.uid, lower.gid);
+      chmodSync(host, lower.mode & 0o7777);
+      lutimesSync(host, lower.atime, own.mtime);
+      continue;
     }
+    // containerd creates it 0755 (an explicit chmod: no inherited set-group-ID bit) inside a parent
+    // that already has its attributes, so a set-group-ID parent gives it its group.
+    const parent = lstatOrUndefined(posix.dirname(host));
+    if (parent !== undefined && (parent.mode & 0o2000) !== 0) lchownSync(host, own.uid, parent.gid);
+    chmodSync(host, 0o755);
   }
+}
+
+/** The first lower layer's directory at `rel` (symlinks resolved inside it); none past a non-directory. */
+function lowerDirOf(lowerDirs: readonly string[], rel: string): Stats | undefined {
+  for (const lower of lowerDirs) {
+    const r = resolveInRoot(lower, rel);
+    if (r.notDir !== undefined) return undefined;
+    if (r.missingFrom !== undefined) continue;
+    const st = lstatOrUndefined(r.host);
+    if (st === undefined) continue;
+    return st.isDirectory() ? st : undefined;
+  }
+  return undefined;
 }

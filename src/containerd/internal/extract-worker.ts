@@ -1,0 +1,51 @@
+/**
+ * The thread local apply extracts layers on (src/containerd `local-apply.ts`): src/unpack's applier
+ * makes synchronous file-system calls and hashes every byte, which on the main thread would hold up
+ * the pull's fetch and its calls to containerd. Jobs run concurrently here (the caller bounds them);
+ * a failure comes back as the KimgError's code, message and details.
+ */
+import { parentPort } from 'node:worker_threads';
+import { isKimgError } from '../../errors/index.js';
+import { InlineHasherFactory } from '../../store/index.js';
+import { extractLayerFile, type ExtractLayerOptions } from '../../unpack/index.js';
+import type { ExtractJob, ExtractReply } from './extract-protocol.js';
+
+const hasher = new InlineHasherFactory();
+const running = new Map<number, AbortController>();
+const port = parentPort!;
+
+function failure(id: number, e: unknown): ExtractReply {
+  if (isKimgError(e)) {
+    const { cause: _cause, ...details } = e.details as Record<string, unknown>;
+    return { id, ok: false, code: e.code, message: e.message, details };
+  }
+  return { id, ok: false, code: 'STORE_IO', message: (e as Error)?.message ?? String(e), details: {} };
+}
+
+port.on('message', (m: ExtractJob | { op: 'cancel'; id: number }) => {
+  if (m.op === 'cancel') {
+    running.get(m.id)?.abort();
+    return;
+  }
+  const ac = new AbortController();
+  running.set(m.id, ac);
+  const options: ExtractLayerOptions = {
+    mode: m.mode,
+    containerd: true,
+    index: m.index,
+    hasher,
+    signal: ac.signal,
+  };
+  extractLayerFile(m.blobPath, m.layer, m.diffId, m.dir, options)
+    .then(
+      (r): ExtractReply => ({ id: m.id, ok: true, implicitDirs: r.implicitDirs }),
+      (e: unknown) => failure(m.id, e),
+    )
+    .then(
+      (reply) => {
+        running.delete(m.id);
+        port.postMessage(reply);
+      },
+      () => undefined,
+    );
+});
