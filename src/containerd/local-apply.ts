@@ -34,7 +34,7 @@ import { LocalContentStore, ensureDir, type HasherFactory } from '../store/index
 import { extractLayerFile, inheritImplicitDirs } from '../unpack/index.js';
 import type { ContainerdClient, ContainerdDescriptor, ContainerdMount } from './client.js';
 import { DIRECT_INGEST_MAX_AGE_MS, type DirectContent } from './direct-content.js';
-import type { ExtractJob, ExtractReply } from './internal/extract-protocol.js';
+import { GUNZIP_CHUNK, type ExtractJob, type ExtractReply } from './internal/extract-protocol.js';
 
 /** containerd's overlayfs snapshotter plugin. */
 const OVERLAY_PLUGIN = { type: 'io.containerd.snapshotter.v1', id: 'overlayfs' } as const;
@@ -190,6 +190,7 @@ export class LocalApply {
                 mode,
                 containerd: true,
                 index,
+                gunzipChunk: GUNZIP_CHUNK,
                 hasher: this.hasher,
                 ...(signal !== undefined ? { signal } : {}),
               })

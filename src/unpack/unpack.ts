@@ -301,11 +301,12 @@ async function applyLayer(
     signal?: AbortSignal;
     containerd?: boolean;
     implicitDirs?: Set<string>;
+    gunzipChunk?: number;
   },
 ): Promise<LayerApplyStats> {
   const { index, layer, diffId } = job;
   opts.emit({ type: 'layer-start', index, digest: layer.digest, diffId, size: layer.size });
-  const dec = decompressor(layerCompression(layer.mediaType));
+  const dec = decompressor(layerCompression(layer.mediaType), opts.gunzipChunk);
   let completed = 0;
   let lastReport = 0;
   const onBytes = (n: number) => {
@@ -616,6 +617,12 @@ export interface ExtractLayerOptions {
   containerd?: boolean;
   /** The layer's index in its image, for messages. */
   index?: number;
+  /**
+   * gunzip's output chunk size. Default zlib's 16 KiB (the memory-lean choice of `unpackImage`); each
+   * chunk is one round trip to libuv's pool and one pass through the tar reader and a write, so larger
+   * chunks cost less CPU per byte (256 KiB: about a third of the CPU of 16 KiB for a 128 MiB layer here).
+   */
+  gunzipChunk?: number;
   hasher: HasherFactory;
   onWarning?: (message: string) => void;
   signal?: AbortSignal;
@@ -657,6 +664,7 @@ export async function extractLayerFile(
       emit: (e) => (e.type === 'warning' ? options.onWarning?.(e.message) : undefined),
       ...(options.signal !== undefined ? { signal: options.signal } : {}),
       ...(options.containerd !== undefined ? { containerd: options.containerd } : {}),
+      ...(options.gunzipChunk !== undefined ? { gunzipChunk: options.gunzipChunk } : {}),
       implicitDirs: implicit,
     },
   );

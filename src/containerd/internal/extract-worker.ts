@@ -8,9 +8,10 @@ import { parentPort } from 'node:worker_threads';
 import { isKimgError } from '../../errors/index.js';
 import { InlineHasherFactory } from '../../store/index.js';
 import { extractLayerFile, type ExtractLayerOptions } from '../../unpack/index.js';
-import type { ExtractJob, ExtractReply } from './extract-protocol.js';
+import { GUNZIP_CHUNK, type ExtractJob, type ExtractReply } from './extract-protocol.js';
 
 const hasher = new InlineHasherFactory();
+
 const running = new Map<number, AbortController>();
 const port = parentPort!;
 
@@ -33,6 +34,7 @@ port.on('message', (m: ExtractJob | { op: 'cancel'; id: number }) => {
     mode: m.mode,
     containerd: true,
     index: m.index,
+    gunzipChunk: GUNZIP_CHUNK,
     hasher,
     signal: ac.signal,
   };
