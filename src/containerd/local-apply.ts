@@ -28,7 +28,8 @@
 import { randomBytes } from 'node:crypto';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { KimgError } from '../errors/index.js';
 import { LocalContentStore, ensureDir, type HasherFactory } from '../store/index.js';
 import { extractLayerFile, inheritImplicitDirs } from '../unpack/index.js';
@@ -44,77 +45,82 @@ export const LOCAL_STAGING_DIR = 'kimg-staging';
 export const DEFAULT_LOCAL_APPLY_CONCURRENCY = 2;
 
 /**
- * Where layers are extracted: `worker` = one extraction thread per process (the default: the main
- * thread keeps serving the fetch and the calls to containerd; docs/design/containerd-backend.md has the
- * measurement), `main` = on the main thread.
+ * Where layers are extracted: `process` = a helper process per kimg process (the default: the layers'
+ * extraction gets its own core and memory, as containerd's own apply runs in containerd's process and
+ * its gzip in `unpigz`; docs/design/containerd-backend.md has the measurements), `main` = on the main
+ * thread.
  */
-export type LocalApplyThread = 'worker' | 'main';
+export type LocalApplyRunner = 'process' | 'main';
 
-/** The extraction thread's script, next to this module's (the executable's bundle puts it there too). */
-const WORKER_URL = new URL('./internal/extract-worker.js', import.meta.url);
-/** An extraction thread without work for this long ends (a serving process gives its memory back). */
-const WORKER_IDLE_MS = 10_000;
+/** The helper's script, next to this module's (the executable's bundle puts it there too). */
+const HELPER = fileURLToPath(new URL('./internal/extract-worker.js', import.meta.url));
+/** A helper without work for this long exits (a serving process gives its memory back). */
+const HELPER_IDLE_MS = 10_000;
 
-/** The extraction thread: started at the first job, ended when idle. */
-class ExtractThread {
-  private worker: Worker | undefined;
+/** The extraction helper process: started at the first job, ended when idle or when kimg exits. */
+class ExtractHelper {
+  private child: ChildProcess | undefined;
   private nextId = 1;
   private readonly pending = new Map<number, (r: ExtractReply) => void>();
   private idle: NodeJS.Timeout | undefined;
 
   run(job: Omit<ExtractJob, 'op' | 'id'>, signal?: AbortSignal): Promise<string[]> {
-    const w = this.start();
+    const c = this.start();
     const id = this.nextId++;
     clearTimeout(this.idle);
+    // While a job runs, the helper's channel keeps kimg alive to hear its answer.
+    c.channel?.ref();
     return new Promise<string[]>((resolve, reject) => {
-      const onAbort = (): void => w.postMessage({ op: 'cancel', id });
+      const onAbort = (): void => void c.send({ op: 'cancel', id });
       signal?.addEventListener('abort', onAbort, { once: true });
       this.pending.set(id, (r) => {
         signal?.removeEventListener('abort', onAbort);
         if (r.ok) resolve(r.implicitDirs);
         else reject(new KimgError(r.code, r.message, r.details));
       });
-      w.postMessage({ op: 'extract', id, ...job } satisfies ExtractJob);
+      c.send({ op: 'extract', id, ...job } satisfies ExtractJob);
     });
   }
 
-  private start(): Worker {
-    if (this.worker !== undefined) return this.worker;
-    // Layer bytes live in Buffers outside the isolate's heap: small heap limits keep the thread small.
-    const w = new Worker(WORKER_URL, {
-      resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 64 },
+  private start(): ChildProcess {
+    if (this.child !== undefined) return this.child;
+    // A small young generation: layer bytes live in Buffers outside the heap (as `kimg` itself runs).
+    const c = fork(HELPER, [], {
+      execArgv: ['--max-semi-space-size=2'],
+      serialization: 'advanced',
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     });
-    w.unref();
+    c.unref();
     const failAll = (message: string): void => {
-      if (this.worker === w) this.worker = undefined;
+      if (this.child === c) this.child = undefined;
       for (const [id, settle] of this.pending)
         settle({
           id,
           ok: false,
           code: 'STORE_IO',
-          message: `layer extraction thread: ${message}`,
+          message: `layer extraction helper: ${message}`,
           details: {},
         });
       this.pending.clear();
     };
-    w.on('message', (r: ExtractReply) => {
+    c.on('message', (r: ExtractReply) => {
       const settle = this.pending.get(r.id);
       this.pending.delete(r.id);
       settle?.(r);
-      if (this.pending.size === 0) {
-        this.idle = setTimeout(() => {
-          if (this.pending.size === 0 && this.worker === w) {
-            this.worker = undefined;
-            void w.terminate();
-          }
-        }, WORKER_IDLE_MS);
-        this.idle.unref();
-      }
+      if (this.pending.size > 0) return;
+      c.channel?.unref();
+      this.idle = setTimeout(() => {
+        if (this.pending.size === 0 && this.child === c) {
+          this.child = undefined;
+          c.disconnect();
+        }
+      }, HELPER_IDLE_MS);
+      this.idle.unref();
     });
-    w.on('error', (e) => failAll(e.message));
-    w.on('exit', (code) => failAll(`exited (${code})`));
-    this.worker = w;
-    return w;
+    c.on('error', (e) => failAll(e.message));
+    c.on('exit', (code, sig) => failAll(`exited (${sig ?? code})`));
+    this.child = c;
+    return c;
   }
 }
 
@@ -143,7 +149,7 @@ export class LocalApply {
   private running = 0;
   /** Extractions waiting for a slot, by layer index: the lowest goes first (its apply is next in line). */
   private readonly waiting: { index: number; go: () => void }[] = [];
-  private readonly thread: ExtractThread | undefined;
+  private readonly helper: ExtractHelper | undefined;
 
   /** @internal use {@link openLocalApply}. */
   constructor(
@@ -152,9 +158,9 @@ export class LocalApply {
     private readonly direct: DirectContent,
     private readonly hasher: HasherFactory,
     private readonly concurrency = DEFAULT_LOCAL_APPLY_CONCURRENCY,
-    thread: LocalApplyThread = 'worker',
+    runner: LocalApplyRunner = 'process',
   ) {
-    this.thread = thread === 'worker' ? new ExtractThread() : undefined;
+    this.helper = runner === 'process' ? new ExtractHelper() : undefined;
   }
 
   get staging(): string {
@@ -183,8 +189,8 @@ export class LocalApply {
       const mode = index === 0 ? 'rootfs' : 'overlay';
       const desc = { mediaType: layer.mediaType, digest: layer.digest, size: layer.size };
       const implicitDirs =
-        this.thread !== undefined
-          ? await this.thread.run({ blobPath, layer: desc, diffId, dir: fs, mode, index }, signal)
+        this.helper !== undefined
+          ? await this.helper.run({ blobPath, layer: desc, diffId, dir: fs, mode, index }, signal)
           : (
               await extractLayerFile(blobPath, desc, diffId, fs, {
                 mode,
@@ -281,8 +287,8 @@ export class LocalApply {
 export interface LocalApplyOptions {
   /** Layers extracted at once (default 2). */
   concurrency?: number | undefined;
-  /** Where layers are extracted (default `worker`). */
-  thread?: LocalApplyThread | undefined;
+  /** Where layers are extracted (default `process`). */
+  runner?: LocalApplyRunner | undefined;
 }
 
 const opened = new WeakMap<ContainerdClient, Promise<LocalApply | LocalApplyState>>();
@@ -342,7 +348,7 @@ async function probe(
     .removeStaleIngests(DIRECT_INGEST_MAX_AGE_MS)
     .catch(() => [])
     .finally(() => void sweeper.close());
-  return new LocalApply(root, direct, hasher, options.concurrency, options.thread);
+  return new LocalApply(root, direct, hasher, options.concurrency, options.runner);
 }
 
 /** The probe's answer as a state. */

@@ -79,6 +79,8 @@ export class LayerUnpacker {
   private presentAtStart: Promise<boolean[]> | undefined;
   private readonly staging: (Staging | undefined)[] = [];
   private abandoned = false;
+  /** Aborted by `abandon`: extractions stop, and those whose blob never came are not started. */
+  private readonly stop = new AbortController();
   /** Layers written into the snapshotter (the others were present). */
   applied = 0;
   /** Of {@link applied}, those kimg extracted itself (local apply); the rest went through Diff.Apply. */
@@ -137,10 +139,16 @@ export class LayerUnpacker {
   ): Staging | undefined {
     const { local } = this.o;
     if (local === undefined) return undefined;
-    const staged = ready.then(([, present]) =>
-      present[i] === true || this.abandoned
+    // Given up (`abandon`) before its blob is committed: nothing to extract.
+    const stopped = new Promise<undefined>((r) =>
+      this.stop.signal.addEventListener('abort', () => r(undefined), { once: true }),
+    );
+    const signal =
+      this.o.signal !== undefined ? AbortSignal.any([this.o.signal, this.stop.signal]) : this.stop.signal;
+    const staged = Promise.race([ready, stopped]).then((r) =>
+      r === undefined || r[1][i] === true || this.abandoned
         ? undefined
-        : local.extract(layer, this.o.diffIds[i]!, i, this.o.signal),
+        : local.extract(layer, this.o.diffIds[i]!, i, signal),
     );
     // Awaited by the ordered step (or `abandon`); a failure meanwhile is not unhandled.
     staged.catch(() => undefined);
@@ -155,11 +163,13 @@ export class LayerUnpacker {
 
   /**
    * The pull ends without records (failed or cancelled): layers not yet being placed are not unpacked,
-   * and their staging directories are removed once their extraction settles (resolves then). What was committed stays
+   * their extractions are cancelled (or never start, when their blob never came), and their staging
+   * directories are removed; resolves then. What was committed stays
    * with the lease, as after any failed pull.
    */
   async abandon(): Promise<void> {
     this.abandoned = true;
+    this.stop.abort();
     const mine = this.staging.filter((s): s is Staging => s !== undefined && !s.claimed);
     for (const s of mine) s.claimed = true;
     await Promise.all(mine.map((s) => this.discard(s)));

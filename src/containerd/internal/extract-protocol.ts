@@ -1,4 +1,4 @@
-/** Messages between local apply and its extraction thread (`extract-worker.ts`). */
+/** Messages between local apply and its extraction helper process (`extract-worker.ts`). */
 import type { KimgErrorCode } from '../../errors/index.js';
 
 /**

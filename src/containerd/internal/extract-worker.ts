@@ -1,19 +1,18 @@
 /**
- * The thread local apply extracts layers on (src/containerd `local-apply.ts`): src/unpack's applier
- * makes synchronous file-system calls and hashes every byte, which on the main thread would hold up
- * the pull's fetch and its calls to containerd. Jobs run concurrently here (the caller bounds them);
- * a failure comes back as the KimgError's code, message and details.
+ * The helper process local apply extracts layers in (src/containerd `local-apply.ts`): src/unpack's
+ * applier makes synchronous file-system calls and hashes every byte; here that runs on its own core
+ * and heap, as containerd's own apply runs in containerd's process, instead of holding up kimg's fetch
+ * and its calls to containerd. Jobs come over the IPC channel and run concurrently (the caller bounds
+ * them); a failure comes back as the KimgError's code, message and details. The helper exits when
+ * kimg disconnects (idle, or kimg exited).
  */
-import { parentPort } from 'node:worker_threads';
 import { isKimgError } from '../../errors/index.js';
 import { InlineHasherFactory } from '../../store/index.js';
 import { extractLayerFile, type ExtractLayerOptions } from '../../unpack/index.js';
 import { GUNZIP_CHUNK, type ExtractJob, type ExtractReply } from './extract-protocol.js';
 
 const hasher = new InlineHasherFactory();
-
 const running = new Map<number, AbortController>();
-const port = parentPort!;
 
 function failure(id: number, e: unknown): ExtractReply {
   if (isKimgError(e)) {
@@ -23,7 +22,12 @@ function failure(id: number, e: unknown): ExtractReply {
   return { id, ok: false, code: 'STORE_IO', message: (e as Error)?.message ?? String(e), details: {} };
 }
 
-port.on('message', (m: ExtractJob | { op: 'cancel'; id: number }) => {
+process.on('disconnect', () => {
+  for (const ac of running.values()) ac.abort();
+  process.exit(0);
+});
+
+process.on('message', (m: ExtractJob | { op: 'cancel'; id: number }) => {
   if (m.op === 'cancel') {
     running.get(m.id)?.abort();
     return;
@@ -46,7 +50,7 @@ port.on('message', (m: ExtractJob | { op: 'cancel'; id: number }) => {
     .then(
       (reply) => {
         running.delete(m.id);
-        port.postMessage(reply);
+        process.send?.(reply);
       },
       () => undefined,
     );
