@@ -404,8 +404,9 @@ describe('SIGKILL of a kimg pull into containerd', () => {
     const dir = join(ctrd.root, 'io.containerd.snapshotter.v1.overlayfs', 'kimg-staging');
     const out: number[] = [];
     for (const name of await readdir(dir).catch(() => [])) {
-      for (const f of await readdir(join(dir, name, 'fs')).catch(() => [])) {
-        const st = await stat(join(dir, name, 'fs', f)).catch(() => undefined);
+      const fs = join(dir, name, 'fs');
+      for (const f of await readdir(fs, { recursive: true }).catch(() => [])) {
+        const st = await stat(join(fs, f)).catch(() => undefined);
         if (st?.isFile() === true) out.push(st.size);
       }
     }
