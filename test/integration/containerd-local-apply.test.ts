@@ -155,7 +155,7 @@ describe('local apply into containerd’s overlayfs snapshotter', () => {
   const clients: ContainerdClient[] = [];
 
   before(async () => {
-    for (const b of ['containerd', 'ctr', 'skopeo', 'docker-registry', 'zstd', 'perl']) requireBinary(b);
+    for (const b of ['containerd', 'ctr', 'skopeo', 'docker-registry', 'zstd']) requireBinary(b);
     work = await makeTempDir('ctrd-local-');
     const r = startRegistry({ mode: 'plain' });
     img = buildImage(join(work, 'layout'), { ...IMAGE, tag: 'diff' });
