@@ -10,8 +10,8 @@
  *
  * Runs are serial and interleaved (run i of each tool, then run i + 1), each from scratch (target
  * removed; containerd's image and snapshots removed, content kept). Figures are min / median / max wall
- * seconds, peak RSS and CPU (bench/lib/measure.ts). The target the issue sets — kimg ≤ 0.5 × umoci,
- * peak RSS ≤ 96 MiB — is printed next to the figures, never asserted.
+ * seconds, peak RSS and CPU (bench/lib/measure.ts). kimg's unpack targets (docs/design/unpack.md) —
+ * kimg ≤ 0.5 × umoci, peak RSS ≤ 96 MiB — are printed next to the figures, never asserted.
  *
  * Options: --runs N (3) · --image big-text|big|many|small (big-text: 8 × 128 MiB text-like layers,
  * 1 GiB uncompressed) · --keep-images DIR (reuse generated images) · --out FILE · --tools

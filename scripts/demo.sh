@@ -11,6 +11,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Node and npm are the one prerequisite the demo does not install: Debian 12's own nodejs package is
+# Node 18, older than the Node 20 kimg needs.
+node_major="$(node --version 2>/dev/null | sed -n 's/^v\([0-9]*\)\..*/\1/p')"
+if [ -z "$node_major" ] || [ "$node_major" -lt 20 ] || ! command -v npm >/dev/null 2>&1; then
+  echo "demo: kimg needs Node.js 20 or later with npm (found: $(node --version 2>/dev/null || echo 'no node'), $(npm --version 2>/dev/null || echo 'no npm'))." >&2
+  echo "demo: install them from https://nodejs.org/en/download (or NodeSource's Debian packages), then run: bash scripts/demo.sh" >&2
+  exit 1
+fi
+
 # shellcheck source=lib/components.sh
 source scripts/lib/components.sh
 kimg_install_components

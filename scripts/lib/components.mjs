@@ -40,6 +40,8 @@ export function missingComponents() {
   const pkgs = [...new Set(missing.map((c) => c.pkg))];
   return {
     missing,
-    install: pkgs.length ? `sudo apt-get install -y --no-install-recommends ${pkgs.join(' ')}` : '',
+    install: pkgs.length
+      ? `sudo apt-get update && sudo apt-get install -y --no-install-recommends ${pkgs.join(' ')}`
+      : '',
   };
 }

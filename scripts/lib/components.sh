@@ -17,7 +17,7 @@ kimg_install_components() {
   done <"$list"
   if [ "${#missing[@]}" -eq 0 ]; then return 0; fi
   if [ "$(id -u)" -ne 0 ]; then
-    echo "missing packages: ${missing[*]} — run as root, or: sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+    echo "missing packages: ${missing[*]} — run as root, or: sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
     return 1
   fi
   echo "installing ${missing[*]} ..."

@@ -18,6 +18,7 @@
  */
 export {
   pinImages,
+  countYamlDocuments,
   pinObjects,
   pinnedImage,
   findImageSlots,

@@ -20,6 +20,7 @@
  */
 import { isAlias, isScalar, parseAllDocuments, type Document, type Scalar } from 'yaml';
 import { KimgError, isKimgError, quote, toKimgError, type KimgErrorCode } from '../errors/index.js';
+import { MANIFEST_LIMITS } from '../credentials/index.js';
 import { CONTAINER_LISTS, POD_SPEC_PATHS } from '../manager/index.js';
 import { parseDockerRef, parseReference } from '../reference/index.js';
 
@@ -57,6 +58,12 @@ export interface PinOptions {
    * images costs at most `concurrency` requests past the first failure.
    */
   stopOnFirstError?: boolean;
+  /**
+   * Most YAML documents one text may hold (`pinImages`); counted before parsing, so a file of 100,000
+   * documents is refused for the cost of a scan. Default `MANIFEST_LIMITS.maxDocuments` (10,000), the
+   * bound every other manifest reader applies; callers reading several files pass what is left.
+   */
+  maxDocuments?: number;
 }
 
 /** Where a container image sits. */
@@ -342,7 +349,7 @@ function pointerPath(pointer: string): Array<string | number> {
  * @throws KimgError `CONFIG_INVALID` when the text is not valid YAML/JSON, naming the document.
  */
 export async function pinImages(text: string, options: PinOptions, file = '<input>'): Promise<PinTextResult> {
-  const docs = parseDocuments(text, file);
+  const docs = parseDocuments(text, file, options.maxDocuments ?? MANIFEST_LIMITS.maxDocuments);
   const objects = docs.map((d) => d.js);
   const slots = objects.flatMap((o, i) => findImageSlots(o, i));
   const { changes, errors } = await plan(slots, options);
@@ -373,7 +380,30 @@ export async function pinImages(text: string, options: PinOptions, file = '<inpu
   return { text: out, changes: kept, errors };
 }
 
-function parseDocuments(text: string, file: string): Array<{ doc: Document; js: unknown }> {
+/**
+ * An upper bound of the YAML documents in a text, without parsing: document markers at the start of a
+ * line, plus one (a JSON text is one YAML document). Used only against the document cap.
+ */
+export function countYamlDocuments(text: string): number {
+  let n = 1;
+  for (let i = text.indexOf('---'); i !== -1; i = text.indexOf('---', i + 3))
+    if (i === 0 || text.charCodeAt(i - 1) === 10) n++;
+  return n;
+}
+
+function parseDocuments(
+  text: string,
+  file: string,
+  maxDocuments: number,
+): Array<{ doc: Document; js: unknown }> {
+  const count = countYamlDocuments(text);
+  if (count > maxDocuments) {
+    throw new KimgError(
+      'CONFIG_INVALID',
+      `${quote(file)} holds ${count} documents, more than the ${Math.max(maxDocuments, 0)} this invocation still reads (at most ${MANIFEST_LIMITS.maxDocuments} in all): split the manifests`,
+      { file },
+    );
+  }
   let docs: Document[];
   try {
     const parsed = parseAllDocuments(text, { uniqueKeys: true, logLevel: 'error' });

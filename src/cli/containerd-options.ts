@@ -7,9 +7,7 @@
  */
 import type { Command } from 'commander';
 import { loadNodeConfig, type KimgSettings } from '../config/index.js';
-import type { ContainerdClient, ContainerdImageService } from '../containerd/index.js';
-import type { RegistryClient } from '../registry/index.js';
-import type { ImageServiceBackend } from '../runtime/index.js';
+import { imageServiceBackend, type BackendChoice, type ImageServiceBackend } from '../runtime/index.js';
 
 /** Options of a command that takes `--containerd`. */
 export interface ContainerdCliOptions {
@@ -40,79 +38,25 @@ export function addContainerdConfigOptions(cmd: Command): Command {
   );
 }
 
-/** The containerd setting of `--containerd` and `--config`'s `kimg.containerd`; undefined = kimg's store. */
-export async function containerdSettingOf(
+/**
+ * The backend of a store command: containerd's store when `--containerd` or `--config`'s
+ * `kimg.containerd` names it, else kimg's (the runtime's `imageServiceBackend` decides).
+ */
+export async function storeCommandBackend(
   opts: ContainerdConfigCliOptions,
-): Promise<ReturnType<typeof containerdSetting>> {
+  extra: Omit<BackendChoice, 'containerd' | 'criEndpoint'> = {},
+): Promise<ImageServiceBackend> {
   const config =
     opts.config !== undefined && opts.config !== '' ? await loadNodeConfig(opts.config) : undefined;
-  return containerdSetting(opts.containerd, config?.kimg);
+  return imageServiceBackend(config?.kimg, { ...extra, containerd: opts.containerd });
 }
 
-/** `--containerd` and `kimg.containerd`: where containerd is and how kimg writes into it. */
-export type ContainerdSetting = NonNullable<KimgSettings['containerd']>;
-
-/** The containerd setting in effect: the flag, else the configuration's; undefined = kimg's store. */
-export function containerdSetting(
-  flag: string | undefined,
-  settings?: Pick<KimgSettings, 'containerd'>,
-): ContainerdSetting | undefined {
-  const fromFile = settings?.containerd;
-  if (flag !== undefined && flag !== '') return { ...fromFile, address: flag };
-  return fromFile;
-}
-
-/** The runtime backend for `--containerd` / `kimg.containerd`, or undefined. */
+/** The runtime backend for `--containerd` / `kimg.containerd`, or undefined (kimg's store). */
 export function containerdBackend(
   flag: string | undefined,
   settings: Pick<KimgSettings, 'containerd'> | undefined,
-  extra: { platform?: string | undefined; concurrency?: number | undefined } = {},
+  extra: Omit<BackendChoice, 'containerd' | 'criEndpoint'> = {},
 ): Extract<ImageServiceBackend, { kind: 'containerd' }> | undefined {
-  const s = containerdSetting(flag, settings);
-  if (s === undefined) return undefined;
-  return {
-    kind: 'containerd',
-    address: s.address,
-    ...(s.namespace !== undefined ? { namespace: s.namespace } : {}),
-    ...(s.snapshotter !== undefined ? { snapshotter: s.snapshotter } : {}),
-    ...(s.directWrite !== undefined ? { directWrite: s.directWrite } : {}),
-    ...(s.localApply !== undefined ? { localApply: s.localApply } : {}),
-    ...(extra.platform !== undefined ? { platform: extra.platform } : {}),
-    ...(extra.concurrency !== undefined ? { concurrency: extra.concurrency } : {}),
-  };
-}
-
-/** Opens a client (and the image service over it) for the setting, runs `fn`, closes the client. */
-export async function withContainerd<T>(
-  setting: ContainerdSetting,
-  registry: RegistryClient | undefined,
-  fn: (service: ContainerdImageService, client: ContainerdClient) => Promise<T>,
-  extra: {
-    platform?: string | undefined;
-    concurrency?: number | undefined;
-    defaultRegistry?: string | undefined;
-  } = {},
-): Promise<T> {
-  // Loaded here, not with the command: gRPC and the protos cost a store command ~150 ms of start-up.
-  const { ContainerdClient, ContainerdImageService } = await import('../containerd/index.js');
-  const client = new ContainerdClient({
-    address: setting.address,
-    ...(setting.namespace !== undefined ? { namespace: setting.namespace } : {}),
-  });
-  try {
-    const service = new ContainerdImageService({
-      client,
-      // Listing and removing never reach a registry.
-      registry,
-      snapshotter: setting.snapshotter,
-      directWrite: setting.directWrite,
-      localApply: setting.localApply,
-      platform: extra.platform,
-      concurrency: extra.concurrency,
-      defaultRegistry: extra.defaultRegistry,
-    });
-    return await fn(service, client);
-  } finally {
-    client.close();
-  }
+  const b = imageServiceBackend(settings, { ...extra, containerd: flag });
+  return b.kind === 'containerd' ? b : undefined;
 }

@@ -10,6 +10,20 @@
 import type { CliContext } from './context.js';
 import { kimgVersion } from './version.js';
 
+/**
+ * A reader that goes away (`kimg --help | head -1`, `kimg images | less` quit early) turns the next write
+ * into EPIPE, which Node raises as an unhandled 'error' event with a stack trace. C and Go programs die
+ * quietly of SIGPIPE there; kimg ends the same way, with the status a shell reports for that signal
+ * (128 + 13). A pull cut short this way leaves the store as a kill would: consistent, its ingest resumable.
+ */
+const SIGPIPE_STATUS = 141;
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(SIGPIPE_STATUS);
+    throw e;
+  });
+}
+
 const ctx: CliContext = {
   stdin: process.stdin,
   stdout: process.stdout,

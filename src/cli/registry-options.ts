@@ -64,6 +64,16 @@ export function addRegistryOptions(cmd: Command): Command {
 }
 
 /**
+ * Hides `--creds` and `--creds-host` from a command's help: for the commands that take credentials the
+ * way the kubelet does (pull Secrets, docker configs) and refuse the flags with a USAGE error saying so.
+ * The flags stay parsed, so the refusal names the right place instead of commander's "unknown option".
+ */
+export function hideCredsOptions(cmd: Command): Command {
+  for (const o of cmd.options) if (o.long === '--creds' || o.long === '--creds-host') o.hideHelp();
+  return cmd;
+}
+
+/**
  * Adds how registries are reached — `--plain-http`, `--ca-file`, `--hosts-dir`, `--stall-timeout` —
  * without credential options (for `kimg serve`, whose credentials come with each CRI PullImage).
  */

@@ -5,7 +5,10 @@
  * `$XDG_DATA_HOME/kimg`.
  */
 import type { Command } from 'commander';
+import type { RegistryClient } from '../registry/index.js';
+import { openImageBackend, type BackendChoice, type ImageBackend } from '../runtime/index.js';
 import { openStore, type OpenStoreOptions, type Store } from '../store/index.js';
+import { storeCommandBackend, type ContainerdConfigCliOptions } from './containerd-options.js';
 import type { CliContext } from './context.js';
 
 /** Options every store command accepts. */
@@ -37,5 +40,33 @@ export async function withStore<T>(
     return await fn(store);
   } finally {
     await store.close();
+  }
+}
+
+/**
+ * Opens the image backend of a store command (kimg's store under `--root`, or containerd's with
+ * `--containerd` / `--config`'s `kimg.containerd`: the runtime's backend factory), runs `fn`, and
+ * always closes it. `registry` is for pulls.
+ */
+export async function withImageBackend<T>(
+  opts: StoreCliOptions & ContainerdConfigCliOptions,
+  ctx: CliContext,
+  fn: (backend: ImageBackend) => Promise<T>,
+  open: Omit<BackendChoice, 'containerd' | 'criEndpoint'> & {
+    registry?: RegistryClient;
+    defaultRegistry?: string | undefined;
+  } = {},
+): Promise<T> {
+  const { registry, defaultRegistry, ...choice } = open;
+  const backend = await openImageBackend(await storeCommandBackend(opts, choice), {
+    env: ctx.env,
+    ...(opts.root !== undefined ? { root: opts.root } : {}),
+    ...(registry !== undefined ? { registry } : {}),
+    ...(defaultRegistry !== undefined ? { defaultRegistry } : {}),
+  });
+  try {
+    return await fn(backend);
+  } finally {
+    await backend.close();
   }
 }

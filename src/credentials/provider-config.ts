@@ -25,6 +25,7 @@ import { KimgError, quote } from '../errors/index.js';
 import { parseKubeYamlDocuments } from './internal/kube-yaml.js';
 import { formatGoDuration, parseGoDuration } from './internal/go-duration.js';
 import { goParseUrl } from './internal/go-url.js';
+import { goQuote } from '../gotext/index.js';
 
 /** The config file's own API group and versions. */
 export const CREDENTIAL_PROVIDER_CONFIG_VERSIONS = [
@@ -283,7 +284,8 @@ export interface CredentialProviderConfigOptions {
   serviceAccountTokenForCredentialProviders?: boolean;
 }
 
-const goq = (s: string): string => quote(s, 10_000);
+/** Go's `%q` of a value in a field error (capped: a configuration file can hold anything). */
+const goq = (s: string): string => goQuote(s.length > 10_000 ? s.slice(0, 10_000) + '…' : s);
 
 /**
  * kubelet's `validateCredentialProviderConfig`: every field error, in kubelet's order and wording.

@@ -97,7 +97,10 @@ export const ERROR_CODES = {
     module: 'registry',
     summary: 'A manifest or descriptor has a media type kimg does not handle; names the type.',
   },
-  MANIFEST_TOO_LARGE: { module: 'registry', summary: 'A manifest exceeds the 4 MiB cap.' },
+  MANIFEST_TOO_LARGE: {
+    module: 'registry',
+    summary: "A manifest or index exceeds the 4,393,216-byte cap (containerd's 4*1048*1048).",
+  },
   MANIFEST_INVALID: {
     module: 'registry',
     summary: 'A manifest or index is not valid JSON of the expected shape.',

@@ -132,10 +132,20 @@ export function toKimgError(e: unknown, context?: string): KimgErrorLike {
   return new KimgError('INTERNAL', `${context ? context + ': ' : ''}unexpected error: ${msg}`, { cause: e });
 }
 
-/** Quote an input for a message the way Go's %q would (double quotes, escapes), capped in length. */
+const JSON_KEPT_CONTROLS = /[\u007f-\u009f]/g;
+
+/**
+ * Quote an input for a message the way Go's %q would (double quotes, escapes), capped in length.
+ * `JSON.stringify` escapes C0 controls only; DEL and the C1 controls (U+0080–U+009F, which some
+ * terminals read as CSI and OSC) are escaped too, as %q does, so a quoted value is inert text wherever
+ * the message goes.
+ */
 export function quote(input: string, max = 200): string {
   const s = input.length > max ? input.slice(0, max) + '…' : input;
-  return JSON.stringify(s);
+  return JSON.stringify(s).replace(
+    JSON_KEPT_CONTROLS,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 /**
@@ -151,5 +161,6 @@ export function quoteValue(v: unknown, max = 200): string {
     s = undefined;
   }
   if (s === undefined) return `<${typeof v}>`;
+  s = s.replace(JSON_KEPT_CONTROLS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   return s.length > max ? s.slice(0, max) + '…' : s;
 }

@@ -9,8 +9,10 @@
  * 3. else `~/.kube/config` when it exists;
  * 4. else, when none of those yields a cluster and the process runs in a pod
  *    (`KUBERNETES_SERVICE_HOST` and `KUBERNETES_SERVICE_PORT` set, the service account token file
- *    present), the in-cluster configuration: the token file (re-read on every request, so a rotated
- *    projected token is picked up), its CA and namespace files.
+ *    present), the in-cluster configuration: the token file, its CA and namespace files. The client
+ *    library's token-file authenticator re-reads the token when its copy is over 60 s old (client-go
+ *    re-reads it every minute too), so a projected token the kubelet rotated (at 80% of its
+ *    lifetime, an hour by default) is picked up long before the old one expires.
  *
  * `--context` selects a context of the merged file; the namespace is the context's, else (in a
  * cluster) the service account's namespace file, else `default`. The client library

@@ -23,6 +23,7 @@ import {
   type ImageInfo,
   type ImageService,
 } from '../manager/index.js';
+import { quote } from '../errors/index.js';
 import { tryParseReference } from '../reference/index.js';
 import type { KubeJson } from './client.js';
 import { nodeImagePresence, type PodContext } from './lookup.js';
@@ -162,6 +163,27 @@ function namesOf(list: unknown): string[] {
     .filter((n): n is string => typeof n === 'string' && n !== '');
 }
 
+/**
+ * Adds why a provider with `tokenAttributes` was skipped to the lookup's problems (the chain lists
+ * only failed providers): without a token source (`--token-request`), a required ServiceAccount
+ * annotation or a ServiceAccount at all, the answer would otherwise not say why the provider the
+ * node configures gave nothing.
+ */
+function withTokenModeSkips(lookup: PullCredentialLookup): PullCredentialLookup {
+  const skips: PullCredentialLookup['problems'] = [];
+  for (const r of lookup.pluginResults) {
+    if (r.serviceAccountToken === undefined || r.skipped === undefined || r.failed === true) continue;
+    const plugin = r.source.plugin ?? '';
+    skips.push({
+      source: 'plugin',
+      plugin,
+      code: 'CREDENTIAL_PROVIDER_FAILED',
+      message: `credential provider plugin ${quote(plugin)} (service-account token mode, audience ${quote(r.serviceAccountToken.audience)}) skipped: ${r.skipped}`,
+    });
+  }
+  return skips.length === 0 ? lookup : { ...lookup, problems: [...lookup.problems, ...skips] };
+}
+
 /** Explains every container of a Pod read from the API server (see the module comment). */
 export async function explainClusterPod(
   ctx: PodContext,
@@ -196,7 +218,7 @@ export async function explainClusterPod(
       await explainImage(t, {
         ...options.deps,
         imageService,
-        credentials: (image) => options.lookup(image, podCtx),
+        credentials: async (image) => withTokenModeSkips(await options.lookup(image, podCtx)),
       }),
     );
   }

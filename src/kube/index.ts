@@ -11,6 +11,7 @@
  *   namespace only); `fetchPodPullSecrets` for one-shot reads;
  * - `TokenRequestSource`: service-account tokens for credential provider plugins with
  *   `tokenAttributes`, from the TokenRequest API, bound to the pod and cached;
+ *   `tokenRequestCredentials`: that source plus the pods' ServiceAccounts, for one-shot callers;
  * - `KubeEventRecorder`: `events.k8s.io/v1` Events with series aggregation;
  * - `readPodContext`, `readDeploymentContext`, `listStuckContainers`, `nodeImagePresence`: the reads
  *   behind `kimg explain pod/NAME`.
@@ -38,8 +39,11 @@ export {
 export {
   TokenRequestSource,
   TOKEN_REQUEST_EXPIRATION_SECONDS,
+  tokenRequestCredentials,
+  serviceAccountInfo,
   type TokenRequester,
   type TokenRequestSourceOptions,
+  type TokenRequestCredentialsOptions,
 } from './token-request.js';
 export { toKubeError, kubeStatusError, parseStatus, type KubeStatus, type KubeRequest } from './errors.js';
 export { KubeInformer, objectKey, type InformerHandlers, type InformerOptions } from './informer.js';

@@ -1,9 +1,10 @@
 /**
  * The API reads behind `kimg explain pod/NAME`, `deployment/NAME` and `pods -n NS`: the Pod (or a
- * Deployment's pod template), the Secrets it and its ServiceAccount reference (only those, one GET
- * each, as the kubelet), the Node it is bound to, and `Node.status.images` — the kubelet's report of
- * what the node's runtime holds (at most `nodeStatusMaxImages`, 50 by default, largest first), the
- * presence source when kimg does not run on that node.
+ * Deployment's pod template), the Secrets it references — or, when it lists none, its
+ * ServiceAccount and the Secrets that lists (only those, one GET each, as the kubelet) — the Node it
+ * is bound to, and `Node.status.images`: the kubelet's report of what the node's runtime holds (at
+ * most `nodeStatusMaxImages`, 50 by default, largest first), the presence source when kimg does not
+ * run on that node.
  */
 import { KimgError, quote, type KimgErrorLike } from '../errors/index.js';
 import type { PodPullSecrets } from '../credentials/index.js';
@@ -17,6 +18,7 @@ export interface PodContext {
   /** `pod` (the Pod object) or `deployment` (its template: no node, no statuses). */
   origin: 'pod' | 'deployment';
   secrets: PodPullSecrets;
+  /** The pod's ServiceAccount, read only when the pod lists no pull Secrets. */
   serviceAccount?: KubeJson;
   /** The Node named by `spec.nodeName`, when bound and readable. */
   node?: KubeJson;
@@ -53,7 +55,7 @@ export function nodeImagePresence(node: KubeJson, candidates: readonly string[])
 }
 
 /**
- * Reads a Pod, its pull Secrets and ServiceAccount, and its Node.
+ * Reads a Pod, its pull Secrets (and its ServiceAccount when the pod lists none), and its Node.
  *
  * @throws KimgError `KUBE_NOT_FOUND` (no such pod), `KUBE_FORBIDDEN` naming verb and resource,
  * `KUBE_UNAVAILABLE`. A Node that cannot be read is `nodeProblem`, not an error.

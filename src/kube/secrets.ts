@@ -108,11 +108,14 @@ function apiProblems(problems: PullSecretProblem[]): PullSecretProblem[] {
 
 /**
  * A pod's pull Secrets read with one GET per object, no cache (for `kimg explain`: one-shot, and the
- * caller's identity only needs `get`). Secrets that do not exist or may not be read are problems,
- * as the kubelet skips them; other failures throw.
+ * caller's identity only needs `get`). The ServiceAccount is read only when the pod lists no Secrets
+ * (its list is then the one used; a pod that lists Secrets never uses its ServiceAccount's, so
+ * reading it would only demand a `get serviceaccounts` grant for nothing). Secrets and a
+ * ServiceAccount that do not exist are problems, as the kubelet skips them; other failures throw.
  *
  * @throws KimgError `KUBE_FORBIDDEN` (naming the verb and resource) when RBAC denies reading a
- * referenced Secret or ServiceAccount, `KUBE_UNAVAILABLE`, `SECRET_INVALID`.
+ * referenced Secret, or the ServiceAccount of a pod that lists none, `KUBE_UNAVAILABLE`,
+ * `SECRET_INVALID`.
  */
 export async function fetchPodPullSecrets(
   client: KubeClient,
@@ -122,13 +125,15 @@ export async function fetchPodPullSecrets(
   const objects: KubeObject[] = [];
   let names = refs.secrets;
   let serviceAccount: KubeJson | undefined;
-  try {
-    serviceAccount = await client.getServiceAccount(refs.namespace, refs.serviceAccount);
-    objects.push(asKubeObject(serviceAccount, 'ServiceAccount'));
-  } catch (e) {
-    if (!(e instanceof KimgError && e.code === 'KUBE_NOT_FOUND')) throw e;
+  if (names.length === 0) {
+    try {
+      serviceAccount = await client.getServiceAccount(refs.namespace, refs.serviceAccount);
+      objects.push(asKubeObject(serviceAccount, 'ServiceAccount'));
+    } catch (e) {
+      if (!(e instanceof KimgError && e.code === 'KUBE_NOT_FOUND')) throw e;
+    }
+    if (serviceAccount !== undefined) names = namesOf(serviceAccount.imagePullSecrets);
   }
-  if (names.length === 0 && serviceAccount !== undefined) names = namesOf(serviceAccount.imagePullSecrets);
   for (const name of names) {
     try {
       objects.push(asKubeObject(await client.getSecret(refs.namespace, name), 'Secret'));

@@ -11,8 +11,8 @@
  */
 import type { Clock } from '../clock/index.js';
 import { systemClock } from '../clock/index.js';
-import type { ServiceAccountTokenRequest, TokenSource } from '../credentials/index.js';
-import type { KubeClient, ServiceAccountToken, ServiceAccountTokenOptions } from './client.js';
+import type { ServiceAccountInfo, ServiceAccountTokenRequest, TokenSource } from '../credentials/index.js';
+import type { KubeClient, KubeJson, ServiceAccountToken, ServiceAccountTokenOptions } from './client.js';
 
 /** The lifetime asked for: the TokenRequest API's default (one hour). */
 export const TOKEN_REQUEST_EXPIRATION_SECONDS = 3600;
@@ -97,4 +97,65 @@ export function refreshAt(answer: ServiceAccountToken, asked: number): number {
     answer.expirationSeconds !== undefined ? answer.expiresAt - answer.expirationSeconds * 1000 : asked;
   const lifetime = Math.max(0, answer.expiresAt - issued);
   return issued + Math.min(lifetime * REFRESH_SHARE, MAX_AGE_MS);
+}
+
+/** What token-mode providers read of a ServiceAccount: its uid and annotations. */
+export function serviceAccountInfo(sa: KubeJson): ServiceAccountInfo {
+  const annotations = sa.metadata?.annotations;
+  return {
+    uid: sa.metadata?.uid ?? '',
+    annotations:
+      typeof annotations === 'object' && annotations !== null ? (annotations as Record<string, string>) : {},
+  };
+}
+
+/** Options of {@link tokenRequestCredentials}. */
+export interface TokenRequestCredentialsOptions {
+  /** ServiceAccounts already read (a pod's, read for its pull Secrets): not read again. */
+  known?: readonly (KubeJson | undefined)[];
+  /** Default the system clock. */
+  clock?: Clock;
+}
+
+/**
+ * The two things credential provider plugins with `tokenAttributes` need, from the API server, for a
+ * one-shot caller (`kimg explain pod/NAME --token-request`): tokens from the TokenRequest API (bound
+ * to the pod, for the provider's audience, cached per call as {@link TokenRequestSource} does) and the
+ * pod's ServiceAccount (its uid and the annotations the provider asks for), read with one `get` per
+ * ServiceAccount unless already `known`. The node agent gets the same tokens from the same source and
+ * its ServiceAccounts from its watches instead.
+ *
+ * The caller's identity needs `create` on `serviceaccounts/token` (and `get` on `serviceaccounts`);
+ * a denial makes the provider skip, saying so. Minting a token is a write a reader may not expect,
+ * which is why the face asks for it explicitly.
+ */
+export function tokenRequestCredentials(
+  client: Pick<KubeClient, 'createServiceAccountToken' | 'getServiceAccount'>,
+  options: TokenRequestCredentialsOptions = {},
+): {
+  tokenSource: TokenRequestSource;
+  getServiceAccount: (namespace: string, name: string) => Promise<ServiceAccountInfo>;
+} {
+  const read = new Map<string, Promise<KubeJson>>();
+  for (const sa of options.known ?? []) {
+    if (sa === undefined) continue;
+    read.set(`${sa.metadata?.namespace ?? 'default'}/${sa.metadata?.name ?? ''}`, Promise.resolve(sa));
+  }
+  return {
+    tokenSource: new TokenRequestSource({
+      client,
+      ...(options.clock !== undefined ? { clock: options.clock } : {}),
+    }),
+    getServiceAccount: async (namespace, name) => {
+      const key = `${namespace}/${name}`;
+      let sa = read.get(key);
+      if (sa === undefined) {
+        sa = client.getServiceAccount(namespace, name);
+        read.set(key, sa);
+        // A failed read is not kept: the next lookup asks again.
+        sa.catch(() => read.delete(key));
+      }
+      return serviceAccountInfo(await sa);
+    },
+  };
 }

@@ -9,8 +9,8 @@
  *   `credentials(host)` option, or per call (`auth`), so a caller can try several in turn.
  * - Manifests: `resolve` (HEAD, GET fallback) and `getManifest` (GET, `Accept` with the four types
  *   kimg understands, `Content-Type` checked, bytes verified against the requested digest and
- *   `Docker-Content-Digest`, 4 MiB-ish cap as containerd); `getImageManifest` selects an index entry
- *   by platform.
+ *   `Docker-Content-Digest`, the 4,393,216-byte cap of containerd); `getImageManifest` selects an
+ *   index entry by platform.
  * - Blobs: `openBlob` streams with verification (or raw, bounded, from an offset), resumes broken
  *   downloads with `Range`, follows redirects and drops `Authorization` when the origin changes.
  * - Push: `pushBlob` (existence check, cross-repo mount, POST + PUT or PATCH chunks + PUT),

@@ -31,7 +31,8 @@ import {
 import { PullProgressHub, type ImagePullEvent } from '../pull/index.js';
 import { RegistryClient } from '../registry/index.js';
 import { openStore, type Store } from '../store/index.js';
-import { backendUsage, localService, openImageBackend, type OpenedBackend } from './internal/backend.js';
+import { openImageBackend, type ImageBackend } from './backend.js';
+import { backendUsage, localImageService } from './internal/local.js';
 import type {
   ImageServiceBackend,
   NodeRuntime,
@@ -142,22 +143,20 @@ export async function openNodeRuntime(
     if (o.registryClient === undefined) cleanups.push(() => registry.close());
     const backend: ImageServiceBackend = o.imageService ?? { kind: 'local' };
     const progress = o.progress ?? new PullProgressHub();
-    const localCtx = {
+    const backendOptions = {
       store,
       registry,
       defaultRegistry: o.defaultRegistry ?? config.kimg.defaultRegistry,
-      overrides: {
-        ...(o.onPulled !== undefined ? { onPulled: o.onPulled } : {}),
-        onProgress: (spec: ImageSpec, ev: ImagePullEvent) => {
-          progress.event(spec.image, ev);
-          o.onProgress?.(spec, ev);
-        },
+      ...(o.onPulled !== undefined ? { onPulled: o.onPulled } : {}),
+      onProgress: (spec: ImageSpec, ev: ImagePullEvent) => {
+        progress.event(spec.image, ev);
+        o.onProgress?.(spec, ev);
       },
     };
-    const opened = openImageBackend(backend, localCtx);
+    const opened = await openImageBackend(backend, { ...backendOptions, imageService: true });
     cleanups.push(() => opened.close());
     const wrap = (s: ImageService): ImageService => (o.wrapImageService ? o.wrapImageService(s) : s);
-    const imageService = wrap(opened.service);
+    const imageService = wrap(opened.imageService!);
     const credentials = await PodCredentials.open(credentialOptions(config, o));
     const { verifier, report } = await openVerifier(config, store, imageService, o);
     const backoff = new PullBackoff({
@@ -209,7 +208,7 @@ export async function openNodeRuntime(
         if (backend.kind !== 'local') {
           o.onNotice?.(`a CRI image service pulls for its own platform: ${platform} is ignored`);
           m = manager;
-        } else m = makeManager(wrap(localService(backend, localCtx, platform)));
+        } else m = makeManager(wrap(localImageService(backend, backendOptions, platform)));
         platformManagers.set(platform, m);
         return m;
       },
@@ -232,7 +231,7 @@ function openImageGC(
   config: NodeConfig,
   store: Store,
   usage: FsUsageSource,
-  opened: OpenedBackend,
+  opened: ImageBackend,
   service: ImageService,
   policy: NonNullable<NodeRuntimeOverrides['gc']>['policy'] & object,
   o: NodeRuntimeOverrides,

@@ -6,11 +6,15 @@
  * `info`, Ingester = `writer`, IngestManager = `ingestStatus`/`listIngests`/`abortIngest`, Manager =
  * `walk`/`delete`) and the local implementation `plugins/content/local/{store,writer}.go`:
  *
- * - Ingest: `<ingestRoot>/<sha256(ref)>/{data,ref,expected,startedat,updatedat,total,lock}`, outside
- *   `blobs/`, so an in-progress download is never visible as a blob.
+ * - Ingest: `<ingestRoot>/<sha256(ref)>/{data,meta,lock}`, outside `blobs/`, so an in-progress
+ *   download is never visible as a blob. containerd keeps `ref`, `expected`, `total`, `startedat` and
+ *   `updatedat` as five files; kimg writes them as one JSON file, `meta` (five file writes per blob
+ *   were a third of a small blob's file operations), and takes the update time from `data`'s mtime.
+ *   Ingests an earlier kimg left in the five-file form are still read.
  * - Commit: fsync `data` → check size and digest (`SIZE_MISMATCH` / `DIGEST_MISMATCH` with expected
  *   and actual) → chmod read-only → rename into `blobs/<alg>/<hex>` → fsync that directory → remove the
- *   ingest. A blob that already exists is success (`alreadyExisted`).
+ *   ingest. A blob that already exists is success (`alreadyExisted`). kimg's own store defers the
+ *   directory fsync to `syncBlobs`, once per image record for all its blobs (`deferBlobDirSync`).
  * - Resume: re-opening a writer for the same ref continues from the bytes already in `data` (they are
  *   re-hashed first, like containerd's `resumeHash`), so a pull can continue with a `Range` request.
  * - Locks: one writer per ref, in process and across processes (`lock` file with holder, PID and
@@ -27,7 +31,9 @@ import { KimgError, isKimgError, quote } from '../errors/index.js';
 import { MAX_MANIFEST_BYTES } from '../oci/index.js';
 import { type DigestAlgorithm, DIGEST_ALGORITHMS, parseDigest } from './internal/digest.js';
 import {
+  DIR_MODE,
   ensureDir,
+  errnoCode,
   fsyncDir,
   fsyncDirShared,
   ioError,
@@ -127,7 +133,7 @@ export interface ContentStore extends PullContent {
   hasBlob(digest: string): Promise<boolean>;
   /** Streams a committed blob from `offset` (default 0); `BLOB_NOT_FOUND` when absent. */
   openRead(digest: string, options?: { offset?: number }): Promise<Readable>;
-  /** Reads a whole blob into memory, refusing blobs over `maxBytes` (default 4 MiB, for manifests/configs). */
+  /** Reads a whole blob into memory, refusing blobs over `maxBytes` (default the manifest cap, 4,393,216 bytes). */
   readBlob(digest: string, options?: { maxBytes?: number; verify?: boolean }): Promise<Buffer>;
   /** Opens (or resumes) a write transaction. `STORE_LOCKED` when another writer holds the ref. */
   writer(options: WriterOptions): Promise<IngestWriter>;
@@ -147,6 +153,12 @@ export interface ContentStore extends PullContent {
   walk(): AsyncIterable<BlobInfo>;
   /** The path of a blob's file (whether or not it exists). */
   blobPath(digest: string): string;
+  /**
+   * Makes the directory entries of these committed blobs durable. Call it before writing anything
+   * durable that names them (an image record): a store that defers its directory fsyncs
+   * (`deferBlobDirSync`) does them here, one per directory for all the blobs of a pull.
+   */
+  syncBlobs(digests: readonly string[]): Promise<void>;
   /** Stops the hashing workers. */
   close(): Promise<void>;
 }
@@ -160,6 +172,14 @@ export interface LocalContentStoreOptions {
   /** Where sha256 runs; default `DEFAULT_HASHING`. Or pass a shared `hasher`. */
   hashing?: HashingMode;
   hasher?: HasherFactory;
+  /**
+   * A commit does not fsync the blob directory after its rename; `syncBlobs` does, once for every blob
+   * an image record names, before the record is written (LocalImageStore.put). For a store whose
+   * blobs become durable references only through its own records (kimg's store): a power loss may
+   * then lose a blob committed since the last record, which nothing names yet, and its next pull
+   * fetches it again. Off by default: a commit is durable on its own.
+   */
+  deferBlobDirSync?: boolean;
 }
 
 /**
@@ -187,7 +207,56 @@ function blobNotFound(digest: string, cause?: unknown): KimgError {
   );
 }
 
-/** Bytes of the files directly in `dir` (a torn ingest's, whose `ref` file is missing). */
+/** An ingest's metadata (the `meta` file). */
+interface IngestMeta {
+  ref: string;
+  expected?: string;
+  total?: number;
+  /** ISO 8601. */
+  startedAt?: string;
+  /** ISO 8601; only ingests of the five-file form have it (kimg's own take `data`'s mtime). */
+  updatedAt?: string;
+}
+
+/**
+ * Reads an ingest's metadata: the `meta` file, or the five files of the earlier form. Undefined for a
+ * torn ingest (killed before its metadata was written whole).
+ */
+export async function readIngestMeta(dir: string): Promise<IngestMeta | undefined> {
+  const read = (name: string) => fsp.readFile(join(dir, name), 'utf8').catch(() => undefined);
+  const text = await read('meta');
+  if (text !== undefined) {
+    try {
+      const v = JSON.parse(text) as Partial<Record<keyof IngestMeta, unknown>>;
+      if (typeof v.ref !== 'string') return undefined;
+      return {
+        ref: v.ref,
+        ...(typeof v.expected === 'string' ? { expected: v.expected } : {}),
+        ...(typeof v.total === 'number' ? { total: v.total } : {}),
+        ...(typeof v.startedAt === 'string' ? { startedAt: v.startedAt } : {}),
+      };
+    } catch {
+      return undefined;
+    }
+  }
+  const ref = await read('ref');
+  if (ref === undefined) return undefined;
+  const [expected, total, startedAt, updatedAt] = await Promise.all([
+    read('expected'),
+    read('total'),
+    read('startedat'),
+    read('updatedat'),
+  ]);
+  return {
+    ref,
+    ...(expected ? { expected } : {}),
+    ...(total !== undefined && total !== '' ? { total: Number(total) } : {}),
+    ...(startedAt ? { startedAt } : {}),
+    ...(updatedAt ? { updatedAt } : {}),
+  };
+}
+
+/** Bytes of the files directly in `dir` (a torn ingest's, whose metadata is missing). */
 async function dirBytes(dir: string): Promise<number> {
   let total = 0;
   for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
@@ -204,12 +273,51 @@ export class LocalContentStore implements ContentStore {
   readonly hasher: HasherFactory;
   private readonly ownsHasher: boolean;
   private readonly locks = new LockTable();
+  /** See LocalContentStoreOptions.deferBlobDirSync. */
+  readonly deferBlobDirSync: boolean;
+  /**
+   * Directories this store created or found (the ingest area, `blobs/<alg>`): each is made once per
+   * store, not once per blob; an operation that finds one gone makes it again and retries.
+   */
+  private readonly madeDirs = new Set<string>();
 
   constructor(options: LocalContentStoreOptions) {
     this.blobsDir = options.blobsDir;
     this.ingestDir = options.ingestDir;
     this.ownsHasher = options.hasher === undefined;
     this.hasher = options.hasher ?? createHasherFactory(options.hashing ?? DEFAULT_HASHING);
+    this.deferBlobDirSync = options.deferBlobDirSync === true;
+  }
+
+  /** `ensureDir` once per directory and store (see `madeDirs`); `again` after the directory vanished. */
+  async ensureDirOnce(dir: string, mode: number = DIR_MODE, again = false): Promise<void> {
+    if (!again && this.madeDirs.has(dir)) return;
+    await ensureDir(dir, mode);
+    this.madeDirs.add(dir);
+  }
+
+  /**
+   * Creates the ingest directory `dir` (its parent once per store). An existing one is fine: it holds
+   * an interrupted ingest to resume, or another writer's, which the lock file settles.
+   */
+  private async makeIngestDir(dir: string): Promise<void> {
+    await this.ensureDirOnce(this.ingestDir);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await fsp.mkdir(dir, { mode: DIR_MODE });
+        return;
+      } catch (e) {
+        if (errnoCode(e) === 'EEXIST') return;
+        if (!isNotFound(e) || attempt > 0) throw ioError('create directory', dir, e);
+        await this.ensureDirOnce(this.ingestDir, DIR_MODE, true);
+      }
+    }
+  }
+
+  async syncBlobs(digests: readonly string[]): Promise<void> {
+    if (!this.deferBlobDirSync) return;
+    const dirs = new Set(digests.map((d) => join(this.blobPath(d), '..')));
+    await Promise.all([...dirs].map((d) => fsyncDirShared(d)));
   }
 
   blobPath(digest: string): string {
@@ -325,8 +433,7 @@ export class LocalContentStore implements ContentStore {
     let fileLock: FileLock | undefined;
     try {
       const dir = this.ingestPath(ref);
-      await ensureDir(this.ingestDir);
-      await ensureDir(dir);
+      await this.makeIngestDir(dir);
       fileLock = await acquireFileLock(join(dir, 'lock'), holder, `ingest ${quote(ref)}`, 0);
       const w = new LocalIngestWriter(this, ref, expected, algorithm, dir, target, fileLock, () =>
         this.locks.release(ref),
@@ -359,30 +466,22 @@ export class LocalContentStore implements ContentStore {
   }
 
   private async readIngest(dir: string): Promise<IngestStatus | undefined> {
-    const read = (name: string) => fsp.readFile(join(dir, name), 'utf8').catch(() => undefined);
-    const ref = await read('ref');
-    if (ref === undefined) return undefined;
-    const [expected, total, startedat, updatedat] = await Promise.all([
-      read('expected'),
-      read('total'),
-      read('startedat'),
-      read('updatedat'),
-    ]);
+    const meta = await readIngestMeta(dir);
+    if (meta === undefined) return undefined;
     const st = await fsp.stat(join(dir, 'data')).catch(() => undefined);
-    const started = startedat ? new Date(startedat) : new Date(st?.birthtimeMs ?? 0);
-    const updatedFile = updatedat ? Date.parse(updatedat) : 0;
+    const started = meta.startedAt ? new Date(meta.startedAt) : new Date(st?.birthtimeMs ?? 0);
+    const updatedFile = meta.updatedAt ? Date.parse(meta.updatedAt) : 0;
     const updated = new Date(
       Math.max(Number.isNaN(updatedFile) ? 0 : updatedFile, st?.mtimeMs ?? 0, started.getTime() || 0),
     );
-    const totalN = total !== undefined && total !== '' ? Number(total) : undefined;
-    const inProc = this.locks.get(ref);
+    const inProc = this.locks.get(meta.ref);
     const fileLock = await readLockFile(join(dir, 'lock'));
     const lock = inProc ?? (fileLock && !isStale(fileLock) ? fileLock : undefined);
     return {
-      ref,
+      ref: meta.ref,
       offset: st?.size ?? 0,
-      ...(totalN !== undefined && Number.isFinite(totalN) ? { total: totalN } : {}),
-      ...(expected ? { expected } : {}),
+      ...(meta.total !== undefined && Number.isFinite(meta.total) ? { total: meta.total } : {}),
+      ...(meta.expected ? { expected: meta.expected } : {}),
       startedAt: started,
       updatedAt: updated,
       ...(lock ? { lock } : {}),
@@ -550,6 +649,23 @@ class ExistingWriter implements IngestWriter {
   }
 }
 
+/**
+ * Removes a committed ingest's directory by its known names: its metadata, then its lock, then the
+ * directory (a recursive remove lists and stats every entry first: three times the file operations).
+ * An ingest of the five-file form leaves the directory non-empty: removed recursively then. Failures
+ * are ignored, the blob is committed already.
+ */
+async function removeIngestDir(dir: string, withData: boolean): Promise<void> {
+  await Promise.all(
+    (withData ? ['meta', 'data'] : ['meta']).map((n) => fsp.unlink(join(dir, n)).catch(() => undefined)),
+  );
+  await fsp.unlink(join(dir, 'lock')).catch(() => undefined);
+  await fsp.rmdir(dir).catch(async (e: unknown) => {
+    if (errnoCode(e) === 'ENOTEMPTY')
+      await fsp.rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  });
+}
+
 function writableOver(w: IngestWriter): Writable {
   return new Writable({
     // The writer buffers 1 MiB itself; this only has to cover one write's latency.
@@ -621,8 +737,6 @@ class LocalIngestWriter implements IngestWriter {
 
   /** Opens the ingest: fresh, or resumed from the persisted bytes (re-hashed). */
   async open(): Promise<void> {
-    const meta = async (name: string) => fsp.readFile(join(this.dir, name), 'utf8').catch(() => undefined);
-    const [prevExpected, prevStarted] = await Promise.all([meta('expected'), meta('startedat')]);
     let fh: fsp.FileHandle;
     try {
       fh = await fsp.open(this.dataPath, fsc.O_RDWR | fsc.O_CREAT, FILE_MODE);
@@ -631,6 +745,10 @@ class LocalIngestWriter implements IngestWriter {
     }
     this.fh = fh;
     const size = (await fh.stat()).size;
+    // The metadata of an earlier writer matters only when it left bytes to resume from.
+    const prev = size > 0 ? await readIngestMeta(this.dir) : undefined;
+    const prevExpected = prev?.expected;
+    const prevStarted = prev?.startedAt;
     const resumable =
       size > 0 &&
       prevExpected === this.expected.digest &&
@@ -645,15 +763,15 @@ class LocalIngestWriter implements IngestWriter {
       if (started && !Number.isNaN(started.getTime())) this.startedAt = started;
     } else {
       if (size > 0) await fh.truncate(0);
-      const write = (name: string, v: string) => fsp.writeFile(join(this.dir, name), v, { mode: FILE_MODE });
+      const meta: IngestMeta = {
+        ref: this.ref,
+        expected: this.expected.digest,
+        ...(this.expected.size !== undefined ? { total: this.expected.size } : {}),
+        startedAt: this.startedAt.toISOString(),
+      };
       try {
-        await Promise.all([
-          write('ref', this.ref),
-          write('expected', this.expected.digest),
-          write('total', this.expected.size === undefined ? '' : String(this.expected.size)),
-          write('startedat', this.startedAt.toISOString()),
-          write('updatedat', this.startedAt.toISOString()),
-        ]);
+        // Not atomic, like containerd's: a torn `meta` reads as a torn ingest (nothing to resume).
+        await fsp.writeFile(join(this.dir, 'meta'), JSON.stringify(meta), { mode: FILE_MODE });
       } catch (e) {
         throw ioError('write ingest metadata', this.dir, e);
       }
@@ -911,8 +1029,10 @@ class LocalIngestWriter implements IngestWriter {
       throw e instanceof KimgError ? e : ioError('fsync ingest', this.dataPath, e);
     }
     if (this.expected.size !== undefined && size !== this.expected.size) {
-      // Short: keep the ingest so a later writer resumes it with a Range request.
-      await fsp.writeFile(join(this.dir, 'updatedat'), new Date().toISOString()).catch(() => undefined);
+      // Short: keep the ingest so a later writer resumes it with a Range request (updated now, so the
+      // stale-ingest sweep gives it its full age).
+      const now = new Date();
+      await fh.utimes(now, now).catch(() => undefined);
       await this.release();
       throw new KimgError(
         'SIZE_MISMATCH',
@@ -952,23 +1072,30 @@ class LocalIngestWriter implements IngestWriter {
     await fhClose?.close().catch(() => undefined);
     let alreadyExisted = false;
     try {
-      await ensureDir(blobDir, 0o755);
+      await this.store.ensureDirOnce(blobDir, 0o755);
       const present = await fsp.stat(this.target).catch(() => undefined);
       if (present && present.size === size) {
         alreadyExisted = true;
       } else {
         // Absent, or present with the wrong size (a damaged blob): the verified ingest replaces it.
-        await fsp.rename(this.dataPath, this.target);
+        await fsp.rename(this.dataPath, this.target).catch(async (e: unknown) => {
+          // `blobs/<alg>` removed behind the store's back: make it again, once.
+          if (!isNotFound(e)) throw e;
+          await this.store.ensureDirOnce(blobDir, 0o755, true);
+          await fsp.rename(this.dataPath, this.target);
+        });
       }
     } catch (e) {
       await this.release();
       throw e instanceof KimgError ? e : ioError('commit blob', this.target, e);
     }
-    // Shared with the other blobs committing now (one pull's layers): see fsyncDirShared.
-    await fsyncDirShared(blobDir);
+    // Shared with the other blobs committing now (one pull's layers): see fsyncDirShared. A store that
+    // defers it does it in syncBlobs, once per image record.
+    if (!this.store.deferBlobDirSync) await fsyncDirShared(blobDir);
     const now = new Date();
     if (alreadyExisted) await fsp.utimes(this.target, now, now).catch(() => undefined);
-    await fsp.rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
+    // The data file went into blobs/ unless the blob was there already.
+    await removeIngestDir(this.dir, alreadyExisted);
     this.state = 'done';
     this.unlockRef();
     return { digest: this.expected.digest, size, committedAt: now, alreadyExisted };
@@ -983,9 +1110,9 @@ class LocalIngestWriter implements IngestWriter {
     } catch {
       // best effort: a resume re-hashes whatever is there
     }
-    await fsp
-      .writeFile(join(this.dir, 'updatedat'), new Date(this.updatedAtMs).toISOString())
-      .catch(() => undefined);
+    // The ingest's update time is its data file's mtime: set it to the last byte accepted.
+    const at = new Date(this.updatedAtMs);
+    await this.fh?.utimes(at, at).catch(() => undefined);
     await this.release();
   }
 

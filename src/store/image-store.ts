@@ -3,8 +3,8 @@
  * `index.json`, so `skopeo inspect oci:<root>/oci:<name>` and `umoci stat` see exactly kimg's images.
  *
  * Order of writes (records are the source of truth, `index.json` is derived):
- * - put: blobs are already committed (fsynced) → check they exist → write the record (atomic) →
- *   rewrite `index.json` (atomic).
+ * - put: blobs are already committed (fsynced) → check they exist → make their directory entries
+ *   durable (`ContentStore.syncBlobs`) → write the record (atomic) → rewrite `index.json` (atomic).
  * - delete: remove the record file (+ fsync dir) → rewrite `index.json`.
  * A crash between the two steps leaves `index.json` out of step with the records; `openStore`
  * detects that and rewrites `index.json` from the records (and `kimg store verify` reports it). Both
@@ -112,6 +112,14 @@ export function desiredIndex(current: ImageIndex, records: readonly ImageRecord[
   return { ...emptyIndex(), ...rest, manifests: [...foreign, ...managed] };
 }
 
+/** Every blob a record names: index, manifest, config, layers. */
+function blobsOf(r: ImageRecord): string[] {
+  const need = [r.manifestDigest, r.imageId, ...r.layers.map((l) => l.digest)];
+  if (r.indexDigest) need.push(r.indexDigest);
+  if (r.digest !== r.manifestDigest && r.digest !== r.indexDigest) need.push(r.digest);
+  return need;
+}
+
 /** The filesystem image store over a root's `images/` directory and `oci/index.json`. */
 export class LocalImageStore implements ImageStore {
   constructor(
@@ -184,10 +192,7 @@ export class LocalImageStore implements ImageStore {
     );
   }
 
-  private async checkBlobs(r: ImageRecord): Promise<void> {
-    const need = [r.manifestDigest, r.imageId, ...r.layers.map((l) => l.digest)];
-    if (r.indexDigest) need.push(r.indexDigest);
-    if (r.digest !== r.manifestDigest && r.digest !== r.indexDigest) need.push(r.digest);
+  private async checkBlobs(need: readonly string[], r: ImageRecord): Promise<void> {
     for (const d of need) {
       if (!(await this.content.hasBlob(d))) {
         throw new KimgError(
@@ -203,7 +208,11 @@ export class LocalImageStore implements ImageStore {
 
   async put(record: ImageRecord): Promise<void> {
     const rec = validateRecord(structuredClone(record));
-    await this.checkBlobs(rec);
+    const need = blobsOf(rec);
+    await this.checkBlobs(need, rec);
+    // The record must not outlive a power loss that its blobs do not: their directory entries are made
+    // durable first (one directory fsync for all of them when the content store deferred it).
+    await this.content.syncBlobs(need);
     await this.lock(`put ${rec.name}`, async () => {
       await this.keepMovedImageLocked(rec);
       await writeFileAtomic(this.file(rec), serializeRecord(rec));

@@ -12,11 +12,10 @@ import {
   isIndexMediaType,
   isManifestMediaType,
   MediaType,
-  type Descriptor,
   type ImageIndex,
   type ImageManifest,
-  descriptorProblem,
   jsonSizeProblem,
+  manifestDocumentProblem,
   type OciPlatform,
 } from '../oci/index.js';
 
@@ -83,27 +82,17 @@ export function parseOciLayout(
 }
 
 /**
- * Validates one descriptor with the rules shared with the registry client (src/oci
- * `descriptorProblem`: mediaType, digest, integer size, string annotations, platform object).
+ * Validates an image index document (the layout's `index.json`, or an index blob) with the rules the
+ * registry client applies (src/oci `manifestDocumentProblem`).
  */
-export function checkDescriptor(v: unknown, file: string, where: string, code: LayoutErrorCode): Descriptor {
-  const problem = descriptorProblem(v, where);
-  if (problem !== undefined) throw invalid(code, file, problem);
-  return v as unknown as Descriptor;
-}
-
-/** Validates an image index document (the layout's `index.json`, or an index blob). */
 export function parseIndexDocument(
   text: string | Uint8Array,
   file: string,
   code: LayoutErrorCode,
 ): ImageIndex {
   const v = parseJsonFile(text, file, code);
-  if (!isObject(v)) throw invalid(code, file, 'not a JSON object');
-  if (v.schemaVersion !== 2)
-    throw invalid(code, file, `schemaVersion is ${JSON.stringify(v.schemaVersion)}, expected 2`);
-  if (!Array.isArray(v.manifests)) throw invalid(code, file, 'manifests is not an array');
-  v.manifests.forEach((d, i) => checkDescriptor(d, file, `manifests[${i}]`, code));
+  const problem = manifestDocumentProblem(v, true);
+  if (problem !== undefined) throw invalid(code, file, problem);
   return v as unknown as ImageIndex;
 }
 
@@ -114,8 +103,10 @@ export type ParsedManifest =
 
 /**
  * Parses a manifest blob. The media type comes from the document's `mediaType` field, else from the
- * descriptor that pointed at it (OCI makes the field optional), else from its shape. Failures name the
- * file with `code`; an unknown media type is `UNSUPPORTED_MEDIA_TYPE`.
+ * descriptor that pointed at it (OCI makes the field optional), else from its shape. The document is
+ * checked with the registry client's rules (src/oci `manifestDocumentProblem`), so what a pull accepts
+ * the store reads back. Failures name the file with `code`; an unknown media type is
+ * `UNSUPPORTED_MEDIA_TYPE`.
  */
 export function parseManifestBlob(
   bytes: Uint8Array,
@@ -141,12 +132,9 @@ export function parseManifestBlob(
       },
     );
   }
-  if (v.schemaVersion !== 2)
-    throw invalid(code, file, `schemaVersion is ${JSON.stringify(v.schemaVersion)}, expected 2`);
-  const config = checkDescriptor(v.config, file, 'config', code);
-  if (!Array.isArray(v.layers)) throw invalid(code, file, 'layers is not an array');
-  const layers = v.layers.map((d, i) => checkDescriptor(d, file, `layers[${i}]`, code));
-  return { kind: 'manifest', mediaType, manifest: { ...(v as unknown as ImageManifest), config, layers } };
+  const problem = manifestDocumentProblem(v, false);
+  if (problem !== undefined) throw invalid(code, file, problem);
+  return { kind: 'manifest', mediaType, manifest: v as unknown as ImageManifest };
 }
 
 /** The platform an image config declares (image-spec `config.md`), if it declares one. */

@@ -181,11 +181,16 @@ async function recoverIngests(paths: StorePaths): Promise<void> {
     const lock = await readLockFile(lockFile);
     const live = lock !== undefined && !isStale(lock);
     if (live) continue;
-    const hasRef = await fsp.access(join(dir, 'ref')).then(
+    // Metadata written: `meta`, or `ref` in the five-file form of earlier versions.
+    const hasMeta = await fsp.access(join(dir, 'meta')).then(
       () => true,
-      () => false,
+      () =>
+        fsp.access(join(dir, 'ref')).then(
+          () => true,
+          () => false,
+        ),
     );
-    if (hasRef) continue;
+    if (hasMeta) continue;
     const st = await fsp.stat(dir).catch(() => undefined);
     // Torn: no metadata. Its writer is dead when a stale lock said so, or when it is old.
     if (st && (lock !== undefined || Date.now() - st.mtimeMs > TORN_GRACE_MS)) {
@@ -216,6 +221,8 @@ class LocalStore implements Store, StoreContext {
       blobsDir: paths.blobs,
       ingestDir: paths.ingest,
       hasher: this.hasher,
+      // Blobs of kimg's store are named durably only by image records, and put() syncs them first.
+      deferBlobDirSync: true,
     });
     this.images = new LocalImageStore(paths, this.content, (holder, fn) => this.withMetadataLock(holder, fn));
   }

@@ -47,6 +47,7 @@ import {
 } from './internal/apply.js';
 import { decompressor, layerCompression } from './internal/decompress.js';
 import { lstatOrUndefined, resolveInRoot } from './internal/resolve.js';
+import { mknodWhiteouts, setXattrs } from './internal/special.js';
 import { toRuntimeSpec, type ImageConfigFile, type RuntimeSpec } from './internal/runtime-config.js';
 import { readTar } from './internal/tar.js';
 import { resolveUser, readRootfsFile, type ResolvedUser } from './internal/user.js';
@@ -84,7 +85,10 @@ export interface UnpackOptions {
   rootless?: boolean;
   /** Unpack into a non-empty directory (its `rootfs` and `config.json` are replaced). */
   force?: boolean;
-  /** Overlay-ready layer directories keyed by chain ID here; the bundle's rootfs is their mount point. */
+  /**
+   * Overlay-ready layer directories keyed by chain ID here; the bundle's rootfs is their mount point.
+   * Needs root and no `rootless` (`INVALID_ARGUMENT` otherwise, before anything is written).
+   */
   snapshots?: string;
   /** Runtime handler the image is stored for (default `''`). */
   runtimeHandler?: string;
@@ -407,7 +411,8 @@ async function applyInOrder(
   layerOpts: Parameters<typeof applyLayer>[2],
 ): Promise<LayerApplyStats[]> {
   const dirTimes: DirTimes = new Map();
-  // The root starts at the epoch like umoci's, unless a layer sets it.
+  // The root starts at the epoch unless a layer sets it: a fixed time, so two unpacks of an image agree
+  // (umoci leaves it at the time of the unpack).
   dirTimes.set('', { atime: 0, mtime: 0 });
   const out: LayerApplyStats[] = [];
   for (const [index, layer] of layers.entries()) {
@@ -430,7 +435,8 @@ export async function unpackLayersInto(
 ): Promise<LayerApplyStats[]> {
   const { manifest, diffIds } = await loadImage(source, record);
   const existing = lstatOrUndefined(dir);
-  if (existing !== undefined && readdirSync(dir).length > 0 && options.force !== true) {
+  const busy = existing !== undefined && (!existing.isDirectory() || readdirSync(dir).length > 0);
+  if (busy && options.force !== true) {
     throw new KimgError('TARGET_NOT_EMPTY', `volume directory ${quote(dir)} is not empty`, { file: dir });
   }
   if (existing !== undefined) rmSync(dir, { recursive: true, force: true });
@@ -469,6 +475,7 @@ export async function unpackImage(
   options: UnpackOptions = {},
 ): Promise<UnpackResult> {
   const rootless = options.rootless ?? DEFAULT_UNPACK_OPTIONS.rootless;
+  if (options.snapshots !== undefined) checkSnapshotPrivileges(rootless);
   const emit = (e: UnpackEvent) => options.onProgress?.(e);
   const record = await lookupImage(source.images, ref, { runtimeHandler: options.runtimeHandler ?? '' });
   const { manifest, config, diffIds } = await loadImage(source, record);
@@ -498,19 +505,36 @@ export async function unpackImage(
     let readFile: (path: string) => string | undefined;
     if (options.snapshots !== undefined) {
       const snapRoot = posix.resolve(options.snapshots);
+      // Each layer's snapshot directory once it is committed: a layer whose top is opaque needs its
+      // lowers' names. Workers take layers in order and lowers never wait on uppers, so no cycle.
+      const settle: Array<{ resolve(dir: string): void; reject(e: unknown): void }> = [];
+      const done = layers.map(
+        () =>
+          new Promise<string>((resolve, reject) => {
+            settle.push({ resolve, reject });
+          }),
+      );
+      for (const d of done) d.catch(() => undefined);
       await bounded(layers, options.concurrency ?? DEFAULT_UNPACK_OPTIONS.concurrency, async (l) => {
         const index = layers.indexOf(l);
         const parent = index > 0 ? (layers[index - 1] as UnpackedLayer).chainId : '';
-        const r = await ensureSnapshot(
-          source,
-          snapRoot,
-          l,
-          manifest.layers[index] as Descriptor,
-          index,
-          parent,
-          layerOpts,
-        );
-        Object.assign(l, r);
+        try {
+          const r = await ensureSnapshot(
+            source,
+            snapRoot,
+            l,
+            manifest.layers[index] as Descriptor,
+            index,
+            parent,
+            () => Promise.all(done.slice(0, index)),
+            layerOpts,
+          );
+          Object.assign(l, r);
+          settle[index]?.resolve(r.snapshot as string);
+        } catch (e) {
+          settle[index]?.reject(e);
+          throw e;
+        }
       });
       lowerDirs = layers.map((l) => l.snapshot as string).reverse();
       const dirs = lowerDirs;
@@ -547,6 +571,24 @@ export async function unpackImage(
   }
 }
 
+/**
+ * Snapshot directories keep whiteouts as overlayfs reads them: 0/0 character devices (`mknod` needs
+ * CAP_MKNOD) and `trusted.overlay.opaque` (trusted.* xattrs need CAP_SYS_ADMIN). Without root either
+ * would fail midway with an errno, so it is refused before anything is written; a rootless unpack is
+ * meant for a user namespace, whose overlay mounts read `user.overlay.*` instead, so it is refused too.
+ */
+function checkSnapshotPrivileges(rootless: boolean): void {
+  const root = process.geteuid?.() === 0;
+  if (root && !rootless) return;
+  throw new KimgError(
+    'INVALID_ARGUMENT',
+    rootless
+      ? 'snapshot directories cannot be unpacked rootless: their overlayfs whiteouts are device nodes and trusted.* xattrs; unpack a bundle with --rootless instead, or snapshots as root'
+      : 'snapshot directories need root: their overlayfs whiteouts are device nodes (CAP_MKNOD) and trusted.* xattrs (CAP_SYS_ADMIN); run as root, or unpack a bundle (--rootless works without root)',
+    { input: 'snapshots' },
+  );
+}
+
 /** Reads a file from stacked layer directories (top first), stopping at an overlay whiteout. */
 function readLayered(dirs: readonly string[], path: string): string | undefined {
   for (const d of dirs) {
@@ -558,6 +600,35 @@ function readLayered(dirs: readonly string[], path: string): string | undefined 
   return undefined;
 }
 
+/**
+ * A layer whose top directory is opaque (`.wh..wh..opq` at its root) hides every lower name, but
+ * overlayfs ignores the opaque flag on a layer's root. So, as the bundle unpack removes them, the
+ * snapshot gets a 0/0 whiteout for every top-level name of the lower snapshots the layer does not
+ * create, and each top-level directory it does create is marked opaque (below it, only its own content
+ * shows, as in the bundle). The snapshot is keyed by chain ID, which names exactly these lowers.
+ */
+function hideLowerTop(stagedFs: string, lowerDirs: readonly string[]): void {
+  const own = new Set(readdirSync(stagedFs));
+  const lower = new Set(lowerDirs.flatMap((d) => readdirSync(d)));
+  const opaque = [];
+  const whiteouts = [];
+  for (const name of lower) {
+    const host = posix.join(stagedFs, name);
+    if (!own.has(name)) whiteouts.push(host);
+    else if (lstatOrUndefined(host)?.isDirectory() === true)
+      opaque.push({ path: host, name: 'trusted.overlay.opaque', value: Buffer.from('y') });
+  }
+  mknodWhiteouts(whiteouts);
+  const refused = setXattrs(opaque).refused[0];
+  if (refused !== undefined) {
+    throw new KimgError(
+      'STORE_IO',
+      `cannot mark ${quote(refused.op.path)} opaque for overlayfs (errno ${refused.errno}): trusted.* xattrs need root`,
+      { file: refused.op.path },
+    );
+  }
+}
+
 /** Snapshot directory layout: `<root>/sha256/<chain hex>/{fs/,meta.json}`, staged under `<root>/tmp/`. */
 async function ensureSnapshot(
   source: UnpackSource,
@@ -566,6 +637,7 @@ async function ensureSnapshot(
   layer: Descriptor,
   index: number,
   parent: string,
+  lowers: () => Promise<string[]>,
   opts: Parameters<typeof applyLayer>[2],
 ): Promise<Partial<UnpackedLayer>> {
   const hex = l.chainId.slice('sha256:'.length);
@@ -588,6 +660,7 @@ async function ensureSnapshot(
       { index, layer, diffId: l.diffId, root: stagedFs, mode: 'overlay', dirTimes },
       opts,
     );
+    if (stats.topOpaque === true && index > 0) hideLowerTop(stagedFs, await lowers());
     applyDirTimes(stagedFs, dirTimes);
     const meta = { chainId: l.chainId, diffId: l.diffId, digest: l.digest, mediaType: l.mediaType, parent };
     writeFileSync(posix.join(staging, 'meta.json'), JSON.stringify(meta) + '\n', { mode: 0o600 });

@@ -56,7 +56,7 @@ export function requireBinary(name: string): string {
   }
   const pkg = COMPONENT_PACKAGES[name];
   const how = pkg
-    ? `install it with: apt-get install -y --no-install-recommends ${pkg}`
+    ? `install it with: apt-get update && apt-get install -y --no-install-recommends ${pkg}`
     : 'it is not in scripts/components.txt: add it there with its Debian package';
   throw new Error(
     `required test component "${name}" was not found on PATH; this test needs the real component and does not skip: ${how} (or run "bash scripts/demo.sh" as root: it installs every component of scripts/components.txt)`,

@@ -19,9 +19,13 @@
  * - watch (`?watch=true`): newline-delimited `{"type","object"}` events; from `resourceVersion` R it
  *   replays the history after R, from none or `"0"` it starts with synthetic `ADDED` events of the
  *   current state; a compacted R gets a `200` stream with one `ERROR` event holding a `410 Expired`
- *   Status ("too old resource version"), as the real server does; `allowWatchBookmarks=true` adds
- *   `BOOKMARK` events (object with only `kind`, `apiVersion`, `metadata.resourceVersion`);
- *   `timeoutSeconds` ends the stream cleanly;
+ *   Status ("too old resource version"), as the real server does; with selectors an object that
+ *   stops matching is sent as `DELETED` and one that starts matching as `ADDED` (live and in a
+ *   replay, as the API server's watch filter); `allowWatchBookmarks=true` adds `BOOKMARK` events
+ *   (object with only `kind`, `apiVersion`, `metadata.resourceVersion`, no annotations);
+ *   `sendInitialEvents=true` (with `resourceVersionMatch=NotOlderThan` and bookmarks, else `422`)
+ *   sends the current state as `ADDED` events, then the one bookmark annotated
+ *   `k8s.io/initial-events-end: "true"`; `timeoutSeconds` ends the stream cleanly;
  * - get, create (`POST`, `409 AlreadyExists`), merge / strategic-merge / JSON patch (`PATCH`), update
  *   (`PUT`), delete; every error is a `kind: Status` object with `reason`, `code` and `details`;
  * - the `token` subresource of ServiceAccounts (TokenRequest, `POST .../serviceaccounts/NAME/token`,
@@ -89,13 +93,43 @@ export interface KubeRequest {
   at: number;
 }
 
-/** A watch event as sent. */
+/** One change of the store, as the watch cache keeps it. */
 interface HistoryEntry {
   rv: number;
   type: 'ADDED' | 'MODIFIED' | 'DELETED';
   key: string;
   resource: ResourceInfo;
+  /** The object after the change (for `DELETED`: its last state, with the deletion's resource version). */
   object: KubeObj;
+  /** `MODIFIED`: the object before the change (a selector may have matched it and no longer, or the reverse). */
+  prev?: KubeObj;
+}
+
+type WatchEventType = HistoryEntry['type'];
+
+/**
+ * What a watch with selector `matches` is sent for one change, as the API server's watch filter
+ * decides (kubernetes `staging/src/k8s.io/apiserver/pkg/storage/cacher/cache_watcher.go`
+ * `convertToWatchEvent`): a change of an object that matches before and after is `MODIFIED`; one that
+ * starts matching is `ADDED`; one that stops matching is `DELETED` (its last matching state, with the
+ * change's resource version), so a client's cache drops it; a change the watcher never saw match is
+ * not sent.
+ */
+function watchEventFor(
+  h: HistoryEntry,
+  matches: (o: KubeObj) => boolean,
+): { type: WatchEventType; object: KubeObj } | undefined {
+  if (h.type === 'ADDED') return matches(h.object) ? { type: 'ADDED', object: h.object } : undefined;
+  if (h.type === 'DELETED') return matches(h.object) ? { type: 'DELETED', object: h.object } : undefined;
+  const now = matches(h.object);
+  const before = h.prev !== undefined && matches(h.prev);
+  if (now) return { type: before ? 'MODIFIED' : 'ADDED', object: h.object };
+  if (!before) return undefined;
+  const prev = h.prev!;
+  return {
+    type: 'DELETED',
+    object: { ...prev, metadata: { ...prev.metadata, resourceVersion: h.object.metadata.resourceVersion } },
+  };
 }
 
 type KubeObj = Record<string, unknown> & {
@@ -585,25 +619,47 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     kind: r.kind,
   });
 
-  const record = (type: HistoryEntry['type'], r: ResourceInfo, key: string, o: KubeObj): void => {
-    history.push({ rv, type, key, resource: r, object: o });
+  const record = (
+    type: HistoryEntry['type'],
+    r: ResourceInfo,
+    key: string,
+    o: KubeObj,
+    prev?: KubeObj,
+  ): void => {
+    const h: HistoryEntry = {
+      rv,
+      type,
+      key,
+      resource: r,
+      object: o,
+      ...(prev !== undefined ? { prev } : {}),
+    };
+    history.push(h);
     while (history.length > historyLimit) {
       const dropped = history.shift()!;
       compactedAt = dropped.rv;
     }
-    for (const w of watches) {
-      if (w.resource !== r) continue;
-      if (w.namespace !== undefined && o.metadata.namespace !== w.namespace) continue;
-      if (!w.matches(o)) continue;
-      sendEvent(w, type, o);
-    }
+    for (const w of watches) sendChange(w, h);
+  };
+
+  /** Sends one change to a watch, as its selectors see it (`watchEventFor`). */
+  const sendChange = (w: OpenWatch, h: HistoryEntry): void => {
+    if (h.resource !== w.resource) return;
+    if (w.namespace !== undefined && h.object.metadata.namespace !== w.namespace) return;
+    const ev = watchEventFor(h, w.matches);
+    if (ev !== undefined) sendEvent(w, ev.type, ev.object);
   };
 
   const sendEvent = (w: OpenWatch, type: string, o: KubeObj): void => {
     if (!w.res.writableEnded && !w.socket.destroyed)
       w.res.write(JSON.stringify({ type, object: withTypeMeta(w.resource, o) }) + '\n');
   };
-  const sendBookmark = (w: OpenWatch): void => {
+  /**
+   * A BOOKMARK at the current resource version. Only the one that ends the initial events of a
+   * `sendInitialEvents=true` watch carries the `k8s.io/initial-events-end: "true"` annotation; every
+   * other bookmark has none (apimachinery `metav1.InitialEventsAnnotationKey`).
+   */
+  const sendBookmark = (w: OpenWatch, initialEventsEnd = false): void => {
     if (!w.bookmarks || w.res.writableEnded || w.socket.destroyed) return;
     const apiVersion =
       w.resource.group === '' ? w.resource.version : `${w.resource.group}/${w.resource.version}`;
@@ -613,7 +669,10 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
         object: {
           kind: w.resource.kind,
           apiVersion,
-          metadata: { resourceVersion: String(rv), annotations: { 'k8s.io/initial-events-end': 'false' } },
+          metadata: {
+            resourceVersion: String(rv),
+            ...(initialEventsEnd ? { annotations: { 'k8s.io/initial-events-end': 'true' } } : {}),
+          },
         },
       }) + '\n',
     );
@@ -677,7 +736,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
       },
     };
     store.set(key, stored);
-    record('MODIFIED', r, key, stored);
+    record('MODIFIED', r, key, stored, prev);
     return stored;
   };
 
@@ -1034,6 +1093,27 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     const n = from === '' ? 0 : Number(from);
     if (!Number.isInteger(n) || n < 0)
       throw new HttpError(400, 'BadRequest', `invalid resource version "${from}"`);
+    const bookmarks = q.get('allowWatchBookmarks') === 'true';
+    // Streaming lists (`sendInitialEvents`), validated as apimachinery's ValidateListOptions does.
+    const initialEvents = q.get('sendInitialEvents');
+    if (initialEvents !== null) {
+      const errs: string[] = [];
+      if (q.get('resourceVersionMatch') !== 'NotOlderThan')
+        errs.push(
+          'resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan',
+        );
+      if (!bookmarks)
+        errs.push(
+          'allowWatchBookmarks: Forbidden: sendInitialEvents requires setting allowWatchBookmarks to true',
+        );
+      if (errs.length > 0)
+        throw new HttpError(
+          422,
+          'Invalid',
+          `ListOptions.meta.k8s.io "" is invalid: ${errs.length === 1 ? errs[0]! : `[${errs.join(', ')}]`}`,
+          { group: 'meta.k8s.io', kind: 'ListOptions' },
+        );
+    }
     res.writeHead(200, {
       'content-type': 'application/json',
       'transfer-encoding': 'chunked',
@@ -1041,15 +1121,12 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     });
     // The real server sends the headers at once; a quiet watch must not leave the client waiting.
     res.flushHeaders();
-    const w: OpenWatch = {
-      res,
-      socket: req.socket,
-      resource: r,
-      namespace,
-      matches,
-      bookmarks: q.get('allowWatchBookmarks') === 'true',
-    };
-    if (n === 0) {
+    const w: OpenWatch = { res, socket: req.socket, resource: r, namespace, matches, bookmarks };
+    if (initialEvents === 'true') {
+      // The current state (never older than `resourceVersion`), then the bookmark that ends it.
+      for (const o of listOf(r, namespace, matches)) sendEvent(w, 'ADDED', o);
+      sendBookmark(w, true);
+    } else if (n === 0) {
       for (const o of listOf(r, namespace, matches)) sendEvent(w, 'ADDED', o);
     } else {
       if (n < compactedAt) {
@@ -1058,12 +1135,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
         res.end(JSON.stringify({ type: 'ERROR', object: statusObject(gone) }) + '\n');
         return;
       }
-      for (const h of history) {
-        if (h.rv <= n || h.resource !== r) continue;
-        if (namespace !== undefined && h.object.metadata.namespace !== namespace) continue;
-        if (!matches(h.object)) continue;
-        sendEvent(w, h.type, h.object);
-      }
+      for (const h of history) if (h.rv > n) sendChange(w, h);
     }
     watches.add(w);
     const timeout = Number(q.get('timeoutSeconds') ?? '0');

@@ -46,6 +46,8 @@ export interface ImageDef {
   /** Override the diff_ids written into the config (to test mismatches). */
   diffIds?: string[];
   tag?: string;
+  /** Docker image manifest v2 schema 2 media types for the manifest, config and layers (default OCI). */
+  mediaTypes?: 'oci' | 'docker';
 }
 
 const TYPEFLAG = {
@@ -176,6 +178,12 @@ const MEDIA: Record<LayerCompression, string> = {
   none: 'application/vnd.oci.image.layer.v1.tar',
 };
 
+const DOCKER_MEDIA: Record<LayerCompression, string> = {
+  gzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
+  zstd: 'application/vnd.docker.image.rootfs.diff.tar.zstd',
+  none: 'application/vnd.docker.image.rootfs.diff.tar',
+};
+
 export interface BuiltImage {
   layout: string;
   tag: string;
@@ -197,12 +205,17 @@ export function buildImage(layout: string, def: ImageDef): BuiltImage {
   mkdirSync(join(layout, 'blobs', 'sha256'), { recursive: true });
   writeFileSync(join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
   const tag = def.tag ?? 'latest';
+  const docker = def.mediaTypes === 'docker';
+  const manifestType = docker
+    ? 'application/vnd.docker.distribution.manifest.v2+json'
+    : 'application/vnd.oci.image.manifest.v1+json';
   const layers = def.layers.map((l) => {
     const built = buildTar(l.entries, l.trailer);
     const tar = l.mangle ? l.mangle(built) : built;
     const c = l.compression ?? 'gzip';
     const blob = compress(tar, c);
-    return { diffId: sha(tar), digest: writeBlob(layout, blob), size: blob.length, mediaType: MEDIA[c] };
+    const mediaType = (docker ? DOCKER_MEDIA : MEDIA)[c];
+    return { diffId: sha(tar), digest: writeBlob(layout, blob), size: blob.length, mediaType };
   });
   const diffIds = def.diffIds ?? layers.map((l) => l.diffId);
   const config = {
@@ -220,9 +233,11 @@ export function buildImage(layout: string, def: ImageDef): BuiltImage {
   const configDigest = writeBlob(layout, configBuf);
   const manifest = {
     schemaVersion: 2,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    mediaType: manifestType,
     config: {
-      mediaType: 'application/vnd.oci.image.config.v1+json',
+      mediaType: docker
+        ? 'application/vnd.docker.container.image.v1+json'
+        : 'application/vnd.oci.image.config.v1+json',
       digest: configDigest,
       size: configBuf.length,
     },
@@ -240,7 +255,7 @@ export function buildImage(layout: string, def: ImageDef): BuiltImage {
     (m) => m.annotations?.['org.opencontainers.image.ref.name'] !== tag,
   );
   index.manifests.push({
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    mediaType: manifestType,
     digest: manifestDigest,
     size: mBuf.length,
     platform: { architecture: 'amd64', os: 'linux' },

@@ -1,7 +1,8 @@
 /**
  * A comparable description of a directory tree for the unpack tests: for every path (relative, sorted)
  * its type, permission bits, owner, link count, symlink target, device numbers and the sha256 of a
- * regular file's content. Never follows symlinks.
+ * regular file's content; with `mtime`, every entry's modification time in whole seconds too. Never
+ * follows symlinks.
  */
 import { createHash } from 'node:crypto';
 import { lstatSync, readdirSync, readFileSync, readlinkSync, type Stats } from 'node:fs';
@@ -16,6 +17,8 @@ export interface TreeNode {
   target?: string;
   rdev?: number;
   sha256?: string;
+  /** Seconds (with `{ mtime: true }`). */
+  mtime?: number;
 }
 
 function typeOf(st: Stats): TreeNode['type'] {
@@ -29,7 +32,7 @@ function typeOf(st: Stats): TreeNode['type'] {
 }
 
 /** Describes `root` (the root itself is `.`). */
-export function describeTree(root: string): Record<string, TreeNode> {
+export function describeTree(root: string, options: { mtime?: boolean } = {}): Record<string, TreeNode> {
   const out: Record<string, TreeNode> = {};
   const walk = (rel: string): void => {
     const p = rel === '.' ? root : join(root, rel);
@@ -44,6 +47,7 @@ export function describeTree(root: string): Record<string, TreeNode> {
       node.nlink = st.nlink;
     }
     if (node.type === 'char' || node.type === 'block') node.rdev = st.rdev;
+    if (options.mtime === true) node.mtime = Math.floor(st.mtimeMs / 1000);
     out[rel] = node;
     if (node.type === 'dir') {
       for (const name of readdirSync(p).sort()) walk(rel === '.' ? name : `${rel}/${name}`);

@@ -14,7 +14,6 @@
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import type { CliContext } from '../../src/cli/context.js';
 import { runCli } from '../../src/cli/program.js';
@@ -31,23 +30,13 @@ import { openNodeRuntime, type ImageServiceBackend, type NodeRuntime } from '../
 import { requireBinary } from '../helpers/components.js';
 import { startContainerd, type StartedContainerd } from '../helpers/containerd.js';
 import { generateImage, type GeneratedImage } from '../helpers/images.js';
+import { Sink } from '../helpers/output.js';
 import { startRegistries, stopRegistries, type StartedRegistry } from '../helpers/registry.js';
 import { skopeoPush } from '../helpers/skopeo.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 import { writeFile } from 'node:fs/promises';
 
 type Target = 'containerd' | 'kimg-containerd';
-
-class Sink extends Writable {
-  chunks: Buffer[] = [];
-  override _write(c: Buffer, _e: BufferEncoding, cb: () => void): void {
-    this.chunks.push(Buffer.from(c));
-    cb();
-  }
-  get text(): string {
-    return Buffer.concat(this.chunks).toString('utf8');
-  }
-}
 
 function observe(i: ImageInfo | undefined): unknown {
   if (i === undefined) return 'absent';

@@ -356,7 +356,14 @@ describe('SIGKILL of a kimg pull into containerd', () => {
     const out: { bytes: number; total: number }[] = [];
     for (const name of await readdir(dir).catch(() => [])) {
       const bytes = (await stat(join(dir, name, 'data')).catch(() => undefined))?.size;
-      const total = Number(await readFile(join(dir, name, 'total'), 'utf8').catch(() => 'NaN'));
+      // `meta` may be caught half written (it is not written atomically): no total then.
+      const meta = await readFile(join(dir, name, 'meta'), 'utf8').catch(() => '');
+      let total = NaN;
+      try {
+        total = Number((JSON.parse(meta) as { total?: number }).total ?? NaN);
+      } catch {
+        // torn or empty
+      }
       if (bytes !== undefined) out.push({ bytes, total });
     }
     return out;

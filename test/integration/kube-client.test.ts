@@ -12,9 +12,11 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { isKimgError } from '../../src/errors/index.js';
+import * as k8s from '@kubernetes/client-node';
 import {
   KubeClient,
   KubeEventRecorder,
+  KubeInformer,
   PodSecretManager,
   TokenRequestSource,
   loadKubeClientConfig,
@@ -206,6 +208,165 @@ describe('kube client library against the API double', () => {
     );
     await informer.stop();
     assert.equal(api.openWatches(), 0);
+  });
+
+  test('informer resync: the cached objects are handed over again without any request', async () => {
+    api.create({ ...pod('resync-a', 'node-r'), metadata: { name: 'resync-a', namespace: 'resync' } });
+    let resyncs = 0;
+    let last: string[] = [];
+    const informer = nodePodInformer({
+      client,
+      nodeName: 'node-r',
+      resyncMs: 20,
+      onResync: (objects) => {
+        resyncs++;
+        last = objects.map((o) => String(o.metadata?.name));
+      },
+    });
+    informer.start();
+    await informer.waitForSync();
+    await waitFor('its watch', () =>
+      api.requests().some((r) => r.verb === 'watch' && r.query.fieldSelector === 'spec.nodeName=node-r')
+        ? true
+        : undefined,
+    );
+    const requestsBefore = api.requests().length;
+    const seen = resyncs;
+    await waitFor('three resyncs', () => (resyncs >= seen + 3 ? true : undefined));
+    assert.deepEqual(last, ['resync-a']);
+    assert.deepEqual(api.requests().slice(requestsBefore), [], 'a resync asks the API server nothing');
+    await informer.stop();
+  });
+
+  test('watch semantics of the double: label selectors, objects leaving a selector are DELETED, bookmarks, sendInitialEvents; the library informer works', async () => {
+    const ns = 'sel';
+    const SELECTOR = 'app=web,tier in (front,back),!canary';
+    const labelled = (name: string, labels: Record<string, string>): Record<string, unknown> => ({
+      ...pod(name, 'node-s'),
+      metadata: { name, namespace: ns, labels },
+    });
+    const relabel = (name: string, labels: Record<string, string>): void => {
+      const cur = api.object('v1', 'Pod', ns, name)!;
+      api.update({ ...cur, metadata: { ...(cur.metadata as object), labels } });
+    };
+    api.create(labelled('a', { app: 'web', tier: 'front' }));
+    api.create(labelled('b', { app: 'web', tier: 'db' }));
+    api.create(labelled('c', { app: 'api', tier: 'front' }));
+    api.create(labelled('d', { app: 'web', tier: 'back', canary: 'yes' }));
+
+    // The client library's own informer (list + watch) with a set-based label selector.
+    const kc = client.config.kubeConfig;
+    const core = kc.makeApiClient(k8s.CoreV1Api);
+    const lib = k8s.makeInformer(
+      kc,
+      `/api/v1/namespaces/${ns}/pods`,
+      () => core.listNamespacedPod({ namespace: ns, labelSelector: SELECTOR }),
+      SELECTOR,
+    );
+    const libLog: string[] = [];
+    for (const verb of ['add', 'update', 'delete'] as const)
+      lib.on(verb, (o: k8s.V1Pod) => libLog.push(`${verb} ${o.metadata?.name ?? ''}`));
+    await lib.start();
+    await waitFor('the library informer to list', () => (libLog.includes('add a') ? true : undefined));
+    assert.deepEqual(libLog, ['add a'], 'only the pod the selector matches');
+    relabel('b', { app: 'web', tier: 'back' }); // enters the selector: ADDED
+    relabel('a', { app: 'web', tier: 'front', canary: 'yes' }); // leaves it: DELETED
+    relabel('c', { app: 'api', tier: 'back' }); // never matches: nothing
+    relabel('b', { app: 'web', tier: 'front' }); // stays: MODIFIED
+    await waitFor('the library informer to see b modified', () =>
+      libLog.includes('update b') ? true : undefined,
+    );
+    assert.deepEqual(libLog, ['add a', 'add b', 'delete a', 'update b']);
+    assert.deepEqual(
+      lib
+        .list(ns)
+        .map((o) => o.metadata?.name)
+        .sort(),
+      ['b'],
+    );
+    await lib.stop();
+    const watchQueries = api
+      .requests()
+      .filter((r) => r.namespace === ns && (r.verb === 'list' || r.verb === 'watch'));
+    assert.ok(watchQueries.length >= 2 && watchQueries.every((r) => r.query.labelSelector === SELECTOR));
+
+    // kimg's informer: a change that makes an object leave the selector while the watch is down is
+    // replayed as DELETED on resume (no relist).
+    const present = new Set<string>();
+    const mine = new KubeInformer({
+      client,
+      resource: 'pods',
+      namespace: ns,
+      labelSelector: SELECTOR,
+      initialBackoffMs: 20,
+      onAdd: (o) => present.add(String(o.metadata?.name)),
+      onUpdate: (o) => present.add(String(o.metadata?.name)),
+      onDelete: (o) => present.delete(String(o.metadata?.name)),
+    });
+    mine.start();
+    await mine.waitForSync();
+    assert.deepEqual([...present], ['b']);
+    await waitFor('an open watch', () => (api.openWatches() > 0 ? true : undefined));
+    const lists = mine.stats().lists;
+    assert.ok(api.breakWatches() >= 1);
+    relabel('b', { app: 'web', tier: 'db' }); // leaves
+    relabel('c', { app: 'web', tier: 'back' }); // enters
+    await waitFor('the replay', () => (!present.has('b') && present.has('c') ? true : undefined));
+    assert.equal(mine.stats().lists, lists, 'resumed from its resource version');
+    await mine.stop();
+
+    // Raw watches: a bookmark carries no annotation; sendInitialEvents ends the current state with the
+    // one bookmark annotated k8s.io/initial-events-end, and needs resourceVersionMatch=NotOlderThan.
+    const watch = new k8s.Watch(kc);
+    const rawWatch = async (
+      query: Record<string, string | boolean>,
+      until: (events: { type: string; object: KubeJson }[]) => boolean,
+    ): Promise<{ type: string; object: KubeJson }[]> => {
+      const events: { type: string; object: KubeJson }[] = [];
+      let failed: unknown;
+      const ctl = await watch.watch(
+        `/api/v1/namespaces/${ns}/pods`,
+        { labelSelector: SELECTOR, allowWatchBookmarks: true, ...query },
+        (type, object) => events.push({ type, object: object as KubeJson }),
+        (err) => (failed = err),
+      );
+      await waitFor('the watch events', () =>
+        failed !== undefined && failed !== null ? true : until(events) ? true : undefined,
+      );
+      const error = failed;
+      ctl.abort();
+      if (error !== undefined && error !== null) throw error;
+      return events;
+    };
+    let asked = false;
+    const plain = await rawWatch({ resourceVersion: api.resourceVersion() }, (evs) => {
+      if (!asked) api.bookmark();
+      asked = true;
+      return evs.some((e) => e.type === 'BOOKMARK');
+    });
+    assert.deepEqual(
+      plain.map((e) => e.type),
+      ['BOOKMARK'],
+    );
+    assert.deepEqual(plain[0]!.object.metadata, { resourceVersion: api.resourceVersion() });
+    const streamed = await rawWatch(
+      { sendInitialEvents: true, resourceVersionMatch: 'NotOlderThan', resourceVersion: '' },
+      (evs) => evs.some((e) => e.type === 'BOOKMARK'),
+    );
+    assert.deepEqual(
+      streamed.map((e) => `${e.type} ${e.object.metadata?.name ?? ''}`),
+      ['ADDED c', 'BOOKMARK '],
+    );
+    assert.deepEqual(streamed[1]!.object.metadata, {
+      resourceVersion: api.resourceVersion(),
+      annotations: { 'k8s.io/initial-events-end': 'true' },
+    });
+    await assert.rejects(
+      rawWatch({ sendInitialEvents: true }, () => false),
+      (e: unknown) => (e as { statusCode?: number }).statusCode === 422,
+    );
+    const refused = api.requests().at(-1)!;
+    assert.equal(refused.status, 422);
   });
 
   test('secret manager: only referenced objects, own namespace only, never re-fetched while unchanged', async () => {

@@ -3,7 +3,8 @@
  * and a real registry (Basic auth): a pod created after start is picked up and its image pulled with
  * its own Secret; a pod of another node is not; events `Pulling`/`Pulled`/`Failed`/`BackOff` and
  * `FailedToRetrieveImagePullSecret` arrive as `events.k8s.io/v1` Events with the kubelet's fields; a
- * watch broken mid-stream resumes without missing a pod; the agent never writes a Pod; and the
+ * watch broken mid-stream resumes without missing a pod; the informer's resync (`--informer-resync`)
+ * costs no request; the agent never writes a Pod; and the
  * ClusterRole in `deploy/node-agent/` grants exactly the verbs and resources the agent used (the
  * agent runs with exactly those rules, gets no 403, and uses every one of them but the TokenRequest
  * rule, which only credential providers with tokenAttributes use: see kube-node-tokens.test.ts).
@@ -91,6 +92,9 @@ describe('kimg node in cluster mode (API double, real registry)', () => {
         '127.0.0.1:0',
         '--resync',
         '0.3',
+        // The informer hands the cached pods over again every 0.2 s: costs no request (below).
+        '--informer-resync',
+        '0.2',
       ],
       { env: { ...process.env, HOME: dir, KUBECONFIG: '' }, stderrFile: join(dir, 'agent.err') },
     );
@@ -221,6 +225,11 @@ describe('kimg node in cluster mode (API double, real registry)', () => {
     );
     assert.ok(
       log.filter((r) => r.resource === 'pods').every((r) => r.query.fieldSelector === 'spec.nodeName=node-a'),
+    );
+    assert.equal(
+      log.filter((r) => r.resource === 'pods' && r.verb === 'list').length,
+      1,
+      'one pod list: neither the informer resync nor a broken watch relists',
     );
     assert.ok(
       log

@@ -3,8 +3,9 @@
  * with the containers' rules and materialised read-only under the agent's root — an image as its
  * applied layers, an OCI artifact as its titled blobs — shown in `kimg describe pod` and
  * `kimg get pods -o json` with its digest; a missing volume image puts the pod in
- * `ErrImagePull`/`ImagePullBackOff`; removing the pod removes its volumes. Needs docker-registry and
- * skopeo (fails, never skips).
+ * `ErrImagePull`/`ImagePullBackOff`; removing the pod removes its volumes; a volume on a registry that
+ * needs a login is pulled with the pod's pull Secret (and without one it backs off; the password is
+ * never shown). Needs docker-registry and skopeo (fails, never skips).
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -15,6 +16,8 @@ import { after, before, describe, test } from 'node:test';
 import { runCli } from '../../src/cli/program.js';
 import type { CliContext } from '../../src/cli/context.js';
 import { parseNodeConfig } from '../../src/config/index.js';
+import { buildDockerRegistrySecret } from '../../src/credentials/index.js';
+import { toYaml } from '../../src/cli/output.js';
 import { startNodeAgent, podStatus, type NodeAgent, type PodView } from '../../src/node/index.js';
 import { Sink } from '../helpers/output.js';
 import { waitFor } from '../helpers/proc.js';
@@ -89,8 +92,14 @@ async function pushArtifact(
   return sha(manifest);
 }
 
-function podYaml(name: string, image: string, volumes: { name: string; reference: string }[]): string {
+function podYaml(
+  name: string,
+  image: string,
+  volumes: { name: string; reference: string }[],
+  secret?: string,
+): string {
   const lines = ['apiVersion: v1', 'kind: Pod', 'metadata:', `  name: ${name}`, 'spec:'];
+  if (secret !== undefined) lines.push('  imagePullSecrets:', `  - name: ${secret}`);
   lines.push('  containers:', '  - name: main', `    image: ${image}`, '    volumeMounts:');
   for (const v of volumes) lines.push(`    - name: ${v.name}`, `      mountPath: /mnt/${v.name}`);
   lines.push('  volumes:');
@@ -100,6 +109,7 @@ function podYaml(name: string, image: string, volumes: { name: string; reference
 
 describe('kimg node: image volumes', () => {
   let reg: StartedRegistry | undefined;
+  let basic: StartedRegistry | undefined;
   let work: string;
   let manifests: string;
   let agent: NodeAgent | undefined;
@@ -108,6 +118,7 @@ describe('kimg node: image volumes', () => {
 
   before(async () => {
     reg = await startRegistry({ mode: 'plain' });
+    basic = await startRegistry({ mode: 'basic', password: 'vol-canary-pw-51c2' });
     work = await makeTempDir('node-volumes-');
     manifests = join(work, 'manifests');
     await mkdir(manifests);
@@ -126,6 +137,18 @@ describe('kimg node: image volumes', () => {
     });
     const flags = skopeoRegistryFlags(reg, 'dest-');
     await skopeo(['copy', ...flags.args, `oci:${layout}:data`, `docker://${reg.host}/data:1`]);
+    const basicFlags = skopeoRegistryFlags(basic, 'dest-');
+    await skopeo(['copy', ...basicFlags.args, `oci:${layout}:data`, `docker://${basic.host}/private:1`], {
+      secrets: basicFlags.secrets,
+    });
+    await mkdir(join(work, 'secrets'));
+    const secret = await buildDockerRegistrySecret({
+      name: 'regcred',
+      server: basic.host,
+      username: basic.username ?? '',
+      password: basic.password ?? '',
+    });
+    await writeFile(join(work, 'secrets', 'regcred.yaml'), toYaml(secret));
     artifactDigest = await pushArtifact(reg, 'bundle', 'v1', [
       { title: 'config.yaml', data: 'key: value\n' },
       { title: 'sub/data.bin', data: 'data' },
@@ -143,7 +166,8 @@ describe('kimg node: image volumes', () => {
     agent = await startNodeAgent({
       config,
       metricsAddr: '127.0.0.1:0',
-      registry: { plainHttp: [reg.host] },
+      registry: { plainHttp: [reg.host, basic.host] },
+      secretsDir: join(work, 'secrets'),
       nodeName: 'node1',
       resyncMs: 300,
       rescanMs: 300,
@@ -154,7 +178,7 @@ describe('kimg node: image volumes', () => {
 
   after(async () => {
     await agent?.close();
-    await stopRegistries([reg]);
+    await stopRegistries([reg, basic].filter((r) => r !== undefined));
     if (work !== undefined) await removeTempDir(work);
   });
 
@@ -258,5 +282,35 @@ describe('kimg node: image volumes', () => {
     });
     assert.equal(statSync(dir).ino, inode);
     assert.equal(readFileSync(join(dir, 'models', 'b.bin'), 'utf8'), 'B');
+  });
+
+  test("a volume on a registry that needs a login is pulled with the pod's pull Secret", async () => {
+    const host = reg?.host ?? '';
+    const private1 = `${basic?.host ?? ''}/private:1`;
+    await writeFile(
+      join(manifests, 'authvol.yaml'),
+      podYaml('authvol', `${host}/data:1`, [{ name: 'models', reference: private1 }], 'regcred'),
+    );
+    // The same volume without the Secret: the registry answers 401, the volume backs off.
+    await writeFile(
+      join(manifests, 'nocreds.yaml'),
+      podYaml('nocreds', `${host}/data:1`, [{ name: 'models', reference: private1 }]),
+    );
+    await waitStatus('authvol', 'ImagesReady');
+    const [models] = pod('authvol')?.volumes ?? [];
+    assert.equal(models?.digest, image.manifestDigest);
+    assert.equal(readFileSync(join(models?.path ?? '', 'models', 'b.bin'), 'utf8'), 'B');
+    await waitStatus('nocreds', 'ImagePullBackOff');
+    const [denied] = pod('nocreds')?.volumes ?? [];
+    assert.equal(denied?.state, 'Waiting');
+    assert.match(denied?.lastError ?? '', /ErrImagePull/);
+    for (const name of ['authvol', 'nocreds']) {
+      const d = await cli(['describe', 'pod', name, '--server', agent?.url ?? '']);
+      assert.equal(d.status, 0, d.stderr);
+      assert.doesNotMatch(d.stdout, /vol-canary-pw-51c2/);
+    }
+    const events = agent?.state.events({ name: 'nocreds-node1' }) ?? [];
+    assert.ok(events.some((e) => e.reason === 'Failed' && e.message.includes('private:1')));
+    assert.ok(!JSON.stringify(agent?.state.list()).includes('vol-canary-pw-51c2'));
   });
 });

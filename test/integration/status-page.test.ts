@@ -4,8 +4,9 @@
  * pull in progress with per-layer progress (the registry — a scripted in-process server serving a
  * generated image — holds the layer half-sent until the test has seen it), then the image present, and
  * a pod with a missing image going to ImagePullBackOff with its next retry time and last error, all by
- * server-sent events. No credential or registry password is on the page. Fails (never skips) when
- * chromium is missing.
+ * server-sent events; a pod's image volumes are rows of their own, with the manifest digest once
+ * materialised and the failure reason of one that cannot be pulled. No credential or registry password
+ * is on the page. Fails (never skips) when chromium is missing.
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
@@ -76,6 +77,13 @@ before(async () => {
     `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\nspec:\n  containers:\n  - name: main\n    image: ${image}\n`;
   await writeFile(join(manifests, 'slow.yaml'), pod('slow', `${server.host}/slow:1`));
   await writeFile(join(manifests, 'missing.yaml'), pod('missing', `${server.host}/missing:1`));
+  // Image volumes (KEP-4639): one of the image being pulled, one of an image the registry lacks.
+  await writeFile(
+    join(manifests, 'withvol.yaml'),
+    pod('withvol', `${server.host}/slow:1`) +
+      `  volumes:\n  - name: data\n    image:\n      reference: ${server.host}/slow:1\n      pullPolicy: IfNotPresent\n` +
+      `  - name: gone\n    image:\n      reference: ${server.host}/missing:2\n`,
+  );
   const config = parseNodeConfig(
     `apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nstaticPodPath: ${manifests}\nserializeImagePulls: false\nkimg:\n  rootDir: ${join(work, 'root')}\n`,
   );
@@ -146,5 +154,32 @@ test('the status page shows live pull progress, then the image present, and a ba
   const text = (await page.locator('body').textContent()) ?? '';
   assert.match(text, /ImagesReady/);
   assert.doesNotMatch(text, /password|Authorization/i);
+  await page.close();
+});
+
+test("the status page shows a pod's image volumes: the digest once materialised, a failure's reason", async () => {
+  release();
+  const page = await (browser as BrowserContext).newPage();
+  await page.goto(agent?.url ?? '');
+  const data = page.locator(
+    'tr[data-pod="default/withvol-node1"][data-container="data"][data-reason="Ready"]',
+  );
+  await data.waitFor({ timeout: 30_000 });
+  const text = (await data.textContent()) ?? '';
+  assert.match(text, /data \(image volume\)/);
+  assert.match(text, /slow:1/);
+  assert.match(text, /IfNotPresent/);
+  assert.match(text, /Present/);
+  assert.match(text, /sha256:[0-9a-f]{64} · image/);
+  const gone = page.locator(
+    'tr[data-pod="default/withvol-node1"][data-container="gone"]:is([data-reason="ErrImagePull"], [data-reason="ImagePullBackOff"])',
+  );
+  await gone.waitFor({ timeout: 30_000 });
+  assert.match((await gone.textContent()) ?? '', /gone \(image volume\).*missing:2/);
+  // The pod is not ready while a volume's image is missing; its status names the reason.
+  assert.match(
+    (await page.locator('tr[data-pod="default/withvol-node1"] td.podstatus').textContent()) ?? '',
+    /ErrImagePull|ImagePullBackOff/,
+  );
   await page.close();
 });

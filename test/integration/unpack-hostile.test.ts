@@ -4,17 +4,27 @@
  * (in the same layer and through an earlier layer's symlink; CVE-2014-9356 class), hardlinks to files
  * outside the root (CVE-2014-6407 class), whiteouts that escape their directory (`.wh..`), chmod and
  * whiteouts through symlinks (CVE-2021-32760), symlink loops, an /etc/passwd symlinked to the host,
- * a /proc WorkingDir (CVE-2024-21626), ids above 2^31-1 (CVE-2024-40635), plus malformed tars and a
- * wrong diff ID. Each ends with the result inside the bundle's rootfs or a coded error, and a tree of
- * sentinel files next to the bundle (what the attacks aim at) is unchanged after every case.
+ * a /proc WorkingDir (CVE-2024-21626), ids above 2^31-1 (CVE-2024-40635), config Volumes climbing out
+ * (CVE-2022-23648), plus malformed tars and a wrong diff ID. Each ends with the result inside the
+ * bundle's rootfs (the bundle 0700) or a coded error, and a tree of sentinel files next to the bundle
+ * (what the attacks aim at) is unchanged after every case. Every case runs again in `--snapshots` mode,
+ * and a few through `materializeImageVolume`.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { isKimgError, type KimgErrorCode } from '../../src/errors/index.js';
 import { openStore, type Store } from '../../src/store/index.js';
-import { unpackImage } from '../../src/unpack/index.js';
+import { materializeImageVolume, unpackImage, type RuntimeSpec } from '../../src/unpack/index.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 import { buildImage, type ImageDef } from '../helpers/unpack-images.js';
 import { describeTree } from '../helpers/unpack-tree.js';
@@ -23,7 +33,8 @@ interface Case {
   name: string;
   image: (outside: string) => ImageDef;
   /** A coded failure, or a check of the (contained) result. */
-  expect: { code: KimgErrorCode } | { rootfs: (rootfs: string, outside: string) => void };
+  expect:
+    { code: KimgErrorCode } | { rootfs: (rootfs: string, outside: string, config: RuntimeSpec) => void };
   rootless?: boolean;
 }
 
@@ -192,6 +203,22 @@ const CASES: Case[] = [
     expect: { rootfs: (r) => assert.ok(existsSync(join(r, 'w'))) },
   },
   {
+    name: 'a whiteout whose directory the same layer then turns into a symlink to the host',
+    image: (o) => ({
+      layers: [
+        {
+          entries: [
+            { type: 'file', name: 'd/.wh.victim' },
+            { type: 'file', name: 'e/.wh.victim' },
+            { type: 'symlink', name: 'd', target: o },
+            { type: 'symlink', name: 'e', target: `${UP}${o.slice(1)}` },
+          ],
+        },
+      ],
+    }),
+    expect: { rootfs: (r) => assert.ok(lstatSync(join(r, 'd')).isSymbolicLink()) },
+  },
+  {
     name: 'chmod through a symlink (CVE-2021-32760)',
     image: (o) => ({
       layers: [
@@ -277,6 +304,26 @@ const CASES: Case[] = [
       config: { User: '4294967296:0' },
     }),
     expect: { code: 'UNPACK_UNSAFE' },
+  },
+  {
+    name: 'config Volumes climbing out become tmpfs mounts at cleaned paths; nothing is copied (CVE-2022-23648)',
+    image: (o) => ({
+      layers: [{ entries: [{ type: 'dir', name: 'tmp/' }] }],
+      config: { Volumes: { [`${UP}${o.slice(1)}`]: {}, '/data/../vol/': {}, '/': {}, '../..': {} } },
+    }),
+    expect: {
+      rootfs: (r, o, config) => {
+        const tmpfs = config.mounts.filter((m) => m.type === 'tmpfs' && m.source === 'tmpfs');
+        const dests = tmpfs.map((m) => m.destination);
+        assert.ok(
+          dests.includes(o),
+          `the outside path is a mount point inside the container: ${dests.join(' ')}`,
+        );
+        assert.ok(dests.includes('/vol'));
+        assert.ok(!dests.some((d) => d.includes('..') || d === '/'), dests.join(' '));
+        assert.ok(!existsSync(join(r, o)), 'no directory is created for a volume');
+      },
+    },
   },
   {
     name: 'diff ID mismatch',
@@ -377,7 +424,10 @@ describe('unpack: hostile layers stay inside the root or fail with a code', () =
           assert.match(String((error as Error).message), /layer 0 \(sha256:/);
       } else {
         assert.equal(error, undefined, String(error));
-        c.expect.rootfs((result as { rootfs: string }).rootfs, outside);
+        const r = result as { rootfs: string; bundle: string; config: RuntimeSpec };
+        c.expect.rootfs(r.rootfs, outside, r.config);
+        // A world-readable bundle would expose setuid files and secrets to every user.
+        assert.equal(statSync(r.bundle).mode & 0o777, 0o700, 'bundle directory is 0700');
       }
       assert.equal(snapshotOutside(), before0, 'nothing outside the bundle changed');
       assert.equal(readFileSync(join(outside, 'victim'), 'utf8'), 'original');
@@ -395,4 +445,63 @@ describe('unpack: hostile layers stay inside the root or fail with a code', () =
     assert.ok(existsSync(join(bundle, 'something')), 'other files are left alone');
     assert.ok(existsSync(join(bundle, 'config.json')));
   });
+
+  // --snapshots: each layer's diff is extracted on its own directory with overlayfs whiteouts; the same
+  // attacks must stay inside the snapshot directory (a case may end differently: a symlink of an earlier
+  // layer is not there to follow, so a hardlink through it is a missing target).
+  for (const [i, c] of CASES.entries()) {
+    it(`--snapshots: ${c.name}`, async () => {
+      const bundle = join(dir, 'bundles', `s${i}`);
+      const snapshots = join(dir, 'bundles', 'snapshots');
+      try {
+        await unpackImage(store, `example.com/hostile:c${i}`, bundle, {
+          snapshots,
+          rootless: c.rootless === true,
+        });
+        if ('code' in c.expect && !['LAYER_INVALID', 'UNPACK_UNSAFE'].includes(c.expect.code))
+          assert.fail(`want an error (${c.expect.code}), the unpack succeeded`);
+      } catch (e) {
+        assert.ok(isKimgError(e), `a coded error, got ${String(e)}`);
+        if (
+          'code' in c.expect &&
+          ['UNPACK_UNSAFE', 'DIGEST_MISMATCH', 'USER_NOT_FOUND'].includes(c.expect.code)
+        )
+          assert.ok(isKimgError(e, c.expect.code) || isKimgError(e, 'LAYER_INVALID'), String(e));
+        assert.ok(!existsSync(join(bundle, 'config.json')), 'a failed unpack leaves no config.json');
+        assert.deepEqual(readdirSync(join(snapshots, 'tmp')), [], 'no staging directory is left');
+      }
+      assert.equal(snapshotOutside(), before0, 'nothing outside the bundle and snapshots changed');
+      assert.equal(readFileSync(join(outside, 'victim'), 'utf8'), 'original');
+    });
+  }
+
+  // Image volumes apply the layers with the same applier: a few of the attacks through that door.
+  for (const name of [
+    'symlink named "." replaces the root (CVE-2021-29136)',
+    '".." names are clamped to the root',
+    'absolute symlink from an earlier layer, written through by a later one',
+    'hardlink to a host file through an earlier layer symlink',
+    'whiteouts through a symlink to the host',
+  ]) {
+    const i = CASES.findIndex((c) => c.name === name);
+    const c = CASES[i] as Case;
+    it(`image volume: ${name}`, async () => {
+      const volume = join(dir, 'bundles', 'volumes', `v${i}`);
+      try {
+        const r = await materializeImageVolume(store, `example.com/hostile:c${i}`, volume);
+        assert.equal(r.kind, 'image');
+        assert.ok(!('code' in c.expect), `want ${'code' in c.expect ? c.expect.code : ''}, it succeeded`);
+        if ('rootfs' in c.expect && c.image(outside).config === undefined)
+          c.expect.rootfs(volume, outside, { mounts: [] } as unknown as RuntimeSpec);
+      } catch (e) {
+        assert.ok(
+          'code' in c.expect && isKimgError(e, c.expect.code),
+          `want a coded error, got ${String(e)}`,
+        );
+        assert.ok(!existsSync(volume), 'a failed volume leaves no directory');
+      }
+      assert.equal(snapshotOutside(), before0, 'nothing outside the volume changed');
+      assert.equal(readFileSync(join(outside, 'victim'), 'utf8'), 'original');
+    });
+  }
 });

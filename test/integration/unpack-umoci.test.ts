@@ -5,7 +5,9 @@
  * with setuid/setgid/sticky bits, owners, FIFOs and devices, long (pax) names, and gzip / zstd /
  * uncompressed layers. umoci 0.4.7 reads no zstd, so it gets the same tars gzip-compressed (same diff
  * IDs, so the same image). kimg's `unpackImage` and `umoci unpack` (as root) must produce the same tree:
- * paths, types, modes, owners, link counts, link targets, device numbers and file digests.
+ * paths, types, modes, owners, link counts, link targets, device numbers, file digests and mtimes (of
+ * every entry, directories included); an xattr a layer sets reads back the same from both trees. The
+ * same images with Docker schema 2 media types unpack to the same trees as the OCI ones.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -18,6 +20,18 @@ import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 import { buildImage, type ImageDef } from '../helpers/unpack-images.js';
 import { describeTree } from '../helpers/unpack-tree.js';
 
+/** lgetxattr(2) through perl's syscall (no getfattr on the machine). */
+async function getXattr(path: string, name: string): Promise<string> {
+  const nr = process.arch === 'arm64' ? 8 : 192;
+  const r = await runCommand('perl', [
+    '-e',
+    `my $v = "\\0" x 256; my $n = syscall(${nr}, $ARGV[0], $ARGV[1], $v, 256); print $n < 0 ? "" : substr($v, 0, $n);`,
+    path,
+    name,
+  ]);
+  return r.stdout;
+}
+
 const LONG = 'long/' + 'n'.repeat(120) + '/' + 'f'.repeat(90);
 
 const IMAGES: Record<string, ImageDef> = {
@@ -28,7 +42,15 @@ const IMAGES: Record<string, ImageDef> = {
         entries: [
           { type: 'dir', name: 'a/' },
           { type: 'dir', name: 'a/b/', mode: 0o750, uid: 7, gid: 8 },
-          { type: 'file', name: 'a/f1', data: 'one', mode: 0o640, uid: 1000, gid: 1000 },
+          {
+            type: 'file',
+            name: 'a/f1',
+            data: 'one',
+            mode: 0o640,
+            uid: 1000,
+            gid: 1000,
+            mtime: 1_234_567_890,
+          },
           { type: 'file', name: 'a/b/f2', data: 'two' },
           { type: 'hardlink', name: 'a/hl', target: 'a/f1' },
           { type: 'symlink', name: 'a/rel', target: 'b/f2' },
@@ -36,7 +58,7 @@ const IMAGES: Record<string, ImageDef> = {
           { type: 'dir', name: 'bin/' },
           { type: 'file', name: 'bin/su', data: 'su', mode: 0o4755 },
           { type: 'file', name: 'bin/sg', data: 'sg', mode: 0o2711 },
-          { type: 'dir', name: 'tmp/', mode: 0o1777 },
+          { type: 'dir', name: 'tmp/', mode: 0o1777, mtime: 1_111_111_111 },
           { type: 'dir', name: 'd1/' },
           { type: 'file', name: 'd1/x', data: 'x' },
           { type: 'file', name: 'd1/y', data: 'y' },
@@ -83,6 +105,7 @@ const IMAGES: Record<string, ImageDef> = {
           { type: 'file', name: 'a/b/f2', data: 'two, changed', mode: 0o755, uid: 11, gid: 12 },
           { type: 'hardlink', name: 'a/hl2', target: 'a/hl' },
           { type: 'file', name: 'a/xattr', data: 'x', xattrs: { 'user.kimg': 'value' } },
+          { type: 'file', name: 'a/old', data: 'old', mtime: 1_000_000_000 },
         ],
       },
     ],
@@ -125,6 +148,9 @@ describe('unpack: same tree as umoci unpack', () => {
       }));
       buildImage(umociLayout(), { ...def, layers: gz, tag });
       await store.load({ layout: `oci:${layout()}:${tag}`, name: `example.com/diff:${tag}` });
+      // The same image with Docker schema 2 media types (`…rootfs.diff.tar.gzip`, `.zstd`, plain tar).
+      buildImage(layout(), { ...def, tag: `${tag}-docker`, mediaTypes: 'docker' });
+      await store.load({ layout: `oci:${layout()}:${tag}-docker`, name: `example.com/diff:${tag}-docker` });
     }
   });
   after(async () => {
@@ -134,12 +160,25 @@ describe('unpack: same tree as umoci unpack', () => {
 
   for (const tag of Object.keys(IMAGES)) {
     it(`image "${tag}"`, async () => {
+      const started = Math.floor(Date.now() / 1000) - 1;
       const umociBundle = join(dir, `umoci-${tag}`);
       await runCommand(requireBinary('umoci'), ['unpack', '--image', `${umociLayout()}:${tag}`, umociBundle]);
       const kimgBundle = join(dir, `kimg-${tag}`);
       await unpackImage(store, `example.com/diff:${tag}`, kimgBundle);
-      const want = describeTree(join(umociBundle, 'rootfs'));
-      const got = describeTree(join(kimgBundle, 'rootfs'));
+      const want = describeTree(join(umociBundle, 'rootfs'), { mtime: true });
+      const got = describeTree(join(kimgBundle, 'rootfs'), { mtime: true });
+      // The root's time is not the image's (no layer here has a `./` entry): umoci leaves it at the
+      // unpack's time, kimg at the epoch. Parents no entry names (`long/`, `s/`) get the time they were
+      // made in both: "now", a second apart at most.
+      delete want['.']?.mtime;
+      delete got['.']?.mtime;
+      for (const [p, n] of Object.entries(got)) {
+        const w = want[p];
+        if (w?.mtime !== undefined && n.mtime !== undefined && w.mtime >= started && n.mtime >= started) {
+          delete w.mtime;
+          delete n.mtime;
+        }
+      }
       assert.deepEqual(got, want);
       if (tag === 'changes') {
         // The comparison is only as good as what both produce: pin the layer semantics too.
@@ -163,7 +202,30 @@ describe('unpack: same tree as umoci unpack', () => {
         assert.equal(got['pipe']?.type, 'fifo');
         assert.equal(got['dev/null']?.type, 'char');
         assert.equal(got[LONG]?.type, 'file');
+        assert.equal(got['a/old']?.mtime, 1_000_000_000);
+        assert.equal(got['a/hl']?.mtime, 1_234_567_890, 'a hardlink shares its inode times');
+        assert.equal(got['tmp']?.mtime, 1_111_111_111, "a directory's time is set after its children");
+        const xattr = await getXattr(join(kimgBundle, 'rootfs', 'a', 'xattr'), 'user.kimg');
+        assert.equal(xattr, 'value');
+        assert.equal(await getXattr(join(umociBundle, 'rootfs', 'a', 'xattr'), 'user.kimg'), xattr);
       }
+    });
+  }
+
+  for (const tag of Object.keys(IMAGES)) {
+    it(`image "${tag}" with Docker media types unpacks to the same tree`, async () => {
+      const oci = await unpackImage(store, `example.com/diff:${tag}`, join(dir, `oci-${tag}`));
+      const docker = await unpackImage(store, `example.com/diff:${tag}-docker`, join(dir, `docker-${tag}`));
+      assert.ok(
+        IMAGES[tag]?.layers.every((l, i) =>
+          docker.layers[i]?.mediaType.startsWith('application/vnd.docker.'),
+        ),
+      );
+      assert.deepEqual(
+        docker.layers.map((l) => l.diffId),
+        oci.layers.map((l) => l.diffId),
+      );
+      assert.deepEqual(describeTree(docker.rootfs), describeTree(oci.rootfs));
     });
   }
 });

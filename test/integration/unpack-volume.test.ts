@@ -1,6 +1,8 @@
 /**
  * Image volumes (`materializeImageVolume`): an image's layers into a directory, and an OCI artifact's
- * titled blobs as files (digest-checked, untitled blobs skipped, a title leaving the directory refused).
+ * titled blobs as files (digest-checked, untitled blobs skipped, a title leaving the directory refused,
+ * colliding titles refused before anything is written, a non-empty directory refused unless forced, a
+ * failed copy removing the volume).
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -8,7 +10,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSy
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { isKimgError } from '../../src/errors/index.js';
-import { openStore, type Store } from '../../src/store/index.js';
+import { lookupImage, openStore, type Store } from '../../src/store/index.js';
 import { materializeImageVolume } from '../../src/unpack/index.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 import { buildImage } from '../helpers/unpack-images.js';
@@ -77,7 +79,23 @@ describe('image volumes', () => {
       { data: 'no title' },
     ]);
     buildArtifact(layout, 'evil', [{ title: '../escape', data: 'x' }]);
-    for (const t of ['img', 'art', 'evil'])
+    buildArtifact(layout, 'dup', [
+      { title: 'same', data: 'one' },
+      { title: 'same', data: 'two' },
+    ]);
+    buildArtifact(layout, 'dupclean', [
+      { title: 'd/./f', data: 'one' },
+      { title: 'd//f', data: 'two' },
+    ]);
+    buildArtifact(layout, 'overlap', [
+      { title: 'x/y', data: 'file below' },
+      { title: 'x', data: 'a file where a directory must be' },
+    ]);
+    buildArtifact(layout, 'corrupt', [
+      { title: 'first', data: 'fine' },
+      { title: 'second', data: 'bytes the store will lose' },
+    ]);
+    for (const t of ['img', 'art', 'evil', 'dup', 'dupclean', 'overlap', 'corrupt'])
       await store.load({ layout: `oci:${layout}:${t}`, name: `example.com/vol:${t}` });
   });
   after(async () => {
@@ -106,5 +124,54 @@ describe('image volumes', () => {
       isKimgError(e, 'UNPACK_UNSAFE'),
     );
     assert.ok(!existsSync(join(dir, 'escape')));
+  });
+
+  for (const [tag, what] of [
+    ['dup', 'two titles naming the same file'],
+    ['dupclean', 'two titles that clean to the same file'],
+    ['overlap', 'a title that is a directory of another'],
+  ] as const) {
+    it(`refuses ${what} (MANIFEST_INVALID), writing nothing`, async () => {
+      const target = join(dir, `v-${tag}`);
+      await assert.rejects(materializeImageVolume(store, `example.com/vol:${tag}`, target), (e) => {
+        assert.ok(isKimgError(e, 'MANIFEST_INVALID'), String(e));
+        assert.match(e.message, /artifact file title/);
+        return true;
+      });
+      assert.ok(!existsSync(target), 'nothing was written');
+    });
+  }
+
+  it('refuses a non-empty directory for an artifact unless forced', async () => {
+    const target = join(dir, 'v-busy');
+    mkdirSync(target);
+    writeFileSync(join(target, 'old'), 'old');
+    await assert.rejects(materializeImageVolume(store, 'example.com/vol:art', target), (e) =>
+      isKimgError(e, 'TARGET_NOT_EMPTY'),
+    );
+    assert.equal(readFileSync(join(target, 'old'), 'utf8'), 'old');
+    const r = await materializeImageVolume(store, 'example.com/vol:art', target, { force: true });
+    assert.deepEqual(r.files, ['config.yaml', 'sub/data.bin']);
+    assert.ok(!existsSync(join(target, 'old')), 'forced: the old content is replaced');
+    // A file where the volume directory should be is refused the same way, for images too.
+    writeFileSync(join(dir, 'v-file'), 'x');
+    for (const t of ['art', 'img'])
+      await assert.rejects(materializeImageVolume(store, `example.com/vol:${t}`, join(dir, 'v-file')), (e) =>
+        isKimgError(e, 'TARGET_NOT_EMPTY'),
+      );
+  });
+
+  it('a blob that fails its digest while copying removes the volume (DIGEST_MISMATCH)', async () => {
+    const record = await lookupImage(store.images, 'example.com/vol:corrupt');
+    const manifest = JSON.parse(
+      (await store.content.readBlob(record?.manifestDigest ?? '')).toString('utf8'),
+    ) as { layers: { digest: string }[] };
+    const second = manifest.layers[1]?.digest ?? '';
+    writeFileSync(store.content.blobPath(second), 'other bytes, same length...');
+    const target = join(dir, 'v-corrupt');
+    await assert.rejects(materializeImageVolume(store, 'example.com/vol:corrupt', target), (e) =>
+      isKimgError(e, 'DIGEST_MISMATCH'),
+    );
+    assert.ok(!existsSync(target), 'the half-written volume is removed');
   });
 });

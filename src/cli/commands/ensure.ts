@@ -45,7 +45,12 @@ import {
   type LoadedPod,
   type PodCliOptions,
 } from '../pod-options.js';
-import { addRegistryOptions, registryClientOptions, type RegistryCliOptions } from '../registry-options.js';
+import {
+  addRegistryOptions,
+  hideCredsOptions,
+  registryClientOptions,
+  type RegistryCliOptions,
+} from '../registry-options.js';
 import { addStoreOptions, type StoreCliOptions } from '../store-options.js';
 import { addContainerdOption, containerdBackend, type ContainerdCliOptions } from '../containerd-options.js';
 
@@ -93,14 +98,17 @@ export { humanDuration };
 
 /**
  * The `Events:` block of `kubectl describe`: two-space indent, tab-aligned columns padded by two
- * spaces (Go tabwriter, padding 2), `Events:  <none>` when empty.
+ * spaces (Go tabwriter, padding 2), `Events:  <none>` when empty. Every cell is escaped
+ * (`escapeTerminal`): an event's message carries a registry's error text and the image string.
  */
 export function formatEvents(events: readonly ManagerEvent[], nowMs: number): string {
   if (events.length === 0) return 'Events:  <none>\n';
   const rows = [
     ['Type', 'Reason', 'Age', 'From', 'Message'],
     ['----', '------', '----', '----', '-------'],
-    ...events.map((e) => [e.type, e.reason, humanDuration(nowMs - e.timestamp), 'kubelet', e.message]),
+    ...events.map((e) =>
+      [e.type, e.reason, humanDuration(nowMs - e.timestamp), 'kubelet', e.message].map(escapeTerminal),
+    ),
   ];
   const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   const lines = rows.map(
@@ -179,7 +187,7 @@ export const registerEnsure: RegisterCommand = (program: Command, ctx: CliContex
   addPodOptions(cmd, { fileRequired: true });
   addStoreOptions(cmd);
   addContainerdOption(cmd);
-  addRegistryOptions(cmd).action(async (options: EnsureCliOptions) => {
+  hideCredsOptions(addRegistryOptions(cmd)).action(async (options: EnsureCliOptions) => {
     await run(options, ctx);
   });
 };
@@ -268,7 +276,9 @@ async function run(options: EnsureCliOptions, ctx: CliContext): Promise<void> {
       outcome.results.forEach((r, i) => {
         const events = outcome.events.filter((e) => e.object.pod.uid === r.pod.uid);
         if (outcome.results.length > 1 || options.all === true) {
-          ctx.stdout.write(`${i > 0 ? '\n' : ''}Pod: ${r.pod.namespace}/${r.pod.name}\n`);
+          ctx.stdout.write(
+            `${i > 0 ? '\n' : ''}Pod: ${escapeTerminal(`${r.pod.namespace}/${r.pod.name}`)}\n`,
+          );
         }
         ctx.stdout.write(formatEvents(events, nowMs));
         ctx.stdout.write('\n');

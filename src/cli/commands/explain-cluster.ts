@@ -1,12 +1,13 @@
 /**
  * The cluster face of `kimg explain` (also `kubectl kimg explain`): `pod/NAME`, `deployment/NAME`
  * and `pods` read from the API server (`--kubeconfig`, `--context`, `-n`, as kubectl). The library
- * (`src/kube`: `readPodContext`, `explainClusterPod`, `listStuckContainers`) reads and decides; this
- * file opens the runtime, calls it and renders. Presence comes from this machine's runtime only with
- * `--node-name` equal to the pod's node (kimg runs there), else from `Node.status.images`.
+ * (`src/kube`: `readPodContext`, `explainClusterPod`, `listStuckContainers`; src/runtime
+ * `podExplainInputs`) reads and decides; this file opens the runtime, calls it and renders. Presence
+ * comes from this machine's runtime (kimg's store, or containerd's with `--containerd` or the
+ * configuration's `kimg.containerd`) only with `--node-name` equal to the pod's node (kimg runs there),
+ * else from `Node.status.images`.
  * Text from the API server is escaped before it reaches the terminal.
  */
-import type { PodCredentialContext } from '../../credentials/index.js';
 import { KimgError, toKimgError } from '../../errors/index.js';
 import {
   KubeClient,
@@ -15,26 +16,28 @@ import {
   loadKubeClientConfig,
   readDeploymentContext,
   readPodContext,
+  tokenRequestCredentials,
   type ClusterPodExplanation,
   type KubeTarget,
   type PodContext,
 } from '../../kube/index.js';
-import { openNodeRuntime, type NodeRuntime } from '../../runtime/index.js';
+import { podExplainInputs, type NodeRuntime } from '../../runtime/index.js';
 import type { CliContext } from '../context.js';
+import { formatExplanation } from '../explain-format.js';
+import { openExplainRuntime, type ExplainRuntimeCliOptions } from '../explain-runtime.js';
 import { parseOutputFormat, toJson, toTable, toYaml } from '../output.js';
 import { loadCliNodeConfig, podCredentialOptions, type PodCliOptions } from '../pod-options.js';
-import { registryClientOptions, type RegistryCliOptions } from '../registry-options.js';
-import type { StoreCliOptions } from '../store-options.js';
 
 /** The options of `kimg explain` the cluster face reads. */
-export interface ClusterExplainCliOptions extends PodCliOptions, RegistryCliOptions, StoreCliOptions {
+export interface ClusterExplainCliOptions extends PodCliOptions, ExplainRuntimeCliOptions {
   container?: string;
-  resolve?: boolean;
   output: string;
   kubeconfig?: string;
   context?: string;
   namespace?: string;
   nodeName?: string;
+  /** Tokens of credential providers with `tokenAttributes` from the TokenRequest API. */
+  tokenRequest?: boolean;
 }
 
 /** Escapes control characters (API text is untrusted on a terminal). */
@@ -46,10 +49,7 @@ function safe(s: string): string {
   );
 }
 
-function renderPod(
-  x: ClusterPodExplanation,
-  formatContainer: (c: ClusterPodExplanation['containers'][number]) => string,
-): string {
+function renderPod(x: ClusterPodExplanation): string {
   const lines: string[] = [];
   const what =
     x.target.kind === 'deployment'
@@ -83,7 +83,7 @@ function renderPod(
     for (const r of x.reported)
       lines.push(safe(`  ${r.container}: ${r.reason}${r.message !== '' ? `: ${r.message}` : ''}`));
   }
-  return lines.join('\n') + '\n\n' + x.containers.map((c) => safe(formatContainer(c))).join('\n');
+  return lines.join('\n') + '\n\n' + x.containers.map((c) => safe(formatExplanation(c))).join('\n');
 }
 
 /** Runs `kimg explain pod/NAME | deployment/NAME | pods` (see the module comment). */
@@ -91,7 +91,6 @@ export async function runClusterExplain(
   target: KubeTarget,
   options: ClusterExplainCliOptions,
   ctx: CliContext,
-  formatContainer: (c: ClusterPodExplanation['containers'][number]) => string,
 ): Promise<void> {
   const format = parseOutputFormat(options.output, ['table', 'wide', 'json', 'yaml']);
   if (options.filename.length > 0)
@@ -99,6 +98,8 @@ export async function runClusterExplain(
       'USAGE',
       `give either ${target.kind === 'pods' ? 'pods' : `${target.kind}/${target.name}`} or -f POD.yaml (not both)`,
     );
+  if (options.tokenRequest === true && options.serviceAccountTokenDir !== undefined)
+    throw new KimgError('USAGE', 'give either --token-request or --service-account-token-dir (not both)');
   const kube = await loadKubeClientConfig({
     env: ctx.env,
     ...(options.kubeconfig !== undefined ? { kubeconfig: options.kubeconfig } : {}),
@@ -125,48 +126,25 @@ export async function runClusterExplain(
   }
   const onNode = options.nodeName !== undefined && options.nodeName !== '';
   const config = await loadCliNodeConfig(options.config);
-  const hostsDir = options.hostsDir ?? config.kimg.hostsDir;
-  const runtime: NodeRuntime = await openNodeRuntime(config, {
-    env: ctx.env,
-    ...(options.root !== undefined ? { root: options.root } : {}),
-    ...(options.resolve === true
-      ? { registry: registryClientOptions({ ...options, ...(hostsDir ? { hostsDir } : {}) }, ctx) }
+  // Off the node, this machine's docker config says nothing about the node's pulls.
+  const runtime: NodeRuntime = await openExplainRuntime(config, options, ctx, {
+    ...(await podCredentialOptions({ ...options, nodeConfig: onNode && options.nodeConfig }, [], () => {})),
+    ...(options.tokenRequest === true
+      ? tokenRequestCredentials(client, { known: contexts.map((c) => c.serviceAccount) })
       : {}),
-    // Off the node, this machine's docker config says nothing about the node's pulls.
-    credentials: await podCredentialOptions(
-      { ...options, nodeConfig: onNode && options.nodeConfig },
-      [],
-      () => {},
-    ),
-    verification: 'read-only',
   });
   try {
-    const backoff = onNode ? await runtime.backoff.list() : [];
     const results: ClusterPodExplanation[] = [];
     for (const c of contexts) {
       const podNode = ((c.pod.spec ?? {}) as Record<string, unknown>).nodeName;
       const here = onNode && podNode === options.nodeName;
+      const inputs = await podExplainInputs(runtime, {
+        ...(options.resolve !== undefined ? { resolve: options.resolve } : {}),
+        ...(here ? { node: options.nodeName } : {}),
+      });
       results.push(
         await explainClusterPod(c, {
-          ...(here
-            ? {
-                runtime: {
-                  imageService: runtime.imageService,
-                  description: `node ${options.nodeName ?? ''}: ${runtime.backend.kind === 'local' ? `kimg store ${runtime.store.root}` : 'CRI runtime'}`,
-                },
-              }
-            : {}),
-          deps: {
-            backoff: here ? backoff : [],
-            verifying: runtime.manager.gates['KubeletEnsureSecretPulledImages'] === true && here,
-            ...(here ? { verifier: runtime.verifier } : {}),
-            ...(options.resolve === true
-              ? { registry: runtime.registry, ...(here ? { records: runtime.store.images } : {}) }
-              : {}),
-            nowMs: Date.now(),
-          },
-          lookup: (image: string, pod: PodCredentialContext) =>
-            runtime.credentials.lookup(image, pod, { explain: true }),
+          ...inputs,
           ...(options.container !== undefined ? { container: options.container } : {}),
         }),
       );
@@ -174,7 +152,7 @@ export async function runClusterExplain(
     if (stuck !== undefined) renderStuck(namespace, stuck, results, format, ctx);
     else if (format === 'json') ctx.stdout.write(toJson(results[0]));
     else if (format === 'yaml') ctx.stdout.write(toYaml(results[0]));
-    else ctx.stdout.write(renderPod(results[0]!, formatContainer));
+    else ctx.stdout.write(renderPod(results[0]!));
   } catch (e) {
     throw toKimgError(e);
   } finally {

@@ -23,15 +23,15 @@ import type { Command } from 'commander';
 import type { KubeObject } from '../../credentials/index.js';
 import { KimgError } from '../../errors/index.js';
 import {
-  explainImage,
   imageExplainTarget,
   isStaticPod,
   podExplainTargets,
   type ExplainTarget,
-  type ImageExplanation,
 } from '../../manager/index.js';
-import { openNodeRuntime } from '../../runtime/index.js';
+import { explainImages } from '../../runtime/index.js';
 import type { CliContext } from '../context.js';
+import { formatExplanation } from '../explain-format.js';
+import { openExplainRuntime } from '../explain-runtime.js';
 import { parseOutputFormat, toJson, toYaml } from '../output.js';
 import {
   addPodOptions,
@@ -41,69 +41,18 @@ import {
   podCredentialOptions,
   type LoadedPod,
 } from '../pod-options.js';
-import { addRegistryOptions, registryClientOptions } from '../registry-options.js';
+import { addRegistryOptions, hideCredsOptions } from '../registry-options.js';
 import { addStoreOptions } from '../store-options.js';
-import { addContainerdOption, containerdBackend, type ContainerdCliOptions } from '../containerd-options.js';
+import { addContainerdOption } from '../containerd-options.js';
 import { parseKubeTarget } from '../../kube/index.js';
 import { runClusterExplain, type ClusterExplainCliOptions } from './explain-cluster.js';
 import type { RegisterCommand } from './register.js';
-import { escapeTerminal } from '../../gotext/index.js';
 
 export type { ImageExplanation, PolicyOrigin } from '../../manager/index.js';
 
-interface ExplainCliOptions extends ClusterExplainCliOptions, ContainerdCliOptions {
+interface ExplainCliOptions extends ClusterExplainCliOptions {
   pullPolicy?: string;
   staticPod?: boolean;
-}
-
-function formatText(x: ImageExplanation): string {
-  const lines: string[] = [];
-  const head = x.container !== undefined ? `Container ${x.container}` : 'Image';
-  lines.push(
-    `${head}: ${x.image}${x.pod !== undefined ? `  (pod ${x.pod.namespace}/${x.pod.name}, uid ${x.pod.uid})` : ''}`,
-  );
-  for (const e of x.extensions ?? []) lines.push(`  Kimg Extension: ${e}`);
-  if (x.reference.valid) {
-    lines.push(`  Reference:    ${x.reference.canonical ?? ''}`);
-    lines.push(
-      `    kubelet sends ${JSON.stringify(x.reference.kubeletImage ?? '')}; stored as ${x.reference.pullRef ?? ''}`,
-    );
-  } else {
-    lines.push(`  Reference:    invalid: ${x.reference.error?.message ?? ''}`);
-  }
-  lines.push(`  Policy:       ${x.policy.value} (${x.policy.origin}: ${x.policy.why})`);
-  const p = x.presence;
-  lines.push(
-    `  Present:      ${p.error !== undefined ? `error: ${p.error}` : p.present ? `yes, ${p.imageId ?? ''}${p.names?.length ? ` (${p.names.join(', ')})` : ''}` : 'no'}${p.checked ? '' : ' (the kubelet does not check for this policy)'}`,
-  );
-  if (x.credentials.matches.length === 0) lines.push('  Credentials:  none match (the pull is anonymous)');
-  else {
-    lines.push('  Credentials:  tried in this order:');
-    x.credentials.matches.forEach((m, i) =>
-      lines.push(`    ${i + 1}. ${m.key} user ${JSON.stringify(m.username)} from ${m.source}`),
-    );
-  }
-  for (const n of x.credentials.nearMisses)
-    lines.push(`    near miss: ${n.key} from ${n.source}: ${n.reason}`);
-  for (const pr of x.credentials.problems) lines.push(`    problem: ${pr}`);
-  if (x.backoff.length === 0) lines.push('  Back-off:     none');
-  for (const b of x.backoff) {
-    lines.push(
-      `  Back-off:     ${b.inBackOff ? `in back-off until ${b.retryAt} (window ${b.backoffSeconds}s)` : 'window passed (the next attempt pulls)'} [${b.key}]`,
-    );
-    if (b.lastError !== undefined) lines.push(`    last error: ${b.lastError}`);
-  }
-  if (x.resolved !== undefined) {
-    lines.push(
-      `  Resolved:     ${x.resolved.error !== undefined ? `error: ${x.resolved.error.message}` : `${x.resolved.digest ?? ''}${x.resolved.unchanged ? ' (same as the present image)' : ''}`}`,
-    );
-  }
-  if (x.verification !== undefined)
-    lines.push(`  Verification: ${x.verification.summary} [policy ${x.verification.policy}]`);
-  if (x.decision !== undefined) lines.push(`  Decision:     ${x.decision.action} (${x.decision.reason})`);
-  lines.push(`  Next:         ${x.next}`);
-  // Each line carries images, registry errors and pod names: escaped so none drives the terminal.
-  return lines.map(escapeTerminal).join('\n') + '\n';
 }
 
 export const registerExplain: RegisterCommand = (program: Command, ctx: CliContext) => {
@@ -139,13 +88,19 @@ export const registerExplain: RegisterCommand = (program: Command, ctx: CliConte
     .option(
       '--node-name <name>',
       "this machine is that node: presence of its pods' images from this runtime, not Node.status.images",
+    )
+    .option(
+      '--token-request',
+      'pod/NAME, deployment/NAME, pods: tokens for credential provider plugins with tokenAttributes from the API server (TokenRequest, bound to the pod; needs create on serviceaccounts/token)',
     );
   addPodOptions(cmd, { fileRequired: false });
   addStoreOptions(cmd);
   addContainerdOption(cmd);
-  addRegistryOptions(cmd).action(async (image: string | undefined, options: ExplainCliOptions) => {
-    await run(image, options, ctx);
-  });
+  hideCredsOptions(addRegistryOptions(cmd)).action(
+    async (image: string | undefined, options: ExplainCliOptions) => {
+      await run(image, options, ctx);
+    },
+  );
 };
 
 /**
@@ -185,7 +140,7 @@ async function podTargets(
 
 async function run(image: string | undefined, options: ExplainCliOptions, ctx: CliContext): Promise<void> {
   const target = image !== undefined ? parseKubeTarget(image) : undefined;
-  if (target !== undefined) return runClusterExplain(target, options, ctx, formatText);
+  if (target !== undefined) return runClusterExplain(target, options, ctx);
   const format = parseOutputFormat(options.output, ['table', 'json', 'yaml']);
   if ((image === undefined) === (options.filename.length === 0)) {
     throw new KimgError('USAGE', 'give either an IMAGE or -f POD.yaml (not both)');
@@ -204,40 +159,24 @@ async function run(image: string | undefined, options: ExplainCliOptions, ctx: C
     image !== undefined
       ? { targets: [imageExplainTarget(image, options)], objects: [], pods: [] }
       : await podTargets(options, config.kubelet.staticPodPath);
-  const hostsDir = options.hostsDir ?? config.kimg.hostsDir;
-  // Read-only: no start-up reconciliation (that is the agent's and `kimg ensure`'s job).
-  const runtime = await openNodeRuntime(config, {
-    env: ctx.env,
-    ...(options.root !== undefined ? { root: options.root } : {}),
-    ...(options.resolve === true
-      ? { registry: registryClientOptions({ ...options, ...(hostsDir ? { hostsDir } : {}) }, ctx) }
-      : {}),
-    credentials: await podCredentialOptions(options, objects, () => {}),
-    verification: 'read-only',
-    ...((backend) => (backend !== undefined ? { imageService: backend } : {}))(
-      containerdBackend(options.containerd, config.kimg),
-    ),
-  });
+  const runtime = await openExplainRuntime(
+    config,
+    options,
+    ctx,
+    await podCredentialOptions(options, objects, () => {}),
+  );
   try {
     const byUid = new Map(pods.map((p) => [p.uid, p]));
-    const deps = {
-      imageService: runtime.imageService,
-      backoff: await runtime.backoff.list(),
-      credentials: (img: string, pod: { uid: string } | undefined) => {
-        const loaded = pod !== undefined ? byUid.get(pod.uid) : undefined;
-        const ctxPod = loaded !== undefined ? podCredentialContext(loaded) : undefined;
-        return runtime.credentials.lookup(img, ctxPod, { explain: true });
+    const results = await explainImages(runtime, targets, {
+      ...(options.resolve !== undefined ? { resolve: options.resolve } : {}),
+      podContext: (pod) => {
+        const loaded = byUid.get(pod.uid);
+        return loaded !== undefined ? podCredentialContext(loaded) : undefined;
       },
-      verifying: runtime.manager.gates['KubeletEnsureSecretPulledImages'] === true,
-      verifier: runtime.verifier,
-      ...(options.resolve === true ? { registry: runtime.registry, records: runtime.store.images } : {}),
-      nowMs: Date.now(),
-    };
-    const results: ImageExplanation[] = [];
-    for (const t of targets) results.push(await explainImage(t, deps));
+    });
     if (format === 'json') ctx.stdout.write(toJson(image !== undefined ? results[0] : results));
     else if (format === 'yaml') ctx.stdout.write(toYaml(image !== undefined ? results[0] : results));
-    else ctx.stdout.write(results.map(formatText).join('\n'));
+    else ctx.stdout.write(results.map(formatExplanation).join('\n'));
   } finally {
     await runtime.close();
   }

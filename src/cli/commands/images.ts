@@ -9,13 +9,8 @@ import type { Command } from 'commander';
 import { humanSize, splitNameTag, truncateId, type ImageRecord } from '../../store/index.js';
 import type { CliContext } from '../context.js';
 import { parseOutputFormat, toJson, toTable, toYaml } from '../output.js';
-import { addStoreOptions, withStore, type StoreCliOptions } from '../store-options.js';
-import {
-  addContainerdConfigOptions,
-  containerdSettingOf,
-  withContainerd,
-  type ContainerdConfigCliOptions,
-} from '../containerd-options.js';
+import { addStoreOptions, withImageBackend, type StoreCliOptions } from '../store-options.js';
+import { addContainerdConfigOptions, type ContainerdConfigCliOptions } from '../containerd-options.js';
 
 /** The table rows `kimg images` prints for records (exported for tests and the CRI face). */
 export function imageRows(
@@ -52,10 +47,14 @@ export function registerImages(program: Command, ctx: CliContext): void {
     ),
   ).action(async (opts: StoreCliOptions & ContainerdConfigCliOptions & { output: string }) => {
     const format = parseOutputFormat(opts.output, ['table', 'wide', 'json', 'yaml']);
-    const ctrd = await containerdSettingOf(opts);
-    if (ctrd !== undefined) {
-      // containerd's images as its CRI plugin lists them (crictl images over containerd).
-      const images = await withContainerd(ctrd, undefined, (svc) => svc.listImages());
+    // kimg's records, or containerd's images as its CRI plugin lists them (crictl images over containerd).
+    const listed = await withImageBackend(opts, ctx, async (b) =>
+      b.containerd !== undefined
+        ? { containerd: await b.containerd.listImages() }
+        : { records: await b.store!.images.list() },
+    );
+    if (listed.containerd !== undefined) {
+      const images = listed.containerd;
       if (format === 'json') ctx.stdout.write(toJson({ images }));
       else if (format === 'yaml') ctx.stdout.write(toYaml({ images }));
       else {
@@ -72,7 +71,7 @@ export function registerImages(program: Command, ctx: CliContext): void {
       }
       return;
     }
-    const records = await withStore(opts, ctx, (store) => store.images.list());
+    const records = listed.records;
     if (format === 'json') ctx.stdout.write(toJson({ images: records }));
     else if (format === 'yaml') ctx.stdout.write(toYaml({ images: records }));
     else {

@@ -7,13 +7,8 @@ import type { Command } from 'commander';
 import { lookupImage } from '../../store/index.js';
 import type { CliContext } from '../context.js';
 import { parseOutputFormat, toJson, toYaml } from '../output.js';
-import { addStoreOptions, withStore, type StoreCliOptions } from '../store-options.js';
-import {
-  addContainerdConfigOptions,
-  containerdSettingOf,
-  withContainerd,
-  type ContainerdConfigCliOptions,
-} from '../containerd-options.js';
+import { addStoreOptions, withImageBackend, type StoreCliOptions } from '../store-options.js';
+import { addContainerdConfigOptions, type ContainerdConfigCliOptions } from '../containerd-options.js';
 import { KimgError } from '../../errors/index.js';
 
 export function registerInspect(program: Command, ctx: CliContext): void {
@@ -32,24 +27,21 @@ export function registerInspect(program: Command, ctx: CliContext): void {
       opts: StoreCliOptions & ContainerdConfigCliOptions & { output: string; runtimeHandler: string },
     ) => {
       const format = parseOutputFormat(opts.output, ['json', 'yaml']);
-      const ctrd = await containerdSettingOf(opts);
-      if (ctrd !== undefined) {
-        // containerd's view: the CRI image, its records and its config.
-        const out = await withContainerd(ctrd, undefined, async (svc, client) => {
+      const out = await withImageBackend(opts, ctx, async (b) => {
+        const svc = b.containerd;
+        if (svc !== undefined) {
+          // containerd's view: the CRI image, its records and its config.
           const status = await svc.imageStatus({ image });
           if (status === undefined)
             throw new KimgError('IMAGE_NOT_PRESENT', `no such image ${JSON.stringify(image)} in containerd`, {
               input: image,
             });
           const names = new Set([...status.repoTags, ...status.repoDigests, status.id]);
-          const records = (await client.imageList()).filter((r) => names.has(r.name));
-          const config = JSON.parse((await client.contentRead(status.id)).toString('utf8')) as unknown;
+          const records = (await svc.client.imageList()).filter((r) => names.has(r.name));
+          const config = JSON.parse((await svc.client.contentRead(status.id)).toString('utf8')) as unknown;
           return { image: status, records, config };
-        });
-        ctx.stdout.write(format === 'yaml' ? toYaml(out) : toJson(out));
-        return;
-      }
-      const out = await withStore(opts, ctx, async (store) => {
+        }
+        const store = b.store!;
         const record = await lookupImage(store.images, image, { runtimeHandler: opts.runtimeHandler });
         const read = async (d: string) =>
           JSON.parse((await store.content.readBlob(d)).toString('utf8')) as unknown;

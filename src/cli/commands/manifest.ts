@@ -14,6 +14,7 @@ import type { CliContext } from '../context.js';
 import { parseOutputFormat, toJson, toYaml } from '../output.js';
 import { addRegistryOptions, registrySession, type RegistryCliOptions } from '../registry-options.js';
 import type { RegisterCommand } from './register.js';
+import { escapeTerminal, escapeTerminalBlock } from '../../gotext/index.js';
 
 interface ManifestOptions extends RegistryCliOptions {
   platform?: string;
@@ -100,6 +101,11 @@ function describe(
   return out;
 }
 
+/**
+ * The text form. The manifest is the registry's document: `JSON.stringify` escapes its C0 controls but
+ * keeps C1 controls and DEL raw (an annotation holding U+009B reads as CSI on some terminals), so the
+ * block goes through `escapeTerminalBlock`; `-o json` and `-o raw` stay exact.
+ */
 function text(o: ManifestOutput): string {
   const lines = [
     `Name:       ${o.name}`,
@@ -111,5 +117,10 @@ function text(o: ManifestOutput): string {
     lines.push(`Index:      ${o.index.digest} (${o.index.mediaType})`);
     if (o.platform) lines.push(`Platform:   ${o.platform}`);
   }
-  return lines.join('\n') + '\n\n' + JSON.stringify(o.manifest, null, 2) + '\n';
+  return (
+    lines.map(escapeTerminal).join('\n') +
+    '\n\n' +
+    escapeTerminalBlock(JSON.stringify(o.manifest, null, 2)) +
+    '\n'
+  );
 }

@@ -50,6 +50,7 @@ interface NodeCliOptions extends ContainerdCliOptions {
   nodeName?: string;
   platform?: string;
   resync: string;
+  informerResync: string;
   gcPeriod?: string;
   once?: boolean;
   exitAfterSettle?: boolean;
@@ -134,6 +135,11 @@ export const registerNode: RegisterCommand = (program: Command, ctx: CliContext)
     .option('--node-name <name>', 'node name (static pod name suffix); default the host name')
     .option('--platform <os/arch[/variant]>', 'platform to pull (default: this host)')
     .option('--resync <seconds>', 'how often pods whose images are not ready are synced again', '5')
+    .option(
+      '--informer-resync <seconds>',
+      "cluster mode: hand every cached pod to the agent again this often, without any API request (client-go's informer resync); 0 = never, as the kubelet's API pod source",
+      '0',
+    )
     .option('--gc-period <seconds>', "image GC period (default 300, the kubelet's)")
     .option(
       '--prepull <file>',
@@ -170,8 +176,18 @@ async function run(opts: NodeCliOptions, ctx: CliContext): Promise<void> {
       "--service-account-token-dir is for standalone mode: in cluster mode the tokens of credential provider plugins with tokenAttributes are the API server's",
     );
   }
+  const informerResync = Number(opts.informerResync);
+  if (!Number.isFinite(informerResync) || informerResync < 0)
+    throw new KimgError(
+      'USAGE',
+      `--informer-resync must be 0 or a positive number of seconds, got ${JSON.stringify(opts.informerResync)}`,
+      { input: opts.informerResync },
+    );
+  if (!clusterMode && informerResync > 0)
+    throw new KimgError('USAGE', '--informer-resync is for cluster mode (--kubeconfig or --in-cluster)');
   const cluster = clusterMode
     ? {
+        ...(informerResync > 0 ? { resyncMs: Math.round(informerResync * 1000) } : {}),
         client: new KubeClient(
           await loadKubeClientConfig({
             env: ctx.env,

@@ -11,10 +11,18 @@
  *
  * A thin face over src/admission `pinImages` with a `registryResolver`.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { pinImages, registryResolver, type ImageResolver, type PinChange } from '../../admission/index.js';
 import {
+  countYamlDocuments,
+  pinImages,
+  registryResolver,
+  type ImageResolver,
+  type PinChange,
+} from '../../admission/index.js';
+import { collectBounded, readBoundedText } from '../../bounded/index.js';
+import {
+  MANIFEST_LIMITS,
   buildKeyring,
   loadDockerConfigFile,
   pullSecretsFromObjects,
@@ -139,10 +147,44 @@ async function writeAtomically(file: string, text: string): Promise<void> {
   });
 }
 
+/**
+ * Standard input (`-f -`) under the manifest-file cap: whatever feeds it, at most
+ * `MANIFEST_LIMITS.maxFileBytes` bytes are kept, and more is refused once the stream ends.
+ */
 async function readStdin(ctx: CliContext): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of ctx.stdin ?? process.stdin) chunks.push(Buffer.from(c as Buffer));
-  return Buffer.concat(chunks).toString('utf8');
+  const stdin = ctx.stdin ?? process.stdin;
+  const out = await collectBounded(stdin, MANIFEST_LIMITS.maxFileBytes, () => stdin.destroy());
+  if (out.truncated) {
+    throw new KimgError(
+      'CONFIG_INVALID',
+      `standard input holds more than the ${MANIFEST_LIMITS.maxFileBytes}-byte manifest limit: refused`,
+      { file: '-' },
+    );
+  }
+  return out.data.toString('utf8');
+}
+
+/**
+ * One manifest file: a regular file of at most `MANIFEST_LIMITS.maxFileBytes` (a FIFO or a link to a
+ * device is refused, never read), like every other manifest reader.
+ */
+async function readManifest(file: string, ctx: CliContext): Promise<string> {
+  if (file === '-') return readStdin(ctx);
+  try {
+    return await readBoundedText(file, {
+      maxBytes: MANIFEST_LIMITS.maxFileBytes,
+      code: 'CONFIG_INVALID',
+      what: 'manifest file',
+    });
+  } catch (e) {
+    if (e instanceof KimgError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new KimgError(
+      code === 'ENOENT' ? 'FILE_NOT_FOUND' : 'CONFIG_INVALID',
+      `manifest file ${quote(file)} cannot be read (${code ?? 'error'})`,
+      { file, cause: e },
+    );
+  }
 }
 
 async function run(options: PinCliOptions, ctx: CliContext): Promise<void> {
@@ -151,18 +193,7 @@ async function run(options: PinCliOptions, ctx: CliContext): Promise<void> {
   const texts: Array<{ file: string; text: string }> = [];
   if (options.inPlace && options.file.includes('-'))
     throw new KimgError('USAGE', '--in-place cannot write back to standard input (-f -)');
-  for (const file of options.file) {
-    try {
-      texts.push({ file, text: file === '-' ? await readStdin(ctx) : await readFile(file, 'utf8') });
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      throw new KimgError(
-        code === 'ENOENT' ? 'FILE_NOT_FOUND' : 'CONFIG_INVALID',
-        `manifest file ${quote(file)} cannot be read (${code ?? 'error'})`,
-        { file, cause: e },
-      );
-    }
-  }
+  for (const file of options.file) texts.push({ file, text: await readManifest(file, ctx) });
   const session = await cliResolver(options, ctx);
   try {
     // One resolution per distinct image across all files.
@@ -175,19 +206,21 @@ async function run(options: PinCliOptions, ctx: CliContext): Promise<void> {
       }
       return p;
     };
+    // The document cap holds for the whole invocation, as for every other manifest reader.
     const results = [];
+    let documents = 0;
     for (const { file, text } of texts) {
+      const maxDocuments = MANIFEST_LIMITS.maxDocuments - documents;
       results.push({
         file,
-        ...(await pinImages(text, { resolve, dropTag: options.dropTag === true }, file)),
+        ...(await pinImages(text, { resolve, dropTag: options.dropTag === true, maxDocuments }, file)),
       });
+      documents += countYamlDocuments(text);
     }
     const errors = results.flatMap((r) => r.errors.map((e) => ({ file: r.file, ...e })));
     if (errors.length > 0) {
       for (const e of errors)
-        ctx.stderr.write(
-          `${escapeTerminal(e.file)}: ${e.field} ${quote(e.image)}: ${escapeTerminal(e.message)}\n`,
-        );
+        ctx.stderr.write(escapeTerminal(`${e.file}: ${e.field} ${quote(e.image)}: ${e.message}`) + '\n');
       const first = errors[0];
       throw new KimgError(
         first?.code ?? 'INTERNAL',
@@ -222,7 +255,8 @@ async function run(options: PinCliOptions, ctx: CliContext): Promise<void> {
       });
     }
     if (options.output !== 'json') {
-      for (const c of changes) ctx.stderr.write(`${c.file}: ${c.field}: ${c.from} -> ${c.to}\n`);
+      for (const c of changes)
+        ctx.stderr.write(escapeTerminal(`${c.file}: ${c.field}: ${c.from} -> ${c.to}`) + '\n');
     }
   } finally {
     await session.close();

@@ -2,25 +2,20 @@
  * `kimg pull IMAGE... [--platform P] [registry options] [--root DIR] [-o table|json|yaml] [--progress MODE]`:
  * pulls images from their registries into the local store (several images are pulled concurrently, and
  * blobs they share are downloaded once). Credentials: `--creds`, else every matching `--docker-config`
- * entry in kubelet order until one works, else anonymous. A thin face over `pullImage`.
+ * entry in kubelet order until one works, else anonymous. A thin face over the runtime's image backend
+ * (`openImageBackend`: kimg's store, or containerd's with `--containerd` / `kimg.containerd`).
  */
 import type { Command } from 'commander';
 import { KimgError, toKimgError } from '../../errors/index.js';
-import { formatPlatform, type Platform } from '../../platform/index.js';
-import { pullImage, type ImagePullResult } from '../../pull/index.js';
+import type { ImagePullResult } from '../../pull/index.js';
 import { humanSize, truncateId } from '../../store/index.js';
 import type { CliContext } from '../context.js';
 import { EXIT_STATUS_BY_CODE, ExitStatus } from '../exit-codes.js';
 import { parseOutputFormat, toJson, toTable, toYaml } from '../output.js';
 import { createProgressRenderer, parseProgressMode } from '../progress.js';
 import { addRegistryOptions, registrySession, type RegistryCliOptions } from '../registry-options.js';
-import { addStoreOptions, withStore, type StoreCliOptions } from '../store-options.js';
-import {
-  addContainerdConfigOptions,
-  containerdSettingOf,
-  withContainerd,
-  type ContainerdConfigCliOptions,
-} from '../containerd-options.js';
+import { addStoreOptions, withImageBackend, type StoreCliOptions } from '../store-options.js';
+import { addContainerdConfigOptions, type ContainerdConfigCliOptions } from '../containerd-options.js';
 import type { RegisterCommand } from './register.js';
 import { escapeTerminal } from '../../gotext/index.js';
 
@@ -31,8 +26,6 @@ interface PullCliOptions extends RegistryCliOptions, StoreCliOptions, Containerd
   concurrency: string;
   defaultRegistry?: string;
 }
-
-type PullRow = Omit<PullOutput, 'maxRSS'>;
 
 /** What `-o json` prints per image. */
 export interface PullOutput {
@@ -93,73 +86,31 @@ async function run(images: string[], options: PullCliOptions, ctx: CliContext): 
   process.once('SIGTERM', onSignal);
   try {
     // Every pull runs to its end (the store stays open until the last one stops); one failing image
-    // does not cancel the others.
-    const pullLocal = (): Promise<PromiseSettledResult<PullRow>[]> =>
-      withStore(options, ctx, (store) =>
+    // does not cancel the others. --containerd: kimg fetches, containerd stores and unpacks.
+    const settled = await withImageBackend(
+      options,
+      ctx,
+      (backend) =>
         Promise.allSettled(
           images.map((image) =>
             session.withCredentials(image, async (auth) => {
-              const r = await pullImage(image, {
-                store,
-                registry: session.client,
+              const r = await backend.pull(image, {
                 auth,
-                platform: options.platform,
-                defaultRegistry: options.defaultRegistry,
-                concurrency,
-                signal: controller.signal,
-                onProgress: (e) => progress.event(image, e),
-              });
-              progress.summary(image, r.stats, r.record.size);
-              return {
-                name: r.record.name,
-                digest: r.record.digest,
-                id: r.record.imageId,
-                size: r.record.size,
-                platform: formatPlatform(platformOf(r.record.platform)),
-                stats: r.stats,
-              };
-            }),
-          ),
-        ),
-      );
-    // --containerd: kimg fetches, containerd stores and unpacks (src/containerd).
-    const pullIntoCtrd = (
-      setting: Parameters<typeof withContainerd>[0],
-    ): Promise<PromiseSettledResult<PullRow>[]> =>
-      withContainerd(setting, session.client, async (svc) => {
-        // Loaded with --containerd only: a pull into kimg's store does not load gRPC and the protos.
-        const { pullIntoContainerd } = await import('../../containerd/index.js');
-        return Promise.allSettled(
-          images.map((image) =>
-            session.withCredentials(image, async (auth) => {
-              const r = await pullIntoContainerd(image, {
-                client: svc.client,
-                registry: session.client,
-                auth,
-                platform: options.platform,
-                defaultRegistry: options.defaultRegistry,
-                concurrency,
-                snapshotter: svc.snapshotter,
-                directWrite: setting.directWrite,
-                localApply: setting.localApply,
                 signal: controller.signal,
                 onProgress: (e) => progress.event(image, e),
               });
               progress.summary(image, r.stats, r.size);
-              return {
-                name: r.image,
-                digest: r.digest,
-                id: r.id,
-                size: r.size,
-                platform: options.platform ?? '',
-                stats: r.stats,
-              };
+              return r;
             }),
           ),
-        );
-      });
-    const ctrd = await containerdSettingOf(options);
-    const settled = ctrd !== undefined ? await pullIntoCtrd(ctrd) : await pullLocal();
+        ),
+      {
+        registry: session.client,
+        defaultRegistry: options.defaultRegistry,
+        platform: options.platform,
+        concurrency,
+      },
+    );
     const results = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
     const failures = settled.flatMap((s) => (s.status === 'rejected' ? [toKimgError(s.reason)] : []));
     if (results.length === 0 && failures[0]) throw failures[0];
@@ -188,8 +139,4 @@ async function run(images: string[], options: PullCliOptions, ctx: CliContext): 
     process.removeListener('SIGTERM', onSignal);
     await session.close();
   }
-}
-
-function platformOf(p: { os: string; architecture: string; variant?: string }): Platform {
-  return { os: p.os, architecture: p.architecture, ...(p.variant ? { variant: p.variant } : {}) };
 }

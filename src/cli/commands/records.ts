@@ -16,7 +16,6 @@
 import type { Command } from 'commander';
 import {
   FilePullRecords,
-  PullRecordsVerifier,
   redactPulledRecord,
   type ImageInfo,
   type ImagePullCredentials,
@@ -27,7 +26,9 @@ import { resolveStoreRoot, type ImageRecord } from '../../store/index.js';
 import type { CliContext } from '../context.js';
 import { ExitStatus } from '../exit-codes.js';
 import { parseOutputFormat, toJson, toTable, toYaml } from '../output.js';
-import { addStoreOptions, withStore, type StoreCliOptions } from '../store-options.js';
+import { loadCliNodeConfig } from '../pod-options.js';
+import { addStoreOptions, type StoreCliOptions } from '../store-options.js';
+import { openNodeRuntime } from '../../runtime/index.js';
 import type { RegisterCommand } from './register.js';
 import { escapeTerminal } from '../../gotext/index.js';
 
@@ -132,20 +133,28 @@ export const registerRecords: RegisterCommand = (program: Command, ctx: CliConte
       .option('-o, --output <format>', 'output format: table, json or yaml', 'table'),
   ).action(async (opts: RecordsOptions) => {
     const format = parseOutputFormat(opts.output, ['table', 'json', 'yaml']);
-    const result = await withStore(opts, ctx, async (store) => {
-      const images = imagesOf(await store.images.list());
-      const notices: string[] = [];
-      const verifier = new PullRecordsVerifier({
-        records: new FilePullRecords(store.root),
-        onNotice: (n) => notices.push(n.message),
-      });
-      const report = await verifier.initialize({ listImages: async () => images });
-      const removed = await verifier.pruneUnknownRecords(
-        images.map((i) => i.id),
-        Date.now(),
-      );
-      return { root: store.root, ...report, removedRecords: removed, notices };
+    // The runtime's verifier, opened read-only (nothing reconciled at open): prune reconciles here.
+    const notices: string[] = [];
+    const runtime = await openNodeRuntime(await loadCliNodeConfig(undefined), {
+      env: ctx.env,
+      ...(opts.root !== undefined ? { root: opts.root } : {}),
+      credentials: false,
+      verification: 'read-only',
+      onNotice: (m) => notices.push(m),
     });
+    const result = await (async () => {
+      try {
+        const images = imagesOf(await runtime.store.images.list());
+        const report = await runtime.verifier.initialize({ listImages: async () => images });
+        const removed = await runtime.verifier.pruneUnknownRecords(
+          images.map((i) => i.id),
+          Date.now(),
+        );
+        return { root: runtime.store.root, ...report, removedRecords: removed, notices };
+      } finally {
+        await runtime.close();
+      }
+    })();
     if (format === 'json') ctx.stdout.write(toJson(result));
     else if (format === 'yaml') ctx.stdout.write(toYaml(result));
     else {

@@ -8,13 +8,8 @@ import type { Command } from 'commander';
 import { lookupImages } from '../../store/index.js';
 import type { CliContext } from '../context.js';
 import { EXIT_STATUS_BY_CODE } from '../exit-codes.js';
-import { addStoreOptions, withStore, type StoreCliOptions } from '../store-options.js';
-import {
-  addContainerdConfigOptions,
-  containerdSettingOf,
-  withContainerd,
-  type ContainerdConfigCliOptions,
-} from '../containerd-options.js';
+import { addStoreOptions, withImageBackend, type StoreCliOptions } from '../store-options.js';
+import { addContainerdConfigOptions, type ContainerdConfigCliOptions } from '../containerd-options.js';
 
 export function registerRmi(program: Command, ctx: CliContext): void {
   addContainerdConfigOptions(
@@ -30,31 +25,32 @@ export function registerRmi(program: Command, ctx: CliContext): void {
       images: string[],
       opts: StoreCliOptions & ContainerdConfigCliOptions & { runtimeHandler: string },
     ) => {
-      const ctrd = await containerdSettingOf(opts);
-      if (ctrd !== undefined) {
-        // As containerd's CRI RemoveImage: every name of the image; containerd collects its content.
-        await withContainerd(ctrd, undefined, async (svc, client) => {
+      await withImageBackend(opts, ctx, async (b) => {
+        const notFound = (input: string): void => {
+          ctx.stderr.write(`error: no such image ${JSON.stringify(input)} (IMAGE_NOT_PRESENT)\n`);
+          ctx.exitStatus = EXIT_STATUS_BY_CODE.IMAGE_NOT_PRESENT;
+        };
+        const svc = b.containerd;
+        if (svc !== undefined) {
+          // As containerd's CRI RemoveImage: every name of the image; containerd collects its content.
           for (const input of images) {
             const found = await svc.imageStatus({ image: input });
             if (found === undefined) {
-              ctx.stderr.write(`error: no such image ${JSON.stringify(input)} (IMAGE_NOT_PRESENT)\n`);
-              ctx.exitStatus = EXIT_STATUS_BY_CODE.IMAGE_NOT_PRESENT;
+              notFound(input);
               continue;
             }
-            const names = (await client.imageList()).map((r) => r.name);
+            const names = (await svc.client.imageList()).map((r) => r.name);
             await svc.removeImage({ image: found.id });
-            const left = new Set((await client.imageList()).map((r) => r.name));
+            const left = new Set((await svc.client.imageList()).map((r) => r.name));
             for (const n of names) if (!left.has(n) && n !== found.id) ctx.stdout.write(`Deleted: ${n}\n`);
           }
-        });
-        return;
-      }
-      await withStore(opts, ctx, async (store) => {
+          return;
+        }
+        const store = b.store!;
         for (const input of images) {
           const found = await lookupImages(store.images, input, { runtimeHandler: opts.runtimeHandler });
           if (found.length === 0) {
-            ctx.stderr.write(`error: no such image ${JSON.stringify(input)} (IMAGE_NOT_PRESENT)\n`);
-            ctx.exitStatus = EXIT_STATUS_BY_CODE.IMAGE_NOT_PRESENT;
+            notFound(input);
             continue;
           }
           for (const r of found) {

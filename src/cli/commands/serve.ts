@@ -22,7 +22,7 @@ import {
   startPullProgressServer,
   type PullProgressServer,
 } from '../../node/index.js';
-import { openNodeRuntime } from '../../runtime/index.js';
+import { imageServiceBackend, openNodeRuntime } from '../../runtime/index.js';
 import type { CliContext } from '../context.js';
 import { loadCliNodeConfig } from '../pod-options.js';
 import {
@@ -31,7 +31,7 @@ import {
   type RegistryCliOptions,
 } from '../registry-options.js';
 import { addStoreOptions, type StoreCliOptions } from '../store-options.js';
-import { addContainerdOption, containerdBackend, type ContainerdCliOptions } from '../containerd-options.js';
+import { addContainerdOption, type ContainerdCliOptions } from '../containerd-options.js';
 
 import { kimgVersion } from '../version.js';
 import type { RegisterCommand } from './register.js';
@@ -114,14 +114,11 @@ async function run(options: ServeCliOptions, ctx: CliContext): Promise<void> {
     env: ctx.env,
     // --containerd: PullImage runs kimg's pipeline into containerd's store; the other RPCs answer
     // from containerd's store (a kubelet's imageServiceEndpoint beside containerd's runtime endpoint).
-    imageService: containerdBackend(options.containerd, config.kimg, {
+    imageService: imageServiceBackend(config.kimg, {
+      containerd: options.containerd,
       platform: options.platform,
       concurrency,
-    }) ?? {
-      kind: 'local',
-      concurrency,
-      ...(options.platform !== undefined ? { platform: options.platform } : {}),
-    },
+    }),
     registry: registryClientOptions({ ...options, ...(hostsDir !== undefined ? { hostsDir } : {}) }, ctx),
     ...(options.root !== undefined ? { root: options.root } : {}),
     ...(options.defaultRegistry !== undefined ? { defaultRegistry: options.defaultRegistry } : {}),

@@ -9,30 +9,27 @@
  */
 import type { Command } from 'commander';
 import { KimgError } from '../../errors/index.js';
+import { durationToMs, goParseDuration } from '../../gotext/index.js';
 import { humanSize, type VerifyResult } from '../../store/index.js';
 import type { CliContext } from '../context.js';
 import { ExitStatus } from '../exit-codes.js';
 import { parseOutputFormat, toJson, toTable, toYaml } from '../output.js';
 import { addStoreOptions, withStore, type StoreCliOptions } from '../store-options.js';
 
-/** Parses a Go-style duration made of `h`, `m`, `s`, `ms` parts (`24h`, `1h30m`, `90s`) into ms. */
+/**
+ * `--ingest-max-age`: a Go duration (`time.ParseDuration`, gotext's: `24h`, `1h30m`, `90s`, `0`) in
+ * ms. A negative age is refused.
+ */
 export function parseDurationMs(text: string): number {
-  const re = /(\d+(?:\.\d+)?)(ms|h|m|s)/gy;
-  let total = 0;
-  let matched = 0;
-  for (let m = re.exec(text); m; m = re.exec(text)) {
-    const n = Number(m[1]);
-    total += n * (m[2] === 'h' ? 3_600_000 : m[2] === 'm' ? 60_000 : m[2] === 's' ? 1000 : 1);
-    matched = re.lastIndex;
-  }
-  if (text === '' || matched !== text.length) {
+  const d = goParseDuration(text);
+  if (!d.ok || d.ns < 0n) {
     throw new KimgError(
       'USAGE',
-      `invalid duration ${JSON.stringify(text)}: write it like 24h, 90m or 1h30m`,
+      `invalid duration ${JSON.stringify(text)}: write it like 24h, 90m or 1h30m${d.ok ? ' (not negative)' : ''}`,
       { input: text },
     );
   }
-  return total;
+  return durationToMs(d.ns);
 }
 
 function renderVerify(r: VerifyResult): string {

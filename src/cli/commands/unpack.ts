@@ -48,7 +48,10 @@ export const registerUnpack: RegisterCommand = (program: Command, ctx: CliContex
       '--rootless',
       'unpack as a non-root user: no owners, no device nodes, a user namespace in config.json',
     )
-    .option('--snapshots <dir>', 'keep one overlay-ready directory per layer diff here, keyed by chain ID')
+    .option(
+      '--snapshots <dir>',
+      'keep one overlay-ready directory per layer diff here, keyed by chain ID (needs root; not with --rootless)',
+    )
     .option('--force', 'unpack into a non-empty DIR (its rootfs and config.json are replaced)')
     .option('--runtime-handler <name>', 'runtime handler the image is stored for', '')
     .option('-o, --output <format>', 'output format: table, json or yaml', 'table')

@@ -8,6 +8,7 @@
  * Only absolute `scheme://authority/path` inputs are handled, which is all the keyring produces (it
  * prefixes `https://` before parsing).
  */
+import { goQuote } from '../../gotext/index.js';
 
 /** Result of `url.Parse` on an absolute URL: the unescaped host (with port) and path. */
 export interface GoUrl {
@@ -176,11 +177,6 @@ export function goSplitHostPort(hostport: string): { host: string; port: string 
   if (hostport.slice(j).includes('[')) return whole;
   if (hostport.slice(k).includes(']')) return whole;
   return { host, port: hostport.slice(i + 1) };
-}
-
-/** Go's `strconv.Quote`-style quoting for messages (`%q`). */
-export function goQuote(s: string): string {
-  return JSON.stringify(s);
 }
 
 // --- path/filepath.Match on one host label ------------------------------------------------------------

@@ -3,7 +3,8 @@
  * images, sweeps the blobs they freed and reports warnings, events and metrics (kubelet
  * `realImageGCManager`).
  */
-import { Counter, type Registry } from 'prom-client';
+import { createRequire } from 'node:module';
+import type { Counter, Registry } from 'prom-client';
 import { goDurationString } from '../../config/index.js';
 import { toKimgError, type KimgErrorLike } from '../../errors/index.js';
 import { systemClock, type Clock } from '../../clock/index.js';
@@ -139,6 +140,9 @@ export class ImageGCManager {
     this.stateStore = options.state ?? new MemoryImageGCStateStore();
     this.createdAt = this.clock.now();
     if (options.metricsRegistry) {
+      // prom-client is loaded only when a registry is given: every face opening a runtime without
+      // metrics (`kimg gc`, `kimg explain`) starts without it.
+      const { Counter } = createRequire(import.meta.url)('prom-client') as typeof import('prom-client');
       const registers = [options.metricsRegistry];
       this.counters = {
         images: new Counter({

@@ -21,20 +21,26 @@ function sameTarget(a: PullTarget, b: PullTarget): boolean {
 }
 
 /**
+ * The tracker's key: an image as the image service's progress events name it (default tag applied),
+ * so `busybox` and `busybox:latest` meet. Made only by {@link progressImageKey}.
+ */
+export type PullImageKey = string & { readonly __pullImageKey: true };
+
+/**
  * The image name progress events carry for `image`: with the default tag applied. An image that does
  * not parse keeps its spelling (the manager reports the invalid name itself; no progress will come).
  */
-export function progressImageKey(image: string): string {
+export function progressImageKey(image: string): PullImageKey {
   try {
-    return applyDefaultTag(image);
+    return applyDefaultTag(image) as PullImageKey;
   } catch {
-    return image;
+    return image as PullImageKey;
   }
 }
 
 /** Which containers are pulling which image. */
 export class PullProgressTracker {
-  private readonly byImage = new Map<string, PullTarget[]>();
+  private readonly byImage = new Map<PullImageKey, PullTarget[]>();
 
   /** `target` is pulling `image` (as the pod spells it). Idempotent. */
   start(image: string, target: PullTarget): void {
@@ -54,9 +60,12 @@ export class PullProgressTracker {
     this.removeWhere((t) => t.podKey === podKey && t.uid === uid);
   }
 
-  /** The containers pulling `image` (the progress events' image name), in the order they started. */
+  /**
+   * The containers pulling `image` (the progress events' image name, or a key), in the order they
+   * started.
+   */
   targets(image: string): readonly PullTarget[] {
-    return [...(this.byImage.get(image) ?? [])];
+    return [...(this.byImage.get(progressImageKey(image)) ?? [])];
   }
 
   private removeWhere(match: (t: PullTarget) => boolean): void {

@@ -11,7 +11,7 @@ import type { RegistryClientOptions } from '../../registry/index.js';
 import { TokenRequestSource, type KubeClient, type PodSecretManager } from '../../kube/index.js';
 import {
   openNodeRuntime,
-  type ImageServiceBackend,
+  imageServiceBackend,
   type NodeRuntime,
   type RuntimeCredentialOptions,
 } from '../../runtime/index.js';
@@ -66,22 +66,6 @@ function clusterTokenMode(
   };
 }
 
-/** The containerd backend of the flag or the configuration, if any. */
-function containerdBackendOf(s: AgentServiceSettings): ImageServiceBackend | undefined {
-  const file = s.config.kimg.containerd;
-  const address = s.containerd ?? file?.address;
-  if (address === undefined) return undefined;
-  return {
-    kind: 'containerd',
-    address,
-    ...(file?.namespace !== undefined ? { namespace: file.namespace } : {}),
-    ...(file?.snapshotter !== undefined ? { snapshotter: file.snapshotter } : {}),
-    ...(file?.directWrite !== undefined ? { directWrite: file.directWrite } : {}),
-    ...(file?.localApply !== undefined ? { localApply: file.localApply } : {}),
-    ...(s.platform !== undefined ? { platform: s.platform } : {}),
-  };
-}
-
 /** Where the services' events go. */
 export interface AgentServiceHooks {
   metrics: NodeMetrics;
@@ -115,13 +99,11 @@ export async function openAgentServices(
   const objects = await readSecretObjects(s.secretsDir, (m) => log({ level: 'warn', msg: m }));
   const runtime = await openNodeRuntime(s.config, {
     env: s.env,
-    imageService:
-      s.imageServiceEndpoint !== undefined
-        ? { kind: 'cri', endpoint: s.imageServiceEndpoint }
-        : (containerdBackendOf(s) ?? {
-            kind: 'local',
-            ...(s.platform !== undefined ? { platform: s.platform } : {}),
-          }),
+    imageService: imageServiceBackend(s.config.kimg, {
+      criEndpoint: s.imageServiceEndpoint,
+      containerd: s.containerd,
+      platform: s.platform,
+    }),
     ...(s.root !== undefined ? { root: s.root } : {}),
     registry: { ...s.registry, warn: (m) => log({ level: 'warn', msg: m }) },
     credentials: {

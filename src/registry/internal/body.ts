@@ -1,6 +1,7 @@
 /**
- * Reading bounded response bodies: manifests (4 MiB cap), error bodies (64 KiB, go-containerregistry
- * `transport/error.go`), token responses. Never reads without a bound.
+ * Reading bounded response bodies: manifests (src/oci `MAX_MANIFEST_BYTES`, 4,393,216 bytes), error
+ * bodies (64 KiB, go-containerregistry `transport/error.go`), token responses. Never reads without a
+ * bound.
  */
 import type { Readable } from 'node:stream';
 

@@ -160,7 +160,10 @@ export async function acquireFileLock(
     } catch (e) {
       if (errnoCode(e) !== 'EEXIST') throw ioError('create lock', file, e);
     } finally {
-      await fsp.rm(tmp, { force: true });
+      // unlink, not rm: rm stats the name twice before removing it, on every lock of every blob.
+      await fsp.unlink(tmp).catch((e: unknown) => {
+        if (!isNotFound(e)) throw ioError('remove lock temp', tmp, e);
+      });
     }
     if (linked) {
       let released = false;
@@ -170,7 +173,9 @@ export async function acquireFileLock(
         release: async () => {
           if (released) return;
           released = true;
-          await fsp.rm(file, { force: true });
+          await fsp.unlink(file).catch((e: unknown) => {
+            if (!isNotFound(e)) throw ioError('release lock', file, e);
+          });
         },
       };
     }

@@ -42,7 +42,7 @@ import {
 import { posix } from 'node:path';
 import { KimgError, quote } from '../../errors/index.js';
 import { cleanName, climbsAboveRoot, lstatOrUndefined, resolveInRoot } from './resolve.js';
-import { mkfifo, mknod, setXattrs, type XattrOp } from './special.js';
+import { mkfifo, mknod, mknodWhiteouts, setXattrs, type XattrOp } from './special.js';
 import type { TarEntry, TarHeader } from './tar.js';
 
 export type ApplyMode = 'rootfs' | 'overlay';
@@ -87,6 +87,12 @@ export interface LayerApplyStats {
   files: number;
   bytes: number;
   whiteouts: number;
+  /**
+   * `overlay` mode: the layer holds `.wh..wh..opq` at its top. overlayfs ignores an opaque flag on a
+   * layer's root, so the caller must hide the lower layers' top-level names itself (src/unpack
+   * `ensureSnapshot` writes a whiteout for each and marks the layer's own top directories opaque).
+   */
+  topOpaque?: boolean;
 }
 
 const OPAQUE = '.wh..wh..opq';
@@ -110,6 +116,13 @@ export class LayerApplier {
   /** Relative paths this layer created, plus their ancestors (kept by whiteouts of the same layer). */
   private readonly upper = new Set<string>();
   private readonly xattrs: XattrOp[] = [];
+  /**
+   * `overlay` mode: whiteouts to create when the layer ends (one process for all of them), by
+   * relative path → its parent's relative path. A later entry of the same layer at that path drops it.
+   */
+  private readonly pendingWhiteouts = new Map<string, string>();
+  /** `containerd`: the owner of each queued whiteout (its entry's uid/gid, as containerd gives it). */
+  private readonly whiteoutOwners = new Map<string, { uid: number; gid: number }>();
   private readonly isRoot = process.geteuid?.() === 0;
   readonly stats: LayerApplyStats = { entries: 0, files: 0, bytes: 0, whiteouts: 0 };
 
@@ -125,6 +138,7 @@ export class LayerApplier {
       this.stats.entries++;
       await this.entry(e);
     }
+    this.flushWhiteouts();
     this.flushXattrs();
   }
 
@@ -288,13 +302,10 @@ export class LayerApplier {
       const parent = this.parentDir(dirName, h.name);
       const host = posix.join(parent.host, target);
       const rel = parent.rel === '' ? target : `${parent.rel}/${target}`;
-      if (this.upper.has(rel)) return;
-      mknod(host, 'char', 0, 0);
-      if (this.opts.containerd === true) {
-        if (this.ownerChanges()) lchownSync(host, h.uid, h.gid);
-        chmodSync(host, 0);
-      }
+      if (this.upper.has(rel) || lstatOrUndefined(host) !== undefined) return;
+      if (this.opts.containerd === true) this.whiteoutOwners.set(rel, { uid: h.uid, gid: h.gid });
       this.markUpper(rel);
+      this.pendingWhiteouts.set(rel, parent.rel);
       return;
     }
     const r = resolveInRoot(this.root, dirName);
@@ -306,8 +317,13 @@ export class LayerApplier {
 
   private opaque(dirName: string, entryName: string): void {
     if (this.opts.mode === 'overlay') {
-      // overlayfs ignores the flag on a layer's top directory; anywhere else it hides the lower dirs.
-      if (dirName === '/' && this.opts.containerd !== true) return;
+      // overlayfs ignores the flag on a layer's top directory (anywhere else it hides the lower dirs):
+      // reported, for the caller that knows the lower layers to turn into whiteouts. containerd marks
+      // the top directory all the same.
+      if (dirName === '/' && this.opts.containerd !== true) {
+        this.stats.topOpaque = true;
+        return;
+      }
       const d = this.parentDir(dirName, entryName);
       this.xattrs.push({ path: d.host, name: 'trusted.overlay.opaque', value: Buffer.from('y') });
       return;
@@ -333,6 +349,8 @@ export class LayerApplier {
   }
 
   private markUpper(rel: string): void {
+    // Something of this layer now stands at rel: a whiteout queued for the name would hide it.
+    this.pendingWhiteouts.delete(rel);
     let p = rel;
     while (p !== '' && p !== '.' && !this.upper.has(p)) {
       this.upper.add(p);
@@ -388,6 +406,34 @@ export class LayerApplier {
     for (const [name, value] of h.xattrs) {
       if (SKIP_XATTR.test(name)) continue;
       this.xattrs.push({ path: host, name, value });
+    }
+  }
+
+  /**
+   * Creates the queued whiteouts. Each parent is resolved again inside the root: one a later entry
+   * replaced (by a file, or by a symlink leading elsewhere) gets no whiteout, since the upper entry
+   * already hides what was below; an existing name is left alone.
+   */
+  private flushWhiteouts(): void {
+    const paths: string[] = [];
+    const owners: { host: string; uid: number; gid: number }[] = [];
+    for (const [rel, parentRel] of this.pendingWhiteouts) {
+      const r = resolveInRoot(this.root, parentRel);
+      if (r.rel !== parentRel || r.notDir !== undefined || r.missingFrom !== undefined) continue;
+      if (lstatOrUndefined(r.host)?.isDirectory() !== true) continue;
+      const host = posix.join(r.host, posix.basename(rel));
+      if (lstatOrUndefined(host) !== undefined) continue;
+      paths.push(host);
+      const owner = this.whiteoutOwners.get(rel);
+      if (owner !== undefined) owners.push({ host, ...owner });
+    }
+    this.pendingWhiteouts.clear();
+    this.whiteoutOwners.clear();
+    mknodWhiteouts(paths);
+    // containerd: mode 0 (`mknod(S_IFCHR, 0)`), owned by the whiteout entry's uid/gid.
+    for (const o of owners) {
+      if (this.ownerChanges()) lchownSync(o.host, o.uid, o.gid);
+      if (lstatOrUndefined(o.host)?.isCharacterDevice() === true) chmodSync(o.host, 0);
     }
   }
 

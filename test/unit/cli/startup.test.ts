@@ -5,12 +5,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
+import { pathToFileURL } from 'node:url';
 import { buildProgram, runCli } from '../../../src/cli/index.js';
 import { commandNamed, readCommandIndex } from '../../../src/cli/lazy.js';
+import { Sink } from '../../helpers/output.js';
 import { makeTempDir, removeTempDir } from '../../helpers/tmp.js';
 
 const BIN = new URL('../../../bin/kimg.js', import.meta.url).pathname;
@@ -27,22 +29,10 @@ function run(entry: string, args: string[], env: NodeJS.ProcessEnv = {}) {
 }
 
 async function fullProgram(args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const sink = (f: (s: string) => void) =>
-    new Writable({
-      write(chunk: Buffer, _e, cb) {
-        f(chunk.toString());
-        cb();
-      },
-    });
-  const status = await runCli(['node', 'kimg', ...args], {
-    stdout: sink((s) => (stdout += s)),
-    stderr: sink((s) => (stderr += s)),
-    env: {},
-    exitStatus: 0,
-  });
-  return { status, stdout, stderr };
+  const stdout = new Sink();
+  const stderr = new Sink();
+  const status = await runCli(['node', 'kimg', ...args], { stdout, stderr, env: {}, exitStatus: 0 });
+  return { status, stdout: stdout.text, stderr: stderr.text };
 }
 
 test('the package bin is the bundle, and the build indexed every command of the full program', () => {
@@ -142,6 +132,107 @@ test('global --root and --config reach the command; the per-command form keeps w
     assert.match(viaGlobal.stderr, /imageGCHighThresholdPercent/);
     assert.equal(viaGlobal.stderr, viaCommand.stderr);
     assert.equal(viaGlobal.status, viaCommand.status);
+  } finally {
+    await removeTempDir(dir);
+  }
+});
+
+test('a reader that goes away ends kimg quietly with the SIGPIPE status, no stack trace', async () => {
+  for (const args of [['--help'], ['--version'], ['ref', 'parse', 'busybox']]) {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Closed before the child has started: its first write to stdout fails with EPIPE.
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const [status] = (await once(child, 'exit')) as [number | null];
+    assert.equal(status, 141, `${args.join(' ')}: ${stderr}`);
+    assert.equal(stderr, '', args.join(' '));
+  }
+});
+
+/**
+ * Runs the bundled executable with a preload that records every module it loads: ES modules through a
+ * resolve hook (module.register), CommonJS ones from the require cache at exit.
+ */
+async function loadedModules(
+  dir: string,
+  args: string[],
+): Promise<{ status: number | null; loaded: string[] }> {
+  const log = join(dir, 'loaded.log');
+  writeFileSync(log, '');
+  const hooks = join(dir, 'hooks.mjs');
+  const preload = join(dir, 'preload.mjs');
+  writeFileSync(
+    hooks,
+    `import { appendFileSync } from 'node:fs';
+export async function resolve(specifier, context, next) {
+  const r = await next(specifier, context);
+  appendFileSync(${JSON.stringify(log)}, r.url + '\\n');
+  return r;
+}
+`,
+  );
+  writeFileSync(
+    preload,
+    `import { register, createRequire } from 'node:module';
+import { appendFileSync } from 'node:fs';
+register(${JSON.stringify(pathToFileURL(hooks).href)});
+const cache = createRequire(import.meta.url).cache;
+process.on('exit', () => appendFileSync(${JSON.stringify(log)}, Object.keys(cache).join('\\n') + '\\n'));
+`,
+  );
+  const r = spawnSync(process.execPath, ['--import', pathToFileURL(preload).href, BIN, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, KIMG_ROOT: join(dir, 'root') },
+  });
+  return {
+    status: r.status,
+    loaded: readFileSync(log, 'utf8')
+      .split('\n')
+      .filter((l) => l !== ''),
+  };
+}
+
+test('quick commands load neither gRPC, prom-client nor the Kubernetes client; serve does', async () => {
+  const dir = await makeTempDir('loaded-');
+  try {
+    const heavy = /node_modules\/(@grpc|protobufjs|prom-client|@kubernetes)\//;
+    for (const args of [
+      ['--version'],
+      ['--help'],
+      ['ref', 'parse', 'busybox'],
+      ['images'],
+      ['images', '-o', 'yaml'],
+      ['pull', '--help'],
+      // A pull that fails at once (nothing listens on port 1) still loads the whole pull path.
+      ['pull', '127.0.0.1:1/nothing:1'],
+      // The other store commands and the read-only runtime faces.
+      ['rmi', 'busybox'],
+      ['inspect', 'busybox'],
+      ['gc', '--dry-run'],
+      ['explain', 'busybox', '-o', 'json'],
+    ]) {
+      const { loaded } = await loadedModules(dir, args);
+      assert.ok(loaded.length > 0, `${args.join(' ')}: the probe recorded modules`);
+      assert.deepEqual(
+        loaded.filter((m) => heavy.test(m)),
+        [],
+        `kimg ${args.join(' ')} loads none of them`,
+      );
+    }
+    // The probe does see them when a command needs them.
+    const serve = await loadedModules(dir, ['serve', '--help']);
+    assert.equal(serve.status, 0);
+    assert.ok(
+      serve.loaded.some((m) => /node_modules\/@grpc\//.test(m)),
+      'kimg serve loads gRPC',
+    );
+    // --containerd loads containerd's gRPC client.
+    const withContainerd = await loadedModules(dir, ['images', '--containerd', join(dir, 'no.sock')]);
+    assert.ok(
+      withContainerd.loaded.some((m) => /node_modules\/@grpc\//.test(m)),
+      'kimg images --containerd loads gRPC',
+    );
   } finally {
     await removeTempDir(dir);
   }

@@ -231,6 +231,14 @@ describe('validation (upstream Test_validateCredentialProviderConfig)', () => {
         'providers.matchImages: Invalid value: "%invalid%": match image is invalid: parse "https://%invalid%": invalid URL escape "%in"',
       ],
     ],
+    [
+      // Go's %q (strconv.Quote) writes a control character as \x01, where JSON would write \u0001.
+      'match image with a control character',
+      [spec({ matchImages: ['reg\x01.io'] })],
+      [
+        String.raw`providers.matchImages: Invalid value: "reg\x01.io": match image is invalid: parse "https://reg\x01.io": net/url: invalid control character in URL`,
+      ],
+    ],
     ['valid', [spec()], []],
     [
       'token attributes with the feature gate disabled',

@@ -1,7 +1,8 @@
 /**
  * The TokenRequest token cache of cluster mode: a token is reused until 80% of the lifetime the API
  * server granted (or 24 hours) has passed, per ServiceAccount, audience and pod; concurrent lookups
- * share one request; a failed request is not cached. Time is a fake clock.
+ * share one request; a failed request is not cached. Time is a fake clock. `tokenRequestCredentials`
+ * (explain's `--token-request`) reads each ServiceAccount at most once, none it was handed.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -9,6 +10,8 @@ import { KimgError, isKimgError } from '../../../src/errors/index.js';
 import {
   TOKEN_REQUEST_EXPIRATION_SECONDS,
   TokenRequestSource,
+  tokenRequestCredentials,
+  type KubeJson,
   type ServiceAccountToken,
   type ServiceAccountTokenOptions,
   type TokenRequester,
@@ -166,5 +169,41 @@ describe('TokenRequestSource', () => {
     clock.advance(3600_000);
     await source.token({ ...ask, podUid: 'pod-3' });
     assert.equal(source.size, 1);
+  });
+});
+
+describe('tokenRequestCredentials', () => {
+  test('ServiceAccounts: the known ones are not read, others once each, a failed read is asked again', async () => {
+    const clock = new FakeClock();
+    const reads: string[] = [];
+    let failNext = false;
+    const sa = (namespace: string, name: string): KubeJson => ({
+      metadata: { namespace, name, uid: `uid-${name}`, annotations: { 'registry.example/role': name } },
+    });
+    const client = {
+      ...requester(clock),
+      getServiceAccount(namespace: string, name: string): Promise<KubeJson> {
+        reads.push(`${namespace}/${name}`);
+        if (failNext) {
+          failNext = false;
+          return Promise.reject(new KimgError('KUBE_FORBIDDEN', 'RBAC denies get serviceaccounts'));
+        }
+        return Promise.resolve(sa(namespace, name));
+      },
+    };
+    const creds = tokenRequestCredentials(client, { known: [sa('apps', 'builder'), undefined], clock });
+    assert.deepEqual(await creds.getServiceAccount('apps', 'builder'), {
+      uid: 'uid-builder',
+      annotations: { 'registry.example/role': 'builder' },
+    });
+    assert.deepEqual(reads, [], 'a ServiceAccount already read is not read again');
+    failNext = true;
+    await assert.rejects(creds.getServiceAccount('apps', 'other'), (e: unknown) =>
+      isKimgError(e, 'KUBE_FORBIDDEN'),
+    );
+    assert.equal((await creds.getServiceAccount('apps', 'other')).uid, 'uid-other');
+    await creds.getServiceAccount('apps', 'other');
+    assert.deepEqual(reads, ['apps/other', 'apps/other'], 'read again after a failure, then kept');
+    assert.ok(creds.tokenSource instanceof TokenRequestSource);
   });
 });

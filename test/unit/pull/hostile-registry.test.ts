@@ -1,7 +1,8 @@
 /**
  * A hostile registry against the pull: a config claiming 1 GiB is refused before any byte of it is
  * fetched (the registry's fault: `MANIFEST_INVALID`, never a local `STORE_CORRUPT`), and a manifest
- * dripped a byte at a time is cut off by the whole-body deadline even though it never stalls.
+ * dripped a byte at a time is cut off by the whole-body deadline even though it never stalls, and so is
+ * a dripped token response; a token response past its cap is refused.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -83,6 +84,82 @@ test('a manifest dripped a byte at a time is cut off by the deadline (STALLED), 
     });
   } finally {
     await registry.close();
+  }
+});
+
+/** A registry on its own fault server whose `/v2/` asks for a bearer token from `/token`. */
+async function tokenRegistry(token: (res: import('node:http').ServerResponse) => void): Promise<FaultServer> {
+  const reg = await startFaultServer();
+  reg.route('GET', '/v2/', (_req, res) => {
+    res
+      .writeHead(401, {
+        'content-type': 'application/json',
+        'www-authenticate': `Bearer realm="${reg.url}/token",service="reg",scope="repository:app:pull"`,
+      })
+      .end('{}');
+  });
+  reg.route('GET', '/token', (_req, res) => token(res));
+  return reg;
+}
+
+test('a token response dripped a byte at a time is cut off by the deadline (STALLED)', async () => {
+  const body = JSON.stringify({ token: 'x'.repeat(200) });
+  const reg = await tokenRegistry((res) => {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(body.length) });
+    let i = 0;
+    const t = setInterval(() => {
+      if (res.destroyed || i >= body.length) return clearInterval(t);
+      res.write(body[i++]);
+    }, 100);
+    res.on('close', () => clearInterval(t));
+  });
+  // A byte every 100 ms never trips the 5 s stall window; the 1 s whole-body deadline does.
+  const registry = new RegistryClient({
+    plainHttp: [reg.host],
+    stallTimeoutMs: 5000,
+    metadataDeadlineMs: 1000,
+  });
+  try {
+    await assert.rejects(registry.getManifest({ domain: reg.host, path: 'app', tag: '1' }), (e) => {
+      assert.ok(isKimgError(e, 'STALLED'), String(e));
+      assert.match(e.message, /token server .* did not send its response within 1s/);
+      return true;
+    });
+    assert.ok(
+      !reg.requests.some((r) => r.path.includes('/manifests/')),
+      'no manifest request without a token',
+    );
+  } finally {
+    await registry.close();
+    await reg.close();
+  }
+});
+
+test('a token response past its 1 MiB cap is refused, not kept (REGISTRY_PROTOCOL_ERROR)', async () => {
+  const reg = await tokenRegistry((res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.write('{"token":"');
+    const chunk = 'x'.repeat(64 * 1024);
+    let sent = 0;
+    const more = (): void => {
+      while (!res.destroyed && sent < 64 * 1024 * 1024) {
+        sent += chunk.length;
+        if (!res.write(chunk)) return void res.once('drain', more);
+      }
+      if (!res.destroyed) res.end('"}');
+    };
+    more();
+  });
+  const registry = new RegistryClient({ plainHttp: [reg.host], stallTimeoutMs: 5000 });
+  try {
+    await assert.rejects(registry.getManifest({ domain: reg.host, path: 'app', tag: '1' }), (e) => {
+      assert.ok(isKimgError(e, 'REGISTRY_PROTOCOL_ERROR'), String(e));
+      assert.match(e.message, /token response larger than 1 MiB/);
+      return true;
+    });
+  } finally {
+    await registry.close();
+    await reg.close();
   }
 });
 

@@ -2,7 +2,7 @@
  * `openNodeRuntime`: the backend setting picks the image service (kimg's store, or a CRI runtime
  * reached over a real gRPC socket), every piece is built from the configuration, `close()` closes what
  * the runtime opened in reverse order (and not what was injected), and a failing step closes the steps
- * before it.
+ * before it (the backend's CRI client, also after it was used).
  */
 import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
@@ -18,7 +18,8 @@ import {
   type ImageInfo,
   type ImageService,
 } from '../../../src/manager/index.js';
-import { openNodeRuntime } from '../../../src/runtime/index.js';
+import { imageServiceBackend, openImageBackend, openNodeRuntime } from '../../../src/runtime/index.js';
+import { RegistryClient } from '../../../src/registry/index.js';
 import { openStore } from '../../../src/store/index.js';
 import { makeTempDir, removeTempDir } from '../../helpers/tmp.js';
 
@@ -38,9 +39,15 @@ const IMAGE: ImageInfo = {
   pinned: false,
 };
 
+/** ListImages calls the fake runtime answered. */
+let listCalls = 0;
+
 const fakeRuntime: ImageService = {
   imageStatus: async () => IMAGE,
-  listImages: async () => [IMAGE],
+  listImages: async () => {
+    listCalls++;
+    return [IMAGE];
+  },
   pullImage: async () => IMAGE.id,
   removeImage: async () => {},
   imageFsInfo: async () => [{ timestamp: 0, mountpoint: '/', usedBytes: 1000, inodesUsed: 1 }],
@@ -167,6 +174,56 @@ describe('openNodeRuntime', () => {
     }
   });
 
+  test('a failing step closes the backend opened before it (plugins; image GC policy after a CRI call)', async () => {
+    for (const [what, cfg, gc, code] of [
+      [
+        'plugins',
+        parseNodeConfig(
+          CONFIG +
+            `  imageCredentialProviderConfig: ${join(dir, 'none.yaml')}\n  imageCredentialProviderBinDir: ${join(dir, 'no-bin')}\n`,
+        ),
+        undefined,
+        'CREDENTIAL_PROVIDER_CONFIG_INVALID',
+      ],
+      [
+        'image GC policy',
+        config,
+        {
+          policy: {
+            ...imageGCPolicyFromConfig(config.kubelet),
+            highThresholdPercent: 50,
+            lowThresholdPercent: 80,
+          },
+        },
+        'CONFIG_INVALID',
+      ],
+    ] as const) {
+      const closed: string[] = [];
+      const listed = listCalls;
+      let service: ImageService | undefined;
+      await assert.rejects(
+        openNodeRuntime(cfg, {
+          root: join(dir, `failing-${what.replace(/ /g, '-')}`),
+          env: {},
+          imageService: { kind: 'cri', endpoint: server.address },
+          credentials: { nodeDockerConfig: false },
+          ...(gc !== undefined ? { gc } : {}),
+          wrapImageService: (s) => {
+            service = s;
+            spyClose(s as CriImageService, 'image service', closed);
+            return s;
+          },
+        }),
+        (e: unknown) => isKimgError(e, code),
+        what,
+      );
+      assert.ok(service instanceof CriImageService, what);
+      // The GC policy is checked after reconciliation listed the runtime's images over the socket.
+      if (what === 'image GC policy') assert.ok(listCalls > listed, 'the CRI connection was in use');
+      assert.deepEqual(closed, ['image service'], `${what}: the backend opened before the failure is closed`);
+    }
+  });
+
   test('a failing step (plugins) is reported with its code', async () => {
     const bad = parseNodeConfig(
       CONFIG +
@@ -177,4 +234,89 @@ describe('openNodeRuntime', () => {
       (e: unknown) => isKimgError(e, 'CREDENTIAL_PROVIDER_CONFIG_INVALID'),
     );
   });
+});
+
+test('imageServiceBackend: a CRI endpoint, else --containerd or kimg.containerd, else kimg store', () => {
+  const file = {
+    containerd: { address: '/run/c.sock', namespace: 'ns', snapshotter: 'native', directWrite: false },
+  };
+  const cases: [string, Parameters<typeof imageServiceBackend>, unknown][] = [
+    ['nothing', [undefined], { kind: 'local' }],
+    [
+      'platform and concurrency',
+      [{}, { platform: 'linux/arm64', concurrency: 2 }],
+      { kind: 'local', platform: 'linux/arm64', concurrency: 2 },
+    ],
+    [
+      'the configuration',
+      [file, { platform: 'linux/amd64' }],
+      {
+        kind: 'containerd',
+        address: '/run/c.sock',
+        namespace: 'ns',
+        snapshotter: 'native',
+        directWrite: false,
+        platform: 'linux/amd64',
+      },
+    ],
+    [
+      'the flag wins over the address and keeps the rest',
+      [file, { containerd: '/tmp/other.sock' }],
+      {
+        kind: 'containerd',
+        address: '/tmp/other.sock',
+        namespace: 'ns',
+        snapshotter: 'native',
+        directWrite: false,
+      },
+    ],
+    [
+      'the flag alone',
+      [undefined, { containerd: '/tmp/c.sock' }],
+      { kind: 'containerd', address: '/tmp/c.sock' },
+    ],
+    ['an empty flag is no flag', [{}, { containerd: '' }], { kind: 'local' }],
+    [
+      'a CRI endpoint wins',
+      [file, { criEndpoint: 'unix:///run/cri.sock', containerd: '/tmp/c.sock' }],
+      { kind: 'cri', endpoint: 'unix:///run/cri.sock' },
+    ],
+  ];
+  for (const [what, args, want] of cases) assert.deepEqual(imageServiceBackend(...args), want, what);
+});
+
+test('openImageBackend: kimg store alone (no image service unless asked); close leaves an injected store open', async () => {
+  const dir = await makeTempDir('rt-backend-');
+  try {
+    const root = join(dir, 'store');
+    const b = await openImageBackend({ kind: 'local' }, { root, env: {} });
+    assert.equal(b.store?.root, root);
+    assert.equal(b.imageService, undefined);
+    assert.equal(b.containerd, undefined);
+    assert.deepEqual(await b.store.images.list(), []);
+    await assert.rejects(
+      b.pull('r.io/app:1', { auth: null }),
+      (e: unknown) => isKimgError(e, 'INVALID_ARGUMENT'),
+      'a pull needs a registry client',
+    );
+    await b.close();
+    await b.close();
+
+    const store = await openStore({ root, env: {} });
+    const registry = new RegistryClient();
+    const order: string[] = [];
+    spyClose(store, 'store', order);
+    try {
+      const injected = await openImageBackend({ kind: 'local' }, { store, imageService: true, registry });
+      assert.ok(injected.imageService instanceof LocalImageService);
+      assert.equal(injected.local, injected.imageService);
+      await injected.close();
+      assert.deepEqual(order, []);
+    } finally {
+      await registry.close();
+      await store.close();
+    }
+  } finally {
+    await removeTempDir(dir);
+  }
 });

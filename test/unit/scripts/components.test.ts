@@ -6,10 +6,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { COMPONENT_PACKAGES } from '../../helpers/components.js';
+import { makeTempDir, removeTempDir } from '../../helpers/tmp.js';
 
 const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 const read = (p: string) => readFileSync(join(ROOT, p), 'utf8');
@@ -69,15 +70,34 @@ test('the test harness and the runner preflight read the same list', () => {
   assert.match(read('scripts/run-tests.mjs'), /missingComponents\(\)/);
 });
 
+/** The components a test or benchmark source requires: direct requireBinary calls, loops over names, fixed paths. */
+function requiredIn(text: string): string[] {
+  const out: string[] = [];
+  for (const m of text.matchAll(/requireBinary\('([^']+)'\)/g)) out.push(m[1]!);
+  // A loop over names, however prettier wrapped it: `for (const b of [...])\n      requireBinary(b);`
+  for (const m of text.matchAll(/for \(const \w+ of \[([^\]]+)\]\)\s*requireBinary/g)) {
+    for (const n of m[1]!.matchAll(/'([^']+)'/g)) out.push(n[1]!);
+  }
+  for (const m of text.matchAll(/'\/usr\/s?bin\/([\w.+-]+)'/g)) out.push(m[1]!);
+  return out;
+}
+
+test('the scan finds requireBinary calls, loops over names on one line or wrapped, and fixed paths', () => {
+  // Spelled so that this file's own scan (the next test) does not find them.
+  const rb = 'requireBinary';
+  const src = [
+    `${rb}('a');`,
+    `for (const b of ['b1', 'b2']) ${rb}(b);`,
+    `for (const b of ['c1', 'c2', 'c3'])\n      ${rb}(b);`,
+    `const p = '${'/usr'}/sbin/d';`,
+  ].join('\n');
+  assert.deepEqual(requiredIn(src).sort(), ['a', 'b1', 'b2', 'c1', 'c2', 'c3', 'd']);
+});
+
 test('every component a test or benchmark requires is in the list', () => {
   const required = new Set<string>();
   for (const file of [...sources('test'), ...sources('bench')]) {
-    const text = read(file);
-    for (const m of text.matchAll(/requireBinary\('([^']+)'\)/g)) required.add(m[1]!);
-    for (const m of text.matchAll(/for \(const \w+ of \[([^\]]+)\]\) requireBinary/g)) {
-      for (const n of m[1]!.matchAll(/'([^']+)'/g)) required.add(n[1]!);
-    }
-    for (const m of text.matchAll(/'\/usr\/s?bin\/([\w.+-]+)'/g)) required.add(m[1]!);
+    for (const c of requiredIn(read(file))) required.add(c);
   }
   required.delete('kimg-no-such-component'); // the harness's own negative test
   const listed = new Set(readComponents().map((c) => c.component));
@@ -93,7 +113,29 @@ test('npm test without a component names it and the one command that installs it
   });
   assert.equal(r.status, 1, r.stderr);
   assert.match(r.stderr, /skopeo \(Debian package skopeo\)/);
-  assert.match(r.stderr, /apt-get install -y --no-install-recommends [^\n]*\bskopeo\b/);
+  assert.match(
+    r.stderr,
+    /apt-get update && sudo apt-get install -y --no-install-recommends [^\n]*\bskopeo\b/,
+  );
   assert.match(r.stderr, /bash scripts\/demo\.sh/);
   assert.doesNotMatch(r.stdout, /^ok /m, 'no test ran');
+});
+
+test('the demo stops before installing anything when Node is older than 20, and says what to install', async () => {
+  const dir = await makeTempDir('demo-node-');
+  try {
+    const node = join(dir, 'node');
+    writeFileSync(node, '#!/bin/sh\necho v18.19.0\n');
+    chmodSync(node, 0o755);
+    const r = spawnSync('bash', [join(ROOT, 'scripts/demo.sh')], {
+      encoding: 'utf8',
+      env: { ...process.env, PATH: `${dir}:/usr/bin:/bin` },
+    });
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /Node\.js 20 or later with npm \(found: v18\.19\.0/);
+    assert.match(r.stderr, /nodejs\.org/);
+    assert.doesNotMatch(r.stdout + r.stderr, /installing|npm ci|building/);
+  } finally {
+    await removeTempDir(dir);
+  }
 });

@@ -2,35 +2,43 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { runCli } from '../../../src/cli/program.js';
 import type { CliContext } from '../../../src/cli/context.js';
+import { parseDurationMs } from '../../../src/cli/commands/store.js';
+import { isKimgError } from '../../../src/errors/index.js';
 import { humanSize } from '../../../src/store/index.js';
 import { generateImage, type GeneratedImage } from '../../helpers/images.js';
+import { Sink } from '../../helpers/output.js';
 import { makeTempDir, removeTempDir } from '../../helpers/tmp.js';
-
-function sink(): Writable & { text: () => string } {
-  const parts: Buffer[] = [];
-  const w = new Writable({
-    write(chunk: Buffer, _e, cb) {
-      parts.push(Buffer.from(chunk));
-      cb();
-    },
-  }) as Writable & { text: () => string };
-  w.text = () => Buffer.concat(parts).toString('utf8');
-  return w;
-}
 
 async function kimg(
   env: NodeJS.ProcessEnv,
   ...args: string[]
 ): Promise<{ status: number; stdout: string; stderr: string }> {
-  const stdout = sink();
-  const stderr = sink();
+  const stdout = new Sink();
+  const stderr = new Sink();
   const ctx: CliContext = { stdout, stderr, env, exitStatus: 0 };
   const status = await runCli(['node', 'kimg', ...args], ctx);
-  return { status, stdout: stdout.text(), stderr: stderr.text() };
+  return { status, stdout: stdout.text, stderr: stderr.text };
 }
+
+test('--ingest-max-age takes Go durations (gotext), not negative ones', () => {
+  for (const [text, ms] of [
+    ['24h', 86_400_000],
+    ['1h30m', 5_400_000],
+    ['90s', 90_000],
+    ['1.5h', 5_400_000],
+    ['250ms', 250],
+    ['0', 0],
+  ] as const)
+    assert.equal(parseDurationMs(text), ms, text);
+  for (const bad of ['', '10 minutes', '24', '-1h', 'h'])
+    assert.throws(
+      () => parseDurationMs(bad),
+      (e: unknown) => isKimgError(e, 'USAGE'),
+      bad,
+    );
+});
 
 describe('store CLI commands', () => {
   let dir: string;

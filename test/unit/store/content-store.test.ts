@@ -61,7 +61,7 @@ describe('LocalContentStore on disk', () => {
     await store.close();
   });
 
-  test('an in-progress ingest lives outside blobs/ with ref, expected, total, startedat, data and lock files', async () => {
+  test('an in-progress ingest lives outside blobs/ with data, meta (ref, expected, total, startedAt) and lock files', async () => {
     const { dir, store } = await fresh();
     const data = randomBytes(5000);
     const w = await store.writer({
@@ -73,8 +73,15 @@ describe('LocalContentStore on disk', () => {
     const [ingest] = await fsp.readdir(join(dir, 'ingest'));
     assert.ok(ingest);
     const files = (await fsp.readdir(join(dir, 'ingest', ingest))).sort();
-    assert.deepEqual(files, ['data', 'expected', 'lock', 'ref', 'startedat', 'total', 'updatedat']);
-    assert.equal(await fsp.readFile(join(dir, 'ingest', ingest, 'ref'), 'utf8'), 'my-ref');
+    assert.deepEqual(files, ['data', 'lock', 'meta']);
+    const meta = JSON.parse(await fsp.readFile(join(dir, 'ingest', ingest, 'meta'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
+    assert.deepEqual(Object.keys(meta).sort(), ['expected', 'ref', 'startedAt', 'total']);
+    assert.equal(meta['ref'], 'my-ref');
+    assert.equal(meta['expected'], sha256(data));
+    assert.equal(meta['total'], 5000);
     const lock = JSON.parse(await fsp.readFile(join(dir, 'ingest', ingest, 'lock'), 'utf8')) as {
       holder: string;
       pid: number;
@@ -83,6 +90,39 @@ describe('LocalContentStore on disk', () => {
     assert.equal(lock.pid, process.pid);
     assert.deepEqual(await fsp.readdir(join(dir, 'blobs')).catch(() => []), []);
     await w.abort();
+    assert.deepEqual(await fsp.readdir(join(dir, 'ingest')), []);
+    await store.close();
+  });
+
+  test('an ingest an earlier kimg left in the five-file form is listed, resumed and removed on commit', async () => {
+    const { dir, store } = await fresh();
+    const data = randomBytes(9000);
+    const w = await store.writer({ ref: 'old-form', expected: { digest: sha256(data), size: data.length } });
+    await w.write(data.subarray(0, 4000));
+    await w.close();
+    const [ingest] = await fsp.readdir(join(dir, 'ingest'));
+    const idir = join(dir, 'ingest', ingest!);
+    await fsp.unlink(join(idir, 'meta'));
+    const legacy: Record<string, string> = {
+      ref: 'old-form',
+      expected: sha256(data),
+      total: String(data.length),
+      startedat: '2020-01-02T03:04:05.000Z',
+      updatedat: '2020-01-02T03:04:06.000Z',
+    };
+    for (const [name, v] of Object.entries(legacy)) await fsp.writeFile(join(idir, name), v);
+    const [listed] = await store.listIngests();
+    assert.equal(listed?.ref, 'old-form');
+    assert.equal(listed?.offset, 4000);
+    assert.equal(listed?.total, data.length);
+    assert.equal(listed?.startedAt.toISOString(), '2020-01-02T03:04:05.000Z');
+    const again = await store.writer({
+      ref: 'old-form',
+      expected: { digest: sha256(data), size: data.length },
+    });
+    assert.equal(again.resumedFrom, 4000);
+    await again.write(data.subarray(4000));
+    await again.commit();
     assert.deepEqual(await fsp.readdir(join(dir, 'ingest')), []);
     await store.close();
   });

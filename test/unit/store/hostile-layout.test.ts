@@ -9,14 +9,18 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isKimgError } from '../../../src/errors/index.js';
 import {
   descriptorProblem,
   jsonSizeProblem,
+  manifestDocumentProblem,
   MAX_CONFIG_BYTES,
   MAX_MANIFEST_BYTES,
+  MediaType,
 } from '../../../src/oci/index.js';
 import { MAX_MANIFEST_BYTES as REGISTRY_MAX_MANIFEST_BYTES } from '../../../src/registry/index.js';
 import { DEFAULT_READ_BLOB_MAX } from '../../../src/store/content-store.js';
+import { parseIndexDocument, parseManifestBlob } from '../../../src/store/layout.js';
 import { makeTempDir, removeTempDir } from '../../helpers/tmp.js';
 import { kimg } from '../credentials/helpers.js';
 
@@ -95,4 +99,38 @@ test('one set of rules: non-string annotations and non-object platforms are refu
   assert.equal(REGISTRY_MAX_MANIFEST_BYTES, MAX_MANIFEST_BYTES);
   assert.equal(DEFAULT_READ_BLOB_MAX, MAX_MANIFEST_BYTES);
   assert.equal(MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES);
+});
+
+test("the store's manifest and index readers apply the registry client's document rules, word for word", () => {
+  const layer = { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha('y'), size: 1 };
+  const config = { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha('c'), size: 2 };
+  const manifests: unknown[] = [
+    // Top-level annotations that are not strings: the client refuses them, so the store must too.
+    { schemaVersion: 2, config, layers: [layer], annotations: { n: 1 } },
+    { schemaVersion: 2, config, layers: [{ ...layer, annotations: { a: true } }] },
+    { schemaVersion: 1, config, layers: [] },
+    { schemaVersion: 2, config, layers: 'none' },
+  ];
+  for (const m of manifests) {
+    const problem = manifestDocumentProblem(m, false);
+    assert.ok(problem !== undefined, JSON.stringify(m));
+    assert.throws(
+      () => parseManifestBlob(Buffer.from(JSON.stringify(m)), MediaType.OciManifest, 'blob', 'STORE_CORRUPT'),
+      (e) => isKimgError(e, 'STORE_CORRUPT') && e.message.includes(problem),
+    );
+  }
+  const index = { schemaVersion: 2, manifests: [{ ...layer, platform: 'linux/amd64' }] };
+  const problem = manifestDocumentProblem(index, true) ?? '';
+  assert.match(problem, /platform/);
+  assert.throws(
+    () => parseIndexDocument(JSON.stringify(index), 'index.json', 'LAYOUT_INVALID'),
+    (e) => isKimgError(e, 'LAYOUT_INVALID') && e.message.includes(problem),
+  );
+  // What both accept, both accept.
+  const ok = { schemaVersion: 2, config, layers: [layer], annotations: { a: 'b' } };
+  assert.equal(manifestDocumentProblem(ok, false), undefined);
+  assert.equal(
+    parseManifestBlob(Buffer.from(JSON.stringify(ok)), undefined, 'blob', 'STORE_CORRUPT').kind,
+    'manifest',
+  );
 });
