@@ -81,6 +81,17 @@ export class LayerUnpacker {
   private abandoned = false;
   /** Aborted by `abandon`: extractions stop, and those whose blob never came are not started. */
   private readonly stop = new AbortController();
+  /** Resolves when `stop` is aborted (one listener for every layer). */
+  private readonly stopped = new Promise<undefined>((r) =>
+    this.stop.signal.addEventListener('abort', () => r(undefined), { once: true }),
+  );
+  /** The extractions' signal: the pull's, or `abandon`. */
+  private get extractSignal(): AbortSignal {
+    this.combined ??=
+      this.o.signal !== undefined ? AbortSignal.any([this.o.signal, this.stop.signal]) : this.stop.signal;
+    return this.combined;
+  }
+  private combined: AbortSignal | undefined;
   /** Layers written into the snapshotter (the others were present). */
   applied = 0;
   /** Of {@link applied}, those kimg extracted itself (local apply); the rest went through Diff.Apply. */
@@ -140,15 +151,10 @@ export class LayerUnpacker {
     const { local } = this.o;
     if (local === undefined) return undefined;
     // Given up (`abandon`) before its blob is committed: nothing to extract.
-    const stopped = new Promise<undefined>((r) =>
-      this.stop.signal.addEventListener('abort', () => r(undefined), { once: true }),
-    );
-    const signal =
-      this.o.signal !== undefined ? AbortSignal.any([this.o.signal, this.stop.signal]) : this.stop.signal;
-    const staged = Promise.race([ready, stopped]).then((r) =>
+    const staged = Promise.race([ready, this.stopped]).then((r) =>
       r === undefined || r[1][i] === true || this.abandoned
         ? undefined
-        : local.extract(layer, this.o.diffIds[i]!, i, signal),
+        : local.extract(layer, this.o.diffIds[i]!, i, this.extractSignal),
     );
     // Awaited by the ordered step (or `abandon`); a failure meanwhile is not unhandled.
     staged.catch(() => undefined);
