@@ -78,7 +78,13 @@ class ExtractHelper {
         if (r.ok) resolve(r.implicitDirs);
         else reject(new KimgError(r.code, r.message, r.details));
       });
-      c.send({ op: 'extract', id, ...job } satisfies ExtractJob);
+      try {
+        c.send({ op: 'extract', id, ...job } satisfies ExtractJob);
+      } catch (e) {
+        this.pending.get(id)?.({ id, ok: false, code: 'STORE_IO', message: String(e), details: {} });
+        this.pending.delete(id);
+        if (this.pending.size === 0) c.channel?.unref();
+      }
     });
   }
 
@@ -103,6 +109,8 @@ class ExtractHelper {
           details: {},
         });
       this.pending.clear();
+      // Nothing to wait for from it any more: it must not keep kimg running.
+      c.channel?.unref();
     };
     c.on('message', (r: ExtractReply) => {
       const settle = this.pending.get(r.id);
