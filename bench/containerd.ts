@@ -6,7 +6,8 @@
  *    run and interleaved:
  *    - `kimg serve --containerd SOCK` (a fresh process per run), PullImage through kimg's CRI client:
  *      kimg fetches and commits into containerd's content store and unpacks into the snapshotter while
- *      later layers download; its peak RSS is the process's `VmHWM`;
+ *      later layers download (on containerd's host as root: extracted by kimg's helper process, local
+ *      apply); its peak RSS is the process's `VmHWM`, its extraction helper's reported apart;
  *    - containerd's CRI PullImage (fetch + unpack) through the same client;
  *    - in the bench process, `pullIntoContainerd` without unpack, then `ctr snapshots unpack` (containerd's
  *      client-side layer applier, the work CRI's CreateContainer falls back to when the snapshots are
@@ -21,6 +22,7 @@
  * Options: --runs N (3) · --warm-runs N (50) · --images big,many · --keep-images DIR · --out FILE.
  * Nothing is asserted; exit 1 when a tool failed, 2 when the bench could not run.
  */
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -42,6 +44,19 @@ import { median, minMedianMax } from './lib/stats.js';
 const K8S_NS = 'k8s.io';
 
 type Tool = 'kimg-serve' | 'containerd' | 'kimg-fetch-only' | 'then-unpack' | 'fetch+sequential-unpack';
+
+/**
+ * Peak RSS (VmHWM, KiB) summed over `pid`'s child processes: local apply's extraction helper
+ * (src/containerd `local-apply.ts`), alive until it has been idle for 10 s.
+ */
+function childrenPeakRssKiB(pid: number): number {
+  let sum = 0;
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    const children = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').split(' ');
+    for (const c of children.filter((x) => x !== '')) sum += peakRssKiB(Number(c));
+  }
+  return sum;
+}
 
 function progress(msg: string): void {
   process.stderr.write(`[bench:containerd] ${msg}\n`);
@@ -97,7 +112,10 @@ async function main(): Promise<number> {
     result.snapshotter = ctrd.snapshotter;
 
     // --- 1. from scratch ------------------------------------------------------------------------------
-    const perImage: Record<string, Record<Tool, number[]> & { rssKiB: number[]; bytes: number }> = {};
+    const perImage: Record<
+      string,
+      Record<Tool, number[]> & { rssKiB: number[]; helperRssKiB: number[]; bytes: number }
+    > = {};
     let n = 0;
     for (const [name, img] of images) {
       if (name === 'small') continue;
@@ -109,6 +127,7 @@ async function main(): Promise<number> {
         'then-unpack': [] as number[],
         'fetch+sequential-unpack': [] as number[],
         rssKiB: [] as number[],
+        helperRssKiB: [] as number[],
         bytes: blobBytesOnly(img),
       };
       perImage[name] = s;
@@ -119,6 +138,7 @@ async function main(): Promise<number> {
         procs.push(k.proc);
         const kt = await timed(() => k.client.pullImage({ image: ref }, undefined));
         const rss = peakRssKiB(k.proc.pid);
+        const helperRss = childrenPeakRssKiB(k.proc.pid);
         k.client.close();
         await killProcess(k.proc);
         await rm(k.root, { recursive: true, force: true });
@@ -144,7 +164,7 @@ async function main(): Promise<number> {
           }),
         );
         progress(
-          `${name} ${label}: kimg serve ${(kt.ms / 1000).toFixed(2)} s (RSS ${(rss / 1024).toFixed(0)} MiB), containerd ${(ct.ms / 1000).toFixed(2)} s, fetch-only ${(ft.ms / 1000).toFixed(2)} s + unpack ${(ut.ms / 1000).toFixed(2)} s`,
+          `${name} ${label}: kimg serve ${(kt.ms / 1000).toFixed(2)} s (RSS ${(rss / 1024).toFixed(0)} MiB, helper ${(helperRss / 1024).toFixed(0)} MiB), containerd ${(ct.ms / 1000).toFixed(2)} s, fetch-only ${(ft.ms / 1000).toFixed(2)} s + unpack ${(ut.ms / 1000).toFixed(2)} s`,
         );
         if (i === 0) continue;
         s['kimg-serve'].push(kt.ms);
@@ -153,6 +173,7 @@ async function main(): Promise<number> {
         s['then-unpack'].push(ut.ms);
         s['fetch+sequential-unpack'].push(ft.ms + ut.ms);
         s.rssKiB.push(rss);
+        s.helperRssKiB.push(helperRss);
       }
     }
     await containerdClean(ctrd, client);
@@ -187,8 +208,8 @@ async function main(): Promise<number> {
       '',
     );
     out.push(
-      '| image | kimg serve --containerd (fetch + commit + unpack) s | containerd PullImage (fetch + unpack) s | ratio | kimg peak RSS MiB | kimg fetch only s | + sequential unpack s | = s |',
-      '|---|---:|---:|---:|---:|---:|---:|---:|',
+      '| image | kimg serve --containerd (fetch + commit + unpack) s | containerd PullImage (fetch + unpack) s | ratio | kimg peak RSS MiB | its extraction helper peak RSS MiB | kimg fetch only s | + sequential unpack s | = s |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
     );
     const summary: Record<string, unknown> = {};
     for (const [name, s] of Object.entries(perImage)) {
@@ -200,12 +221,13 @@ async function main(): Promise<number> {
         containerd: minMedianMax(s.containerd),
         ratio,
         kimgPeakRssKiB: Math.max(...s.rssKiB),
+        helperPeakRssKiB: Math.max(...s.helperRssKiB),
         fetchOnly: minMedianMax(s['kimg-fetch-only']),
         thenUnpack: minMedianMax(s['then-unpack']),
         fetchThenUnpack: minMedianMax(s['fetch+sequential-unpack']),
       };
       out.push(
-        `| ${name} (${(s.bytes / 1e6).toFixed(0)} MB) | **${m(s['kimg-serve']).toFixed(2)}** | ${m(s.containerd).toFixed(2)} | **${ratio.toFixed(2)}** | ${(Math.max(...s.rssKiB) / 1024).toFixed(0)} | ${m(s['kimg-fetch-only']).toFixed(2)} | ${m(s['then-unpack']).toFixed(2)} | ${m(s['fetch+sequential-unpack']).toFixed(2)} |`,
+        `| ${name} (${(s.bytes / 1e6).toFixed(0)} MB) | **${m(s['kimg-serve']).toFixed(2)}** | ${m(s.containerd).toFixed(2)} | **${ratio.toFixed(2)}** | ${(Math.max(...s.rssKiB) / 1024).toFixed(0)} | ${(Math.max(...s.helperRssKiB) / 1024).toFixed(0)} | ${m(s['kimg-fetch-only']).toFixed(2)} | ${m(s['then-unpack']).toFixed(2)} | ${m(s['fetch+sequential-unpack']).toFixed(2)} |`,
       );
     }
     result.fromScratch = summary;

@@ -7,8 +7,8 @@
 //     commander, yaml, smol-toml and fzstd in one entry file plus one chunk per command module, so a call
 //     reads a handful of files instead of hundreds. Packages that load files relative to themselves or
 //     are large and used by few commands (gRPC, protobuf, prom-client, the Kubernetes client) stay
-//     ordinary imports from node_modules. The hash worker is a second entry at the path the hasher
-//     expects relative to its chunk.
+//     ordinary imports from node_modules. The worker threads' scripts (the hash worker, local apply's
+//     extraction thread) are further entries at the path their modules expect relative to the chunk.
 import {
   readdirSync,
   readFileSync,
@@ -56,16 +56,16 @@ writeFileSync(join(cliDir, 'commands.json'), json);
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const bundled = new Set(['commander', 'yaml', 'smol-toml', 'fzstd']);
 const external = Object.keys(pkg.dependencies ?? {}).filter((d) => !bundled.has(d));
-const hashWorker = readdirSync(join(dist, 'src'), { recursive: true }).find((f) =>
-  String(f).endsWith('internal/hash-worker.js'),
-);
+const workers = readdirSync(join(dist, 'src'), { recursive: true })
+  .map(String)
+  .filter((f) => f.endsWith('internal/hash-worker.js') || f.endsWith('internal/extract-worker.js'));
 rmSync(binDir, { recursive: true, force: true });
 mkdirSync(binDir, { recursive: true });
 await build({
   absWorkingDir: root,
   entryPoints: [
     { in: join(cliDir, 'main.js'), out: 'kimg' },
-    ...(hashWorker ? [{ in: join(dist, 'src', String(hashWorker)), out: 'internal/hash-worker' }] : []),
+    ...workers.map((f) => ({ in: join(dist, 'src', f), out: `internal/${f.split('/').pop().slice(0, -3)}` })),
   ],
   outdir: binDir,
   bundle: true,

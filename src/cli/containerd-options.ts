@@ -2,7 +2,7 @@
  * `--containerd ADDRESS`: the one setting that makes a command use containerd's store instead of
  * kimg's own (src/containerd). ADDRESS is containerd's socket as `ctr --address` takes it
  * (`/run/containerd/containerd.sock`) or a `unix://` URL. The configuration's `kimg.containerd`
- * (`{address, namespace, snapshotter, directWrite}`, read through `--config`) selects it too; the flag
+ * (`{address, namespace, snapshotter, directWrite, localApply}`, read through `--config`) selects it too; the flag
  * wins over the file's address and keeps its other settings.
  */
 import type { Command } from 'commander';

@@ -26,6 +26,7 @@
  *     namespace: k8s.io
  *     snapshotter: overlayfs
  *     directWrite: true         # blob bytes into containerd's content directory when writable
+ *     localApply: true          # kimg extracts layers into the overlayfs snapshotter (root, same host)
  * ```
  *
  * Where the kubelet's file must stay untouched, the same settings go in a sibling file
@@ -92,10 +93,17 @@ export interface KimgSettings {
    * containerd as the image store (`--containerd`): its socket (`/run/containerd/containerd.sock` or a
    * `unix://` URL), the namespace (default `k8s.io`) and the snapshotter to unpack into (default
    * `overlayfs`). `directWrite: false` sends every blob byte through containerd's content Write
-   * protocol even when kimg can write containerd's content directory (default true). Unset: kimg's
-   * own store.
+   * protocol even when kimg can write containerd's content directory (default true). `localApply:
+   * false` unpacks every layer through containerd's Diff.Apply even when kimg could extract it into
+   * the overlayfs snapshotter itself (default true). Unset: kimg's own store.
    */
-  containerd?: { address: string; namespace?: string; snapshotter?: string; directWrite?: boolean };
+  containerd?: {
+    address: string;
+    namespace?: string;
+    snapshotter?: string;
+    directWrite?: boolean;
+    localApply?: boolean;
+  };
 }
 
 /** kimg's defaults for `KimgSettings`. */
@@ -256,13 +264,13 @@ function decodeKimgSettings(
   if (containerd !== undefined && containerd !== null) {
     if (!isMapping(containerd)) {
       ctx.problems.push(
-        `${prefix}containerd: must be a mapping with address, namespace, snapshotter and directWrite`,
+        `${prefix}containerd: must be a mapping with address, namespace, snapshotter, directWrite and localApply`,
       );
     } else {
       for (const key of Object.keys(containerd)) {
-        if (!['address', 'namespace', 'snapshotter', 'directWrite'].includes(key))
+        if (!['address', 'namespace', 'snapshotter', 'directWrite', 'localApply'].includes(key))
           ctx.problems.push(
-            `${prefix}containerd.${key}: unknown field; containerd has address, namespace, snapshotter, directWrite`,
+            `${prefix}containerd.${key}: unknown field; containerd has address, namespace, snapshotter, directWrite, localApply`,
           );
       }
       const address = readString(ctx, `${prefix}containerd.address`, containerd['address']);
@@ -271,6 +279,9 @@ function decodeKimgSettings(
       const directWrite = containerd['directWrite'];
       if (directWrite !== undefined && typeof directWrite !== 'boolean')
         ctx.problems.push(`${prefix}containerd.directWrite: must be true or false`);
+      const localApply = containerd['localApply'];
+      if (localApply !== undefined && typeof localApply !== 'boolean')
+        ctx.problems.push(`${prefix}containerd.localApply: must be true or false`);
       if (address === undefined || address === '') {
         ctx.problems.push(
           `${prefix}containerd.address: required (containerd's socket, e.g. /run/containerd/containerd.sock)`,
@@ -287,6 +298,7 @@ function decodeKimgSettings(
           ...(namespace !== undefined && namespace !== '' ? { namespace } : {}),
           ...(snapshotter !== undefined && snapshotter !== '' ? { snapshotter } : {}),
           ...(typeof directWrite === 'boolean' ? { directWrite } : {}),
+          ...(typeof localApply === 'boolean' ? { localApply } : {}),
         };
       }
     }

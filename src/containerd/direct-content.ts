@@ -27,7 +27,13 @@
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { KimgError } from '../errors/index.js';
-import { LocalContentStore, ensureDir, type HashingMode, type IngestWriter } from '../store/index.js';
+import {
+  LocalContentStore,
+  ensureDir,
+  type HasherFactory,
+  type HashingMode,
+  type IngestWriter,
+} from '../store/index.js';
 import type { ContainerdClient } from './client.js';
 
 /** containerd's local content store plugin (`io.containerd.content.v1.content`). */
@@ -63,6 +69,11 @@ export class DirectContent {
   /** Stops direct writes for the rest of this process (containerd does not see them). */
   disable(reason: string): void {
     this.off ??= reason;
+  }
+
+  /** The hasher of kimg's writes (shared by what else reads containerd's blobs here), when on. */
+  get hasher(): HasherFactory | undefined {
+    return this.store?.hasher;
   }
 
   /** The path containerd reads `digest` from. */

@@ -63,6 +63,8 @@ export interface ContainerdImageServiceOptions extends PullCallbacks<ContainerdP
   unpack?: boolean | undefined;
   /** See `ContainerdPullOptions.directWrite` (default true). */
   directWrite?: boolean | undefined;
+  /** See `ContainerdPullOptions.localApply` (default true). */
+  localApply?: boolean | undefined;
   /**
    * containerd's CRI ImageFsInfo (the CRI plugin serves on containerd's socket): the composition root
    * passes it. Without it, or when it fails, the snapshotter's summed usage is answered.
@@ -241,6 +243,7 @@ export class ContainerdImageService implements ImageService {
         concurrency: this.options.concurrency,
         unpack: this.options.unpack,
         directWrite: this.options.directWrite,
+        localApply: this.options.localApply,
         snapshotter: this.snapshotter,
         signal: options?.signal,
         onProgress,

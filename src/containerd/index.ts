@@ -17,6 +17,8 @@
  * - {@link openContentWriter} / {@link writeContent}: the content Write protocol as a registry
  *   `BlobSink` (resumable by ref and offset).
  * - {@link LayerUnpacker}, {@link chainIds}: unpacking through snapshots + diff.
+ * - {@link openLocalApply}: local apply — kimg extracts layers into containerd's overlayfs snapshotter
+ *   itself (root, same host), concurrently with the fetch; {@link localApplyState} says why not.
  * - {@link ContainerdPullTarget}: containerd as the pipeline's `PullTarget` (src/pull `pullImage`),
  *   unpacking layers as they commit.
  * - {@link ContainerdImageService}: the CRI image service (`ImageService`) over containerd's store.
@@ -92,3 +94,14 @@ export {
 } from './pull.js';
 export { chainIds } from '../oci/index.js';
 export { LayerUnpacker, type LayerUnpackResult, type LayerUnpackerOptions } from './unpack.js';
+export {
+  DEFAULT_LOCAL_APPLY_CONCURRENCY,
+  LOCAL_STAGING_DIR,
+  LocalApply,
+  localApplyState,
+  openLocalApply,
+  type LocalApplyOptions,
+  type LocalApplyRunner,
+  type LocalApplyState,
+  type StagedLayer,
+} from './local-apply.js';

@@ -61,6 +61,7 @@ import {
   distributionSourceLabel,
   leaseExpiryLabels,
 } from './labels.js';
+import { LocalApply, openLocalApply } from './local-apply.js';
 import { LayerUnpacker } from './unpack.js';
 
 /** Sends a file's bytes from `w.offset` through a content writer, waiting whenever it is full. */
@@ -91,6 +92,13 @@ export interface ContainerdPullTargetOptions {
    * Default false: every byte through the content Write protocol.
    */
   directWrite?: boolean | undefined;
+  /**
+   * With direct writes and the `overlayfs` snapshotter on containerd's host as root: extract layers
+   * into the snapshotter's directories here, concurrently with the fetch, instead of through
+   * containerd's Diff.Apply one after the other (src/containerd `local-apply.ts`; probed at the first
+   * image to unpack). Default false.
+   */
+  localApply?: boolean | undefined;
 }
 
 /** Leases of kimg's pulls are named `kimg-pull-<ms>-<random>`. */
@@ -160,9 +168,14 @@ export class ContainerdPullTarget implements PullTarget {
   /** Blobs this pull wrote into containerd's content directory itself (the rest went through Write). */
   blobsWrittenDirect = 0;
 
-  /** Layers Diff.Apply wrote during this pull (the others were unpacked already). */
+  /** Layers written into the snapshotter during this pull (the others were unpacked already). */
   get layersUnpacked(): number {
     return this.unpacker?.applied ?? 0;
+  }
+
+  /** Of {@link layersUnpacked}, those kimg extracted itself (local apply); the rest went through Diff.Apply. */
+  get layersAppliedLocally(): number {
+    return this.unpacker?.appliedLocally ?? 0;
   }
 
   /** Whether this pull unpacked (or found unpacked) every layer for the snapshotter. */
@@ -182,7 +195,10 @@ export class ContainerdPullTarget implements PullTarget {
     this.leaseLabel = label;
     return {
       release: async () => {
-        if (!this.recorded) return;
+        if (!this.recorded) {
+          await this.unpacker?.abandon();
+          return;
+        }
         // The records hold everything now. Leases of earlier, failed pulls of this image go too: what
         // they held is part of this image or was superseded.
         const stale = (await client.leaseList().catch(() => []))
@@ -221,10 +237,12 @@ export class ContainerdPullTarget implements PullTarget {
         { input: manifest.config.digest },
       );
     }
+    const local = snapshotter === 'overlayfs' ? await this.localApply() : undefined;
     const unpacker = new LayerUnpacker({
       client: this.o.client,
       snapshotter,
       diffIds,
+      ...(local !== undefined ? { local } : {}),
       ...(this.leaseId !== undefined ? { lease: this.leaseId } : {}),
       ...(this.o.signal !== undefined ? { signal: this.o.signal } : {}),
     });
@@ -237,6 +255,15 @@ export class ContainerdPullTarget implements PullTarget {
         ),
     );
     this.unpacker = unpacker;
+  }
+
+  /** Local apply when asked for and possible here (see the option), else undefined. */
+  private async localApply(): Promise<LocalApply | undefined> {
+    if (this.o.localApply !== true || this.o.directWrite !== true) return undefined;
+    const direct = usableDirect(await openDirectContent(this.o.client));
+    if (direct === undefined) return undefined;
+    const local = await openLocalApply(this.o.client, direct);
+    return local instanceof LocalApply ? local : undefined;
   }
 
   /**

@@ -16,7 +16,9 @@
  *    directory is reachable from here, into that directory by kimg, recorded through the same protocol
  *    without the bytes (src/containerd/direct-content.ts).
  * 3. While later layers download, committed layers are unpacked in order into the snapshotter
- *    (src/containerd/unpack.ts), skipping what is already unpacked.
+ *    (src/containerd/unpack.ts), skipping what is already unpacked — on containerd's host as root with
+ *    overlayfs, extracted by kimg as soon as each blob is committed and moved into its snapshot in
+ *    order (src/containerd/local-apply.ts), else through containerd's Diff.Apply.
  * 4. Manifest and index; once the unpack is done, the labels (distribution source, child GC labels,
  *    `containerd.io/gc.ref.snapshot.<snapshotter>` on the config) and the image records CRI's
  *    PullImage creates: `sha256:<config digest>` (the image id), the tag name, `name@<digest>`, each
@@ -67,6 +69,13 @@ export interface ContainerdPullOptions {
    * `direct-content.ts`). false = every byte through the protocol.
    */
   directWrite?: boolean | undefined;
+  /**
+   * With direct writes, the `overlayfs` snapshotter and kimg on containerd's host as root: kimg
+   * extracts layers into the snapshotter's directories itself, concurrently with the fetch, instead of
+   * containerd's Diff.Apply one after the other (default true; src/containerd `local-apply.ts`). false
+   * = every layer through Diff.Apply.
+   */
+  localApply?: boolean | undefined;
   signal?: AbortSignal | undefined;
   onProgress?: ((event: ImagePullEvent) => void) | undefined;
   progressIntervalMs?: number | undefined;
@@ -81,6 +90,8 @@ export interface ContainerdPullStats extends ImagePullStats {
    * (the others' bytes went through containerd's content Write protocol).
    */
   blobsWrittenDirect: number;
+  /** Of `layersUnpacked`, the layers kimg extracted itself (local apply); the rest went through Diff.Apply. */
+  layersAppliedLocally: number;
 }
 
 /**
@@ -128,6 +139,7 @@ export async function pullIntoContainerd(
 ): Promise<ContainerdPullResult> {
   const target = new ContainerdPullTarget({
     directWrite: options.directWrite !== false,
+    localApply: options.localApply !== false,
     client: options.client,
     snapshotter:
       options.unpack === false
@@ -159,6 +171,11 @@ export async function pullIntoContainerd(
     layers: record.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
     unpacked: target.unpacked,
     record,
-    stats: { ...stats, layersUnpacked: target.layersUnpacked, blobsWrittenDirect: target.blobsWrittenDirect },
+    stats: {
+      ...stats,
+      layersUnpacked: target.layersUnpacked,
+      blobsWrittenDirect: target.blobsWrittenDirect,
+      layersAppliedLocally: target.layersAppliedLocally,
+    },
   };
 }

@@ -36,8 +36,8 @@ export interface BackendChoice {
 
 /**
  * The backend in effect: a CRI endpoint if given; else containerd when `--containerd` or the
- * configuration's `kimg.containerd` names it (the flag's address, the file's namespace, snapshotter
- * and directWrite); else kimg's store.
+ * configuration's `kimg.containerd` names it (the flag's address, the file's namespace, snapshotter,
+ * directWrite and localApply); else kimg's store.
  */
 export function imageServiceBackend(
   settings: Pick<KimgSettings, 'containerd'> | undefined,
@@ -59,6 +59,7 @@ export function imageServiceBackend(
     ...(file?.namespace !== undefined ? { namespace: file.namespace } : {}),
     ...(file?.snapshotter !== undefined ? { snapshotter: file.snapshotter } : {}),
     ...(file?.directWrite !== undefined ? { directWrite: file.directWrite } : {}),
+    ...(file?.localApply !== undefined ? { localApply: file.localApply } : {}),
     ...pipeline,
   };
 }
@@ -153,6 +154,7 @@ async function openContainerd(
     platform: backend.platform,
     concurrency: backend.concurrency,
     directWrite: backend.directWrite,
+    localApply: backend.localApply,
     ...(o.defaultRegistry !== undefined && o.defaultRegistry !== 'docker.io'
       ? { defaultRegistry: o.defaultRegistry }
       : {}),
@@ -248,6 +250,7 @@ async function pullInto(
       concurrency: backend.concurrency,
       snapshotter: o.containerd.snapshotter,
       directWrite: backend.directWrite,
+      localApply: backend.localApply,
     });
     return {
       name: r.image,

@@ -79,6 +79,11 @@ export type ImageServiceBackend =
        * containerd's content directory (default true; src/containerd `direct-content.ts`).
        */
       directWrite?: boolean;
+      /**
+       * false: every layer through containerd's Diff.Apply, even when kimg can extract it into the
+       * overlayfs snapshotter itself (default true; src/containerd `local-apply.ts`).
+       */
+      localApply?: boolean;
     };
 
 /** The kind names of {@link ImageServiceBackend}. */

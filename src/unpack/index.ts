@@ -8,6 +8,10 @@
  * names are resolved inside it component by component, as umoci's securejoin and containerd's
  * `fs.RootPath` do (docs/design/unpack.md).
  *
+ * `extractLayerFile` extracts one layer blob file into a directory (diff ID checked) and
+ * `inheritImplicitDirs` completes it over its lower layers, for a caller placing layers into another
+ * program's snapshot directories (src/containerd's local apply).
+ *
  * `materializeImageVolume` fills an image volume's directory (KEP-4639): an image's layers, or an OCI
  * artifact's titled blobs as files.
  *
@@ -24,6 +28,10 @@ export {
   type UnpackEvent,
   type UnpackResult,
   type UnpackedLayer,
+  extractLayerFile,
+  inheritImplicitDirs,
+  type ExtractLayerOptions,
+  type ExtractedLayer,
 } from './unpack.js';
 export { materializeImageVolume, ANNOTATION_TITLE, type ImageVolumeResult } from './volume.js';
 export type { LayerApplyStats } from './internal/apply.js';

@@ -12,6 +12,9 @@
  *   pull resumes the interrupted write (`blobsResumed > 0`, fewer bytes fetched): containerd's partial
  *   ingest (`ctr content active`) when the bytes go through the content Write protocol
  *   (`directWrite: false`), kimg's partial write in containerd's content directory otherwise.
+ * - SIGKILL while local apply extracts a layer into its staging directory: the store stays consistent
+ *   and the next pull completes and unpacks the image (what the killed pull committed is reused, the
+ *   rest extracted by kimg again); dropping the killed pull's lease leaves no active snapshot.
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -401,6 +404,69 @@ describe('SIGKILL of a kimg pull into containerd', () => {
     assert.doesNotMatch((await ctrd.ctr(['content', 'active'], { namespace: NS })).stdout, /layer-sha256/);
     await resumeAndCheck('direct');
     assert.deepEqual(await directIngests(), [], 'partial writes left after the image completed');
+  });
+
+  /** Files local apply has extracted so far into its staging directories (bytes of each). */
+  async function stagedFiles(): Promise<number[]> {
+    const dir = join(ctrd.root, 'io.containerd.snapshotter.v1.overlayfs', 'kimg-staging');
+    const out: number[] = [];
+    for (const name of await readdir(dir).catch(() => [])) {
+      const fs = join(dir, name, 'fs');
+      for (const f of await readdir(fs, { recursive: true }).catch(() => [])) {
+        const st = await stat(join(fs, f)).catch(() => undefined);
+        if (st?.isFile() === true) out.push(st.size);
+      }
+    }
+    return out;
+  }
+
+  test('killed while extracting a layer (local apply): containerd stays consistent, the next pull unpacks the image', async () => {
+    await freshContainerd();
+    const slow = await slowLink(Number(reg.host.split(':')[1]), 24 * MiB);
+    let first: ReturnType<typeof startPull>;
+    try {
+      first = startPull('killed-extract', 'direct', slow.host);
+      await waitFor(
+        'local apply to be extracting a layer',
+        async () => ((await stagedFiles()).length > 0 ? true : undefined),
+        { timeoutMs: 60_000, intervalMs: 2 },
+      );
+      await first.kill();
+    } finally {
+      await slow.close();
+    }
+    assert.ok(
+      !(await readLines(first.progress)).some((l) => l.type === 'committed'),
+      'the pull finished before the kill',
+    );
+    await verifyContentStore(ctrd);
+    assert.doesNotMatch((await ctrd.ctr(['images', 'ls', '-q'], { namespace: NS })).stdout, /big/);
+
+    const second = startPull('after-extract-kill', 'direct');
+    await second.done();
+    const result = JSON.parse(await readFile(second.out, 'utf8')) as {
+      digest: string;
+      stats: { layersUnpacked: number; layersAppliedLocally: number };
+    };
+    assert.equal(result.digest, big.digest);
+    // Whatever the killed pull committed is reused; the rest is extracted here, by kimg.
+    assert.equal(
+      result.stats.layersAppliedLocally,
+      result.stats.layersUnpacked,
+      JSON.stringify(result.stats),
+    );
+    await verifyContentStore(ctrd);
+    const committed = (await ctrd.ctr(['snapshots', 'ls'], { namespace: NS })).stdout;
+    const top = big.manifests[0]!.layers.length;
+    assert.equal(committed.split('\n').filter((l) => /\bCommitted\b/.test(l)).length, top, committed);
+    // The killed pull's lease goes; a synchronous collection leaves the image and its snapshots whole.
+    const leases = (await ctrd.ctr(['leases', 'ls', '-q'], { namespace: NS })).stdout
+      .split('\n')
+      .filter((l) => l.startsWith('kimg'));
+    if (leases.length > 0) await ctrd.ctr(['leases', 'rm', '--sync', ...leases], { namespace: NS });
+    const snapshots = (await ctrd.ctr(['snapshots', 'ls'], { namespace: NS })).stdout;
+    assert.equal(snapshots.split('\n').filter((l) => /\bCommitted\b/.test(l)).length, top, snapshots);
+    assert.doesNotMatch(snapshots, /\bActive\b/, snapshots);
   });
 
   test('protocol writes: the store stays consistent, the ingest stays, and the next pull resumes from it', async () => {

@@ -158,6 +158,13 @@ describe('containers run from images kimg pulled into containerd', () => {
       assert.equal(pulled.id, pushed.configDigest);
       assert.equal(pulled.digest, pushed.digest);
       assert.equal(pulled.unpacked, true);
+      // As root over overlayfs kimg extracts the layers itself (local apply) instead of Diff.Apply.
+      if (ctrd.snapshotter === 'overlayfs')
+        assert.equal(
+          pulled.stats.layersAppliedLocally,
+          pulled.stats.layersUnpacked,
+          JSON.stringify(pulled.stats),
+        );
       // containerd's CRI learns of the records through its image events; the kubelet asks ImageStatus.
       const status = await waitFor(
         `containerd's CRI to list ${pushed.ref}`,

@@ -59,6 +59,23 @@ export interface ApplyOptions {
   now: number;
   /** Warnings (xattrs the filesystem refused). */
   onWarning?: (message: string) => void;
+  /**
+   * Apply as containerd's `archive.Apply` does where it reads a layer differently (containerd
+   * `archive/tar.go`, `archive/tar_opts_linux.go`), so that a snapshot kimg extracts for containerd's
+   * overlayfs snapshotter is the tree containerd's own `Diff.Apply` would leave: an entry naming the
+   * root is ignored; atime is the later of the entry's atime and mtime, and a time before the epoch
+   * or after 2262 is the epoch (a zero mtime stays zero, not "now"); an overlay whiteout device is mode 0, owned by the
+   * whiteout entry's uid/gid; a hardlink entry's owner and times are set on the linked inode; an
+   * opaque marker in the layer's top directory marks that directory too.
+   */
+  containerd?: boolean;
+  /**
+   * Filled with the directories (relative to the root) the layer needed but never named: created
+   * 0755 for an entry `a/b/c` without `a/` or `a/b/` entries. containerd gives such a directory the
+   * owner, mode and atime of the same directory in a lower layer (`mkparent`); see
+   * `inheritImplicitDirs`.
+   */
+  implicitDirs?: Set<string>;
 }
 
 /** Times of directories, applied after the last layer (later entries would change them). */
@@ -85,6 +102,11 @@ const SKIP_XATTR = /^(security\.selinux$|system\.nfs4_acl$|trusted\.overlay\.|us
 const FILE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
 
+/** containerd's `boundTime` (64-bit timespec): a time before the epoch or after 2262 is the epoch. */
+function boundTime(t: number): number {
+  return t < 0 || t > 9_223_372_036 ? 0 : t;
+}
+
 function unsafe(message: string, name: string): KimgError {
   return new KimgError('UNPACK_UNSAFE', message, { input: name });
 }
@@ -99,6 +121,8 @@ export class LayerApplier {
    * relative path → its parent's relative path. A later entry of the same layer at that path drops it.
    */
   private readonly pendingWhiteouts = new Map<string, string>();
+  /** `containerd`: the owner of each queued whiteout (its entry's uid/gid, as containerd gives it). */
+  private readonly whiteoutOwners = new Map<string, { uid: number; gid: number }>();
   private readonly isRoot = process.geteuid?.() === 0;
   readonly stats: LayerApplyStats = { entries: 0, files: 0, bytes: 0, whiteouts: 0 };
 
@@ -121,6 +145,7 @@ export class LayerApplier {
   private async entry({ header, body }: TarEntry): Promise<void> {
     const name = cleanName(header.name);
     if (name === '/') {
+      if (this.opts.containerd === true) return;
       if (header.type !== 'dir') {
         throw unsafe(
           `layer entry ${quote(header.name)} (${header.type}) would replace the root directory`,
@@ -141,7 +166,7 @@ export class LayerApplier {
       if (target === '' || target === '.' || target === '..') {
         throw unsafe(`whiteout ${quote(header.name)} names a path outside its directory`, header.name);
       }
-      return this.whiteout(dirName, target, header.name);
+      return this.whiteout(dirName, target, header);
     }
     const parent = this.parentDir(dirName, header.name);
     const host = posix.join(parent.host, base);
@@ -155,6 +180,7 @@ export class LayerApplier {
       case 'dir':
         if (existing === undefined || !existing.isDirectory()) mkdirSync(host, 0o700);
         this.setDirMeta(host, rel, header);
+        this.opts.implicitDirs?.delete(rel);
         break;
       case 'file':
         await this.file(host, header, body);
@@ -204,6 +230,7 @@ export class LayerApplier {
       for (const c of rest) {
         cur = cur === '' ? c : `${cur}/${c}`;
         mkdirSync(posix.join(this.root, cur), 0o755);
+        this.opts.implicitDirs?.add(cur);
         this.markUpper(cur);
       }
     }
@@ -267,14 +294,16 @@ export class LayerApplier {
     if (st.isDirectory()) throw unsafe(`hardlink ${quote(h.name)} points at a directory`, h.name);
     // link(2) does not follow a symlink source: the new name is another link to the symlink itself.
     linkSync(src, host);
+    if (this.opts.containerd === true) this.setLinkMeta(host, h);
   }
 
-  private whiteout(dirName: string, target: string, entryName: string): void {
+  private whiteout(dirName: string, target: string, h: TarHeader): void {
     if (this.opts.mode === 'overlay') {
-      const parent = this.parentDir(dirName, entryName);
+      const parent = this.parentDir(dirName, h.name);
       const host = posix.join(parent.host, target);
       const rel = parent.rel === '' ? target : `${parent.rel}/${target}`;
       if (this.upper.has(rel) || lstatOrUndefined(host) !== undefined) return;
+      if (this.opts.containerd === true) this.whiteoutOwners.set(rel, { uid: h.uid, gid: h.gid });
       this.markUpper(rel);
       this.pendingWhiteouts.set(rel, parent.rel);
       return;
@@ -289,8 +318,9 @@ export class LayerApplier {
   private opaque(dirName: string, entryName: string): void {
     if (this.opts.mode === 'overlay') {
       // overlayfs ignores the flag on a layer's top directory (anywhere else it hides the lower dirs):
-      // reported, for the caller that knows the lower layers to turn into whiteouts.
-      if (dirName === '/') {
+      // reported, for the caller that knows the lower layers to turn into whiteouts. containerd marks
+      // the top directory all the same.
+      if (dirName === '/' && this.opts.containerd !== true) {
         this.stats.topOpaque = true;
         return;
       }
@@ -333,6 +363,11 @@ export class LayerApplier {
   }
 
   private times(h: TarHeader): { atime: number; mtime: number } {
+    if (this.opts.containerd === true) {
+      // containerd `boundTime(latestTime(atime, mtime))`, `boundTime(mtime)`.
+      const mtime = boundTime(h.mtime);
+      return { atime: boundTime(Math.max(h.atime ?? h.mtime, h.mtime)), mtime };
+    }
     const mtime = h.mtime === 0 ? this.opts.now : h.mtime;
     return { atime: h.atime ?? mtime, mtime };
   }
@@ -381,15 +416,25 @@ export class LayerApplier {
    */
   private flushWhiteouts(): void {
     const paths: string[] = [];
+    const owners: { host: string; uid: number; gid: number }[] = [];
     for (const [rel, parentRel] of this.pendingWhiteouts) {
       const r = resolveInRoot(this.root, parentRel);
       if (r.rel !== parentRel || r.notDir !== undefined || r.missingFrom !== undefined) continue;
       if (lstatOrUndefined(r.host)?.isDirectory() !== true) continue;
       const host = posix.join(r.host, posix.basename(rel));
-      if (lstatOrUndefined(host) === undefined) paths.push(host);
+      if (lstatOrUndefined(host) !== undefined) continue;
+      paths.push(host);
+      const owner = this.whiteoutOwners.get(rel);
+      if (owner !== undefined) owners.push({ host, ...owner });
     }
     this.pendingWhiteouts.clear();
+    this.whiteoutOwners.clear();
     mknodWhiteouts(paths);
+    // containerd: mode 0 (`mknod(S_IFCHR, 0)`), owned by the whiteout entry's uid/gid.
+    for (const o of owners) {
+      if (this.ownerChanges()) lchownSync(o.host, o.uid, o.gid);
+      if (lstatOrUndefined(o.host)?.isCharacterDevice() === true) chmodSync(o.host, 0);
+    }
   }
 
   private flushXattrs(): void {

@@ -94,10 +94,11 @@ function zstdError(e: unknown): KimgError {
 
 /**
  * A Transform that decompresses `compression` (a copying pass-through for `none`). Input buffers may
- * be reused by the writer as soon as a write's callback fired.
+ * be reused by the writer as soon as a write's callback fired. `gunzipChunk`: gunzip's output chunk
+ * size (default {@link GUNZIP_CHUNK}).
  */
-export function decompressor(compression: Compression): Transform {
-  if (compression === 'gzip') return createGunzip({ chunkSize: GUNZIP_CHUNK });
+export function decompressor(compression: Compression, gunzipChunk = GUNZIP_CHUNK): Transform {
+  if (compression === 'gzip') return createGunzip({ chunkSize: gunzipChunk });
   if (compression === 'zstd') return new ZstdDecompress();
   return new Transform({
     transform(chunk: Buffer, _enc, cb) {

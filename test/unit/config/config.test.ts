@@ -474,7 +474,7 @@ describe('kimg settings: the kimg: key and the KimgConfiguration sibling', () =>
     );
   });
 
-  test('kimg.containerd: address (path or unix:// URL) required; namespace, snapshotter and directWrite optional', () => {
+  test('kimg.containerd: address (path or unix:// URL) required; namespace, snapshotter, directWrite and localApply optional', () => {
     const ok = parseNodeConfig(
       HEAD +
         'kimg:\n  containerd: {address: /run/containerd/containerd.sock, namespace: k8s.io, snapshotter: native}\n',
@@ -490,7 +490,7 @@ describe('kimg settings: the kimg: key and the KimgConfiguration sibling', () =>
     );
     assert.equal(parseNodeConfig(HEAD).kimg.containerd, undefined);
     assert.deepEqual(problems(HEAD + 'kimg:\n  containerd: {namespace: k8s.io, socket: x}\n'), [
-      'kimg.containerd.socket: unknown field; containerd has address, namespace, snapshotter, directWrite',
+      'kimg.containerd.socket: unknown field; containerd has address, namespace, snapshotter, directWrite, localApply',
       "kimg.containerd.address: required (containerd's socket, e.g. /run/containerd/containerd.sock)",
     ]);
     assert.deepEqual(problems(HEAD + 'kimg:\n  containerd: {address: "tcp://1.2.3.4:1"}\n'), [
@@ -503,6 +503,14 @@ describe('kimg settings: the kimg: key and the KimgConfiguration sibling', () =>
     );
     assert.deepEqual(problems(HEAD + 'kimg:\n  containerd: {address: /c.sock, directWrite: "no"}\n'), [
       'kimg.containerd.directWrite: must be true or false',
+    ]);
+    // localApply: a boolean; false unpacks every layer through containerd's Diff.Apply.
+    assert.deepEqual(
+      parseNodeConfig(HEAD + 'kimg:\n  containerd: {address: /c.sock, localApply: false}\n').kimg.containerd,
+      { address: '/c.sock', localApply: false },
+    );
+    assert.deepEqual(problems(HEAD + 'kimg:\n  containerd: {address: /c.sock, localApply: 1}\n'), [
+      'kimg.containerd.localApply: must be true or false',
     ]);
   });
 
