@@ -26,7 +26,7 @@
  *     namespace: k8s.io
  *     snapshotter: overlayfs
  *     directWrite: true         # blob bytes into containerd's content directory when writable
- *     localApply: true          # kimg extracts layers into the overlayfs snapshotter (root, same host)
+ *     localApply: false         # true: kimg extracts layers into the overlayfs snapshotter (root, same host)
  * ```
  *
  * Where the kubelet's file must stay untouched, the same settings go in a sibling file
@@ -94,8 +94,8 @@ export interface KimgSettings {
    * `unix://` URL), the namespace (default `k8s.io`) and the snapshotter to unpack into (default
    * `overlayfs`). `directWrite: false` sends every blob byte through containerd's content Write
    * protocol even when kimg can write containerd's content directory (default true). `localApply:
-   * false` unpacks every layer through containerd's Diff.Apply even when kimg could extract it into
-   * the overlayfs snapshotter itself (default true). Unset: kimg's own store.
+   * true` has kimg extract layers into the overlayfs snapshotter itself instead of containerd's
+   * Diff.Apply (default false). Unset: kimg's own store.
    */
   containerd?: {
     address: string;

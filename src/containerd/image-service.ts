@@ -63,7 +63,7 @@ export interface ContainerdImageServiceOptions extends PullCallbacks<ContainerdP
   unpack?: boolean | undefined;
   /** See `ContainerdPullOptions.directWrite` (default true). */
   directWrite?: boolean | undefined;
-  /** See `ContainerdPullOptions.localApply` (default true). */
+  /** See `ContainerdPullOptions.localApply` (default false). */
   localApply?: boolean | undefined;
   /**
    * containerd's CRI ImageFsInfo (the CRI plugin serves on containerd's socket): the composition root

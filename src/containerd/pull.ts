@@ -72,8 +72,8 @@ export interface ContainerdPullOptions {
   /**
    * With direct writes, the `overlayfs` snapshotter and kimg on containerd's host as root: kimg
    * extracts layers into the snapshotter's directories itself, concurrently with the fetch, instead of
-   * containerd's Diff.Apply one after the other (default true; src/containerd `local-apply.ts`). false
-   * = every layer through Diff.Apply.
+   * containerd's Diff.Apply one after the other (src/containerd `local-apply.ts`). Default false:
+   * every layer through Diff.Apply (docs/design/containerd-backend.md says why local apply is opt-in).
    */
   localApply?: boolean | undefined;
   signal?: AbortSignal | undefined;
@@ -139,7 +139,7 @@ export async function pullIntoContainerd(
 ): Promise<ContainerdPullResult> {
   const target = new ContainerdPullTarget({
     directWrite: options.directWrite !== false,
-    localApply: options.localApply !== false,
+    localApply: options.localApply === true,
     client: options.client,
     snapshotter:
       options.unpack === false

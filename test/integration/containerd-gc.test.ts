@@ -231,6 +231,8 @@ describe('SIGKILL of a kimg pull into containerd', () => {
   let big: GeneratedImage;
   /** `--config` of the protocol-only runs: `kimg.containerd.directWrite: false`. */
   let protocolOnly = '';
+  /** kimg.containerd with localApply: true (kimg extracts the layers into overlayfs itself). */
+  let localApply = '';
 
   before(async () => {
     work = await makeTempDir('ctrd-kill-');
@@ -259,7 +261,7 @@ describe('SIGKILL of a kimg pull into containerd', () => {
   /** `kimg pull --containerd` of big:1 as a child process: progress JSON lines on stderr, result on stdout. */
   function startPull(
     name: string,
-    mode: 'protocol' | 'direct',
+    mode: 'protocol' | 'direct' | 'local',
     host: string = reg.host,
   ): {
     out: string;
@@ -272,6 +274,7 @@ describe('SIGKILL of a kimg pull into containerd', () => {
     const args = [
       CLI,
       ...(mode === 'protocol' ? ['--config', protocolOnly] : []),
+      ...(mode === 'local' ? ['--config', localApply] : []),
       'pull',
       '--containerd',
       ctrd.socket,
@@ -312,6 +315,11 @@ describe('SIGKILL of a kimg pull into containerd', () => {
   async function freshContainerd(): Promise<void> {
     await ctrd?.stop();
     ctrd = await startContainerd({ plainHttpRegistries: [reg.host] });
+    localApply = join(work, 'local-apply.yaml');
+    await writeFile(
+      localApply,
+      `apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nkimg:\n  containerd:\n    address: ${ctrd.socket}\n    localApply: true\n`,
+    );
     protocolOnly = join(work, 'protocol-only.yaml');
     await writeFile(
       protocolOnly,
@@ -425,7 +433,7 @@ describe('SIGKILL of a kimg pull into containerd', () => {
     const slow = await slowLink(Number(reg.host.split(':')[1]), 24 * MiB);
     let first: ReturnType<typeof startPull>;
     try {
-      first = startPull('killed-extract', 'direct', slow.host);
+      first = startPull('killed-extract', 'local', slow.host);
       await waitFor(
         'local apply to be extracting a layer',
         async () => ((await stagedFiles()).length > 0 ? true : undefined),
@@ -442,7 +450,7 @@ describe('SIGKILL of a kimg pull into containerd', () => {
     await verifyContentStore(ctrd);
     assert.doesNotMatch((await ctrd.ctr(['images', 'ls', '-q'], { namespace: NS })).stdout, /big/);
 
-    const second = startPull('after-extract-kill', 'direct');
+    const second = startPull('after-extract-kill', 'local');
     await second.done();
     const result = JSON.parse(await readFile(second.out, 'utf8')) as {
       digest: string;

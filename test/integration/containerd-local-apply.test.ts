@@ -4,12 +4,12 @@
  * - differential: one image with whiteouts, opaque directories, implicit parent directories over a lower
  *   directory with another mode and owner, hardlinks, symlinks, a directory replaced by a file and back
  *   (and the reverse), setuid/setgid modes, owners, `user.*` xattrs, a root entry, gzip, zstd and plain
- *   layers — pulled by kimg with local apply into one namespace and with `localApply: false`
+ *   layers — pulled by kimg with `localApply: true` into one namespace and with the default
  *   (containerd's Diff.Apply) into another: every layer's snapshot directory is the same tree (types,
  *   modes, owners, link targets, file digests, mtimes, 0/0 whiteout devices, `trusted.overlay.opaque`,
  *   xattrs); the directories whose mtime is the time of the extraction in both (the snapshot's own
  *   directory, implicit directories) are compared without it. A container runs from the image.
- * - fallbacks: `localApply: false` and the `native` snapshotter go through Diff.Apply;
+ * - the default (local apply off) and the `native` snapshotter go through Diff.Apply;
  * - a layer whose diff ID is not the config's fails with `DIGEST_MISMATCH` naming it and leaves no
  *   staging directory and no active snapshot.
  *
@@ -213,7 +213,7 @@ describe('local apply into containerd’s overlayfs snapshotter', () => {
   test('every layer’s snapshot is the tree containerd’s Diff.Apply makes', async () => {
     const local = client('la-local');
     const theirs = client('la-diff');
-    const a = await pull(local, 'diff:1');
+    const a = await pull(local, 'diff:1', { localApply: true });
     const b = await pull(theirs, 'diff:1', { localApply: false });
     assert.equal(a.stats.layersUnpacked, 3);
     assert.equal(a.stats.layersAppliedLocally, 3, JSON.stringify(a.stats));
@@ -241,11 +241,11 @@ describe('local apply into containerd’s overlayfs snapshotter', () => {
     assert.equal(describeTree(mine[2]!)['file2dir']?.type, 'file');
   });
 
-  test('localApply: false and the native snapshotter go through Diff.Apply', async () => {
-    const off = await pull(client('la-off'), 'diff:1', { localApply: false });
+  test('by default, and on the native snapshotter, layers go through Diff.Apply', async () => {
+    const off = await pull(client('la-off'), 'diff:1');
     assert.equal(off.stats.layersUnpacked, 3);
     assert.equal(off.stats.layersAppliedLocally, 0);
-    const native = await pull(client('la-native'), 'diff:1', { snapshotter: 'native' });
+    const native = await pull(client('la-native'), 'diff:1', { snapshotter: 'native', localApply: true });
     assert.equal(native.unpacked, true);
     assert.equal(native.stats.layersUnpacked, 3);
     assert.equal(native.stats.layersAppliedLocally, 0);
@@ -253,7 +253,7 @@ describe('local apply into containerd’s overlayfs snapshotter', () => {
 
   test('a layer whose diff ID is not the config’s: DIGEST_MISMATCH, no staging, no active snapshot', async () => {
     const c = client('la-bad');
-    await assert.rejects(pull(c, 'bad:1'), (e: unknown) => {
+    await assert.rejects(pull(c, 'bad:1', { localApply: true }), (e: unknown) => {
       assert.ok(isKimgError(e, 'DIGEST_MISMATCH'), String(e));
       assert.match((e as Error).message, new RegExp(bad.layerDigests[0]!.slice(7, 19)));
       return true;
