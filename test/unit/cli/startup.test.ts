@@ -237,3 +237,25 @@ test('quick commands load neither gRPC, prom-client nor the Kubernetes client; s
     await removeTempDir(dir);
   }
 });
+
+test('the executable gives node a small young generation for serve and node only', async () => {
+  const dir = await makeTempDir('launcher-');
+  try {
+    // A stand-in `node` that prints how it was called.
+    writeFileSync(join(dir, 'node'), '#!/bin/sh\necho "$@"\n', { mode: 0o755 });
+    const run = (...args: string[]) =>
+      spawnSync('sh', [BIN, ...args], {
+        encoding: 'utf8',
+        env: { ...process.env, PATH: `${dir}:${process.env['PATH'] ?? ''}` },
+      }).stdout.trim();
+    assert.equal(run('serve', '--listen', 'x'), `--max-semi-space-size=2 ${BIN} serve --listen x`);
+    assert.equal(
+      run('--root', '/r', 'node', '--once'),
+      `--max-semi-space-size=2 ${BIN} --root /r node --once`,
+    );
+    assert.equal(run('images'), `${BIN} images`);
+    assert.equal(run('--help'), `${BIN} --help`);
+  } finally {
+    await removeTempDir(dir);
+  }
+});
