@@ -39,3 +39,22 @@ export async function writeTokenProviderConfig(file: string, p: TokenProviderCon
     ].join('\n'),
   );
 }
+
+/** Writes a KubeletConfiguration whose kimg settings name a provider config and its plugin directory. */
+export async function writeProviderKubeletConfig(
+  file: string,
+  providers: string,
+  binDir: string,
+): Promise<void> {
+  await writeFile(
+    file,
+    [
+      'apiVersion: kubelet.config.k8s.io/v1beta1',
+      'kind: KubeletConfiguration',
+      'kimg:',
+      `  imageCredentialProviderConfig: ${providers}`,
+      `  imageCredentialProviderBinDir: ${binDir}`,
+      '',
+    ].join('\n'),
+  );
+}

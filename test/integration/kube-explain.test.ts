@@ -18,7 +18,7 @@ import { generateImage } from '../helpers/images.js';
 import { ALLOW_ALL, startKubeApiServer, type KubeApiServer } from '../helpers/kube-apiserver.js';
 import { requireBinary } from '../helpers/components.js';
 import { startContainerd } from '../helpers/containerd.js';
-import { writeTokenProviderConfig } from '../helpers/credential-providers.js';
+import { writeProviderKubeletConfig, writeTokenProviderConfig } from '../helpers/credential-providers.js';
 import { runCommand } from '../helpers/proc.js';
 import { startRegistry, stopRegistries, type StartedRegistry } from '../helpers/registry.js';
 import { skopeoPush } from '../helpers/skopeo.js';
@@ -417,17 +417,7 @@ describe('kimg explain from the API server (against a real registry)', () => {
       requiredAnnotations: ['registry.example/role'],
     });
     const config = join(dir, 'kubelet.yaml');
-    await writeFile(
-      config,
-      [
-        'apiVersion: kubelet.config.k8s.io/v1beta1',
-        'kind: KubeletConfiguration',
-        'kimg:',
-        `  imageCredentialProviderConfig: ${providers}`,
-        `  imageCredentialProviderBinDir: ${bin}`,
-        '',
-      ].join('\n'),
-    );
+    await writeProviderKubeletConfig(config, providers, bin);
     api.create({
       apiVersion: 'v1',
       kind: 'ServiceAccount',

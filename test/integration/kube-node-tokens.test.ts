@@ -19,7 +19,7 @@ import { startKubeApiServer, type KubeApiServer, type KubeRule } from '../helper
 import { killProcess, spawnTracked, waitFor, type TrackedProcess } from '../helpers/proc.js';
 import { startRegistry, stopRegistries, type StartedRegistry } from '../helpers/registry.js';
 import { skopeoPush } from '../helpers/skopeo.js';
-import { writeTokenProviderConfig } from '../helpers/credential-providers.js';
+import { writeProviderKubeletConfig, writeTokenProviderConfig } from '../helpers/credential-providers.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
 const CLI = new URL('../../src/cli/main.js', import.meta.url).pathname;
@@ -123,17 +123,7 @@ describe('kimg node in cluster mode: service-account tokens from TokenRequest', 
       requiredAnnotations: ['registry.example/role'],
     });
     const config = join(dir, 'kubelet.yaml');
-    await writeFile(
-      config,
-      [
-        'apiVersion: kubelet.config.k8s.io/v1beta1',
-        'kind: KubeletConfiguration',
-        'kimg:',
-        `  imageCredentialProviderConfig: ${providers}`,
-        `  imageCredentialProviderBinDir: ${bin}`,
-        '',
-      ].join('\n'),
-    );
+    await writeProviderKubeletConfig(config, providers, bin);
     agent = spawnTracked(
       'kimg-node',
       process.execPath,

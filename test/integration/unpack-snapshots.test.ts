@@ -56,6 +56,31 @@ describe('unpack --snapshots: overlay-ready layers keyed by chain ID', () => {
   let store: Store;
   const mounts: string[] = [];
 
+  /**
+   * Mounts `r`'s snapshots read-only (overlayfs) at its rootfs, unpacks the same image plainly, and
+   * returns both trees without their roots.
+   */
+  async function mountedAndPlain(
+    r: Awaited<ReturnType<typeof unpackImage>>,
+    tag: string,
+  ): Promise<{ got: ReturnType<typeof describeTree>; want: ReturnType<typeof describeTree> }> {
+    await runCommand('mount', [
+      '-t',
+      'overlay',
+      'overlay',
+      '-o',
+      `ro,lowerdir=${r.lowerDirs?.join(':')}`,
+      r.rootfs,
+    ]);
+    mounts.push(r.rootfs);
+    const plain = await unpackImage(store, `example.com/snap:${tag}`, join(dir, `plain-${tag}`));
+    const want = describeTree(plain.rootfs);
+    const got = describeTree(r.rootfs);
+    delete want['.'];
+    delete got['.'];
+    return { got, want };
+  }
+
   before(async () => {
     dir = await makeTempDir('unpack-snap-');
     store = await openStore({ root: join(dir, 'store') });
@@ -149,20 +174,7 @@ describe('unpack --snapshots: overlay-ready layers keyed by chain ID', () => {
     assert.equal(await getXattr(join(top, 'opq'), 'trusted.overlay.opaque'), 'y');
     assert.match(r.layers[1]?.snapshot ?? '', new RegExp(`${(r.layers[1]?.chainId ?? '').slice(7)}/fs$`));
 
-    await runCommand('mount', [
-      '-t',
-      'overlay',
-      'overlay',
-      '-o',
-      `ro,lowerdir=${r.lowerDirs?.join(':')}`,
-      r.rootfs,
-    ]);
-    mounts.push(r.rootfs);
-    const plain = await unpackImage(store, 'example.com/snap:one', join(dir, 'plain-one'));
-    const want = describeTree(plain.rootfs);
-    const got = describeTree(r.rootfs);
-    delete want['.'];
-    delete got['.'];
+    const { got, want } = await mountedAndPlain(r, 'one');
     assert.deepEqual(got, want);
   });
 
@@ -182,20 +194,7 @@ describe('unpack --snapshots: overlay-ready layers keyed by chain ID', () => {
       [2],
     );
     assert.equal(readdirSync(join(snaps, 'sha256')).length, 3);
-    await runCommand('mount', [
-      '-t',
-      'overlay',
-      'overlay',
-      '-o',
-      `ro,lowerdir=${r.lowerDirs?.join(':')}`,
-      r.rootfs,
-    ]);
-    mounts.push(r.rootfs);
-    const plain = await unpackImage(store, 'example.com/snap:two', join(dir, 'plain-two'));
-    const want = describeTree(plain.rootfs);
-    const got = describeTree(r.rootfs);
-    delete want['.'];
-    delete got['.'];
+    const { got, want } = await mountedAndPlain(r, 'two');
     assert.deepEqual(got, want);
     assert.equal(got['lnk'], undefined);
   });
@@ -208,20 +207,7 @@ describe('unpack --snapshots: overlay-ready layers keyed by chain ID', () => {
       });
       const topLayer = r.layers[r.layers.length - 1];
       assert.equal(topLayer?.stats?.topOpaque, true);
-      await runCommand('mount', [
-        '-t',
-        'overlay',
-        'overlay',
-        '-o',
-        `ro,lowerdir=${r.lowerDirs?.join(':')}`,
-        r.rootfs,
-      ]);
-      mounts.push(r.rootfs);
-      const plain = await unpackImage(store, `example.com/snap:${tag}`, join(dir, `plain-${tag}`));
-      const want = describeTree(plain.rootfs);
-      const got = describeTree(r.rootfs);
-      delete want['.'];
-      delete got['.'];
+      const { got, want } = await mountedAndPlain(r, tag);
       assert.deepEqual(got, want);
       assert.equal(got['lnk'], undefined);
       assert.equal(got['etc/a'], undefined);
@@ -238,20 +224,7 @@ describe('unpack --snapshots: overlay-ready layers keyed by chain ID', () => {
     assert.ok(lstatSync(join(top, 'lnk')).isFile(), 'the file of the same layer is kept, no whiteout');
     assert.ok(lstatSync(join(top, 'etc', 'a')).isDirectory());
     assert.ok(lstatSync(join(top, 'opq')).isFile());
-    await runCommand('mount', [
-      '-t',
-      'overlay',
-      'overlay',
-      '-o',
-      `ro,lowerdir=${r.lowerDirs?.join(':')}`,
-      r.rootfs,
-    ]);
-    mounts.push(r.rootfs);
-    const plain = await unpackImage(store, 'example.com/snap:five', join(dir, 'plain-five'));
-    const want = describeTree(plain.rootfs);
-    const got = describeTree(r.rootfs);
-    delete want['.'];
-    delete got['.'];
+    const { got, want } = await mountedAndPlain(r, 'five');
     assert.deepEqual(got, want);
     assert.deepEqual(readdirSync(join(r.rootfs, 'many')), ['f299']);
   });
