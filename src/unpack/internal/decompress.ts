@@ -13,11 +13,13 @@ import { MediaType } from '../../oci/index.js';
 export type Compression = 'none' | 'gzip' | 'zstd';
 
 /**
- * Output chunk size of gunzip: zlib's default. Larger chunks cost less per byte, but V8 then collects
- * their (external) memory less often, because fewer JS objects are allocated per byte: with 256 KiB
- * chunks a 1 GiB unpack peaked ~13 MiB higher (measured with bench/unpack.ts' image).
+ * Output chunk size of gunzip. zlib's default (16 KiB) costs about twice the CPU per byte: every chunk
+ * is a round trip to libuv's pool and a pass through the tar reader. Larger chunks cost less, but V8
+ * collects their (external) memory less often. Measured with bench/unpack.ts' 1 GiB text-like image on a
+ * quiet machine (kimg / umoci wall, kimg peak RSS): 16 KiB 0.66, 78 MiB; 32 KiB 0.54, 89 MiB; 64 KiB 0.45,
+ * 97 MiB; 128 KiB 0.38-0.42, 95 MiB; 256 KiB 0.42, 97 MiB (docs/design/unpack.md).
  */
-const GUNZIP_CHUNK = 16 * 1024;
+const GUNZIP_CHUNK = 128 * 1024;
 
 const LAYER_TYPES: Readonly<Record<string, Compression>> = {
   [MediaType.OciLayer]: 'none',
