@@ -50,6 +50,7 @@ export {
   MANIFEST_LIMITS,
   type ManifestLimits,
   readKubernetesObjects,
+  readManifestFile,
   decodeSecret,
   resolvePodPullSecrets,
   pullSecretsFromObjects,

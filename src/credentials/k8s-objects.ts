@@ -261,6 +261,38 @@ function validateObjectNames(
 }
 
 /**
+ * Reads one manifest file: a regular file of at most `limits.maxFileBytes` (a FIFO or a link to a
+ * device is refused, never read).
+ *
+ * @throws KimgError `FILE_NOT_FOUND` for a missing file, `CONFIG_INVALID` for one that cannot be read.
+ */
+export async function readManifestFile(
+  file: string,
+  limits: Pick<ManifestLimits, 'maxFileBytes'> = MANIFEST_LIMITS,
+): Promise<string> {
+  try {
+    return await readBoundedText(file, {
+      maxBytes: limits.maxFileBytes,
+      code: 'CONFIG_INVALID',
+      what: 'manifest file',
+    });
+  } catch (e) {
+    if (e instanceof KimgError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT')
+      throw new KimgError('FILE_NOT_FOUND', `manifest file ${quote(file)} does not exist`, {
+        file,
+        cause: e,
+      });
+    throw new KimgError(
+      'CONFIG_INVALID',
+      `manifest file ${quote(file)} cannot be read (${code ?? 'error'})`,
+      { file, cause: e },
+    );
+  }
+}
+
+/**
  * Reads every object from manifest files (the files `kubectl apply -f` takes).
  *
  * @throws KimgError `FILE_NOT_FOUND` for a missing file, `CONFIG_INVALID` for unreadable or invalid
@@ -273,27 +305,7 @@ export async function readKubernetesObjects(
   const out: KubeObject[] = [];
   let documents = 0;
   for (const file of files) {
-    let text: string;
-    try {
-      text = await readBoundedText(file, {
-        maxBytes: limits.maxFileBytes,
-        code: 'CONFIG_INVALID',
-        what: 'manifest file',
-      });
-    } catch (e) {
-      if (e instanceof KimgError) throw e;
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT')
-        throw new KimgError('FILE_NOT_FOUND', `manifest file ${quote(file)} does not exist`, {
-          file,
-          cause: e,
-        });
-      throw new KimgError(
-        'CONFIG_INVALID',
-        `manifest file ${quote(file)} cannot be read (${code ?? 'error'})`,
-        { file, cause: e },
-      );
-    }
+    const text = await readManifestFile(file, limits);
     const objects = parseKubernetesObjects(text, file, {
       ...limits,
       maxDocuments: limits.maxDocuments - documents,

@@ -20,13 +20,14 @@ import {
   type ImageResolver,
   type PinChange,
 } from '../../admission/index.js';
-import { collectBounded, readBoundedText } from '../../bounded/index.js';
+import { collectBounded } from '../../bounded/index.js';
 import {
   MANIFEST_LIMITS,
   buildKeyring,
   loadDockerConfigFile,
   pullSecretsFromObjects,
   readKubernetesObjects,
+  readManifestFile,
   type Keyring,
   type PodPullSecrets,
   type ResolvedPullSecret,
@@ -164,27 +165,9 @@ async function readStdin(ctx: CliContext): Promise<string> {
   return out.data.toString('utf8');
 }
 
-/**
- * One manifest file: a regular file of at most `MANIFEST_LIMITS.maxFileBytes` (a FIFO or a link to a
- * device is refused, never read), like every other manifest reader.
- */
+/** One manifest file, read like every other manifest reader (`readManifestFile`), or stdin. */
 async function readManifest(file: string, ctx: CliContext): Promise<string> {
-  if (file === '-') return readStdin(ctx);
-  try {
-    return await readBoundedText(file, {
-      maxBytes: MANIFEST_LIMITS.maxFileBytes,
-      code: 'CONFIG_INVALID',
-      what: 'manifest file',
-    });
-  } catch (e) {
-    if (e instanceof KimgError) throw e;
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new KimgError(
-      code === 'ENOENT' ? 'FILE_NOT_FOUND' : 'CONFIG_INVALID',
-      `manifest file ${quote(file)} cannot be read (${code ?? 'error'})`,
-      { file, cause: e },
-    );
-  }
+  return file === '-' ? readStdin(ctx) : readManifestFile(file);
 }
 
 async function run(options: PinCliOptions, ctx: CliContext): Promise<void> {

@@ -8,7 +8,12 @@ import type { NodeConfig } from '../../config/index.js';
 import { ProjectedTokenFileSource } from '../../credentials/index.js';
 import type { FsUsageSource, ImageGCEvent, ManagerEvent } from '../../manager/index.js';
 import type { RegistryClientOptions } from '../../registry/index.js';
-import { TokenRequestSource, type KubeClient, type PodSecretManager } from '../../kube/index.js';
+import {
+  TokenRequestSource,
+  serviceAccountInfo,
+  type KubeClient,
+  type PodSecretManager,
+} from '../../kube/index.js';
 import {
   openNodeRuntime,
   imageServiceBackend,
@@ -52,17 +57,8 @@ function clusterTokenMode(
 ): Pick<RuntimeCredentialOptions, 'tokenSource' | 'getServiceAccount'> {
   return {
     tokenSource: new TokenRequestSource({ client: cluster.client }),
-    getServiceAccount: async (namespace, name, podUid) => {
-      const sa = await cluster.secretManager.serviceAccount(namespace, name, podUid);
-      const annotations = sa.metadata?.annotations;
-      return {
-        uid: sa.metadata?.uid ?? '',
-        annotations:
-          typeof annotations === 'object' && annotations !== null
-            ? (annotations as Record<string, string>)
-            : {},
-      };
-    },
+    getServiceAccount: async (namespace, name, podUid) =>
+      serviceAccountInfo(await cluster.secretManager.serviceAccount(namespace, name, podUid)),
   };
 }
 
