@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { lstatSync, readdirSync, readFileSync, readlinkSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
+import { runCommand } from './proc.js';
 
 export interface TreeNode {
   type: 'file' | 'dir' | 'symlink' | 'char' | 'block' | 'fifo' | 'socket';
@@ -55,4 +56,16 @@ export function describeTree(root: string, options: { mtime?: boolean } = {}): R
   };
   walk('.');
   return out;
+}
+
+/** lgetxattr(2) of `name` on `path`, through perl's syscall (no getfattr on the machine); "" if unset. */
+export async function getXattr(path: string, name: string): Promise<string> {
+  const nr = process.arch === 'arm64' ? 8 : 192;
+  const r = await runCommand('perl', [
+    '-e',
+    `my $v = "\\0" x 256; my $n = syscall(${nr}, $ARGV[0], $ARGV[1], $v, 256); print $n < 0 ? "" : substr($v, 0, $n);`,
+    path,
+    name,
+  ]);
+  return r.stdout;
 }

@@ -15,7 +15,7 @@ import { unpackImage, type UnpackEvent } from '../../src/unpack/index.js';
 import { runCommand } from '../helpers/proc.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 import { buildImage, type LayerDef } from '../helpers/unpack-images.js';
-import { describeTree } from '../helpers/unpack-tree.js';
+import { describeTree, getXattr } from '../helpers/unpack-tree.js';
 
 const BASE: LayerDef[] = [
   {
@@ -38,18 +38,6 @@ const BASE: LayerDef[] = [
     ],
   },
 ];
-
-/** The layer helper reads xattrs through perl's syscall (no getfattr here): lgetxattr(2). */
-async function getXattr(path: string, name: string): Promise<string> {
-  const nr = process.arch === 'arm64' ? 8 : 192;
-  const r = await runCommand('perl', [
-    '-e',
-    `my $v = "\\0" x 256; my $n = syscall(${nr}, $ARGV[0], $ARGV[1], $v, 256); print $n < 0 ? "" : substr($v, 0, $n);`,
-    path,
-    name,
-  ]);
-  return r.stdout;
-}
 
 describe('unpack --snapshots: overlay-ready layers keyed by chain ID', () => {
   let dir: string;

@@ -18,19 +18,7 @@ import { requireBinary } from '../helpers/components.js';
 import { runCommand } from '../helpers/proc.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 import { buildImage, type ImageDef } from '../helpers/unpack-images.js';
-import { describeTree } from '../helpers/unpack-tree.js';
-
-/** lgetxattr(2) through perl's syscall (no getfattr on the machine). */
-async function getXattr(path: string, name: string): Promise<string> {
-  const nr = process.arch === 'arm64' ? 8 : 192;
-  const r = await runCommand('perl', [
-    '-e',
-    `my $v = "\\0" x 256; my $n = syscall(${nr}, $ARGV[0], $ARGV[1], $v, 256); print $n < 0 ? "" : substr($v, 0, $n);`,
-    path,
-    name,
-  ]);
-  return r.stdout;
-}
+import { describeTree, getXattr } from '../helpers/unpack-tree.js';
 
 const LONG = 'long/' + 'n'.repeat(120) + '/' + 'f'.repeat(90);
 
