@@ -327,6 +327,36 @@ describe('SIGKILL of a kimg pull into containerd', () => {
     );
   }
 
+  /**
+   * Starts a pull over a slow link to the registry, SIGKILLs it once `reached()` holds, and checks what
+   * every kill leaves: the pull had not finished, containerd's content store verifies, no image record.
+   */
+  async function killOverSlowLink(
+    name: string,
+    mode: 'direct' | 'local',
+    what: string,
+    reached: () => Promise<boolean>,
+  ): Promise<void> {
+    const slow = await slowLink(Number(reg.host.split(':')[1]), 24 * MiB);
+    let first: ReturnType<typeof startPull>;
+    try {
+      first = startPull(name, mode, slow.host);
+      await waitFor(what, async () => ((await reached()) ? true : undefined), {
+        timeoutMs: 60_000,
+        intervalMs: 2,
+      });
+      await first.kill();
+    } finally {
+      await slow.close();
+    }
+    assert.ok(
+      !(await readLines(first.progress)).some((l) => l.type === 'committed'),
+      'the pull finished before the kill',
+    );
+    await verifyContentStore(ctrd);
+    assert.doesNotMatch((await ctrd.ctr(['images', 'ls', '-q'], { namespace: NS })).stdout, /big/);
+  }
+
   /** The resumed pull completes the image, and a GC after dropping the killed pull's lease keeps it. */
   async function resumeAndCheck(mode: 'protocol' | 'direct'): Promise<void> {
     const second = startPull(`resumed-${mode}`, mode);
@@ -381,28 +411,13 @@ describe('SIGKILL of a kimg pull into containerd', () => {
     await freshContainerd();
     // Through a slow link: kimg's own writes are fast enough to finish between two polls otherwise.
     const layerSizes = new Set(big.manifests[0]!.layers.map((l) => l.size));
-    const slow = await slowLink(Number(reg.host.split(':')[1]), 24 * MiB);
-    let first: ReturnType<typeof startPull>;
-    try {
-      first = startPull('killed-direct', 'direct', slow.host);
-      await waitFor(
-        "kimg's write in containerd's content directory to hold part of a layer",
-        async () =>
-          (await directIngests()).some((i) => layerSizes.has(i.total) && i.bytes > 0 && i.bytes < i.total)
-            ? true
-            : undefined,
-        { timeoutMs: 60_000, intervalMs: 2 },
-      );
-      await first.kill();
-    } finally {
-      await slow.close();
-    }
-    assert.ok(
-      !(await readLines(first.progress)).some((l) => l.type === 'committed'),
-      'the pull finished before the kill',
+    await killOverSlowLink(
+      'killed-direct',
+      'direct',
+      "kimg's write in containerd's content directory to hold part of a layer",
+      async () =>
+        (await directIngests()).some((i) => layerSizes.has(i.total) && i.bytes > 0 && i.bytes < i.total),
     );
-    await verifyContentStore(ctrd);
-    assert.doesNotMatch((await ctrd.ctr(['images', 'ls', '-q'], { namespace: NS })).stdout, /big/);
     const partial = await directIngests();
     assert.ok(
       partial.some((i) => i.bytes > 0 && i.bytes < i.total),
@@ -430,25 +445,12 @@ describe('SIGKILL of a kimg pull into containerd', () => {
 
   test('killed while extracting a layer (local apply): containerd stays consistent, the next pull unpacks the image', async () => {
     await freshContainerd();
-    const slow = await slowLink(Number(reg.host.split(':')[1]), 24 * MiB);
-    let first: ReturnType<typeof startPull>;
-    try {
-      first = startPull('killed-extract', 'local', slow.host);
-      await waitFor(
-        'local apply to be extracting a layer',
-        async () => ((await stagedFiles()).length > 0 ? true : undefined),
-        { timeoutMs: 60_000, intervalMs: 2 },
-      );
-      await first.kill();
-    } finally {
-      await slow.close();
-    }
-    assert.ok(
-      !(await readLines(first.progress)).some((l) => l.type === 'committed'),
-      'the pull finished before the kill',
+    await killOverSlowLink(
+      'killed-extract',
+      'local',
+      'local apply to be extracting a layer',
+      async () => (await stagedFiles()).length > 0,
     );
-    await verifyContentStore(ctrd);
-    assert.doesNotMatch((await ctrd.ctr(['images', 'ls', '-q'], { namespace: NS })).stdout, /big/);
 
     const second = startPull('after-extract-kill', 'local');
     await second.done();
