@@ -19,7 +19,8 @@
  *    is long-running: its code is compiled by then, as containerd's is from the start); min / median /
  *    max ms.
  *
- * Options: --runs N (3) · --warm-runs N (50) · --images big,many · --keep-images DIR · --out FILE.
+ * Options: --runs N (3) · --warm-runs N (50) · --images big,many · --keep-images DIR · --out FILE ·
+ * --local-apply (kimg serve with `kimg.containerd.localApply: true`).
  * Nothing is asserted; exit 1 when a tool failed, 2 when the bench could not run.
  */
 import { readdirSync, readFileSync } from 'node:fs';
@@ -70,6 +71,7 @@ async function main(): Promise<number> {
       images: { type: 'string', default: 'big,many' },
       'keep-images': { type: 'string' },
       out: { type: 'string' },
+      'local-apply': { type: 'boolean', default: false },
     },
   });
   const runs = Number(values.runs);
@@ -110,6 +112,17 @@ async function main(): Promise<number> {
     client = new ContainerdClient({ address: ctrd.socket });
     registry = new RegistryClient({ plainHttp: [host] });
     result.snapshotter = ctrd.snapshotter;
+    // kimg serve's arguments: local apply is asked for through the configuration, as on a node.
+    const serveArgs = ['--containerd', ctrd.socket];
+    if (values['local-apply']) {
+      const cfg = join(work, 'kimg-local-apply.yaml');
+      await writeFile(
+        cfg,
+        `apiVersion: config.kimg.io/v1alpha1\nkind: KimgConfiguration\ncontainerd:\n  address: ${ctrd.socket}\n  localApply: true\n`,
+      );
+      serveArgs.push('--config', cfg);
+    }
+    result.localApply = values['local-apply'];
 
     // --- 1. from scratch ------------------------------------------------------------------------------
     const perImage: Record<
@@ -134,7 +147,7 @@ async function main(): Promise<number> {
       for (let i = 0; i <= runs; i++) {
         const label = i === 0 ? 'warm-up' : `run ${i}/${runs}`;
         await containerdClean(ctrd, client);
-        const k = await startKimgServe(work, n++, host, { args: ['--containerd', ctrd.socket] });
+        const k = await startKimgServe(work, n++, host, { args: serveArgs });
         procs.push(k.proc);
         const kt = await timed(() => k.client.pullImage({ image: ref }, undefined));
         const rss = peakRssKiB(k.proc.pid);
@@ -180,7 +193,7 @@ async function main(): Promise<number> {
 
     // --- 2. already present ---------------------------------------------------------------------------
     const smallRef = `${host}/small:1`;
-    const k = await startKimgServe(work, n++, host, { args: ['--containerd', ctrd.socket] });
+    const k = await startKimgServe(work, n++, host, { args: serveArgs });
     procs.push(k.proc);
     clients.push(k.client);
     const warm: Record<string, number[]> = { 'kimg-serve': [], containerd: [] };
@@ -204,7 +217,7 @@ async function main(): Promise<number> {
     // --- report ---------------------------------------------------------------------------------------
     const out: string[] = [];
     out.push(
-      `## kimg → containerd vs containerd's CRI PullImage (snapshotter ${ctrd.snapshotter}, ${runs} runs)`,
+      `## kimg → containerd vs containerd's CRI PullImage (snapshotter ${ctrd.snapshotter}${values['local-apply'] ? ', kimg with local apply' : ''}, ${runs} runs)`,
       '',
     );
     out.push(
