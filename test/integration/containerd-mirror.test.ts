@@ -10,7 +10,8 @@
  * - every blob carries the labels containerd's pull gives it, the distribution source included:
  *   containerd names the host of the image's name (without its port), never the mirror;
  * - a mirror that fails (refuses, or lacks the image) falls through to the next host, and last to the
- *   registry itself, for both.
+ *   registry itself, for both;
+ * - the CLI takes the directory as `--hosts-dir`, a node's configuration as `kimg.hostsDir`.
  */
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -18,9 +19,11 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { CliContext } from '../../src/cli/context.js';
 import { runCli } from '../../src/cli/program.js';
+import { loadNodeConfig } from '../../src/config/index.js';
 import { ContainerdClient } from '../../src/containerd/index.js';
 import { CriImageService } from '../../src/cri/index.js';
 import type { ImageInfo } from '../../src/manager/index.js';
+import { openNodeRuntime } from '../../src/runtime/index.js';
 import { requireBinary } from '../helpers/components.js';
 import { startContainerd, type StartedContainerd } from '../helpers/containerd.js';
 import { generateImage, type GeneratedImage } from '../helpers/images.js';
@@ -119,11 +122,15 @@ describe('containerd image store through a hosts.toml mirror: kimg and container
   }
 
   /**
-   * containerd's CRI PullImage of `image`, then `kimg pull --containerd --hosts-dir <certsDir>` of it
-   * after containerd's RemoveImage collected everything: the CRI observations and every blob's labels
+   * containerd's CRI PullImage of `image`, then kimg's pull of it (`ourPull`, default
+   * {@link cliPull}) after containerd's RemoveImage collected everything: the CRI observations and every blob's labels
    * after each, and the registry requests of each pull.
    */
-  async function bothPull(image: string, img: GeneratedImage) {
+  async function bothPull(
+    image: string,
+    img: GeneratedImage,
+    ourPull: (image: string) => Promise<string> = cliPull,
+  ) {
     const theirs = await requestsDuring(async () => {
       const ref = await cri.pullImage({ image }, undefined);
       return { ref, status: observe(await cri.imageStatus({ image })), labels: await labelsOf(img) };
@@ -133,36 +140,38 @@ describe('containerd image store through a hosts.toml mirror: kimg and container
     for (const [d, l] of Object.entries(await labelsOf(img)))
       assert.equal(l, undefined, `${d} was collected with containerd's image`);
 
-    const ours = await requestsDuring(async () => {
-      const p = await kimg(
-        'pull',
-        '--containerd',
-        ctrd.socket,
-        '--hosts-dir',
-        ctrd.certsDir,
-        '--platform',
-        'linux/amd64',
-        '--progress',
-        'none',
-        '-o',
-        'json',
-        image,
-      );
-      assert.equal(p.status, 0, p.stderr);
-      const pulled = JSON.parse(p.stdout) as { id: string; names: string[] };
-      return {
-        pulled,
-        status: await criEventually(image, theirs.result.status),
-        labels: await labelsOf(img),
-      };
-    });
-    assert.equal(ours.result.pulled.id, theirs.result.ref);
+    const ours = await requestsDuring(async () => ({
+      id: await ourPull(image),
+      status: await criEventually(image, theirs.result.status),
+      labels: await labelsOf(img),
+    }));
+    assert.equal(ours.result.id, theirs.result.ref);
     assert.deepEqual(ours.result.status, theirs.result.status);
     assert.deepEqual(ours.result.labels, theirs.result.labels);
     // Leave no record behind for the next case.
-    await cri.removeImage({ image: ours.result.pulled.id });
+    await cri.removeImage({ image: ours.result.id });
     assert.equal(await criEventually(image, 'absent'), 'absent');
     return { theirs, ours };
+  }
+
+  /** `kimg pull --containerd <socket> --hosts-dir <certsDir>`: the image id it reports. */
+  async function cliPull(image: string): Promise<string> {
+    const p = await kimg(
+      'pull',
+      '--containerd',
+      ctrd.socket,
+      '--hosts-dir',
+      ctrd.certsDir,
+      '--platform',
+      'linux/amd64',
+      '--progress',
+      'none',
+      '-o',
+      'json',
+      image,
+    );
+    assert.equal(p.status, 0, p.stderr);
+    return (JSON.parse(p.stdout) as { id: string }).id;
   }
 
   /** Registry requests for repository `repo` (`/v2/<repo>/…`). */
@@ -265,6 +274,46 @@ describe('containerd image store through a hosts.toml mirror: kimg and container
       assert.ok(
         forRepo(pull.upstream, 'lib/direct').some((e) => /\/blobs\//.test(e.path) && e.status === 200),
       );
+    }
+  });
+
+  test('a node configured with kimg.hostsDir and kimg.containerd pulls through the mirror as containerd does', async () => {
+    const file = join(work, 'kubelet.yaml');
+    await writeFile(
+      file,
+      [
+        'apiVersion: kubelet.config.k8s.io/v1beta1',
+        'kind: KubeletConfiguration',
+        'kimg:',
+        `  rootDir: ${join(work, 'root')}`,
+        `  hostsDir: ${ctrd.certsDir}`,
+        '  containerd:',
+        `    address: unix://${ctrd.socket}`,
+        `    snapshotter: ${ctrd.snapshotter}`,
+        '',
+      ].join('\n'),
+    );
+    const config = await loadNodeConfig([file]);
+    assert.equal(config.kimg.hostsDir, ctrd.certsDir);
+    const runtime = await openNodeRuntime(config, {
+      env: {},
+      imageService: {
+        kind: 'containerd',
+        address: config.kimg.containerd!.address,
+        snapshotter: ctrd.snapshotter,
+        platform: 'linux/amd64',
+      },
+      credentials: false,
+      verification: 'read-only',
+    });
+    try {
+      const image = 'localhost:1/lib/mirrored:1';
+      const { ours } = await bothPull(image, mirrored, (i) =>
+        runtime.imageService.pullImage({ image: i }, undefined),
+      );
+      assert.ok(forRepo(ours.mirror, 'lib/mirrored').some((e) => e.status === 200));
+    } finally {
+      await runtime.close();
     }
   });
 });
