@@ -17,6 +17,9 @@
  *
  * Also from containerd's pull: `containerd.io/distribution.source.<host>=<repo>[,<repo>…]` on every
  * fetched blob (sorted, de-duplicated; left out past the 4096-byte label limit; `remotes/docker/handler.go`),
+ * where `<host>` is the host of the image's name without its port (Go's `url.Hostname()`: a pull of
+ * `127.0.0.1:5000/app` labels `…distribution.source.127.0.0.1`), whichever endpoint (a `hosts.toml`
+ * mirror) served the blob,
  * `containerd.io/uncompressed=<diffID>` on each layer after unpack and
  * `containerd.io/gc.ref.snapshot.<snapshotter>=<top chain ID>` on the config (`unpacker.go`).
  */
@@ -96,16 +99,30 @@ export function childrenOf(doc: {
 }
 
 /**
- * The distribution-source label for a blob fetched from `host`/`repo`, merged with the value the blob
- * already carries (`existing`, comma-joined repos). Undefined when nothing changes or the label would
- * exceed containerd's size limit.
+ * The host a distribution-source label key names for a reference's `domain` (`host[:port]`): the
+ * domain without its port and without IPv6 brackets, as Go's `url.Hostname()` of `dummy://<domain>`
+ * (containerd `remotes/docker/handler.go`), so `127.0.0.1:5000` → `127.0.0.1`, `[::1]:5000` → `::1`.
+ */
+function distributionSourceHost(domain: string): string {
+  let host = domain;
+  const colon = host.lastIndexOf(':');
+  if (colon !== -1 && /^:\d*$/.test(host.slice(colon))) host = host.slice(0, colon);
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  return host;
+}
+
+/**
+ * The distribution-source label for a blob of the image named `domain`/`repo` (the reference's domain,
+ * `host[:port]`, whatever mirror served it), merged with the value the blob already carries
+ * (`existing`, comma-joined repos). Undefined when nothing changes or the label would exceed
+ * containerd's size limit.
  */
 export function distributionSourceLabel(
-  host: string,
+  domain: string,
   repo: string,
   existing: Record<string, string> = {},
 ): { key: string; value: string } | undefined {
-  const key = `${LABEL_DISTRIBUTION_SOURCE}.${host}`;
+  const key = `${LABEL_DISTRIBUTION_SOURCE}.${distributionSourceHost(domain)}`;
   const old = existing[key];
   const repos = new Set((old ?? '').split(',').filter((r) => r !== ''));
   if (repos.has(repo)) return undefined;

@@ -99,6 +99,21 @@ describe('containerd labels', () => {
     assert.equal(distributionSourceLabel('r.example', 'x'.repeat(5000)), undefined);
   });
 
+  test('distribution source: the key names the domain without its port, as containerd (url.Hostname)', () => {
+    const key = (domain: string) => distributionSourceLabel(domain, 'app')?.key;
+    assert.equal(key('127.0.0.1:5000'), 'containerd.io/distribution.source.127.0.0.1');
+    assert.equal(key('registry.example:443'), 'containerd.io/distribution.source.registry.example');
+    assert.equal(key('localhost'), 'containerd.io/distribution.source.localhost');
+    assert.equal(key('[::1]:5000'), 'containerd.io/distribution.source.::1');
+    assert.equal(key('[::1]'), 'containerd.io/distribution.source.::1');
+    // One key for every port of a host: the repos merge, as in containerd.
+    const first = distributionSourceLabel('127.0.0.1:5000', 'a')!;
+    assert.deepEqual(distributionSourceLabel('127.0.0.1:6000', 'b', { [first.key]: first.value }), {
+      key: first.key,
+      value: 'a,b',
+    });
+  });
+
   test('ingest refs follow containerd MakeRefKey', () => {
     assert.equal(ingestRef(MediaType.OciLayerGzip, d('1')), `layer-${d('1')}`);
     assert.equal(ingestRef(MediaType.DockerLayerGzip, d('1')), `layer-${d('1')}`);
