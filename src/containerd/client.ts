@@ -16,7 +16,7 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { KimgError, isKimgError } from '../errors/index.js';
+import { KimgError, isKimgError, unreachableSocket } from '../errors/index.js';
 import {
   loadContainerdPackage,
   type ContainersClient,
@@ -293,43 +293,13 @@ interface UnreachableReason {
 
 const CHECK_RUNNING = 'check that containerd is running and that the socket path is right';
 
-/**
- * Why a call found no containerd, from grpc-js's UNAVAILABLE details. grpc-js reports a failed connect
- * as `No connection established. Last error: Error: connect ENOENT /run/….sock. Resolution note: `
- * (its resolver's note, empty for a unix socket): kimg names the system error instead of passing that
- * text on (the message already names the address). Anything else (a connection dropped mid-call) keeps grpc-js's words, with
- * empty fragments and the `Error:` noise removed.
- */
+/** Why a call found no containerd (src/errors `unreachableSocket`), and what to do about it. */
 function unreachableReason(details: string): UnreachableReason {
-  const errno = /\bconnect (E[A-Z0-9]+)\b/.exec(details)?.[1];
-  if (errno !== undefined) {
-    switch (errno) {
-      case 'ENOENT':
-        return { errno, reason: 'the socket does not exist (ENOENT)', hint: CHECK_RUNNING };
-      case 'ECONNREFUSED':
-        return { errno, reason: 'nothing listens on the socket (ECONNREFUSED)', hint: CHECK_RUNNING };
-      case 'EACCES':
-      case 'EPERM':
-        return {
-          errno,
-          reason: `permission denied on the socket (${errno})`,
-          hint: "run kimg as a user that may open containerd's socket (root, or the socket's group)",
-        };
-      default:
-        return { errno, reason: `connecting to the socket failed (${errno})`, hint: CHECK_RUNNING };
-    }
-  }
-  const cleaned = details
-    .split(/(?<=\.)\s+|;/)
-    .map((part) =>
-      part
-        .replace(/\b(?:Last error|Resolution note):/g, '')
-        .replace(/\bError:/g, '')
-        .replace(/^[\s.;:]+|[\s.;:]+$/g, ''),
-    )
-    .filter((part) => part !== '')
-    .join('; ');
-  return { reason: cleaned === '' ? 'no answer' : cleaned, hint: CHECK_RUNNING };
+  const why = unreachableSocket(details);
+  const hint = why.permission
+    ? "run kimg as a user that may open containerd's socket (root, or the socket's group)"
+    : CHECK_RUNNING;
+  return { ...(why.errno !== undefined ? { errno: why.errno } : {}), reason: why.reason, hint };
 }
 
 /** Converts a grpc-js error of a containerd call into a KimgError (see the module comment). */

@@ -32,7 +32,14 @@
  * `rpc error: code = <Code> desc = <message>` (cri-client's formatting).
  */
 import * as grpc from '@grpc/grpc-js';
-import { KimgError, isKimgError, isKimgErrorCode, toKimgError, type KimgErrorCode } from '../errors/index.js';
+import {
+  KimgError,
+  isKimgError,
+  isKimgErrorCode,
+  toKimgError,
+  unreachableSocket,
+  type KimgErrorCode,
+} from '../errors/index.js';
 
 /** Trailer carrying the kimg error code on every error status kimg serves. */
 export const KIMG_ERROR_CODE_METADATA = 'kimg-error-code';
@@ -248,12 +255,18 @@ export function fromGrpcError(e: unknown, ctx: GrpcErrorContext): KimgError {
       return new KimgError('ABORTED', text, extra);
     case S.DATA_LOSS:
       return new KimgError('DIGEST_MISMATCH', text, extra);
-    case S.UNAVAILABLE:
+    case S.UNAVAILABLE: {
+      const unreachable = unreachableSocket(details);
       return new KimgError(
         'RUNTIME_UNAVAILABLE',
-        `the CRI runtime at ${ctx.endpoint} is unavailable (${ctx.rpc}): ${details}; check that it is running and that the socket path is right`,
+        `the CRI runtime at ${ctx.endpoint} is unavailable (${ctx.rpc}): ${unreachable.reason}; ${
+          unreachable.permission
+            ? "run kimg as a user that may open the runtime's socket (root, or the socket's group)"
+            : 'check that it is running and that the socket path is right'
+        }`,
         { ...extra, retryable: true },
       );
+    }
     case S.UNKNOWN:
       for (const [re, mapped] of UNKNOWN_TEXT_RULES)
         if (re.test(details)) return new KimgError(mapped, text, extra);

@@ -18,3 +18,4 @@ export {
   type RegistryErrorEntry,
   type KubeRequestDetails,
 } from './kimg-error.js';
+export { unreachableSocket, type UnreachableSocket } from './unreachable.js';

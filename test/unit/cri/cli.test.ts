@@ -169,6 +169,9 @@ describe('kimg cri (CLI)', () => {
     });
     assert.equal(status, 5);
     assert.ok(stderr.text.includes(sock), stderr.text);
+    // The system error in kimg's words, not grpc-js's connection text with its empty resolver note.
+    assert.match(stderr.text, /the socket does not exist \(ENOENT\); check that it is running/);
+    assert.doesNotMatch(stderr.text, /Resolution note|Last error|: ;/);
   });
 
   test('kimg serve has no --creds (credentials come with each PullImage)', async () => {
