@@ -15,6 +15,8 @@
  *   the image's content and snapshots at once); an absent image is success.
  * - ImageFsInfo is containerd's CRI answer on the same socket when the CRI plugin is there, else the
  *   sum of the snapshotter's usage.
+ * - A verbose ImageStatus shows the image's config blob as containerd's CRI renders it: this service
+ *   reads the blob (`readImageConfig`), src/cri renders it (`configVerboseInfo`).
  *
  * Targets are immutable, so what a target resolves to is cached by digest.
  */

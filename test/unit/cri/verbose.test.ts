@@ -77,6 +77,18 @@ test('keys match the spec fields ignoring case, the last one wins; control chara
   );
 });
 
+test('a field of the wrong JSON type is left out (containerd would refuse the image)', () => {
+  const spec = {
+    architecture: 5,
+    os: 'linux',
+    config: { User: 5, Env: ['A', 1], Cmd: 'sh', Labels: { a: 1, b: 'x' } },
+  };
+  assert.equal(
+    goImageSpecJson(spec),
+    '{"architecture":"","os":"linux","config":{"Labels":{"b":"x"}},"rootfs":{"type":"","diff_ids":null}}',
+  );
+});
+
 test('not a JSON object: no info (containerd cannot load such an image)', () => {
   for (const bad of ['', 'nope', '[]', 'null', '"s"']) assert.deepEqual(verboseInfoFromConfig(bad), {});
 });
