@@ -11,9 +11,10 @@
  * lists the deliberate differences it asserts (registry down: kimg's `RegistryUnavailable` prefix, over
  * containerd as over its own store). Also: containerd's own CRI plugin on the second containerd sees
  * what kimg pulled the same way (its verbose info too), and the CLI's `--containerd` commands (pull,
- * images, inspect, rmi). The composition root reads `kimg.containerd` from a node's configuration;
- * over containerd it tells `onPulled` of its pulls and leaves the same pull records as over kimg's
- * store: pods without credentials are treated alike under each verification policy.
+ * images, inspect, rmi), and the node agent's CRI socket over containerd (verbose ImageStatus). The
+ * composition root reads `kimg.containerd` from a node's configuration; over containerd it tells
+ * `onPulled` of its pulls and leaves the same pull records as over kimg's store: pods without
+ * credentials are treated alike under each verification policy.
  *
  * Known difference, asserted where it occurs: ImageFsInfo describes each daemon's own filesystem.
  */
@@ -32,6 +33,8 @@ import {
   type ImageInfo,
   type PodInfo,
 } from '../../src/manager/index.js';
+import { startNodeAgent } from '../../src/node/index.js';
+import { FakeUsageSource } from '../../src/testing/index.js';
 import { openNodeRuntime, type ImageServiceBackend, type NodeRuntime } from '../../src/runtime/index.js';
 import { requireBinary } from '../helpers/components.js';
 import { startContainerd, type StartedContainerd } from '../helpers/containerd.js';
@@ -73,6 +76,7 @@ describe('cri differential: kimg serve --containerd vs containerd', () => {
   const ctx = { label: 'kimg serve --containerd', clients: {} } as CriDiffContext;
   let oursCri: CriImageService;
   let lonely: GeneratedImage;
+  let configFile = '';
   let privateImg: GeneratedImage;
 
   async function kimg(...args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
@@ -138,7 +142,7 @@ describe('cri differential: kimg serve --containerd vs containerd', () => {
       skopeoPush(privateImg, regs.basic, 'private:v1'),
     ]);
     // The composition root, configured the way a node's file does it.
-    const configFile = join(work, 'kubelet.yaml');
+    configFile = join(work, 'kubelet.yaml');
     await writeFile(
       configFile,
       [
@@ -251,6 +255,36 @@ describe('cri differential: kimg serve --containerd vs containerd', () => {
     const left = (await ours.ctr(['content', 'ls', '-q'], { namespace: 'k8s.io' })).stdout;
     assert.ok(!left.includes(lonely.manifests[0]!.layers[0]!.digest));
     assert.ok(!left.includes(lonely.manifests[0]!.config.digest));
+  });
+
+  test('kimg node with kimg.containerd in its configuration: its CRI socket answers verbose ImageStatus as containerd', async () => {
+    const name = `${ctx.fx.regs.plain.host}/multi:1`;
+    await ctx.clients.kimg.pullImage({ image: name }, undefined);
+    const agent = await startNodeAgent({
+      config: await loadNodeConfig([configFile]),
+      criListen: `unix://${join(work, 'agent.sock')}`,
+      metricsAddr: null,
+      staticPods: false,
+      registry: { plainHttp: [ctx.fx.regs.plain.host] },
+      platform: 'linux/amd64',
+      gcPeriodMs: 3_600_000,
+      // 10% used: below every threshold, so image GC leaves containerd's images alone.
+      usage: new FakeUsageSource(1_000_000_000, 900_000_000),
+      nodeDockerConfig: false,
+      env: {},
+      log: () => undefined,
+    });
+    const client = new CriImageService({ endpoint: agent.criAddress! });
+    try {
+      const viaAgent = await client.imageStatusVerbose({ image: name });
+      const viaContainerd = await oursCri.imageStatusVerbose({ image: name });
+      assert.equal(viaAgent.image?.id, viaContainerd.image?.id);
+      assert.deepEqual(viaAgent.info, viaContainerd.info);
+      assert.ok(viaAgent.info.info?.includes('"chainID":"sha256:'));
+    } finally {
+      client.close();
+      await agent.close();
+    }
   });
 
   test('ImageFsInfo: kimg over containerd answers containerd’s own image filesystem', async () => {
