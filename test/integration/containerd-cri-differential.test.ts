@@ -26,7 +26,7 @@ import type { CliContext } from '../../src/cli/context.js';
 import { runCli } from '../../src/cli/program.js';
 import { loadNodeConfig } from '../../src/config/index.js';
 import { Secret, credentialHash } from '../../src/credentials/index.js';
-import { CriImageService } from '../../src/cri/index.js';
+import { CriImageService, type ImageStatusResult } from '../../src/cri/index.js';
 import {
   FilePullRecords,
   type CredentialCandidate,
@@ -85,6 +85,19 @@ describe('cri differential: kimg serve --containerd vs containerd', () => {
     const cli: CliContext = { stdout, stderr, env: {}, exitStatus: 0 };
     const status = await runCli(['node', 'kimg', ...args], cli);
     return { status, stdout: stdout.text, stderr: stderr.text };
+  }
+
+  /**
+   * Verbose ImageStatus from containerd's own CRI plugin on the containerd kimg pulls into, once that
+   * plugin has learnt of the image (it follows containerd's image events).
+   */
+  async function containerdCriStatus(image: string): Promise<ImageStatusResult> {
+    let r = await oursCri.imageStatusVerbose({ image });
+    for (let i = 0; i < 100 && r.image === undefined; i++) {
+      await new Promise((done) => setTimeout(done, 50));
+      r = await oursCri.imageStatusVerbose({ image });
+    }
+    return r;
   }
 
   /** `kimg serve --containerd <ours>` as a node runs it; resolves its CRI endpoint once it listens. */
@@ -242,12 +255,7 @@ describe('cri differential: kimg serve --containerd vs containerd', () => {
     await same(ctx, 'image_ref', (c) => c.pullImage({ image: name }, undefined));
     // containerd's own CRI plugin on the containerd kimg pulled into renders the same verbose info.
     const mine = await ctx.clients.kimg.imageStatusVerbose({ image: name });
-    let theirsInfo: Record<string, string> = {};
-    for (let i = 0; i < 100 && theirsInfo.info === undefined; i++) {
-      theirsInfo = (await oursCri.imageStatusVerbose({ image: name })).info;
-      if (theirsInfo.info === undefined) await new Promise((r) => setTimeout(r, 50));
-    }
-    assert.deepEqual(mine.info, theirsInfo);
+    assert.deepEqual(mine.info, (await containerdCriStatus(name)).info);
     await same(ctx, 'RemoveImage', async (c) => c.removeImage({ image: name }));
     await same(ctx, 'ImageStatus after remove', async (c) => observe(await c.imageStatus({ image: name })));
     await same(ctx, 'RemoveImage absent', async (c) => c.removeImage({ image: name }));
@@ -277,7 +285,7 @@ describe('cri differential: kimg serve --containerd vs containerd', () => {
     const client = new CriImageService({ endpoint: agent.criAddress! });
     try {
       const viaAgent = await client.imageStatusVerbose({ image: name });
-      const viaContainerd = await oursCri.imageStatusVerbose({ image: name });
+      const viaContainerd = await containerdCriStatus(name);
       assert.equal(viaAgent.image?.id, viaContainerd.image?.id);
       assert.deepEqual(viaAgent.info, viaContainerd.info);
       assert.ok(viaAgent.info.info?.includes('"chainID":"sha256:'));
