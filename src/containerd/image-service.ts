@@ -15,6 +15,8 @@
  *   the image's content and snapshots at once); an absent image is success.
  * - ImageFsInfo is containerd's CRI answer on the same socket when the CRI plugin is there, else the
  *   sum of the snapshotter's usage.
+ * - A verbose ImageStatus shows the image's config blob as containerd's CRI renders it: this service
+ *   reads the blob (`readImageConfig`), src/cri renders it (`configVerboseInfo`).
  *
  * Targets are immutable, so what a target resolves to is cached by digest.
  */
@@ -31,7 +33,13 @@ import {
   type ImageSpec,
   type PodSandboxInfo,
 } from '../manager/index.js';
-import { isIndexMediaType, type ImageConfig, type ImageIndex, type ImageManifest } from '../oci/index.js';
+import {
+  isIndexMediaType,
+  MAX_CONFIG_BYTES,
+  type ImageConfig,
+  type ImageIndex,
+  type ImageManifest,
+} from '../oci/index.js';
 import {
   defaultMatcher,
   hostPlatform,
@@ -293,6 +301,18 @@ export class ContainerdImageService implements ImageService {
       }
     }
     return [{ timestamp: Date.now() * 1e6, mountpoint: '', usedBytes: used, inodesUsed: inodes }];
+  }
+
+  /**
+   * The config blob of image `id` (its config digest) from containerd's content store, read with the
+   * bound every config read has: what a verbose ImageStatus renders (`configVerboseInfo` of src/cri).
+   * @throws `CONTAINERD_ERROR` (NOT_FOUND) when containerd holds no such blob.
+   */
+  async readImageConfig(id: string, options?: ImageServiceCallOptions): Promise<Buffer> {
+    return this.client.contentRead(id, {
+      maxBytes: MAX_CONFIG_BYTES,
+      ...(options?.signal !== undefined ? { signal: options.signal } : {}),
+    });
   }
 
   /** Image names of this namespace's containers (for image GC's "in use"). */

@@ -40,5 +40,12 @@ export {
   type GrpcErrorContext,
 } from './errors.js';
 export { authFromWire, authToWire } from './convert.js';
-export { storeVerboseInfo, chainId } from './verbose.js';
+export {
+  storeVerboseInfo,
+  configVerboseInfo,
+  verboseInfoFromConfig,
+  goImageSpecJson,
+  chainId,
+  type VerboseInfo,
+} from './verbose.js';
 export { criProtoPath, loadCriPackage, CRI_PROTO_FILE, CRI_API_VERSION } from './proto.js';

@@ -33,7 +33,7 @@
 import { join } from 'node:path';
 import { hostname } from 'node:os';
 import type { NodeConfig } from '../config/index.js';
-import { startCriServer, storeVerboseInfo, type CriServer } from '../cri/index.js';
+import { configVerboseInfo, startCriServer, storeVerboseInfo, type CriServer } from '../cri/index.js';
 import { KimgError } from '../errors/index.js';
 import { KubeEventRecorder, PodSecretManager, type KubeClient } from '../kube/index.js';
 import {
@@ -592,11 +592,17 @@ async function startCri(core: AgentCore, runtime: NodeRuntime): Promise<CriServe
   const { options } = core;
   const listen = options.criListen === undefined ? options.config.kimg.listen.cri : options.criListen;
   if (listen === undefined || listen === null) return undefined;
+  // Verbose ImageStatus renders the image's config from the store the image is in (as kimg serve).
+  const { containerd } = runtime;
   const cri = await startCriServer({
     listen,
     imageService: runtime.imageService,
     version: { runtimeName: 'kimg', runtimeVersion: '0.0.0' },
-    ...(runtime.backend.kind === 'local' ? { verboseInfo: storeVerboseInfo(runtime.store) } : {}),
+    ...(containerd !== undefined
+      ? { verboseInfo: configVerboseInfo((id) => containerd.readImageConfig(id)) }
+      : runtime.backend.kind === 'local'
+        ? { verboseInfo: storeVerboseInfo(runtime.store) }
+        : {}),
     drainTimeoutMs: 5000,
     log: (line) => core.log({ level: 'warn', msg: line, component: 'cri' }),
   });

@@ -1,43 +1,59 @@
 /**
- * CRI differential, kimg over containerd: the same CRI calls through kimg's CRI client against
+ * CRI differential, kimg over containerd: the case table of test/helpers/cri-differential-cases.ts (the
+ * one cri-differential.test.ts runs over kimg's store), then the cases below, through kimg's CRI client
+ * against
  * - **containerd**: a private containerd's own CRI plugin, and
- * - **kimg-containerd**: `kimg serve` with the containerd backend (the composition root's
- *   `{kind: 'containerd'}`) over a second private containerd: PullImage runs kimg's pipeline into that
- *   containerd; ListImages / ImageStatus / RemoveImage answer from its store;
+ * - **kimg serve --containerd**: the `kimg serve` CLI process with `--containerd` naming a second
+ *   private containerd: PullImage runs kimg's pipeline into that containerd; ListImages / ImageStatus
+ *   (verbose too) / RemoveImage answer from its store;
  * over the same registries and images. Observations (id, repo tags, repo digests, size, uid/username,
- * pinned, presence) must be equal. Also: containerd's own CRI plugin on the second containerd sees
- * what kimg pulled the same way, and the CLI's `--containerd` commands (pull, images, inspect, rmi).
- * The runtime over containerd tells `onPulled` of its pulls and leaves the same pull records as over
- * kimg's store: pods without credentials are treated alike under each verification policy.
+ * pinned, presence, verbose info, error class and message shape) must be equal; the table's header
+ * lists the deliberate differences it asserts (registry down: kimg's `RegistryUnavailable` prefix, over
+ * containerd as over its own store). Also: containerd's own CRI plugin on the second containerd sees
+ * what kimg pulled the same way (its verbose info too), and the CLI's `--containerd` commands (pull,
+ * images, inspect, rmi), and the node agent's CRI socket over containerd (verbose ImageStatus). The
+ * composition root reads `kimg.containerd` from a node's configuration; over containerd it tells
+ * `onPulled` of its pulls and leaves the same pull records as over kimg's store: pods without
+ * credentials are treated alike under each verification policy.
  *
  * Known difference, asserted where it occurs: ImageFsInfo describes each daemon's own filesystem.
  */
 import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { CliContext } from '../../src/cli/context.js';
 import { runCli } from '../../src/cli/program.js';
 import { loadNodeConfig } from '../../src/config/index.js';
 import { Secret, credentialHash } from '../../src/credentials/index.js';
-import { CriImageService, startCriServer, type CriServer } from '../../src/cri/index.js';
+import { CriImageService, type ImageStatusResult } from '../../src/cri/index.js';
 import {
   FilePullRecords,
   type CredentialCandidate,
   type ImageInfo,
   type PodInfo,
 } from '../../src/manager/index.js';
+import { startNodeAgent } from '../../src/node/index.js';
+import { FakeUsageSource } from '../../src/testing/index.js';
 import { openNodeRuntime, type ImageServiceBackend, type NodeRuntime } from '../../src/runtime/index.js';
 import { requireBinary } from '../helpers/components.js';
 import { startContainerd, type StartedContainerd } from '../helpers/containerd.js';
+import {
+  CRI_DIFFERENTIAL_CASES,
+  prepareCriDiffFixtures,
+  same,
+  type CriDiffContext,
+} from '../helpers/cri-differential-cases.js';
 import { generateImage, type GeneratedImage } from '../helpers/images.js';
 import { Sink } from '../helpers/output.js';
-import { startRegistries, stopRegistries, type StartedRegistry } from '../helpers/registry.js';
+import { killProcess, spawnTracked, waitFor, type TrackedProcess } from '../helpers/proc.js';
+import { stopRegistries } from '../helpers/registry.js';
 import { skopeoPush } from '../helpers/skopeo.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
-import { writeFile } from 'node:fs/promises';
 
-type Target = 'containerd' | 'kimg-containerd';
+const CLI = new URL('../../src/cli/main.js', import.meta.url).pathname;
 
+/** An Image with its exact size (both sides count the same content of the same store kind). */
 function observe(i: ImageInfo | undefined): unknown {
   if (i === undefined) return 'absent';
   return {
@@ -51,70 +67,95 @@ function observe(i: ImageInfo | undefined): unknown {
   };
 }
 
-describe('cri differential: kimg serve over containerd vs containerd', () => {
+describe('cri differential: kimg serve --containerd vs containerd', () => {
   let work = '';
-  let regs: Record<'plain' | 'basic', StartedRegistry>;
-  let theirs: StartedContainerd;
+  let theirs: StartedContainerd | undefined;
   let ours: StartedContainerd;
   let runtime: NodeRuntime;
-  let server: CriServer;
-  const clients = {} as Record<Target, CriImageService>;
+  let serve: TrackedProcess | undefined;
+  const ctx = { label: 'kimg serve --containerd', clients: {} } as CriDiffContext;
   let oursCri: CriImageService;
-  let small: GeneratedImage;
-  let named: GeneratedImage;
-  let multi: GeneratedImage;
+  let lonely: GeneratedImage;
+  let configFile = '';
   let privateImg: GeneratedImage;
-
-  async function same<T>(what: string, fn: (c: CriImageService, t: Target) => Promise<T>): Promise<T> {
-    const c = await fn(clients.containerd, 'containerd');
-    const k = await fn(clients['kimg-containerd'], 'kimg-containerd');
-    assert.deepEqual(k, c, `${what}: kimg over containerd (actual) differs from containerd (expected)`);
-    return k;
-  }
 
   async function kimg(...args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
     const stdout = new Sink();
     const stderr = new Sink();
-    const ctx: CliContext = { stdout, stderr, env: {}, exitStatus: 0 };
-    const status = await runCli(['node', 'kimg', ...args], ctx);
+    const cli: CliContext = { stdout, stderr, env: {}, exitStatus: 0 };
+    const status = await runCli(['node', 'kimg', ...args], cli);
     return { status, stdout: stdout.text, stderr: stderr.text };
+  }
+
+  /**
+   * Verbose ImageStatus from containerd's own CRI plugin on the containerd kimg pulls into, once that
+   * plugin has learnt of the image (it follows containerd's image events).
+   */
+  async function containerdCriStatus(image: string): Promise<ImageStatusResult> {
+    let r = await oursCri.imageStatusVerbose({ image });
+    for (let i = 0; i < 100 && r.image === undefined; i++) {
+      await new Promise((done) => setTimeout(done, 50));
+      r = await oursCri.imageStatusVerbose({ image });
+    }
+    return r;
+  }
+
+  /** `kimg serve --containerd <ours>` as a node runs it; resolves its CRI endpoint once it listens. */
+  async function startServe(): Promise<string> {
+    const socket = join(work, 'kimg.sock');
+    const stderrFile = join(work, 'kimg-serve.err');
+    const hosts = [...Object.values(ctx.fx.regs).map((r) => r.host), ctx.fx.downHost];
+    serve = spawnTracked(
+      'kimg serve --containerd',
+      process.execPath,
+      [
+        CLI,
+        'serve',
+        '--containerd',
+        ours.socket,
+        '--listen',
+        `unix://${socket}`,
+        '--root',
+        join(work, 'kimg-root'),
+        '--platform',
+        'linux/amd64',
+        ...hosts.flatMap((h) => ['--plain-http', h]),
+      ],
+      { stderrFile },
+    );
+    const log = () => readFile(stderrFile, 'utf8').catch(() => '');
+    await waitFor(
+      'kimg serve to listen',
+      async () => ((await log()).includes('listening on') ? true : undefined),
+      {
+        watch: serve,
+        timeoutMs: 20_000,
+        intervalMs: 20,
+        describe: log,
+      },
+    );
+    return `unix://${socket}`;
   }
 
   before(async () => {
     for (const b of ['containerd', 'ctr', 'skopeo', 'docker-registry']) requireBinary(b);
     work = await makeTempDir('ctrd-diff-');
-    const startedRegs = startRegistries(['plain', 'basic']);
-    const started = Promise.all([startContainerd(), startContainerd()]);
-    [small, named, multi, privateImg] = await Promise.all([
-      generateImage(join(work, 'small'), {
-        name: 'small',
-        layers: [{ size: 4096 }, { size: 9000, kind: 'text' }],
-        user: '1000:1000',
-      }),
-      generateImage(join(work, 'named'), { name: 'named', layers: [{ size: 2048 }], user: 'nobody:nogroup' }),
-      generateImage(join(work, 'multi'), {
-        name: 'multi',
-        layers: [{ size: 3000 }],
-        platforms: [
-          { os: 'linux', architecture: 'amd64' },
-          { os: 'linux', architecture: 'arm64', variant: 'v8' },
-        ],
-      }),
+    const starting = Promise.all([
+      startContainerd().then((c) => (theirs = c)),
+      startContainerd().then((c) => (ours = c)),
+    ]);
+    [ctx.fx, lonely, privateImg] = await Promise.all([
+      prepareCriDiffFixtures(work, starting),
+      generateImage(join(work, 'lonely'), { name: 'lonely', layers: [{ size: 2500 }], user: '7' }),
       generateImage(join(work, 'private'), { name: 'private-app', layers: [{ size: 5000 }] }),
     ]);
-    regs = await startedRegs;
-    [theirs, ours] = await started;
-    for (const r of Object.values(regs)) for (const c of [theirs, ours]) await c.addPlainHttpRegistry(r.host);
+    const { regs } = ctx.fx;
     await Promise.all([
-      skopeoPush(small, regs.plain, 'small:1'),
-      skopeoPush(small, regs.plain, 'small-docker:1', { format: 'v2s2' }),
-      skopeoPush(named, regs.plain, 'named:1'),
-      skopeoPush(multi, regs.plain, 'multi:1'),
-      skopeoPush(small, regs.basic, 'small:1'),
+      skopeoPush(lonely, regs.plain, 'lonely:1'),
       skopeoPush(privateImg, regs.basic, 'private:v1'),
     ]);
     // The composition root, configured the way a node's file does it.
-    const configFile = join(work, 'kubelet.yaml');
+    configFile = join(work, 'kubelet.yaml');
     await writeFile(
       configFile,
       [
@@ -147,21 +188,23 @@ describe('cri differential: kimg serve over containerd vs containerd', () => {
       credentials: false,
       verification: 'read-only',
     });
-    server = await startCriServer({ listen: `unix://${work}/kimg.sock`, imageService: runtime.imageService });
-    clients.containerd = new CriImageService({ endpoint: theirs.address });
-    clients['kimg-containerd'] = new CriImageService({ endpoint: server.address });
+    ctx.clients.containerd = new CriImageService({ endpoint: theirs!.address });
+    ctx.clients.kimg = new CriImageService({ endpoint: await startServe() });
     oursCri = new CriImageService({ endpoint: ours.address });
   });
 
   after(async () => {
-    for (const c of Object.values(clients)) c.close();
+    for (const c of Object.values(ctx.clients)) c.close();
     oursCri?.close();
-    await server?.close({ drainTimeoutMs: 1000 });
+    if (serve) await killProcess(serve);
     await runtime?.close().catch(() => undefined);
     await Promise.all([theirs?.stop(), ours?.stop()]);
-    await stopRegistries(Object.values(regs ?? {}));
+    await stopRegistries(Object.values(ctx.fx?.regs ?? {}));
     if (work) await removeTempDir(work);
   });
+
+  // The shared table first: its cases start from empty stores.
+  for (const c of CRI_DIFFERENTIAL_CASES) test(c.name, () => c.run(ctx));
 
   test('the runtime picked the containerd backend', () => {
     assert.equal(runtime.backend.kind, 'containerd');
@@ -169,34 +212,34 @@ describe('cri differential: kimg serve over containerd vs containerd', () => {
   });
 
   for (const [label, image] of [
-    ['OCI', () => `${regs.plain.host}/small:1`],
-    ['Docker schema 2', () => `${regs.plain.host}/small-docker:1`],
-    ['named user', () => `${regs.plain.host}/named:1`],
-    ['OCI index', () => `${regs.plain.host}/multi:1`],
-    ['by digest', () => `${regs.plain.host}/small@${small.digest}`],
+    ['OCI', () => `${ctx.fx.regs.plain.host}/small:1`],
+    ['Docker schema 2', () => `${ctx.fx.regs.plain.host}/small-docker:1`],
+    ['named user', () => `${ctx.fx.regs.plain.host}/named:1`],
+    ['OCI index', () => `${ctx.fx.regs.plain.host}/multi:1`],
+    ['by digest', () => `${ctx.fx.regs.plain.host}/small@${ctx.fx.small.digest}`],
   ] as const) {
     test(`${label}: PullImage ref and ImageStatus (by name, id, short id) are equal`, async () => {
       const name = image();
-      const ref = await same('image_ref', (c) => c.pullImage({ image: name }, undefined));
-      await same('ImageStatus', async (c) => observe(await c.imageStatus({ image: name })));
-      await same('ImageStatus by id', async (c) => observe(await c.imageStatus({ image: ref })));
-      await same('ImageStatus by short id', async (c) =>
+      const ref = await same(ctx, 'image_ref', (c) => c.pullImage({ image: name }, undefined));
+      await same(ctx, 'ImageStatus', async (c) => observe(await c.imageStatus({ image: name })));
+      await same(ctx, 'ImageStatus by id', async (c) => observe(await c.imageStatus({ image: ref })));
+      await same(ctx, 'ImageStatus by short id', async (c) =>
         observe(await c.imageStatus({ image: ref.slice('sha256:'.length, 'sha256:'.length + 12) })),
       );
     });
   }
 
   test('Basic auth through the CRI AuthConfig', async () => {
-    const name = `${regs.basic.host}/small:1`;
-    const auth = { username: regs.basic.username!, password: new Secret(regs.basic.password!) };
-    await same('image_ref', (c) => c.pullImage({ image: name }, auth));
-    await same('ImageStatus', async (c) => observe(await c.imageStatus({ image: name })));
+    const name = `${ctx.fx.regs.basic.host}/small:1`;
+    const auth = { username: ctx.fx.regs.basic.username!, password: new Secret(ctx.fx.regs.basic.password!) };
+    await same(ctx, 'image_ref', (c) => c.pullImage({ image: name }, auth));
+    await same(ctx, 'ImageStatus', async (c) => observe(await c.imageStatus({ image: name })));
   });
 
   test('ListImages is the same set; containerd CRI on kimg’s containerd agrees', async () => {
     const list = (xs: ImageInfo[]) =>
       xs.map(observe).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
-    const l = await same('ListImages', async (c) => list(await c.listImages()));
+    const l = await same(ctx, 'ListImages', async (c) => list(await c.listImages()));
     // containerd's own CRI plugin over the containerd kimg wrote into lists the same images.
     let seen: unknown;
     for (let i = 0; i < 100; i++) {
@@ -207,32 +250,67 @@ describe('cri differential: kimg serve over containerd vs containerd', () => {
     assert.deepEqual(seen, l);
   });
 
-  test('RemoveImage by tag removes every name; removing an absent image succeeds', async () => {
-    const name = `${regs.plain.host}/named:1`;
-    await same('RemoveImage', async (c) => c.removeImage({ image: name }));
-    await same('ImageStatus after remove', async (c) => observe(await c.imageStatus({ image: name })));
-    await same('RemoveImage absent', async (c) => c.removeImage({ image: name }));
+  test('an image only kimg pulled: containerd’s CRI gives the same verbose info; RemoveImage by tag collects its content', async () => {
+    const name = `${ctx.fx.regs.plain.host}/lonely:1`;
+    await same(ctx, 'image_ref', (c) => c.pullImage({ image: name }, undefined));
+    // containerd's own CRI plugin on the containerd kimg pulled into renders the same verbose info.
+    const mine = await ctx.clients.kimg.imageStatusVerbose({ image: name });
+    assert.deepEqual(mine.info, (await containerdCriStatus(name)).info);
+    await same(ctx, 'RemoveImage', async (c) => c.removeImage({ image: name }));
+    await same(ctx, 'ImageStatus after remove', async (c) => observe(await c.imageStatus({ image: name })));
+    await same(ctx, 'RemoveImage absent', async (c) => c.removeImage({ image: name }));
     // containerd collected the content of the removed image.
     const left = (await ours.ctr(['content', 'ls', '-q'], { namespace: 'k8s.io' })).stdout;
-    assert.ok(!left.includes(named.manifests[0]!.layers[0]!.digest));
+    assert.ok(!left.includes(lonely.manifests[0]!.layers[0]!.digest));
+    assert.ok(!left.includes(lonely.manifests[0]!.config.digest));
+  });
+
+  test('kimg node with kimg.containerd in its configuration: its CRI socket answers verbose ImageStatus as containerd', async () => {
+    const name = `${ctx.fx.regs.plain.host}/multi:1`;
+    await ctx.clients.kimg.pullImage({ image: name }, undefined);
+    const agent = await startNodeAgent({
+      config: await loadNodeConfig([configFile]),
+      criListen: `unix://${join(work, 'agent.sock')}`,
+      metricsAddr: null,
+      staticPods: false,
+      registry: { plainHttp: [ctx.fx.regs.plain.host] },
+      platform: 'linux/amd64',
+      gcPeriodMs: 3_600_000,
+      // 10% used: below every threshold, so image GC leaves containerd's images alone.
+      usage: new FakeUsageSource(1_000_000_000, 900_000_000),
+      nodeDockerConfig: false,
+      env: {},
+      log: () => undefined,
+    });
+    const client = new CriImageService({ endpoint: agent.criAddress! });
+    try {
+      const viaAgent = await client.imageStatusVerbose({ image: name });
+      const viaContainerd = await containerdCriStatus(name);
+      assert.equal(viaAgent.image?.id, viaContainerd.image?.id);
+      assert.deepEqual(viaAgent.info, viaContainerd.info);
+      assert.ok(viaAgent.info.info?.includes('"chainID":"sha256:'));
+    } finally {
+      client.close();
+      await agent.close();
+    }
   });
 
   test('ImageFsInfo: kimg over containerd answers containerd’s own image filesystem', async () => {
-    const fs = await clients['kimg-containerd'].imageFsInfo();
+    const fs = await ctx.clients.kimg.imageFsInfo();
     const own = await oursCri.imageFsInfo();
     assert.equal(fs[0]?.mountpoint, own[0]?.mountpoint);
     assert.ok(fs[0]!.mountpoint.includes(ours.baseDir));
   });
 
   test('CLI --containerd: pull, images, inspect, rmi', async () => {
-    const name = `${regs.plain.host}/small:1`;
+    const name = `${ctx.fx.regs.plain.host}/small:1`;
     const sock = ours.socket;
     const p = await kimg(
       'pull',
       '--containerd',
       sock,
       '--plain-http',
-      regs.plain.host,
+      ctx.fx.regs.plain.host,
       '--platform',
       'linux/amd64',
       '--progress',
@@ -243,7 +321,7 @@ describe('cri differential: kimg serve over containerd vs containerd', () => {
     );
     assert.equal(p.status, 0, p.stderr);
     const pulled = JSON.parse(p.stdout) as { id: string; digest: string };
-    assert.equal(pulled.id, small.manifests[0]!.config.digest);
+    assert.equal(pulled.id, ctx.fx.small.manifests[0]!.config.digest);
     const imgs = await kimg('images', '--containerd', `unix://${sock}`, '-o', 'json');
     assert.equal(imgs.status, 0, imgs.stderr);
     const listed = (JSON.parse(imgs.stdout) as { images: ImageInfo[] }).images.find(
@@ -269,10 +347,10 @@ describe('cri differential: kimg serve over containerd vs containerd', () => {
    */
   async function credentialScenario(backend: ImageServiceBackend) {
     const root = join(work, `verify-${backend.kind}`);
-    const image = `${regs.basic.host}/private:v1`;
+    const image = `${ctx.fx.regs.basic.host}/private:v1`;
     const secret: CredentialCandidate = {
-      key: regs.basic.host,
-      auth: { username: regs.basic.username!, password: new Secret(regs.basic.password!) },
+      key: ctx.fx.regs.basic.host,
+      auth: { username: ctx.fx.regs.basic.username!, password: new Secret(ctx.fx.regs.basic.password!) },
       source: { kind: 'secret', namespace: 'default', name: 'regcred', uid: 'secret-uid-1' },
     };
     const pods: [PodInfo, CredentialCandidate[]][] = [
@@ -297,7 +375,7 @@ describe('cri differential: kimg serve over containerd vs containerd', () => {
         env: {},
         root,
         imageService: backend,
-        registry: { plainHttp: [regs.basic.host] },
+        registry: { plainHttp: [ctx.fx.regs.basic.host] },
         credentials: false,
         onPulled: (spec, result) => pulled.push(`${spec.image} ${result.record.imageId}`),
       });
@@ -338,7 +416,7 @@ describe('cri differential: kimg serve over containerd vs containerd', () => {
     // Over containerd: A pulled once (onPulled told), with A's Secret in the pull record; B without
     // credentials must pull (and is refused) under both policies; C with the Secret uses the image.
     assert.deepEqual(over.pulled, [`${over.image} ${over.id}`]);
-    assert.deepEqual(over.credentialMapping?.[`${regs.basic.host}/private`], {
+    assert.deepEqual(over.credentialMapping?.[`${ctx.fx.regs.basic.host}/private`], {
       kubernetesSecrets: [
         {
           namespace: 'default',

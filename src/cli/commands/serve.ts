@@ -14,7 +14,7 @@
  */
 import type { Command } from 'commander';
 import { Registry } from 'prom-client';
-import { startCriServer, storeVerboseInfo } from '../../cri/index.js';
+import { configVerboseInfo, startCriServer, storeVerboseInfo } from '../../cri/index.js';
 import { KimgError } from '../../errors/index.js';
 import {
   parseHostPort,
@@ -127,7 +127,7 @@ async function run(options: ServeCliOptions, ctx: CliContext): Promise<void> {
   });
   let http: PullProgressServer | undefined;
   try {
-    const { store, imageService } = runtime;
+    const { store, imageService, containerd } = runtime;
     if (httpAddress !== undefined) {
       const registry = new Registry();
       registerPullProgressMetrics(registry, runtime.progress);
@@ -142,7 +142,11 @@ async function run(options: ServeCliOptions, ctx: CliContext): Promise<void> {
       listen,
       imageService,
       version: { runtimeName: 'kimg', runtimeVersion: kimgVersion() },
-      ...(runtime.containerd === undefined ? { verboseInfo: storeVerboseInfo(store) } : {}),
+      // Verbose ImageStatus renders the image's config from the store the image is in.
+      verboseInfo:
+        containerd !== undefined
+          ? configVerboseInfo((id) => containerd.readImageConfig(id))
+          : storeVerboseInfo(store),
       drainTimeoutMs,
       log: (line) => void ctx.stderr.write(`${new Date().toISOString()} ${escapeTerminal(line)}\n`),
     });
