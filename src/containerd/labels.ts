@@ -16,7 +16,8 @@
  * (containerd `images/mediatypes.go` ChildGCLabels, `images/handlers.go` SetChildrenMappedLabels).
  *
  * Also from containerd's pull: `containerd.io/distribution.source.<host>=<repo>[,<repo>…]` on every
- * fetched blob (sorted, de-duplicated; left out past the 4096-byte label limit; `remotes/docker/handler.go`),
+ * fetched blob (sorted, de-duplicated; left out past the 4096-byte label limit; `remotes/docker/handler.go`;
+ * `<host>` is the reference's host name without its port, as Go's `url.URL.Hostname` gives it),
  * `containerd.io/uncompressed=<diffID>` on each layer after unpack and
  * `containerd.io/gc.ref.snapshot.<snapshotter>=<top chain ID>` on the config (`unpacker.go`).
  */
@@ -96,16 +97,31 @@ export function childrenOf(doc: {
 }
 
 /**
- * The distribution-source label for a blob fetched from `host`/`repo`, merged with the value the blob
- * already carries (`existing`, comma-joined repos). Undefined when nothing changes or the label would
- * exceed containerd's size limit.
+ * The host part of a distribution-source label key for a reference's registry `domain`: containerd
+ * takes `url.URL.Hostname()` of the reference's locator, which drops the port and an IPv6 address's
+ * brackets (`127.0.0.1:5000` → `127.0.0.1`, `[::1]:5000` → `::1`).
+ */
+function distributionSourceHost(domain: string): string {
+  let host = domain;
+  const colon = host.lastIndexOf(':');
+  // Go's splitHostPort: only a numeric (or empty) port after the last colon is one.
+  if (colon !== -1 && /^\d*$/.test(host.slice(colon + 1))) host = host.slice(0, colon);
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  return host;
+}
+
+/**
+ * The distribution-source label for a blob fetched from registry `domain` (`host[:port]` as in the
+ * reference) and `repo`, merged with the value the blob already carries (`existing`, comma-joined
+ * repos). The key names the host without its port, as containerd's does. Undefined when nothing
+ * changes or the label would exceed containerd's size limit.
  */
 export function distributionSourceLabel(
-  host: string,
+  domain: string,
   repo: string,
   existing: Record<string, string> = {},
 ): { key: string; value: string } | undefined {
-  const key = `${LABEL_DISTRIBUTION_SOURCE}.${host}`;
+  const key = `${LABEL_DISTRIBUTION_SOURCE}.${distributionSourceHost(domain)}`;
   const old = existing[key];
   const repos = new Set((old ?? '').split(',').filter((r) => r !== ''));
   if (repos.has(repo)) return undefined;

@@ -278,7 +278,9 @@ describe('containerd image store: kimg pulls, containerd stores', () => {
     const idx = await info(multi.digest);
     assert.equal(idx['containerd.io/gc.ref.content.m.0'], multi.manifests[0]!.digest);
     assert.equal(idx['containerd.io/gc.ref.content.m.1'], multi.manifests[1]!.digest);
-    assert.ok(idx[`containerd.io/distribution.source.${regs.plain.host}`]?.split(',').includes('multi'));
+    assert.ok(
+      idx[`containerd.io/distribution.source.${regs.plain.host.split(':')[0]}`]?.split(',').includes('multi'),
+    );
     const man = await info(m.digest);
     assert.equal(man['containerd.io/gc.ref.content.config'], m.config.digest);
     m.layers.forEach((l, i) => assert.equal(man[`containerd.io/gc.ref.content.l.${i}`], l.digest));
@@ -288,7 +290,11 @@ describe('containerd image store: kimg pulls, containerd stores', () => {
     for (const l of m.layers) {
       const li = await info(l.digest);
       assert.equal(li['containerd.io/uncompressed'], l.diffId);
-      assert.ok(li[`containerd.io/distribution.source.${regs.plain.host}`]?.split(',').includes('multi'));
+      assert.ok(
+        li[`containerd.io/distribution.source.${regs.plain.host.split(':')[0]}`]
+          ?.split(',')
+          .includes('multi'),
+      );
     }
     // Another image pulled by containerd and removed with a synchronous GC.
     const otherImage = `${regs.plain.host}/other:1`;

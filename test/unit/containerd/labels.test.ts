@@ -99,6 +99,28 @@ describe('containerd labels', () => {
     assert.equal(distributionSourceLabel('r.example', 'x'.repeat(5000)), undefined);
   });
 
+  test('distribution source: the key names the host without its port, as containerd’s url.Hostname()', () => {
+    for (const [domain, host] of [
+      ['127.0.0.1:5000', '127.0.0.1'],
+      ['registry.example:443', 'registry.example'],
+      ['[::1]:5000', '::1'],
+      ['[fd00::1]', 'fd00::1'],
+      ['localhost', 'localhost'],
+    ]) {
+      assert.equal(
+        distributionSourceLabel(domain!, 'team/app')?.key,
+        `containerd.io/distribution.source.${host}`,
+        domain,
+      );
+    }
+    // Two ports of one host share the label, as in containerd.
+    const existing = { 'containerd.io/distribution.source.127.0.0.1': 'a' };
+    assert.deepEqual(distributionSourceLabel('127.0.0.1:5001', 'b', existing), {
+      key: 'containerd.io/distribution.source.127.0.0.1',
+      value: 'a,b',
+    });
+  });
+
   test('ingest refs follow containerd MakeRefKey', () => {
     assert.equal(ingestRef(MediaType.OciLayerGzip, d('1')), `layer-${d('1')}`);
     assert.equal(ingestRef(MediaType.DockerLayerGzip, d('1')), `layer-${d('1')}`);
