@@ -13,13 +13,14 @@
  * request from containerd after the reference pulls, no PullImage in `ours`'s log).
  *
  * Progress over containerd: while the agent pulls a static pod's image into containerd through a slow
- * link, `/api/pulls/progress` streams its per-layer lines (progress never past total, the final line
- * with the image's blob bytes), the snapshot lists the pull in flight, and `/metrics` shows it
- * (`kimg_image_pulls_in_progress`, the progress gauges). Needs containerd, ctr, skopeo and
+ * link, `/api/pulls/progress` streams its per-layer lines (progress never past total nor going back,
+ * the final line with the image's blob bytes), the snapshot lists the pull in flight, and `/metrics`
+ * shows it (`kimg_image_pulls_in_progress`, the progress gauges); the same on `kimg serve --containerd
+ * --http` while a CRI client's PullImage runs. Needs containerd, ctr, skopeo and
  * docker-registry (fails, never skips).
  */
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -36,13 +37,14 @@ import { startContainerd, type StartedContainerd } from '../helpers/containerd.j
 import { criEventually, observeImage } from '../helpers/cri-views.js';
 import { generateImage, type GeneratedImage } from '../helpers/images.js';
 import { Sink } from '../helpers/output.js';
-import { waitFor } from '../helpers/proc.js';
+import { killProcess, spawnTracked, waitFor } from '../helpers/proc.js';
 import { startRegistry, type AccessLogEntry, type StartedRegistry } from '../helpers/registry.js';
 import { skopeoPush } from '../helpers/skopeo.js';
 import { slowLink, type SlowLink } from '../helpers/slow-link.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
 const MiB = 1024 * 1024;
+const CLI = new URL('../../src/cli/main.js', import.meta.url).pathname;
 
 /** The images of this file, by role → repository:tag in the registry. */
 const REPOS = {
@@ -110,7 +112,9 @@ describe('the node agent and node commands over containerd: kimg fetches, contai
   let oursCri: CriImageService;
   let theirsClient: ContainerdClient;
   let oursClient: ContainerdClient;
+  /** Pulled through the slow link: by the agent, and by kimg serve. */
   let big: GeneratedImage;
+  let serveBig: GeneratedImage;
   let agent: NodeAgent | undefined;
   const agentLogs: AgentLogEntry[] = [];
   const images = {} as Record<Role, GeneratedImage>;
@@ -187,13 +191,18 @@ describe('the node agent and node commands over containerd: kimg fetches, contai
       ),
     );
     roles.forEach((role, i) => (images[role] = generated[i]!));
-    big = await generateImage(join(work, 'layouts', 'big'), {
-      name: 'ctrd-node-big',
-      layers: [{ size: 3 * MiB }, { size: 64 * 1024 }, { size: 2048, kind: 'text' }],
-    });
+    [big, serveBig] = (await Promise.all(
+      ['big', 'serve-big'].map((name) =>
+        generateImage(join(work, 'layouts', name), {
+          name: `ctrd-node-${name}`,
+          layers: [{ size: 3 * MiB }, { size: 64 * 1024 }, { size: 2048, kind: 'text' }],
+        }),
+      ),
+    )) as [GeneratedImage, GeneratedImage];
     await Promise.all([
       ...roles.map((role) => skopeoPush(images[role], reg, REPOS[role])),
       skopeoPush(big, reg, 'node/big:1'),
+      skopeoPush(serveBig, reg, 'serve/big:1'),
     ]);
     [theirs, ours] = await started;
     slow = await slowLink(Number(reg.host.split(':')[1]), MiB);
@@ -300,70 +309,92 @@ describe('the node agent and node commands over containerd: kimg fetches, contai
       );
   });
 
-  test('progress over containerd: the stream and the metrics show the in-flight pull, layer by layer', async () => {
+  /**
+   * Waits until `stream` shows the first (big) layer of `img`'s pull of `image` part-way — the pull is
+   * in flight, part of the layer in containerd, the rest still on the slow link — and checks the
+   * snapshot (`?watch=false`) and the progress gauges at `base` then.
+   */
+  async function assertInFlight(
+    stream: { lines: PullProgressLine[] },
+    base: string,
+    image: string,
+    img: GeneratedImage,
+  ): Promise<string> {
+    const layer = img.manifests[0]!.layers[0]!;
+    await waitFor(
+      'a partial line of the big layer',
+      () => stream.lines.find((l) => l.layer === layer.digest && l.progress > 0 && l.progress < layer.size),
+      { timeoutMs: 30_000, intervalMs: 10, describe: async () => JSON.stringify(stream.lines) },
+    );
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    const progress = metric(metrics, 'kimg_image_pull_progress_bytes');
+    const total = metric(metrics, 'kimg_image_pull_progress_total_bytes');
+    assert.ok(progress > 0 && progress < total, `progress ${progress} of ${total}`);
+    assert.ok(total >= layer.size, `total ${total} counts the big layer`);
+    assert.ok(!metrics.includes(image.slice(image.indexOf('/'))), 'no image name in metrics');
+    const snapshot = (await (await fetch(`${base}/api/pulls/progress?watch=false`)).text())
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as PullProgressLine);
+    const line = snapshot.find((l) => l.layer === layer.digest);
+    assert.ok(line && line.image === image && line.total === layer.size, JSON.stringify(snapshot));
+    return metrics;
+  }
+
+  /**
+   * Waits for the final line of `image`'s pull on `stream`: done, with the image's blob bytes; every
+   * blob's lines carry its size as total, never go past it nor back, and end at it.
+   */
+  async function assertStreamedToTheEnd(
+    stream: { lines: PullProgressLine[] },
+    image: string,
+    img: GeneratedImage,
+  ): Promise<void> {
+    const final = await waitFor(
+      'the final line of the pull',
+      () => stream.lines.find((l) => l.name === image && (l.done === true || l.error !== undefined)),
+      { timeoutMs: 60_000, intervalMs: 20, describe: async () => JSON.stringify(stream.lines.slice(-5)) },
+    );
+    const m = img.manifests[0]!;
+    const blobs = [m.config, ...m.layers];
+    assert.deepEqual(final, {
+      name: image,
+      image,
+      progress: final.total,
+      total: blobs.reduce((n, b) => n + b.size, 0),
+      done: true,
+    });
+    for (const b of blobs) {
+      const steps = stream.lines.filter((l) => l.layer === b.digest);
+      assert.ok(steps.length >= 1, `lines for ${b.digest}`);
+      for (const l of steps) {
+        assert.equal(l.image, image);
+        assert.equal(l.total, b.size);
+      }
+      const progress = steps.map((l) => l.progress);
+      assert.deepEqual(
+        progress,
+        [...progress].sort((x, y) => x - y),
+      );
+      assert.equal(progress.at(-1), b.size);
+    }
+    const bigSteps = stream.lines.filter((l) => l.layer === m.layers[0]!.digest);
+    assert.ok(
+      bigSteps.length > 2,
+      `the big layer shows in steps: ${bigSteps.map((l) => l.progress).join(',')}`,
+    );
+  }
+
+  test('progress over containerd: the agent’s stream and metrics show the in-flight pull, layer by layer', async () => {
     const a = agent!;
     const image = `${slow.host}/node/big:1`;
-    const m = big.manifests[0]!;
-    const bigLayer = m.layers[0]!;
     const stream = await follow(`${a.url}/api/pulls/progress`);
     try {
       await writeFile(join(work, 'manifests', 'big.yaml'), podYaml('big', image));
       await a.rescan();
-      // Caught in flight: part of the big layer is in containerd, the rest still on the slow link.
-      await waitFor(
-        'a partial line of the big layer',
-        () =>
-          stream.lines.find(
-            (l) => l.layer === bigLayer.digest && l.progress > 0 && l.progress < bigLayer.size,
-          ),
-        { timeoutMs: 30_000, intervalMs: 10, describe: async () => JSON.stringify(stream.lines) },
-      );
-      const metrics = await (await fetch(`${a.url}/metrics`)).text();
+      const metrics = await assertInFlight(stream, a.url!, image, big);
       assert.equal(metric(metrics, 'kimg_image_pulls_in_progress'), 1);
-      const progress = metric(metrics, 'kimg_image_pull_progress_bytes');
-      const total = metric(metrics, 'kimg_image_pull_progress_total_bytes');
-      assert.ok(progress > 0 && progress < total, `progress ${progress} of ${total}`);
-      assert.ok(total >= bigLayer.size, `total ${total} counts the big layer`);
-      assert.ok(!metrics.includes('node/big'), 'no image name in metrics');
-      const snapshot = (await (await fetch(`${a.url}/api/pulls/progress?watch=false`)).text())
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l) as PullProgressLine);
-      const inFlight = snapshot.find((l) => l.layer === bigLayer.digest);
-      assert.ok(
-        inFlight && inFlight.image === image && inFlight.total === bigLayer.size,
-        JSON.stringify(snapshot),
-      );
-
-      const final = await waitFor(
-        'the final line of the pull',
-        () => stream.lines.find((l) => l.name === image && (l.done === true || l.error !== undefined)),
-        { timeoutMs: 60_000, intervalMs: 20, describe: async () => JSON.stringify(stream.lines.slice(-5)) },
-      );
-      const blobs = [m.config, ...m.layers];
-      assert.deepEqual(final, {
-        name: image,
-        image,
-        progress: final.total,
-        total: blobs.reduce((n, b) => n + b.size, 0),
-        done: true,
-      });
-      for (const b of blobs) {
-        const mine = stream.lines.filter((l) => l.layer === b.digest);
-        assert.ok(mine.length >= 1, `lines for ${b.digest}`);
-        for (const l of mine) {
-          assert.equal(l.image, image);
-          assert.equal(l.total, b.size);
-          assert.ok(l.progress >= 0 && l.progress <= l.total, JSON.stringify(l));
-        }
-        assert.equal(mine.at(-1)!.progress, b.size);
-      }
-      const steps = stream.lines.filter((l) => l.layer === bigLayer.digest).map((l) => l.progress);
-      assert.ok(steps.length > 2, `the big layer shows in steps: ${steps.join(',')}`);
-      assert.deepEqual(
-        steps,
-        [...steps].sort((x, y) => x - y),
-      );
+      await assertStreamedToTheEnd(stream, image, big);
     } finally {
       stream.close();
     }
@@ -375,11 +406,50 @@ describe('the node agent and node commands over containerd: kimg fetches, contai
     assert.equal(metric(after, 'kimg_image_pulls_in_progress'), 0);
     assert.equal(metric(after, 'kimg_image_pull_progress_total_bytes'), 0);
     // containerd's CRI lists the image kimg pulled through the slow link.
-    const status: ImageInfo | undefined = await waitFor('containerd CRI to list the big image', async () =>
+    const status = await waitFor('containerd CRI to list the big image', () =>
       oursCri.imageStatus({ image }),
     );
-    assert.equal(status.id, m.config.digest);
+    assert.equal(status.id, big.manifests[0]!.config.digest);
     assert.deepEqual(status.repoTags, [image]);
+  });
+
+  test('kimg serve --containerd --http: the stream and metrics show a CRI PullImage into containerd in flight', async () => {
+    const sock = join(work, 'serve', 'kimg.sock');
+    const errFile = join(work, 'serve.err');
+    const args = [CLI, 'serve', '--containerd', ours.socket, '--listen', `unix://${sock}`];
+    args.push('--root', join(work, 'serve-root'), '--plain-http', slow.host, '--http', '127.0.0.1:0');
+    const proc = spawnTracked('kimg serve', process.execPath, args, { stderrFile: errFile });
+    const cri = new CriImageService({ endpoint: `unix://${sock}`, timeoutMs: 60_000 });
+    try {
+      const base = await waitFor(
+        'kimg serve listening',
+        async () => {
+          const text = await readFile(errFile, 'utf8').catch(() => '');
+          return text.includes('kimg serve: listening on')
+            ? /http on (http:\/\/\S+)/.exec(text)?.[1]
+            : undefined;
+        },
+        { watch: proc, timeoutMs: 20_000, describe: () => readFile(errFile, 'utf8').catch(() => '') },
+      );
+      const image = `${slow.host}/serve/big:1`;
+      const stream = await follow(`${base}/api/pulls/progress`);
+      try {
+        const pulling = cri.pullImage({ image }, undefined);
+        pulling.catch(() => undefined); // awaited below; a failed check before must not leave it unhandled
+        await assertInFlight(stream, base, image, serveBig);
+        assert.equal(await pulling, serveBig.manifests[0]!.config.digest);
+        await assertStreamedToTheEnd(stream, image, serveBig);
+      } finally {
+        stream.close();
+      }
+      const after = await (await fetch(`${base}/metrics`)).text();
+      assert.equal(metric(after, 'kimg_image_pull_progress_total_bytes'), 0);
+      const status = await waitFor('containerd CRI to list the image', () => oursCri.imageStatus({ image }));
+      assert.equal(status.id, serveBig.manifests[0]!.config.digest);
+    } finally {
+      cri.close();
+      await killProcess(proc);
+    }
   });
 
   test('kimg node --containerd ADDRESS --once: the static pod image is pulled by kimg into containerd', async () => {
