@@ -5,7 +5,8 @@
  *
  * - `startNodeAgent({containerd})`: a static pod's image and a pre-pull list;
  * - `kimg node --containerd ADDRESS --once`, `kimg prepull --containerd`, `kimg ensure --containerd`;
- * - `kimg pull` and `kimg images` with containerd chosen only by `--config`'s `kimg.containerd`;
+ * - `kimg pull`, `kimg prepull` and `kimg images` with containerd chosen only by `--config`'s
+ *   `kimg.containerd`;
  *
  * containerd's CRI ImageStatus on `ours` equals the reference (id, repo tags, repo digests, size), the
  * blobs carry the labels and the image records the names and labels containerd's own pull gives them,
@@ -54,6 +55,7 @@ const REPOS = {
   prepull: 'cli/prepull:1',
   ensure: 'cli/ensure:1',
   config: 'cli/config:1',
+  configPrepull: 'cli/config-prepull:1',
 } as const;
 type Role = keyof typeof REPOS;
 
@@ -536,7 +538,7 @@ describe('the node agent and node commands over containerd: kimg fetches, contai
     await assertPulledByKimgIntoContainerd('ensure');
   });
 
-  test('kimg.containerd in --config alone selects containerd for kimg pull and kimg images; its address is required', async () => {
+  test('kimg.containerd in --config alone selects containerd for kimg pull, prepull and images; its address is required', async () => {
     const cfg = join(work, 'containerd-config.yaml');
     await writeFile(
       cfg,
@@ -570,10 +572,17 @@ describe('the node agent and node commands over containerd: kimg fetches, contai
     assert.equal((JSON.parse(p.stdout) as { id: string }).id, configId('config'));
     await assertPulledByKimgIntoContainerd('config');
 
+    // The node commands read it too (through the agent's composition): kimg prepull.
+    const list = join(work, 'config-prepull.yaml');
+    await writeFile(list, `images:\n- ${ref('configPrepull')}\n`);
+    const pre = await kimg('prepull', '--config', cfg, '-f', list, '--root', emptyRoot);
+    assert.equal(pre.status, 0, pre.stderr);
+    await assertPulledByKimgIntoContainerd('configPrepull');
+
     const listed = await kimg('images', '--config', cfg, '--root', emptyRoot, '-o', 'json');
     assert.equal(listed.status, 0, listed.stderr);
     const mine = (JSON.parse(listed.stdout) as { images: ImageInfo[] }).images.map(observeImage);
-    for (const role of ['app', 'pre', 'once', 'prepull', 'ensure', 'config'] as const)
+    for (const role of Object.keys(REPOS) as Role[])
       assert.ok(
         mine.some((o) => JSON.stringify(o) === JSON.stringify(reference.get(ref(role)))),
         `${role} listed as containerd lists it: ${JSON.stringify(mine)}`,
