@@ -17,7 +17,7 @@
  * link, `/api/pulls/progress` streams its per-layer lines (progress never past total nor going back,
  * the final line with the image's blob bytes), the snapshot lists the pull in flight, and `/metrics`
  * shows it (`kimg_image_pulls_in_progress`, the progress gauges); the same on `kimg serve --containerd
- * --http` while a CRI client's PullImage runs. Needs containerd, ctr, skopeo and
+ * --http` while a CRI client's PullImage runs. A pull of a missing tag ends with an error line. Needs containerd, ctr, skopeo and
  * docker-registry (fails, never skips).
  */
 import assert from 'node:assert/strict';
@@ -413,6 +413,34 @@ describe('the node agent and node commands over containerd: kimg fetches, contai
     );
     assert.equal(status.id, big.manifests[0]!.config.digest);
     assert.deepEqual(status.repoTags, [image]);
+  });
+
+  test('progress over containerd: a pull of a missing tag ends with an error line and counts as a pull error', async () => {
+    const a = agent!;
+    const image = `${reg.host}/node/app:missing`;
+    const stream = await follow(`${a.url}/api/pulls/progress`);
+    try {
+      await writeFile(join(work, 'manifests', 'missing.yaml'), podYaml('missing', image));
+      await a.rescan();
+      const final = await waitFor(
+        'the error line',
+        () => stream.lines.find((l) => l.name === image && (l.error !== undefined || l.done === true)),
+        { timeoutMs: 30_000, intervalMs: 20, describe: async () => JSON.stringify(stream.lines) },
+      );
+      assert.match(final.error ?? '', /^NOT_FOUND: /);
+      assert.equal(final.done, undefined);
+    } finally {
+      stream.close();
+    }
+    // The pod's sync counts the failure once the image service's pull (whose end the line is) returned.
+    await waitFor('the NOT_FOUND pull error in the metrics', async () =>
+      /^kimg_image_pull_errors_total\{reason="NOT_FOUND"\} [1-9]/m.test(
+        await (await fetch(`${a.url}/metrics`)).text(),
+      )
+        ? true
+        : undefined,
+    );
+    assert.equal(await oursCri.imageStatus({ image }), undefined);
   });
 
   test('kimg serve --containerd --http: the stream and metrics show a CRI PullImage into containerd in flight', async () => {
