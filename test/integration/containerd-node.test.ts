@@ -304,6 +304,8 @@ describe('the node agent and node commands over containerd: kimg fetches, contai
     assert.match(m, /^kimg_pods\{status="ImagesReady"\} 1$/m);
     // The agent's store summary and CRI listing are containerd's.
     const summary = await a.storeSummary();
+    assert.equal(summary.root, ours.socket);
+    assert.ok(agentLogs.some((l) => l.msg === 'node agent started' && l['store'] === ours.socket));
     for (const role of ['app', 'pre'] as const)
       assert.ok(
         summary.images.some((i) => i.id === configId(role)),
