@@ -283,6 +283,55 @@ const STATUS_NAMES: Record<number, ContainerdStatus> = Object.fromEntries(
     .map(([k, v]) => [v as number, k as ContainerdStatus]),
 );
 
+/** What connecting to containerd's socket ran into, in kimg's words, and what to check. */
+interface UnreachableReason {
+  reason: string;
+  hint: string;
+  /** The system error of the connect (`ENOENT`, `ECONNREFUSED`, `EACCES`), when grpc-js named one. */
+  errno?: string;
+}
+
+const CHECK_RUNNING = 'check that containerd is running and that the socket path is right';
+
+/**
+ * Why a call found no containerd, from grpc-js's UNAVAILABLE details. grpc-js reports a failed connect
+ * as `No connection established. Last error: Error: connect ENOENT /run/….sock. Resolution note: `
+ * (its resolver's note, empty for a unix socket): kimg names the system error instead of passing that
+ * text on (the message already names the address). Anything else (a connection dropped mid-call) keeps grpc-js's words, with
+ * empty fragments and the `Error:` noise removed.
+ */
+function unreachableReason(details: string): UnreachableReason {
+  const errno = /\bconnect (E[A-Z0-9]+)\b/.exec(details)?.[1];
+  if (errno !== undefined) {
+    switch (errno) {
+      case 'ENOENT':
+        return { errno, reason: 'the socket does not exist (ENOENT)', hint: CHECK_RUNNING };
+      case 'ECONNREFUSED':
+        return { errno, reason: 'nothing listens on the socket (ECONNREFUSED)', hint: CHECK_RUNNING };
+      case 'EACCES':
+      case 'EPERM':
+        return {
+          errno,
+          reason: `permission denied on the socket (${errno})`,
+          hint: "run kimg as a user that may open containerd's socket (root, or the socket's group)",
+        };
+      default:
+        return { errno, reason: `connecting to the socket failed (${errno})`, hint: CHECK_RUNNING };
+    }
+  }
+  const cleaned = details
+    .split(/(?<=\.)\s+|;/)
+    .map((part) =>
+      part
+        .replace(/\b(?:Last error|Resolution note):/g, '')
+        .replace(/\bError:/g, '')
+        .replace(/^[\s.;:]+|[\s.;:]+$/g, ''),
+    )
+    .filter((part) => part !== '')
+    .join('; ');
+  return { reason: cleaned === '' ? 'no answer' : cleaned, hint: CHECK_RUNNING };
+}
+
 /** Converts a grpc-js error of a containerd call into a KimgError (see the module comment). */
 export function fromContainerdError(e: unknown, rpc: string, address: string, what?: string): KimgError {
   if (isKimgError(e)) return e as KimgError;
@@ -304,10 +353,18 @@ export function fromContainerdError(e: unknown, rpc: string, address: string, wh
   // Unavailable without an answer is the socket; containerd's own "ref … locked" is Unavailable too
   // (another writer holds an ingest) and must not read as a dead daemon.
   if (se.code === grpc.status.UNAVAILABLE && !/\blocked\b/.test(details)) {
+    const why = unreachableReason(details);
     return new KimgError(
       'CONTAINERD_UNAVAILABLE',
-      `containerd at ${address} is unavailable (${rpc}${about}): ${details}; check that it is running and that the socket path is right`,
-      { cause: e, method: rpc, actual: status, host: address, retryable: true },
+      `containerd at ${address} is unavailable (${rpc}${about}): ${why.reason}; ${why.hint}`,
+      {
+        cause: e,
+        method: rpc,
+        actual: status,
+        host: address,
+        retryable: true,
+        ...(why.errno !== undefined ? { items: [why.errno] } : {}),
+      },
     );
   }
   return new KimgError('CONTAINERD_ERROR', `containerd ${rpc}${about}: ${details} (${status})`, {

@@ -16,8 +16,10 @@
  * (containerd `images/mediatypes.go` ChildGCLabels, `images/handlers.go` SetChildrenMappedLabels).
  *
  * Also from containerd's pull: `containerd.io/distribution.source.<host>=<repo>[,<repo>…]` on every
- * fetched blob (sorted, de-duplicated; left out past the 4096-byte label limit; `remotes/docker/handler.go`;
- * `<host>` is the reference's host name without its port, as Go's `url.URL.Hostname` gives it),
+ * fetched blob (sorted, de-duplicated; left out past the 4096-byte label limit; `remotes/docker/handler.go`),
+ * where `<host>` is the host of the image's name without its port (Go's `url.Hostname()`: a pull of
+ * `127.0.0.1:5000/app` labels `…distribution.source.127.0.0.1`), whichever endpoint (a `hosts.toml`
+ * mirror) served the blob,
  * `containerd.io/uncompressed=<diffID>` on each layer after unpack and
  * `containerd.io/gc.ref.snapshot.<snapshotter>=<top chain ID>` on the config (`unpacker.go`).
  */
@@ -97,24 +99,23 @@ export function childrenOf(doc: {
 }
 
 /**
- * The host part of a distribution-source label key for a reference's registry `domain`: containerd
- * takes `url.URL.Hostname()` of the reference's locator, which drops the port and an IPv6 address's
- * brackets (`127.0.0.1:5000` → `127.0.0.1`, `[::1]:5000` → `::1`).
+ * The host a distribution-source label key names for a reference's `domain` (`host[:port]`): the
+ * domain without its port and without IPv6 brackets, as Go's `url.Hostname()` of `dummy://<domain>`
+ * (containerd `remotes/docker/handler.go`), so `127.0.0.1:5000` → `127.0.0.1`, `[::1]:5000` → `::1`.
  */
 function distributionSourceHost(domain: string): string {
   let host = domain;
   const colon = host.lastIndexOf(':');
-  // Go's splitHostPort: only a numeric (or empty) port after the last colon is one.
-  if (colon !== -1 && /^\d*$/.test(host.slice(colon + 1))) host = host.slice(0, colon);
+  if (colon !== -1 && /^:\d*$/.test(host.slice(colon))) host = host.slice(0, colon);
   if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
   return host;
 }
 
 /**
- * The distribution-source label for a blob fetched from registry `domain` (`host[:port]` as in the
- * reference) and `repo`, merged with the value the blob already carries (`existing`, comma-joined
- * repos). The key names the host without its port, as containerd's does. Undefined when nothing
- * changes or the label would exceed containerd's size limit.
+ * The distribution-source label for a blob of the image named `domain`/`repo` (the reference's domain,
+ * `host[:port]`, whatever mirror served it), merged with the value the blob already carries
+ * (`existing`, comma-joined repos). Undefined when nothing changes or the label would exceed
+ * containerd's size limit.
  */
 export function distributionSourceLabel(
   domain: string,

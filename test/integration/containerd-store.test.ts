@@ -4,7 +4,8 @@
  * after its own PullImage of the same image (id, repo tags, repo digests, size), for OCI and Docker
  * images, a multi-arch index, Basic and token auth; the content carries containerd's GC labels so
  * containerd's GC keeps it; leases are gone after the pull; an interrupted pull leaves an ingest the
- * next pull resumes; layers are unpacked once per snapshotter. A pull of an image containerd already
+ * next pull resumes; layers are unpacked once per snapshotter (a second image on a shared base applies
+ * only its own layers, a new tag of a present image applies none, through Diff.Apply). A pull of an image containerd already
  * holds completely is read-only (no lease, no write, only the manifest request) and answers what the
  * full pull answered; a removed tag record, a removed top snapshot, a moved tag or a missing pinned
  * label each send the pull down the ordinary path, which repairs containerd's state.
@@ -96,6 +97,8 @@ describe('containerd image store: kimg pulls, containerd stores', () => {
   let big: GeneratedImage;
   let other: GeneratedImage;
   let moved: GeneratedImage;
+  let baseA: GeneratedImage;
+  let baseB: GeneratedImage;
 
   const pull = (image: string, extra: Partial<Parameters<typeof pullIntoContainerd>[1]> = {}) =>
     pullIntoContainerd(image, {
@@ -173,7 +176,7 @@ describe('containerd image store: kimg pulls, containerd stores', () => {
     work = await makeTempDir('ctrd-store-');
     const startedRegs = startRegistries(['plain', 'basic', 'token']);
     const startedCtrd = startContainerd({ namespace: 'k8s.io' });
-    [small, multi, big, other, moved] = await Promise.all([
+    [small, multi, big, other, moved, baseA, baseB] = await Promise.all([
       generateImage(join(work, 'small'), {
         name: 'small',
         layers: [{ size: 4096 }, { size: 9000, kind: 'text' }],
@@ -193,6 +196,18 @@ describe('containerd image store: kimg pulls, containerd stores', () => {
       }),
       generateImage(join(work, 'other'), { name: 'other', layers: [{ size: 1000 }] }),
       generateImage(join(work, 'moved'), { name: 'moved', layers: [{ size: 1500 }, { size: 700 }] }),
+      // Two images on one base layer (same seed, kind, size and position: the same blob).
+      generateImage(join(work, 'base-a'), {
+        name: 'base-a',
+        layers: [
+          { size: 6000, seed: 'shared-base' },
+          { size: 2500, kind: 'text' },
+        ],
+      }),
+      generateImage(join(work, 'base-b'), {
+        name: 'base-b',
+        layers: [{ size: 6000, seed: 'shared-base' }, { size: 3500 }],
+      }),
     ]);
     regs = await startedRegs;
     ctrd = await startedCtrd;
@@ -205,6 +220,8 @@ describe('containerd image store: kimg pulls, containerd stores', () => {
       skopeoPush(multi, regs.plain, 'multi-docker:1', { format: 'v2s2' }),
       skopeoPush(big, regs.plain, 'big:1'),
       skopeoPush(other, regs.plain, 'other:1'),
+      skopeoPush(baseA, regs.plain, 'base-a:1'),
+      skopeoPush(baseB, regs.plain, 'base-b:1'),
       skopeoPush(small, regs.basic, 'small:1'),
       skopeoPush(small, regs.token, 'small:1'),
     ]);
@@ -278,9 +295,8 @@ describe('containerd image store: kimg pulls, containerd stores', () => {
     const idx = await info(multi.digest);
     assert.equal(idx['containerd.io/gc.ref.content.m.0'], multi.manifests[0]!.digest);
     assert.equal(idx['containerd.io/gc.ref.content.m.1'], multi.manifests[1]!.digest);
-    assert.ok(
-      idx[`containerd.io/distribution.source.${regs.plain.host.split(':')[0]}`]?.split(',').includes('multi'),
-    );
+    // The registry's host without its port, as containerd's own pull names it.
+    assert.ok(idx['containerd.io/distribution.source.127.0.0.1']?.split(',').includes('multi'));
     const man = await info(m.digest);
     assert.equal(man['containerd.io/gc.ref.content.config'], m.config.digest);
     m.layers.forEach((l, i) => assert.equal(man[`containerd.io/gc.ref.content.l.${i}`], l.digest));
@@ -290,11 +306,7 @@ describe('containerd image store: kimg pulls, containerd stores', () => {
     for (const l of m.layers) {
       const li = await info(l.digest);
       assert.equal(li['containerd.io/uncompressed'], l.diffId);
-      assert.ok(
-        li[`containerd.io/distribution.source.${regs.plain.host.split(':')[0]}`]
-          ?.split(',')
-          .includes('multi'),
-      );
+      assert.ok(li['containerd.io/distribution.source.127.0.0.1']?.split(',').includes('multi'));
     }
     // Another image pulled by containerd and removed with a synchronous GC.
     const otherImage = `${regs.plain.host}/other:1`;
@@ -361,6 +373,7 @@ describe('containerd image store: kimg pulls, containerd stores', () => {
     const retagged = await recordedPull(image);
     assert.ok(retagged.writes.includes('leaseCreate'), `ordinary path: ${retagged.calls.join(', ')}`);
     assert.equal(retagged.result.stats.blobsDownloaded, 0);
+    assert.equal(retagged.result.stats.layersUnpacked, 0, 'every layer is unpacked already');
     assert.deepEqual(pullOutcome(retagged.result), pullOutcome(first));
     assert.deepEqual(await criEventually(image, theirs.status), theirs.status);
 
@@ -414,6 +427,69 @@ describe('containerd image store: kimg pulls, containerd stores', () => {
     assert.ok(old.repoDigests.includes(`${repo}@${small.digest}`), JSON.stringify(old));
     assert.deepEqual((await recordedPull(image)).writes, []);
     await removeRecords([...after.result.names, ...before.names.filter((n) => n !== image)]);
+  });
+
+  test('layers are unpacked once per snapshotter: a second image on the same base applies only its own layer; a new tag unpacks nothing', async () => {
+    const chainA = chainIds(baseA.manifests[0]!.layers.map((l) => l.diffId));
+    const chainB = chainIds(baseB.manifests[0]!.layers.map((l) => l.diffId));
+    assert.equal(baseA.manifests[0]!.layers[0]!.digest, baseB.manifests[0]!.layers[0]!.digest);
+    assert.equal(chainA[0], chainB[0]);
+    const mine = new Set([...chainA, ...chainB]);
+    /** The committed snapshots of the two images' chains, by name, and any extraction left active. */
+    const snapshots = async () => {
+      const all = await client.snapshotList(ctrd.snapshotter);
+      return {
+        committed: all.filter((x) => x.kind === 'COMMITTED' && mine.has(x.name)),
+        // kimg's extraction snapshots are keyed `extract-<nanos>-<random> <chainID>`.
+        active: all.filter((x) => x.kind === 'ACTIVE' && mine.has(x.name.split(' ').pop() ?? '')),
+      };
+    };
+    const count = (calls: readonly string[], name: string) => calls.filter((c) => c === name).length;
+
+    // The first image: both layers applied, through containerd's Diff.Apply (the default path).
+    const a = await recordedPull(`${regs.plain.host}/base-a:1`);
+    assert.equal(a.result.stats.layersUnpacked, 2);
+    assert.equal(a.result.stats.layersAppliedLocally, 0);
+    assert.equal(count(a.calls, 'diffApply'), 2);
+    const afterA = await snapshots();
+    assert.deepEqual(afterA.committed.map((x) => x.name).sort(), [...chainA].sort());
+
+    // The second image shares the base: only its own layer is downloaded and applied, on top of the
+    // base snapshot the first pull committed (still the same snapshot, not a second one).
+    const b = await recordedPull(`${regs.plain.host}/base-b:1`);
+    assert.ok(b.writes.includes('leaseCreate'), `ordinary path: ${b.calls.join(', ')}`);
+    assert.equal(b.result.stats.layersUnpacked, 1);
+    assert.equal(b.result.stats.layersAppliedLocally, 0);
+    assert.equal(count(b.calls, 'diffApply'), 1);
+    assert.equal(count(b.calls, 'snapshotPrepare'), 1);
+    const baseLayer = baseB.manifests[0]!.layers[0]!.digest;
+    assert.ok(
+      !b.requests.some((e) => e.path.endsWith(`/blobs/${baseLayer}`) && e.method === 'GET'),
+      `the shared base layer is not downloaded again: ${JSON.stringify(b.requests)}`,
+    );
+    const afterB = await snapshots();
+    // One committed snapshot per chain ID: the two images' three chains, nothing extracted twice.
+    assert.deepEqual(afterB.committed.map((x) => x.name).sort(), [...mine].sort());
+    assert.equal(afterB.committed.length, mine.size);
+    const base = (l: typeof afterB.committed) => l.find((x) => x.name === chainA[0]);
+    assert.ok(base(afterA.committed)?.createdAt instanceof Date);
+    assert.deepEqual(base(afterB.committed)?.createdAt, base(afterA.committed)?.createdAt);
+    assert.equal(afterB.committed.find((x) => x.name === chainB[1])?.parent, chainB[0]);
+    assert.deepEqual(afterB.active, [], 'no extraction snapshot is left');
+
+    // The same image under a new tag (retagged in the registry): a new record, so the ordinary path
+    // (a lease, the records written), yet nothing downloaded and nothing applied.
+    await skopeoPush(baseA, regs.plain, 'base-a-retag:1');
+    const retag = await recordedPull(`${regs.plain.host}/base-a-retag:1`);
+    assert.ok(retag.writes.includes('leaseCreate'), `ordinary path: ${retag.calls.join(', ')}`);
+    assert.equal(retag.result.id, a.result.id);
+    assert.equal(retag.result.stats.blobsDownloaded, 0);
+    assert.equal(retag.result.stats.layersUnpacked, 0);
+    assert.equal(count(retag.calls, 'diffApply'), 0);
+    assert.equal(count(retag.calls, 'snapshotPrepare'), 0);
+    assert.equal(retag.result.unpacked, true);
+    assert.deepEqual(await snapshots(), afterB);
+    await removeRecords([...new Set([...a.result.names, ...b.result.names, ...retag.result.names])]);
   });
 
   test('blobs containerd holds in another namespace are shared, not downloaded', async () => {
@@ -497,13 +573,18 @@ describe('containerd image store: kimg pulls, containerd stores', () => {
     await removeRecords(criNames(r.record.imageId, image, r.record.digest));
   });
 
-  test('a bad address fails with CONTAINERD_UNAVAILABLE naming it', async () => {
-    const c = new ContainerdClient({ address: `unix://${work}/nobody.sock` });
+  test('a bad address fails with CONTAINERD_UNAVAILABLE naming it and why, in kimg’s words', async () => {
+    const address = `unix://${work}/nobody.sock`;
+    const c = new ContainerdClient({ address });
     try {
-      await assert.rejects(
-        c.imageList(),
-        (e: unknown) => isKimgError(e, 'CONTAINERD_UNAVAILABLE') && String(e).includes('nobody.sock'),
-      );
+      await assert.rejects(c.imageList(), (e: unknown) => {
+        assert.ok(isKimgError(e, 'CONTAINERD_UNAVAILABLE'), String(e));
+        assert.equal(
+          e.message,
+          `containerd at ${address} is unavailable (Images.List): the socket does not exist (ENOENT); check that containerd is running and that the socket path is right`,
+        );
+        return true;
+      });
     } finally {
       c.close();
     }
