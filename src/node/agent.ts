@@ -515,7 +515,7 @@ async function runAgent(
   cleanups.push(() => gc.stop());
   const storeSummary = (): Promise<StoreSummary> =>
     summarizeStore({
-      root: options.imageServiceEndpoint ?? runtime.store.root,
+      root: imageStoreLocation(options, runtime),
       imageService: runtime.imageService,
       records: () => runtime.store.images.list(),
       inUse: inUse(),
@@ -580,11 +580,19 @@ async function runAgent(
     node: core.nodeName,
     staticPodPath: options.config.kubelet.staticPodPath,
     ...(options.cluster !== undefined ? { apiServer: options.cluster.client.config.server } : {}),
-    store: runtime.store.root,
+    store: imageStoreLocation(options, runtime),
     ...(http !== undefined ? { http: http.url } : {}),
     ...(cri !== undefined ? { cri: cri.address } : {}),
   });
   return agent;
+}
+
+/**
+ * Where the images live, for `/api/store` and the start-up log: the CRI runtime's endpoint,
+ * containerd's socket (kimg's root then keeps only pull records, back-off and GC state), or kimg's root.
+ */
+function imageStoreLocation(options: NodeAgentOptions, runtime: NodeRuntime): string {
+  return options.imageServiceEndpoint ?? runtime.containerd?.client.address ?? runtime.store.root;
 }
 
 /** The CRI ImageService socket, when configured. */

@@ -20,7 +20,6 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
-import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
@@ -38,6 +37,7 @@ import { killProcess, spawnTracked, waitFor } from '../helpers/proc.js';
 import { startRegistry, type StartedRegistry } from '../helpers/registry.js';
 import { pushRunnableImages, type RunnableImageSet } from '../helpers/runnable-images.js';
 import { skopeoPush } from '../helpers/skopeo.js';
+import { slowLink } from '../helpers/slow-link.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
 const NS = 'k8s.io';
@@ -185,44 +185,6 @@ describe('containerd GC keeps every blob of an image kimg created', () => {
     await assertKimgImageIntact('lease-expiry');
   });
 });
-
-/**
- * A TCP relay to 127.0.0.1:`port` that sends at most `bytesPerSecond` towards the client: a slow link
- * in front of the real registry.
- */
-async function slowLink(
-  port: number,
-  bytesPerSecond: number,
-): Promise<{ host: string; close(): Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const server = createServer((client) => {
-    const upstream = connect(port, '127.0.0.1');
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-      s.on('error', () => {
-        client.destroy();
-        upstream.destroy();
-      });
-    }
-    client.pipe(upstream);
-    upstream.on('data', (chunk: Buffer) => {
-      client.write(chunk);
-      upstream.pause();
-      setTimeout(() => upstream.resume(), (chunk.length / bytesPerSecond) * 1000);
-    });
-    upstream.on('end', () => client.end());
-  });
-  await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
-  return {
-    host: `127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () =>
-      new Promise<void>((res) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => res());
-      }),
-  };
-}
 
 describe('SIGKILL of a kimg pull into containerd', () => {
   let work = '';

@@ -11,7 +11,7 @@ export type { GcRunSummary, StoreSummary };
 
 /** What the summary is made of. */
 export interface StoreSummaryInput {
-  /** The store root, or the CRI runtime's endpoint. */
+  /** The store root, the CRI runtime's endpoint, or containerd's socket. */
   root: string;
   imageService: Pick<ImageService, 'listImages'>;
   /** kimg's image records (last-used times by image id); none for a CRI runtime's images. */
