@@ -173,7 +173,8 @@ export interface NodeAgent {
   garbageCollect(): Promise<ImageGCResult>;
   /**
    * The images image GC keeps as in use: the pods' (image ids of ready containers) and the pre-pulls',
-   * and over containerd those of its containers, whoever started them (asked now).
+   * and over containerd those of its containers, whoever started them (asked now; image ids, or the
+   * image name of a container created without containerd's CRI plugin).
    */
   inUse(): Promise<string[]>;
   /** The store summary served on `/api/store`. */
