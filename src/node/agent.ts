@@ -169,7 +169,7 @@ export interface NodeAgent {
   rescan(): Promise<void>;
   /** Syncs every idle pod now, waits for syncs in progress (no second one behind them). */
   syncAll(): Promise<void>;
-  /** Runs image GC now with the pods' images in use. */
+  /** Runs image GC now with the images in use ({@link NodeAgent.inUse}). */
   garbageCollect(): Promise<ImageGCResult>;
   /**
    * The images image GC keeps as in use: the pods' (image ids of ready containers) and the pre-pulls',

@@ -7,8 +7,8 @@
  * validated with the kubelet's messages. Usage is the store filesystem's (statfs). Images named by
  * `--in-use` (the images of the node's containers), with `--containerd` the images of containerd's
  * containers (asked by the runtime's GC on each run), and pinned images (`--pinned`, the default
- * sandbox image, records marked pinned) are never removed. First-detection and last-use times are the records'
- * `pulledAt`/`lastUsed`, remembered in `<root>/manager/image-gc.json`.
+ * sandbox image, records marked pinned) are never removed. First-detection and last-use times are the
+ * records' `pulledAt`/`lastUsed`, remembered in `<root>/manager/image-gc.json`.
  *
  * Prints one row per image: KEEP or DELETE, the reason (`in-use`, `pinned`, `too-young`, `max-age`,
  * `space`, `below-threshold`, `enough-freed`, …) and the LRU rank; then the bytes freed (or, with
