@@ -134,10 +134,13 @@ export interface ContainerdMount {
 
 export interface ContainerdContainer {
   id: string;
+  /** The image name the container was created from ('' when none). */
   image: string;
   labels: Record<string, string>;
   snapshotter: string;
   snapshotKey: string;
+  /** Client data by key: the type URL and the encoded value (containerd's CRI plugin stores JSON). */
+  extensions: Record<string, { typeUrl: string; value: Uint8Array }>;
 }
 
 /** gRPC status code names as containerd's errdefs map them. */
@@ -274,6 +277,9 @@ function fromWireContainer(c: WireContainer): ContainerdContainer {
     labels: { ...(c.labels ?? {}) },
     snapshotter: c.snapshotter,
     snapshotKey: c.snapshot_key,
+    extensions: Object.fromEntries(
+      Object.entries(c.extensions ?? {}).map(([k, v]) => [k, { typeUrl: v.type_url, value: v.value }]),
+    ),
   };
 }
 

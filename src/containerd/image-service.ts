@@ -50,6 +50,7 @@ import {
 import { tryParseReference } from '../reference/index.js';
 import type { RegistryClient } from '../registry/index.js';
 import { containerdStatus, type ContainerdClient, type ContainerdImage } from './client.js';
+import { containerImageInUse } from './containers.js';
 import { LABEL_CRI_PINNED } from './labels.js';
 import { pullIntoContainerd, type ContainerdPullResult } from './pull.js';
 
@@ -315,9 +316,19 @@ export class ContainerdImageService implements ImageService {
     });
   }
 
-  /** Image names of this namespace's containers (for image GC's "in use"). */
+  /**
+   * The images this namespace's containers use, running or not (image GC's "in use", asked afresh on
+   * every run): each container's image id from containerd's CRI metadata, else its image name
+   * ({@link containerImageInUse}).
+   * @throws KimgError `CONTAINERD_UNAVAILABLE` / `CONTAINERD_ERROR`: in-use unknown, so GC must not run.
+   */
   async imagesInUse(options?: ImageServiceCallOptions): Promise<string[]> {
     const containers = await this.client.containerList([], options?.signal ? { signal: options.signal } : {});
-    return [...new Set(containers.map((c) => c.image).filter((i) => i !== ''))];
+    const images = new Set<string>();
+    for (const c of containers) {
+      const image = containerImageInUse(c);
+      if (image !== undefined) images.add(image);
+    }
+    return [...images];
   }
 }

@@ -21,7 +21,8 @@
  *   itself (root, same host), concurrently with the fetch; {@link localApplyState} says why not.
  * - {@link ContainerdPullTarget}: containerd as the pipeline's `PullTarget` (src/pull `pullImage`),
  *   unpacking layers as they commit.
- * - {@link ContainerdImageService}: the CRI image service (`ImageService`) over containerd's store.
+ * - {@link ContainerdImageService}: the CRI image service (`ImageService`) over containerd's store;
+ *   its `imagesInUse()` lists the images containers use ({@link containerImageInUse}), for image GC.
  * - {@link criImageNames}, {@link putImageRecords}: CRI-compatible image records.
  * - Labels: {@link childGcLabels}, {@link distributionSourceLabel} and the label key constants.
  *
@@ -58,6 +59,7 @@ export {
   writeContent,
   type ContentWriterOptions,
 } from './content-writer.js';
+export { CRI_CONTAINER_METADATA_EXTENSION, containerImageInUse } from './containers.js';
 export { criImageNames, putImageRecords } from './images.js';
 export { ContainerdImageService, type ContainerdImageServiceOptions } from './image-service.js';
 export { ContainerdPullTarget, type ContainerdPullTargetOptions } from './pull-target.js';

@@ -169,10 +169,14 @@ export interface NodeAgent {
   rescan(): Promise<void>;
   /** Syncs every idle pod now, waits for syncs in progress (no second one behind them). */
   syncAll(): Promise<void>;
-  /** Runs image GC now with the pods' images in use. */
+  /** Runs image GC now with the images in use ({@link NodeAgent.inUse}). */
   garbageCollect(): Promise<ImageGCResult>;
-  /** The images in use by the pods (image ids of ready containers). */
-  inUse(): string[];
+  /**
+   * The images image GC keeps as in use: the pods' (image ids of ready containers) and the pre-pulls',
+   * and over containerd those of its containers, whoever started them (asked now; image ids, or the
+   * image name of a container created without containerd's CRI plugin).
+   */
+  inUse(): Promise<string[]>;
   /** The store summary served on `/api/store`. */
   storeSummary(): Promise<StoreSummary>;
   /** The pre-pulls and their states. */
@@ -501,24 +505,28 @@ async function runAgent(
     changed: () => state.storeChanged(),
   });
   cleanups.push(() => prepull.stop(new Error('agent closing')));
-  const inUse = (): string[] => imagesInUse(state, prepull);
+  const ownInUse = (): string[] => imagesInUse(state, prepull);
+  // The runtime's GC adds its containers' images on every run; the summary shows the same set.
+  const inUse = async (): Promise<string[]> => [
+    ...new Set([...ownInUse(), ...(await runtime.containersInUse())]),
+  ];
   const gcPeriodMs = options.gcPeriodMs ?? IMAGE_GC_PERIOD_MS;
   const gc = new ImageGcRunner({
     gc: runtime.gc,
     periodMs: gcPeriodMs,
-    inUse,
+    inUse: ownInUse,
     metrics,
     log,
     storeChanged: () => state.storeChanged(),
   });
   gc.start();
   cleanups.push(() => gc.stop());
-  const storeSummary = (): Promise<StoreSummary> =>
+  const storeSummary = async (): Promise<StoreSummary> =>
     summarizeStore({
       root: imageStoreLocation(options, runtime),
       imageService: runtime.imageService,
       records: () => runtime.store.images.list(),
-      inUse: inUse(),
+      inUse: await inUse(),
       prepull: prepull.states(),
       policy: runtime.gcPolicy,
       gcPeriodMs,

@@ -26,7 +26,7 @@
  * 6. the persisted back-off (`<root>/manager/backoff.json`) and the image manager (puller settings and
  *    feature gates from the kubelet configuration);
  * 7. the image GC manager (policy from the configuration, state under the root, store sweep for
- *    `local`).
+ *    `local`; for `containerd`, the images of containerd's containers count as in use on every run).
  *
  * `explain.ts` runs the manager's explain chain over an open runtime (`explainImages`,
  * `podExplainInputs`): which back-off, records and verification count is decided there, not in a face.

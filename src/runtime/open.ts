@@ -181,7 +181,10 @@ export async function openNodeRuntime(
     const manager = makeManager(imageService);
     const gcPolicy = o.gc?.policy ?? imageGCPolicyFromConfig(config.kubelet);
     const usage = o.gc?.usage ?? backendUsage(opened, store);
-    const gc = openImageGC(config, store, usage, opened, imageService, gcPolicy, o);
+    const containerd = opened.containerd;
+    // containerd's containers keep their images, whoever created them (the kubelet, `ctr run`).
+    const containersInUse = containerd !== undefined ? () => containerd.imagesInUse() : undefined;
+    const gc = openImageGC(config, store, usage, opened, imageService, gcPolicy, o, containersInUse);
     const platformManagers = new Map<string, ImageManager>();
     let closed: Promise<void> | undefined;
     const runtime: NodeRuntime = {
@@ -201,6 +204,7 @@ export async function openNodeRuntime(
       gc,
       gcPolicy,
       usage,
+      containersInUse: containersInUse ?? (() => Promise.resolve([])),
       managerFor(platform) {
         if (platform === undefined) return manager;
         let m = platformManagers.get(platform);
@@ -235,6 +239,7 @@ function openImageGC(
   service: ImageService,
   policy: NonNullable<NodeRuntimeOverrides['gc']>['policy'] & object,
   o: NodeRuntimeOverrides,
+  containersInUse: (() => Promise<string[]>) | undefined,
 ): ImageGCManager {
   const g = o.gc ?? {};
   const local = opened.local !== undefined;
@@ -245,6 +250,7 @@ function openImageGC(
     state: new FileImageGCStateStore(store.root),
     // Only kimg's store knows first-detection and last-use times, and has blobs to sweep.
     ...(local ? { hints: storeUsageHints(store), sweep: async () => (await store.gc()).bytesFreed } : {}),
+    ...(containersInUse !== undefined ? { containersInUse } : {}),
     pinnedImages: [...DEFAULT_PINNED_IMAGES, ...config.kimg.pinnedImages, ...(g.pinnedImages ?? [])],
     ...(g.nodeName !== undefined ? { nodeName: g.nodeName } : {}),
     ...(g.recorder !== undefined ? { recorder: g.recorder } : {}),

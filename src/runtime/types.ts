@@ -215,6 +215,14 @@ export interface NodeRuntime {
   /** The image filesystem usage image GC reads (`gc.usage`, or the backend's filesystem). */
   readonly usage: FsUsageSource;
   /**
+   * The images the backend's containers use, asked afresh on each call: for `containerd`, every
+   * container of its namespace (the CRI plugin's image id, else the container's image name); none for
+   * `local` and `cri`. {@link NodeRuntime.gc} adds them to every run's in-use images itself; a face
+   * showing what GC keeps (the agent's store summary) merges them the same way.
+   * @throws KimgError `CONTAINERD_UNAVAILABLE` / `CONTAINERD_ERROR`.
+   */
+  containersInUse(): Promise<string[]>;
+  /**
    * A manager for another platform (pre-pull entries with `platform`), sharing credentials, verifier
    * and back-off; `undefined` = {@link NodeRuntime.manager}. A `cri` backend pulls for its own
    * platform: the platform is ignored (with a notice).

@@ -288,8 +288,9 @@ describe('kimg node: the node agent end to end', () => {
     );
     const latestId = images['app:latest']?.manifests[0]?.config.digest ?? '';
     const app1Id = images['app:1']?.manifests[0]?.config.digest ?? '';
-    assert.ok(!agent?.inUse().includes(latestId));
-    assert.ok(agent?.inUse().includes(app1Id));
+    const inUse = (await agent?.inUse()) ?? [];
+    assert.ok(!inUse.includes(latestId));
+    assert.ok(inUse.includes(app1Id));
     const before = await agent?.storeSummary();
     assert.ok(before?.images.some((i) => i.id === latestId));
     const r = await agent?.garbageCollect();

@@ -5,9 +5,10 @@
  * The policy comes from the kubelet configuration (`imageGCHighThresholdPercent`,
  * `imageGCLowThresholdPercent`, `imageMinimumGCAge`, `imageMaximumGCAge`; defaults 85, 80, 2m, off),
  * validated with the kubelet's messages. Usage is the store filesystem's (statfs). Images named by
- * `--in-use` (the images of the node's containers) and pinned images (`--pinned`, the default sandbox
- * image, records marked pinned) are never removed. First-detection and last-use times are the records'
- * `pulledAt`/`lastUsed`, remembered in `<root>/manager/image-gc.json`.
+ * `--in-use` (the images of the node's containers), with `--containerd` the images of containerd's
+ * containers (asked by the runtime's GC on each run), and pinned images (`--pinned`, the default
+ * sandbox image, records marked pinned) are never removed. First-detection and last-use times are the
+ * records' `pulledAt`/`lastUsed`, remembered in `<root>/manager/image-gc.json`.
  *
  * Prints one row per image: KEEP or DELETE, the reason (`in-use`, `pinned`, `too-young`, `max-age`,
  * `space`, `below-threshold`, `enough-freed`, …) and the LRU rank; then the bytes freed (or, with
@@ -146,8 +147,8 @@ export function registerGc(program: Command, ctx: CliContext): void {
     });
     let result: ImageGCResult;
     try {
-      // Over containerd: images its containers were created from are in use, as for the kubelet.
-      const inUse = [...(opts.inUse ?? []), ...((await runtime.containerd?.imagesInUse()) ?? [])];
+      // Over containerd the runtime's GC adds the images of containerd's containers itself.
+      const inUse = opts.inUse ?? [];
       result = opts.dryRun ? await runtime.gc.plan({ inUse }) : await runtime.gc.garbageCollect({ inUse });
     } finally {
       await runtime.close();

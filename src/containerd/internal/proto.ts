@@ -120,6 +120,11 @@ export interface WireNamespace {
   name: string;
   labels: Record<string, string>;
 }
+/** `google.protobuf.Any` as proto-loader decodes it (bytes as a Buffer). */
+export interface WireAny {
+  type_url: string;
+  value: Buffer;
+}
 export interface WireContainer {
   id: string;
   labels: Record<string, string>;
@@ -128,6 +133,7 @@ export interface WireContainer {
   snapshot_key: string;
   created_at: WireTimestamp | null;
   updated_at: WireTimestamp | null;
+  extensions: Record<string, WireAny>;
 }
 
 /** A unary client method as grpc-js generates it. */

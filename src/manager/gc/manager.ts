@@ -82,6 +82,14 @@ export interface ImageGCManagerOptions {
   sweep?: () => Promise<number>;
   /** Registers `kimg_image_garbage_collected_total` and `kimg_image_garbage_collected_bytes_total`. */
   metricsRegistry?: Registry;
+  /**
+   * The images the runtime's containers use (names or ids; e.g. containerd's containers), asked on
+   * every run and dry run right after the images are listed, as the kubelet asks its runtime for its
+   * pods (kubelet `detectImages`). They count as in use besides the run's own `inUse`; one that names
+   * no image is not reported as unmatched (its container outlived its image). A failure fails the run:
+   * nothing is removed while it is unknown which images containers use. Default: none.
+   */
+  containersInUse?: () => Promise<readonly string[]>;
 }
 
 /** Per-run options. */
@@ -203,6 +211,8 @@ export class ImageGCManager {
       };
     });
     const inUse = resolveImageKeys(images, inUseInputs);
+    const containers = this.options.containersInUse ? await this.options.containersInUse() : [];
+    for (const k of resolveImageKeys(images, containers).keys) inUse.keys.add(k);
     const pinned = resolveImageKeys(images, this.options.pinnedImages ?? DEFAULT_PINNED_IMAGES);
     const seen = new Set<string>();
     for (const img of images) {

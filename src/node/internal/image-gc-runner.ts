@@ -1,7 +1,8 @@
 /**
  * Image GC in the agent: the GC manager runs on its period (and on demand) with the images in use by
- * the pods and the pre-pulls; each run's reclaimed bytes are counted, its removals logged and the
- * store summary told, and the last run is kept for the summary.
+ * the pods and the pre-pulls (the runtime's GC manager adds the images of the runtime's containers
+ * itself on every run, e.g. containerd's); each run's reclaimed bytes are counted, its removals logged
+ * and the store summary told, and the last run is kept for the summary.
  */
 import type { ImageGCManager, ImageGCResult } from '../../manager/index.js';
 import type { NodeMetrics } from '../metrics.js';
@@ -12,8 +13,8 @@ import { gcRunSummary, type GcRunSummary } from './store-summary.js';
 export interface ImageGcRunnerDeps {
   gc: ImageGCManager;
   periodMs: number;
-  /** The image ids in use. */
-  inUse(): string[];
+  /** The images the agent's pods and pre-pulls use (ids or names), read at the start of each run. */
+  inUse(): readonly string[] | Promise<readonly string[]>;
   metrics: NodeMetrics;
   log: AgentLog;
   /** Images were removed (the store summary changed). */
@@ -49,7 +50,7 @@ export class ImageGcRunner {
 
   /** Runs GC now with the images in use. */
   async runNow(): Promise<ImageGCResult> {
-    const r = await this.deps.gc.garbageCollect({ inUse: this.deps.inUse() });
+    const r = await this.deps.gc.garbageCollect({ inUse: await this.deps.inUse() });
     this.report(r);
     return r;
   }

@@ -1,9 +1,15 @@
 /**
  * The store summary served on `/api/store` and shown on the status page: the images (names, size,
- * pinned, in use by a pod or pre-pull, last used), the pre-pulls, the image filesystem's usage against
- * the GC thresholds, and the last GC run.
+ * pinned, in use by a pod, a pre-pull or a runtime's container, last used), the pre-pulls, the image
+ * filesystem's usage against the GC thresholds, and the last GC run.
  */
-import type { FsUsageSource, ImageGCPolicy, ImageGCResult, ImageService } from '../../manager/index.js';
+import {
+  resolveImageKeys,
+  type FsUsageSource,
+  type ImageGCPolicy,
+  type ImageGCResult,
+  type ImageService,
+} from '../../manager/index.js';
 import type { PrepullState } from '../prepull.js';
 import type { GcRunSummary, StoreSummary } from '../types.js';
 
@@ -16,6 +22,7 @@ export interface StoreSummaryInput {
   imageService: Pick<ImageService, 'listImages'>;
   /** kimg's image records (last-used times by image id); none for a CRI runtime's images. */
   records(): Promise<readonly { imageId: string; lastUsed: string }[]>;
+  /** The images GC keeps as in use: ids or names, matched as image GC matches them. */
   inUse: readonly string[];
   prepull: PrepullState[];
   policy: Pick<ImageGCPolicy, 'highThresholdPercent' | 'lowThresholdPercent'>;
@@ -42,8 +49,11 @@ export function usedPercent(capacityBytes: number, availableBytes: number): numb
 
 /** Builds the summary; an unknown filesystem usage is left out. */
 export async function summarizeStore(input: StoreSummaryInput): Promise<StoreSummary> {
-  const used = new Set(input.inUse);
   const infos = await input.imageService.listImages();
+  const used = resolveImageKeys(
+    infos.map((i) => ({ key: i.id, id: i.id, names: [...i.repoTags, ...i.repoDigests] })),
+    input.inUse,
+  ).keys;
   const records = await input.records();
   const images = infos.map((i) => {
     const lastUsed = records
