@@ -50,22 +50,9 @@ import { killProcess, spawnTracked, waitFor, type TrackedProcess } from '../help
 import { stopRegistries } from '../helpers/registry.js';
 import { skopeoPush } from '../helpers/skopeo.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
+import { observeImage } from '../helpers/cri-views.js';
 
 const CLI = new URL('../../src/cli/main.js', import.meta.url).pathname;
-
-/** An Image with its exact size (both sides count the same content of the same store kind). */
-function observe(i: ImageInfo | undefined): unknown {
-  if (i === undefined) return 'absent';
-  return {
-    id: i.id,
-    repoTags: [...i.repoTags].sort(),
-    repoDigests: [...i.repoDigests].sort(),
-    size: i.size,
-    uid: i.uid ?? null,
-    username: i.username ?? null,
-    pinned: i.pinned,
-  };
-}
 
 describe('cri differential: kimg serve --containerd vs containerd', () => {
   let work = '';
@@ -221,10 +208,10 @@ describe('cri differential: kimg serve --containerd vs containerd', () => {
     test(`${label}: PullImage ref and ImageStatus (by name, id, short id) are equal`, async () => {
       const name = image();
       const ref = await same(ctx, 'image_ref', (c) => c.pullImage({ image: name }, undefined));
-      await same(ctx, 'ImageStatus', async (c) => observe(await c.imageStatus({ image: name })));
-      await same(ctx, 'ImageStatus by id', async (c) => observe(await c.imageStatus({ image: ref })));
+      await same(ctx, 'ImageStatus', async (c) => observeImage(await c.imageStatus({ image: name })));
+      await same(ctx, 'ImageStatus by id', async (c) => observeImage(await c.imageStatus({ image: ref })));
       await same(ctx, 'ImageStatus by short id', async (c) =>
-        observe(await c.imageStatus({ image: ref.slice('sha256:'.length, 'sha256:'.length + 12) })),
+        observeImage(await c.imageStatus({ image: ref.slice('sha256:'.length, 'sha256:'.length + 12) })),
       );
     });
   }
@@ -233,12 +220,12 @@ describe('cri differential: kimg serve --containerd vs containerd', () => {
     const name = `${ctx.fx.regs.basic.host}/small:1`;
     const auth = { username: ctx.fx.regs.basic.username!, password: new Secret(ctx.fx.regs.basic.password!) };
     await same(ctx, 'image_ref', (c) => c.pullImage({ image: name }, auth));
-    await same(ctx, 'ImageStatus', async (c) => observe(await c.imageStatus({ image: name })));
+    await same(ctx, 'ImageStatus', async (c) => observeImage(await c.imageStatus({ image: name })));
   });
 
   test('ListImages is the same set; containerd CRI on kimg’s containerd agrees', async () => {
     const list = (xs: ImageInfo[]) =>
-      xs.map(observe).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+      xs.map(observeImage).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
     const l = await same(ctx, 'ListImages', async (c) => list(await c.listImages()));
     // containerd's own CRI plugin over the containerd kimg wrote into lists the same images.
     let seen: unknown;
@@ -257,7 +244,9 @@ describe('cri differential: kimg serve --containerd vs containerd', () => {
     const mine = await ctx.clients.kimg.imageStatusVerbose({ image: name });
     assert.deepEqual(mine.info, (await containerdCriStatus(name)).info);
     await same(ctx, 'RemoveImage', async (c) => c.removeImage({ image: name }));
-    await same(ctx, 'ImageStatus after remove', async (c) => observe(await c.imageStatus({ image: name })));
+    await same(ctx, 'ImageStatus after remove', async (c) =>
+      observeImage(await c.imageStatus({ image: name })),
+    );
     await same(ctx, 'RemoveImage absent', async (c) => c.removeImage({ image: name }));
     // containerd collected the content of the removed image.
     const left = (await ours.ctr(['content', 'ls', '-q'], { namespace: 'k8s.io' })).stdout;

@@ -22,7 +22,6 @@ import { runCli } from '../../src/cli/program.js';
 import { loadNodeConfig } from '../../src/config/index.js';
 import { ContainerdClient } from '../../src/containerd/index.js';
 import { CriImageService } from '../../src/cri/index.js';
-import type { ImageInfo } from '../../src/manager/index.js';
 import { openNodeRuntime } from '../../src/runtime/index.js';
 import { requireBinary } from '../helpers/components.js';
 import { startContainerd, type StartedContainerd } from '../helpers/containerd.js';
@@ -36,21 +35,10 @@ import {
 } from '../helpers/registry.js';
 import { skopeoPush } from '../helpers/skopeo.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
+import { observeImage } from '../helpers/cri-views.js';
 
 /** A loopback port nothing listens on (privileged, never bound here): connections are refused. */
 const REFUSING = '127.0.0.1:1';
-
-function observe(i: ImageInfo | undefined): unknown {
-  if (i === undefined) return 'absent';
-  return {
-    id: i.id,
-    repoTags: [...i.repoTags].sort(),
-    repoDigests: [...i.repoDigests].sort(),
-    size: i.size,
-    uid: i.uid ?? null,
-    username: i.username ?? null,
-  };
-}
 
 /** Every blob of a generated image: top-level object, manifests, configs, layers. */
 function blobsOf(img: GeneratedImage): string[] {
@@ -99,7 +87,7 @@ describe('containerd image store through a hosts.toml mirror: kimg and container
   async function criEventually(image: string, expected: unknown): Promise<unknown> {
     let last: unknown;
     for (let i = 0; i < 200; i++) {
-      last = observe(await cri.imageStatus({ image }));
+      last = observeImage(await cri.imageStatus({ image }));
       if (JSON.stringify(last) === JSON.stringify(expected)) return last;
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -133,10 +121,10 @@ describe('containerd image store through a hosts.toml mirror: kimg and container
   ) {
     const theirs = await requestsDuring(async () => {
       const ref = await cri.pullImage({ image }, undefined);
-      return { ref, status: observe(await cri.imageStatus({ image })), labels: await labelsOf(img) };
+      return { ref, status: observeImage(await cri.imageStatus({ image })), labels: await labelsOf(img) };
     });
     await cri.removeImage({ image: theirs.result.ref });
-    assert.equal(observe(await cri.imageStatus({ image })), 'absent');
+    assert.equal(observeImage(await cri.imageStatus({ image })), 'absent');
     for (const [d, l] of Object.entries(await labelsOf(img)))
       assert.equal(l, undefined, `${d} was collected with containerd's image`);
 

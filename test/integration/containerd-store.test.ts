@@ -32,6 +32,7 @@ import { generateImage, type GeneratedImage } from '../helpers/images.js';
 import { startRegistries, stopRegistries, type StartedRegistry } from '../helpers/registry.js';
 import { skopeoPush } from '../helpers/skopeo.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
+import { observeImage } from '../helpers/cri-views.js';
 
 /** The names CRI gives a pull of a tagged `image` (id, tag, repo digest). */
 function criNames(id: string, image: string, digest: string): string[] {
@@ -69,19 +70,6 @@ function pullOutcome(r: ContainerdPullResult): unknown {
     layers: r.layers,
     unpacked: r.unpacked,
     record,
-  };
-}
-
-function observe(i: ImageInfo | undefined): unknown {
-  if (i === undefined) return 'absent';
-  return {
-    id: i.id,
-    repoTags: [...i.repoTags].sort(),
-    repoDigests: [...i.repoDigests].sort(),
-    size: i.size,
-    uid: i.uid ?? null,
-    username: i.username ?? null,
-    pinned: i.pinned,
   };
 }
 
@@ -127,9 +115,9 @@ describe('containerd image store: kimg pulls, containerd stores', () => {
   /** CRI's own PullImage, observed, then removed again (containerd's RemoveImage GCs synchronously). */
   async function containerdObservation(image: string, auth?: { username: string; password: Secret }) {
     const ref = await cri.pullImage({ image }, auth);
-    const status = observe(await cri.imageStatus({ image }));
+    const status = observeImage(await cri.imageStatus({ image }));
     await cri.removeImage({ image: ref });
-    assert.equal(observe(await cri.imageStatus({ image })), 'absent');
+    assert.equal(observeImage(await cri.imageStatus({ image })), 'absent');
     return { ref, status };
   }
 
@@ -141,7 +129,7 @@ describe('containerd image store: kimg pulls, containerd stores', () => {
   async function criEventually(image: string, expected: unknown): Promise<unknown> {
     let last: unknown;
     for (let i = 0; i < 200; i++) {
-      last = observe(await cri.imageStatus({ image }));
+      last = observeImage(await cri.imageStatus({ image }));
       if (JSON.stringify(last) === JSON.stringify(expected)) return last;
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -353,7 +341,7 @@ describe('containerd image store: kimg pulls, containerd stores', () => {
       });
       assert.deepEqual(await client.leaseList(), leases);
       assert.deepEqual(await client.contentListStatuses(), ingests);
-      assert.deepEqual(observe(await cri.imageStatus({ image })), theirs.status);
+      assert.deepEqual(observeImage(await cri.imageStatus({ image })), theirs.status);
       await removeRecords(full.result.names);
     }
   });

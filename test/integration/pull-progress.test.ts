@@ -9,19 +9,18 @@
  */
 import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { parseNodeConfig } from '../../src/config/index.js';
 import { CriImageService } from '../../src/cri/index.js';
 import { FakeUsageSource } from '../../src/testing/index.js';
 import { startNodeAgent, type NodeAgent } from '../../src/node/index.js';
-import type { PullProgressLine } from '../../src/pull/index.js';
 import { generateImage, type GeneratedImage } from '../helpers/images.js';
 import { killProcess, spawnTracked, waitFor } from '../helpers/proc.js';
 import { startRegistry, type StartedRegistry } from '../helpers/registry.js';
 import { skopeoPush } from '../helpers/skopeo.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
+import { assertStreamedToTheEnd, followProgress } from '../helpers/progress-stream.js';
 
 let reg: StartedRegistry;
 let work: string;
@@ -68,31 +67,6 @@ after(async () => {
   if (work !== undefined) await removeTempDir(work);
 });
 
-/** An open stream: its lines so far, and how to end it. */
-function follow(url: string): Promise<{ lines: PullProgressLine[]; close(): void }> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, (res) => {
-      assert.equal(res.statusCode, 200);
-      assert.match(String(res.headers['content-type']), /^application\/x-ndjson/);
-      const lines: PullProgressLine[] = [];
-      let buf = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        buf += chunk;
-        let i;
-        while ((i = buf.indexOf('\n')) >= 0) {
-          lines.push(JSON.parse(buf.slice(0, i)) as PullProgressLine);
-          buf = buf.slice(i + 1);
-        }
-      });
-      res.on('error', () => {});
-      resolve({ lines, close: () => req.destroy() });
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
 async function addPod(name: string, image: string): Promise<void> {
   const yaml = ['apiVersion: v1', 'kind: Pod', 'metadata:', `  name: ${name}`, 'spec:', '  containers:'];
   yaml.push('  - name: main', `    image: ${image}`, '');
@@ -103,41 +77,11 @@ async function addPod(name: string, image: string): Promise<void> {
 test('the stream shows every layer of an agent pull, then the final line; the pull leaves', async () => {
   const base = agent!.url!;
   const image = `${reg.host}/big:1`;
-  const stream = await follow(`${base}/api/pulls/progress`);
+  const stream = await followProgress(`${base}/api/pulls/progress`);
   try {
     await addPod('big', image);
-    const final = await waitFor(
-      'the final line of the pull',
-      () => stream.lines.find((l) => l.name === image && (l.done === true || l.error !== undefined)),
-      { timeoutMs: 30_000, intervalMs: 20, describe: async () => JSON.stringify(stream.lines) },
-    );
-    assert.equal(final.error, undefined);
-    const m = img.manifests[0]!;
-    const blobs = [m.config, ...m.layers];
-    assert.deepEqual(final, {
-      name: image,
-      image,
-      progress: final.total,
-      total: blobs.reduce((n, b) => n + b.size, 0),
-      done: true,
-    });
-    for (const b of blobs) {
-      const mine = stream.lines.filter((l) => l.layer === b.digest);
-      assert.ok(mine.length >= 1, `lines for ${b.digest}`);
-      for (const l of mine) {
-        assert.equal(l.image, image);
-        assert.equal(l.name, b.digest);
-        assert.equal(l.total, b.size);
-        assert.ok(l.progress >= 0 && l.progress <= l.total);
-      }
-      assert.equal(mine.at(-1)!.progress, b.size);
-    }
-    // The big layer downloads in steps: its progress lines never go back.
-    const big = stream.lines.filter((l) => l.layer === m.layers[0]!.digest).map((l) => l.progress);
-    assert.deepEqual(
-      big,
-      [...big].sort((a, b) => a - b),
-    );
+    // Every layer, then the final line; each layer's progress never goes back.
+    await assertStreamedToTheEnd(stream, image, img, { timeoutMs: 30_000 });
     const snapshot = await (await fetch(`${base}/api/pulls/progress?watch=false`)).text();
     assert.ok(!snapshot.includes(image), 'a completed pull leaves the snapshot');
   } finally {
@@ -148,7 +92,7 @@ test('the stream shows every layer of an agent pull, then the final line; the pu
 test('a pull of a missing tag ends with an error line', async () => {
   const base = agent!.url!;
   const image = `${reg.host}/big:missing`;
-  const stream = await follow(`${base}/api/pulls/progress`);
+  const stream = await followProgress(`${base}/api/pulls/progress`);
   try {
     await addPod('missing', image);
     const final = await waitFor(
@@ -199,7 +143,7 @@ test('kimg serve --http streams the progress of a CRI PullImage', async () => {
       { watch: proc, timeoutMs: 20_000 },
     );
     const image = `${reg.host}/big:1`;
-    const stream = await follow(`${base}/api/pulls/progress`);
+    const stream = await followProgress(`${base}/api/pulls/progress`);
     try {
       await cri.pullImage({ image }, undefined);
       const final = await waitFor('the final line', () =>
