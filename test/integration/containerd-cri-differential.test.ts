@@ -22,8 +22,6 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { CliContext } from '../../src/cli/context.js';
-import { runCli } from '../../src/cli/program.js';
 import { loadNodeConfig } from '../../src/config/index.js';
 import { Secret, credentialHash } from '../../src/credentials/index.js';
 import { CriImageService, type ImageStatusResult } from '../../src/cri/index.js';
@@ -45,12 +43,12 @@ import {
   type CriDiffContext,
 } from '../helpers/cri-differential-cases.js';
 import { generateImage, type GeneratedImage } from '../helpers/images.js';
-import { Sink } from '../helpers/output.js';
 import { killProcess, spawnTracked, waitFor, type TrackedProcess } from '../helpers/proc.js';
 import { stopRegistries } from '../helpers/registry.js';
 import { skopeoPush } from '../helpers/skopeo.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 import { observeImage } from '../helpers/cri-views.js';
+import { kimgInProcess as kimg } from '../helpers/cli.js';
 
 const CLI = new URL('../../src/cli/main.js', import.meta.url).pathname;
 
@@ -65,14 +63,6 @@ describe('cri differential: kimg serve --containerd vs containerd', () => {
   let lonely: GeneratedImage;
   let configFile = '';
   let privateImg: GeneratedImage;
-
-  async function kimg(...args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-    const stdout = new Sink();
-    const stderr = new Sink();
-    const cli: CliContext = { stdout, stderr, env: {}, exitStatus: 0 };
-    const status = await runCli(['node', 'kimg', ...args], cli);
-    return { status, stdout: stdout.text, stderr: stderr.text };
-  }
 
   /**
    * Verbose ImageStatus from containerd's own CRI plugin on the containerd kimg pulls into, once that

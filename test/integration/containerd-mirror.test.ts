@@ -17,8 +17,6 @@ import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { CliContext } from '../../src/cli/context.js';
-import { runCli } from '../../src/cli/program.js';
 import { loadNodeConfig } from '../../src/config/index.js';
 import { ContainerdClient } from '../../src/containerd/index.js';
 import { CriImageService } from '../../src/cri/index.js';
@@ -26,7 +24,6 @@ import { openNodeRuntime } from '../../src/runtime/index.js';
 import { requireBinary } from '../helpers/components.js';
 import { startContainerd, type StartedContainerd } from '../helpers/containerd.js';
 import { generateImage, type GeneratedImage } from '../helpers/images.js';
-import { Sink } from '../helpers/output.js';
 import {
   startRegistry,
   stopRegistries,
@@ -36,6 +33,7 @@ import {
 import { skopeoPush } from '../helpers/skopeo.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 import { observeImage } from '../helpers/cri-views.js';
+import { kimgInProcess as kimg } from '../helpers/cli.js';
 
 /** A loopback port nothing listens on (privileged, never bound here): connections are refused. */
 const REFUSING = '127.0.0.1:1';
@@ -60,14 +58,6 @@ describe('containerd image store through a hosts.toml mirror: kimg and container
   let cri: CriImageService;
   let mirrored: GeneratedImage;
   let direct: GeneratedImage;
-
-  async function kimg(...args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-    const stdout = new Sink();
-    const stderr = new Sink();
-    const ctx: CliContext = { stdout, stderr, env: {}, exitStatus: 0 };
-    const status = await runCli(['node', 'kimg', ...args], ctx);
-    return { status, stdout: stdout.text, stderr: stderr.text };
-  }
 
   /** `<certsDir>/<host>/hosts.toml`, read by containerd's CRI plugin on each pull and by kimg. */
   async function writeHostsToml(host: string, lines: readonly string[]): Promise<void> {

@@ -24,8 +24,6 @@ import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { CliContext } from '../../src/cli/context.js';
-import { runCli } from '../../src/cli/program.js';
 import { parseNodeConfig } from '../../src/config/index.js';
 import { ContainerdClient } from '../../src/containerd/index.js';
 import { CriImageService } from '../../src/cri/index.js';
@@ -36,13 +34,13 @@ import { requireBinary } from '../helpers/components.js';
 import { startContainerd, type StartedContainerd } from '../helpers/containerd.js';
 import { criEventually, observeImage } from '../helpers/cri-views.js';
 import { generateImage, type GeneratedImage } from '../helpers/images.js';
-import { Sink } from '../helpers/output.js';
 import { killProcess, spawnTracked, waitFor } from '../helpers/proc.js';
 import { startRegistry, type AccessLogEntry, type StartedRegistry } from '../helpers/registry.js';
 import { skopeoPush } from '../helpers/skopeo.js';
 import { slowLink, type SlowLink } from '../helpers/slow-link.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 import { assertStreamedToTheEnd, followProgress } from '../helpers/progress-stream.js';
+import { kimgInProcess as kimg } from '../helpers/cli.js';
 
 const MiB = 1024 * 1024;
 const CLI = new URL('../../src/cli/main.js', import.meta.url).pathname;
@@ -58,14 +56,6 @@ const REPOS = {
   configPrepull: 'cli/config-prepull:1',
 } as const;
 type Role = keyof typeof REPOS;
-
-async function kimg(...args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-  const stdout = new Sink();
-  const stderr = new Sink();
-  const ctx: CliContext = { stdout, stderr, env: {}, exitStatus: 0 };
-  const status = await runCli(['node', 'kimg', ...args], ctx);
-  return { status, stdout: stdout.text, stderr: stderr.text };
-}
 
 function podYaml(name: string, image: string): string {
   return ['apiVersion: v1', 'kind: Pod', 'metadata:', `  name: ${name}`, 'spec:', '  containers:']

@@ -7,20 +7,10 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { CliContext } from '../../../src/cli/context.js';
-import { runCli } from '../../../src/cli/program.js';
 import { openStore } from '../../../src/store/index.js';
 import { generateImage } from '../../helpers/images.js';
 import { makeTempDir, removeTempDir } from '../../helpers/tmp.js';
-import { Sink } from '../../helpers/output.js';
-
-async function kimg(...args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-  const stdout = new Sink();
-  const stderr = new Sink();
-  const ctx: CliContext = { stdout, stderr, env: {}, exitStatus: 0 };
-  const status = await runCli(['node', 'kimg', ...args], ctx);
-  return { status, stdout: stdout.text, stderr: stderr.text };
-}
+import { kimgInProcess as kimg } from '../../helpers/cli.js';
 
 const HEADER = 'apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n';
 
