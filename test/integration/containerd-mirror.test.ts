@@ -32,7 +32,7 @@ import {
 } from '../helpers/registry.js';
 import { skopeoPush } from '../helpers/skopeo.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
-import { observeImage } from '../helpers/cri-views.js';
+import { criEventually as criEventuallyOf, observeImage } from '../helpers/cri-views.js';
 import { kimgInProcess as kimg } from '../helpers/cli.js';
 
 /** A loopback port nothing listens on (privileged, never bound here): connections are refused. */
@@ -74,15 +74,8 @@ describe('containerd image store through a hosts.toml mirror: kimg and container
   }
 
   /** CRI's view once its event monitor has caught up with records another client created. */
-  async function criEventually(image: string, expected: unknown): Promise<unknown> {
-    let last: unknown;
-    for (let i = 0; i < 200; i++) {
-      last = observeImage(await cri.imageStatus({ image }));
-      if (JSON.stringify(last) === JSON.stringify(expected)) return last;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    return last;
-  }
+  const criEventually = (image: string, expected: unknown): Promise<unknown> =>
+    criEventuallyOf(cri, image, expected);
 
   /** Requests each registry received while `fn` ran. */
   async function requestsDuring<T>(fn: () => Promise<T>): Promise<{

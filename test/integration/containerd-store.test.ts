@@ -32,7 +32,7 @@ import { generateImage, type GeneratedImage } from '../helpers/images.js';
 import { startRegistries, stopRegistries, type StartedRegistry } from '../helpers/registry.js';
 import { skopeoPush } from '../helpers/skopeo.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
-import { observeImage } from '../helpers/cri-views.js';
+import { criEventually as criEventuallyOf, observeImage } from '../helpers/cri-views.js';
 
 /** The names CRI gives a pull of a tagged `image` (id, tag, repo digest). */
 function criNames(id: string, image: string, digest: string): string[] {
@@ -121,20 +121,10 @@ describe('containerd image store: kimg pulls, containerd stores', () => {
     return { ref, status };
   }
 
-  /**
-   * CRI's view once its event monitor has caught up: containerd's CRI plugin learns of records another
-   * client creates from containerd's image events, asynchronously (one event per record). Polls until
-   * the observation equals `expected` (or returns the last one after ~10 s).
-   */
-  async function criEventually(image: string, expected: unknown): Promise<unknown> {
-    let last: unknown;
-    for (let i = 0; i < 200; i++) {
-      last = observeImage(await cri.imageStatus({ image }));
-      if (JSON.stringify(last) === JSON.stringify(expected)) return last;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    return last;
-  }
+  /** CRI's view once its event monitor has caught up with records another client created. */
+  const criEventually = (image: string, expected: unknown): Promise<unknown> =>
+    criEventuallyOf(cri, image, expected);
+
   async function criStatus(image: string): Promise<ImageInfo | undefined> {
     for (let i = 0; i < 200; i++) {
       const s = await cri.imageStatus({ image });
