@@ -9,7 +9,9 @@
  * `pkg/cri/store/container/metadata.go`), while the container record's `image` field holds the name
  * the image had when the container was created. The id is preferred: a tag that moved since then
  * names another image. Containers made without the CRI plugin (`ctr run`, other clients) have only the
- * name, so the name is used for them.
+ * name, so the name is used for them. The limit that leaves: such a container whose tag has since moved
+ * keeps the tag's new image in use, not the one it runs (GC may then remove the latter's records; its
+ * snapshots stay, held by the container, as containerd's own GC holds them).
  */
 import type { ContainerdContainer } from './client.js';
 

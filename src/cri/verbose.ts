@@ -21,7 +21,8 @@
  * - timestamps are RFC 3339 with the fraction trimmed of trailing zeros and `Z` for a zero offset;
  * - strings escape `<`, `>`, `&`, U+2028 and U+2029 as `\u00XX`, and backspace and form feed as
  *   `\u0008` / `\u000c`, as Go's encoder (before Go 1.22) writes them.
- * A value of the wrong JSON type, which makes containerd refuse the whole image, is left out here.
+ * A value of the wrong JSON type or a timestamp that is not RFC 3339, either of which makes containerd
+ * refuse the whole image, is left out here.
  */
 import { createHash } from 'node:crypto';
 import type { ImageInfo, ImageSpec } from '../manager/index.js';
@@ -71,10 +72,13 @@ function goString(s: string): string {
 
 const RFC3339 = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})$/;
 
-/** A timestamp as Go's `time.Time` encodes it after decoding (RFC3339Nano); other text as it is. */
-function goTime(s: string): string {
+/**
+ * A timestamp as Go's `time.Time` encodes it after decoding (RFC3339Nano); undefined for text Go's
+ * decoder refuses (left out, as every value containerd could not decode).
+ */
+function goTime(s: string): string | undefined {
   const m = RFC3339.exec(s);
-  if (!m) return s;
+  if (!m) return undefined;
   const frac = (m[2] ?? '').slice(0, 9).replace(/0+$/, '');
   const zone = m[3] === '+00:00' || m[3] === '-00:00' ? 'Z' : m[3]!;
   return `${m[1]!}${frac === '' ? '' : `.${frac}`}${zone}`;
@@ -91,7 +95,8 @@ function str(v: unknown, keepEmpty = false): string | undefined {
 }
 
 function time(v: unknown): string | undefined {
-  return typeof v === 'string' ? goString(goTime(v)) : undefined;
+  const t = typeof v === 'string' ? goTime(v) : undefined;
+  return t !== undefined ? goString(t) : undefined;
 }
 
 function bool(v: unknown): string | undefined {

@@ -221,7 +221,7 @@ export const ERROR_CODES = {
   CONTAINERD_ERROR: {
     module: 'containerd',
     summary:
-      "containerd answered a content, images, leases, snapshots or diff call with an error kimg cannot classify; carries the gRPC code and containerd's message.",
+      "containerd answered a content, images, leases, snapshots, diff, containers or namespaces call with an error kimg cannot classify; carries the gRPC code and containerd's message.",
   },
 
   // --- node (the node agent and the commands that talk to it) --------------------------------------

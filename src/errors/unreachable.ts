@@ -16,6 +16,9 @@ export interface UnreachableSocket {
   permission: boolean;
 }
 
+/** The words grpc-js frames its connection failures with. */
+const GRPC_CONNECTION_TEXT = /No connection established|Last error:|Resolution note:/;
+
 export function unreachableSocket(details: string): UnreachableSocket {
   const errno = /\bconnect (E[A-Z0-9]+)\b/.exec(details)?.[1];
   if (errno !== undefined) {
@@ -31,8 +34,13 @@ export function unreachableSocket(details: string): UnreachableSocket {
         return { errno, reason: `connecting to the socket failed (${errno})`, permission: false };
     }
   }
-  // Anything else (a connection dropped mid-call) keeps grpc-js's words, without empty fragments and
-  // the `Error:` noise.
+  // grpc-js's own connection text without a system error (a connection dropped mid-call) keeps its
+  // words, without the empty fragments and the `Error:` noise; anything else is the peer's own message
+  // (a runtime answering UNAVAILABLE itself) and is passed on as it came.
+  if (!GRPC_CONNECTION_TEXT.test(details)) {
+    const own = details.trim();
+    return { reason: own === '' ? 'no answer' : own, permission: false };
+  }
   const cleaned = details
     .split(/(?<=\.)\s+|;/)
     .map((part) =>

@@ -12,8 +12,13 @@ import { waitFor } from './proc.js';
 export function followProgress(url: string): Promise<{ lines: PullProgressLine[]; close(): void }> {
   return new Promise((resolve, reject) => {
     const req = request(url, (res) => {
-      assert.equal(res.statusCode, 200);
-      assert.match(String(res.headers['content-type']), /^application\/x-ndjson/);
+      // Checked here and rejected, not thrown: a throw in this callback would never settle the promise.
+      const type = String(res.headers['content-type']);
+      if (res.statusCode !== 200 || !type.startsWith('application/x-ndjson')) {
+        req.destroy();
+        reject(new Error(`${url}: HTTP ${res.statusCode}, content-type ${type}: not a progress stream`));
+        return;
+      }
       const lines: PullProgressLine[] = [];
       let buf = '';
       res.setEncoding('utf8');
@@ -21,8 +26,14 @@ export function followProgress(url: string): Promise<{ lines: PullProgressLine[]
         buf += chunk;
         let i;
         while ((i = buf.indexOf('\n')) >= 0) {
-          lines.push(JSON.parse(buf.slice(0, i)) as PullProgressLine);
+          const line = buf.slice(0, i);
           buf = buf.slice(i + 1);
+          try {
+            lines.push(JSON.parse(line) as PullProgressLine);
+          } catch {
+            // Kept as an error line, which the caller's checks then name.
+            lines.push({ name: '', image: '', progress: 0, total: 0, error: `not JSON: ${line}` });
+          }
         }
       });
       res.on('error', () => {});
@@ -77,7 +88,6 @@ export async function assertStreamedToTheEnd(
       [...progress].sort((x, y) => x - y),
       `${b.digest}: progress never goes back`,
     );
-    assert.ok(progress[0]! >= 0, `${b.digest}: progress from 0`);
     assert.equal(progress.at(-1), b.size);
   }
   const first = stream.lines.filter((l) => l.layer === m.layers[0]!.digest);

@@ -171,6 +171,8 @@ describe('containerd client: an unreachable containerd', () => {
           e.message.lastIndexOf('; '),
         );
         assert.notEqual(reason.trim(), '', e.message);
+        // Text without grpc-js's framing is containerd's own, passed on as it came.
+        if (!/No connection established|Last error:|Resolution note:/.test(details)) return;
         assert.doesNotMatch(
           reason,
           /Resolution note:|Last error:|;\s*;|^\s*;/,

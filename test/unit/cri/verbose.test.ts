@@ -89,6 +89,18 @@ test('a field of the wrong JSON type is left out (containerd would refuse the im
   );
 });
 
+test('a timestamp that is not RFC 3339 is left out (Go cannot decode it)', () => {
+  const spec = {
+    created: 'yesterday',
+    os: 'linux',
+    history: [{ created: '2024-01-01 10:00', comment: 'c' }],
+  };
+  assert.equal(
+    goImageSpecJson(spec),
+    '{"architecture":"","os":"linux","config":{},"rootfs":{"type":"","diff_ids":null},"history":[{"comment":"c"}]}',
+  );
+});
+
 test('not a JSON object: no info (containerd cannot load such an image)', () => {
   for (const bad of ['', 'nope', '[]', 'null', '"s"']) assert.deepEqual(verboseInfoFromConfig(bad), {});
 });
