@@ -54,6 +54,49 @@ export interface ImageStatusResult {
   info: Record<string, string>;
 }
 
+/**
+ * One unary CRI call on `client`: a deadline of `timeoutMs` when asked, cancelled by `signal`, and a
+ * gRPC error mapped to a KimgError once (`fromGrpcError`, naming the call, the endpoint and the image).
+ */
+export function unaryCall<Req, Res>(
+  client: grpc.Client,
+  method: UnaryMethod<Req, Res>,
+  rpc: string,
+  request: Partial<Req>,
+  opts: {
+    endpoint: string;
+    timeoutMs: number;
+    deadline: boolean;
+    signal?: AbortSignal | undefined;
+    image?: string;
+  },
+): Promise<Res> {
+  return new Promise<Res>((resolve, reject) => {
+    const ctx = {
+      rpc,
+      endpoint: opts.endpoint,
+      ...(opts.image !== undefined ? { image: opts.image } : {}),
+    };
+    if (opts.signal?.aborted) {
+      reject(
+        fromGrpcError(
+          { code: grpc.status.CANCELLED, details: `${rpc} was cancelled`, metadata: new grpc.Metadata() },
+          ctx,
+        ),
+      );
+      return;
+    }
+    const callOptions: grpc.CallOptions = opts.deadline ? { deadline: Date.now() + opts.timeoutMs } : {};
+    const c = method.call(client, request, new grpc.Metadata(), callOptions, (err, res) => {
+      opts.signal?.removeEventListener('abort', onAbort);
+      if (err) reject(fromGrpcError(err, ctx));
+      else resolve(res as Res);
+    });
+    const onAbort = () => c.cancel();
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
 /** The CRI ImageService of a runtime socket, as an {@link ImageService}. Call `close()` when done. */
 export class CriImageService implements ImageService {
   /** `unix://<path>`. */
@@ -85,29 +128,10 @@ export class CriImageService implements ImageService {
     request: Partial<Req>,
     opts: { deadline: boolean; signal?: AbortSignal | undefined; image?: string },
   ): Promise<Res> {
-    return new Promise<Res>((resolve, reject) => {
-      const ctx = {
-        rpc,
-        endpoint: this.endpoint,
-        ...(opts.image !== undefined ? { image: opts.image } : {}),
-      };
-      if (opts.signal?.aborted) {
-        reject(
-          fromGrpcError(
-            { code: grpc.status.CANCELLED, details: `${rpc} was cancelled`, metadata: new grpc.Metadata() },
-            ctx,
-          ),
-        );
-        return;
-      }
-      const callOptions: grpc.CallOptions = opts.deadline ? { deadline: Date.now() + this.timeoutMs } : {};
-      const c = method.call(client, request, new grpc.Metadata(), callOptions, (err, res) => {
-        opts.signal?.removeEventListener('abort', onAbort);
-        if (err) reject(fromGrpcError(err, ctx));
-        else resolve(res as Res);
-      });
-      const onAbort = () => c.cancel();
-      opts.signal?.addEventListener('abort', onAbort, { once: true });
+    return unaryCall(client, method, rpc, request, {
+      ...opts,
+      endpoint: this.endpoint,
+      timeoutMs: this.timeoutMs,
     });
   }
 

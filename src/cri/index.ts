@@ -1,8 +1,9 @@
 /**
  * The CRI face of kimg: its own wire-compatible subset of `runtime.v1` (`proto/kimg-cri.proto`), a
- * server that serves any `ImageService` on a unix socket (`kimg serve`), and a client that makes any
+ * server that serves any `ImageService` on a unix socket (`kimg serve`), a client that makes any
  * CRI runtime socket (containerd, `kimg serve`) an `ImageService` (`kimg cri`, `kimg ensure
- * --image-service`). Errors are translated once each way (`errors.ts`): KimgError code ↔ gRPC status,
+ * --image-service`), and a RuntimeService client listing a runtime's containers (image GC's in-use
+ * images over a CRI backend). Errors are translated once each way (`errors.ts`): KimgError code ↔ gRPC status,
  * with the kubelet's `RegistryUnavailable` prefix rule.
  *
  * Follows k8s.io/cri-api `pkg/apis/runtime/v1/api.proto`, k8s.io/cri-client `pkg/remote_image.go` and
@@ -27,6 +28,13 @@ export {
   type RuntimeVersion,
   type ImageStatusResult,
 } from './client.js';
+export {
+  CriRuntimeService,
+  containerFromWire,
+  criContainerImageInUse,
+  type CriContainer,
+  type CriContainerFilter,
+} from './runtime-client.js';
 export {
   toGrpcStatus,
   fromGrpcError,

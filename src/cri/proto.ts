@@ -138,6 +138,33 @@ export interface WireImageFsInfoResponse {
   container_filesystems: WireFilesystemUsage[];
 }
 
+export type WireContainerState =
+  'CONTAINER_CREATED' | 'CONTAINER_RUNNING' | 'CONTAINER_EXITED' | 'CONTAINER_UNKNOWN';
+export interface WireContainerFilter {
+  id: string;
+  state: { state: WireContainerState } | null;
+  pod_sandbox_id: string;
+  label_selector: Record<string, string>;
+}
+export interface WireListContainersRequest {
+  filter: WireContainerFilter | null;
+}
+export interface WireContainer {
+  id: string;
+  pod_sandbox_id: string;
+  metadata: { name: string; attempt: number } | null;
+  image: WireImageSpec | null;
+  image_ref: string;
+  state: WireContainerState;
+  created_at: number;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  image_id: string;
+}
+export interface WireListContainersResponse {
+  containers: WireContainer[];
+}
+
 /** A unary client method as grpc-js generates it. */
 export type UnaryMethod<Req, Res> = (
   request: Partial<Req>,
@@ -155,9 +182,10 @@ export interface ImageServiceClient extends grpc.Client {
   ImageFsInfo: UnaryMethod<WireImageFsInfoRequest, WireImageFsInfoResponse>;
 }
 
-/** The generated `runtime.v1.RuntimeService` client (Version only). */
+/** The generated `runtime.v1.RuntimeService` client (the subset's calls). */
 export interface RuntimeServiceClient extends grpc.Client {
   Version: UnaryMethod<WireVersionRequest, WireVersionResponse>;
+  ListContainers: UnaryMethod<WireListContainersRequest, WireListContainersResponse>;
 }
 
 type ClientConstructor<C> = new (

@@ -29,6 +29,7 @@ import {
   type ReconcileReport,
 } from '../manager/index.js';
 import { PullProgressHub, type ImagePullEvent } from '../pull/index.js';
+import type { CriRuntimeService } from '../cri/index.js';
 import { RegistryClient } from '../registry/index.js';
 import { openStore, type Store } from '../store/index.js';
 import { openImageBackend, type ImageBackend } from './backend.js';
@@ -182,8 +183,14 @@ export async function openNodeRuntime(
     const gcPolicy = o.gc?.policy ?? imageGCPolicyFromConfig(config.kubelet);
     const usage = o.gc?.usage ?? backendUsage(opened, store);
     const containerd = opened.containerd;
-    // containerd's containers keep their images, whoever created them (the kubelet, `ctr run`).
-    const containersInUse = containerd !== undefined ? () => containerd.imagesInUse() : undefined;
+    // containerd's containers keep their images, whoever created them (the kubelet, `ctr run`); a CRI
+    // runtime's containers too: its RemoveImage leaves that check to the kubelet.
+    const containersInUse =
+      containerd !== undefined
+        ? () => containerd.imagesInUse()
+        : backend.kind === 'cri'
+          ? criContainersInUse(config.kubelet.containerRuntimeEndpoint, backend.timeoutMs, cleanups)
+          : undefined;
     const gc = openImageGC(config, store, usage, opened, imageService, gcPolicy, o, containersInUse);
     const platformManagers = new Map<string, ImageManager>();
     let closed: Promise<void> | undefined;
@@ -229,6 +236,36 @@ export async function openNodeRuntime(
     await runCleanups(cleanups);
     throw e;
   }
+}
+
+/**
+ * The images of the containers of the CRI runtime at `endpoint` (the kubelet's
+ * `containerRuntimeEndpoint`, which lists the containers even when images go to another
+ * `imageServiceEndpoint`), asked on every call. The client is loaded and connected on the first call,
+ * so opening the runtime stays light, and closed with the runtime.
+ */
+function criContainersInUse(
+  endpoint: string,
+  timeoutMs: number | undefined,
+  cleanups: Cleanup[],
+): () => Promise<string[]> {
+  let client: Promise<CriRuntimeService> | undefined;
+  cleanups.push(async () => {
+    const c = await client?.catch(() => undefined);
+    c?.close();
+  });
+  return async () => {
+    client ??= import('../cri/index.js').then(
+      ({ CriRuntimeService }) =>
+        new CriRuntimeService({ endpoint, ...(timeoutMs !== undefined ? { timeoutMs } : {}) }),
+    );
+    const { criContainerImageInUse } = await import('../cri/index.js');
+    const containers = await (await client).listContainers();
+    return containers.flatMap((c) => {
+      const image = criContainerImageInUse(c);
+      return image !== undefined ? [image] : [];
+    });
+  };
 }
 
 function openImageGC(

@@ -216,10 +216,13 @@ export interface NodeRuntime {
   readonly usage: FsUsageSource;
   /**
    * The images the backend's containers use, asked afresh on each call: for `containerd`, every
-   * container of its namespace (the CRI plugin's image id, else the container's image name); none for
-   * `local` and `cri`. {@link NodeRuntime.gc} adds them to every run's in-use images itself; a face
-   * showing what GC keeps (the agent's store summary) merges them the same way.
-   * @throws KimgError `CONTAINERD_UNAVAILABLE` / `CONTAINERD_ERROR`.
+   * container of its namespace (the CRI plugin's image id, else the container's image name); for
+   * `cri`, every container the runtime on the configuration's `containerRuntimeEndpoint` lists (CRI
+   * ListContainers: the image id, else the image the container names); none for `local`.
+   * {@link NodeRuntime.gc} adds them to every run's in-use images itself; a face showing what GC keeps
+   * (the agent's store summary) merges them the same way.
+   * @throws KimgError `CONTAINERD_UNAVAILABLE` / `CONTAINERD_ERROR`; `RUNTIME_UNAVAILABLE` /
+   *   `RUNTIME_ERROR` / `INVALID_ARGUMENT` (a `cri` runtime endpoint that is not a unix socket).
    */
   containersInUse(): Promise<string[]>;
   /**

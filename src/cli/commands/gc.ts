@@ -6,7 +6,9 @@
  * `imageGCLowThresholdPercent`, `imageMinimumGCAge`, `imageMaximumGCAge`; defaults 85, 80, 2m, off),
  * validated with the kubelet's messages. Usage is the store filesystem's (statfs). Images named by
  * `--in-use` (the images of the node's containers), with `--containerd` the images of containerd's
- * containers (asked by the runtime's GC on each run), and pinned images (`--pinned`, the default
+ * containers (asked by the runtime's GC on each run), with `--image-service-endpoint` (a CRI runtime's
+ * images) the images of the containers the configuration's `containerRuntimeEndpoint` lists (asked
+ * the same way), and pinned images (`--pinned`, the default
  * sandbox image, records marked pinned) are never removed. First-detection and last-use times are the
  * records' `pulledAt`/`lastUsed`, remembered in `<root>/manager/image-gc.json`.
  *
@@ -27,7 +29,7 @@ import {
   type ImageGCResult,
 } from '../../manager/index.js';
 import { loadNodeConfig } from '../../config/index.js';
-import { openNodeRuntime } from '../../runtime/index.js';
+import { imageServiceBackend, openNodeRuntime } from '../../runtime/index.js';
 import { humanSize, truncateId } from '../../store/index.js';
 import type { CliContext } from '../context.js';
 import { EXIT_STATUS_BY_CODE, ExitStatus } from '../exit-codes.js';
@@ -40,6 +42,7 @@ import { collect } from '../collect.js';
 import { escapeTerminal } from '../../gotext/index.js';
 
 interface GcCliOptions extends StoreCliOptions, ContainerdCliOptions {
+  imageServiceEndpoint?: string;
   dryRun?: boolean;
   config?: string[];
   inUse?: string[];
@@ -114,6 +117,10 @@ export function registerGc(program: Command, ctx: CliContext): void {
         )
         .option('--dry-run', 'print what would be removed, remove nothing')
         .option(
+          '--image-service-endpoint <address>',
+          "collect a CRI runtime's images (e.g. unix:///run/containerd/containerd.sock) instead of kimg's store; the containers of the config's containerRuntimeEndpoint keep theirs",
+        )
+        .option(
           '--config <file>',
           'kubelet configuration file (repeat for a KimgConfiguration sibling)',
           collect,
@@ -142,12 +149,14 @@ export function registerGc(program: Command, ctx: CliContext): void {
       verification: 'read-only',
       gc: { policy, pinnedImages: opts.pinned ?? [] },
       ...((backend) => (backend !== undefined ? { imageService: backend } : {}))(
-        containerdBackend(opts.containerd, config?.kimg),
+        opts.imageServiceEndpoint !== undefined && opts.imageServiceEndpoint !== ''
+          ? imageServiceBackend(config?.kimg, { criEndpoint: opts.imageServiceEndpoint })
+          : containerdBackend(opts.containerd, config?.kimg),
       ),
     });
     let result: ImageGCResult;
     try {
-      // Over containerd the runtime's GC adds the images of containerd's containers itself.
+      // Over containerd or a CRI runtime, the runtime's GC adds the images of its containers itself.
       const inUse = opts.inUse ?? [];
       result = opts.dryRun ? await runtime.gc.plan({ inUse }) : await runtime.gc.garbageCollect({ inUse });
     } finally {
