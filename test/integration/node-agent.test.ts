@@ -438,7 +438,7 @@ describe('kimg node with a CRI backend (containerd)', () => {
     await mkdir(join(work, 'manifests'));
     await writeFile(join(work, 'manifests', 'c.yaml'), podYaml('c', `${reg.host}/cri/app:1`));
     const config = parseNodeConfig(
-      `apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nstaticPodPath: ${join(work, 'manifests')}\nkimg:\n  rootDir: ${join(work, 'root')}\n`,
+      `apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncontainerRuntimeEndpoint: ${ctrd.address}\nstaticPodPath: ${join(work, 'manifests')}\nkimg:\n  rootDir: ${join(work, 'root')}\n`,
     );
     agent = await startNodeAgent({
       config,

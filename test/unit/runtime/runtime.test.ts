@@ -9,7 +9,8 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parseNodeConfig } from '../../../src/config/index.js';
-import { CriImageService, startCriServer, type CriServer } from '../../../src/cri/index.js';
+import * as grpc from '@grpc/grpc-js';
+import { CriImageService, loadCriPackage, startCriServer, type CriServer } from '../../../src/cri/index.js';
 import { isKimgError } from '../../../src/errors/index.js';
 import {
   DEFAULT_PINNED_IMAGES,
@@ -52,6 +53,20 @@ const fakeRuntime: ImageService = {
   removeImage: async () => {},
   imageFsInfo: async () => [{ timestamp: 0, mountpoint: '/', usedBytes: 1000, inodesUsed: 1 }],
 };
+
+/** A gRPC server answering only RuntimeService.ListContainers with `containers`, on `socket`. */
+async function startListContainers(socket: string, containers: object[]): Promise<grpc.Server> {
+  const server = new grpc.Server();
+  server.addService(loadCriPackage().RuntimeService.service, {
+    ListContainers: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, { containers }),
+  });
+  await new Promise<void>((resolve, reject) =>
+    server.bindAsync(`unix://${socket}`, grpc.ServerCredentials.createInsecure(), (e) =>
+      e ? reject(e) : resolve(),
+    ),
+  );
+  return server;
+}
 
 /** Replaces `obj.close` by one that records `name` in `order`, then closes. */
 function spyClose(obj: { close(): unknown }, name: string, order: string[]): void {
@@ -103,7 +118,13 @@ describe('openNodeRuntime', () => {
 
   test('cri backend: the runtime socket is the image service; kimg root keeps the state', async () => {
     const notices: string[] = [];
-    const rt = await openNodeRuntime(config, {
+    // The containers come from the configuration's containerRuntimeEndpoint (ListContainers).
+    const runtimeSocket = join(dir, 'runtime.sock');
+    const containers = await startListContainers(runtimeSocket, [
+      { id: 'c1', image: { image: 'r.io/app:1' }, image_ref: IMAGE.id, state: 'CONTAINER_EXITED' },
+    ]);
+    const criConfig = parseNodeConfig(`${CONFIG}containerRuntimeEndpoint: unix://${runtimeSocket}\n`);
+    const rt = await openNodeRuntime(criConfig, {
       root: join(dir, 'cri-root'),
       env: {},
       imageService: { kind: 'cri', endpoint: `unix://${server.address.replace(/^unix:\/\//, '')}` },
@@ -123,8 +144,11 @@ describe('openNodeRuntime', () => {
       assert.match(notices.join('\n'), /pulls for its own platform: linux\/arm64 is ignored/);
       const usage = await rt.gc.plan({ inUse: [] });
       assert.equal(usage.decisions.length, 1, 'GC lists the runtime images');
+      assert.deepEqual(await rt.containersInUse(), [IMAGE.id]);
+      assert.equal(usage.decisions[0]?.reason, 'in-use', "an exited container's image is in use");
     } finally {
       await rt.close();
+      containers.forceShutdown();
     }
   });
 
