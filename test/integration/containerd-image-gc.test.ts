@@ -36,34 +36,21 @@ import {
 } from '../helpers/runnable-images.js';
 import { skopeoPush } from '../helpers/skopeo.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
+import {
+  FORCED_GC_CONFIG,
+  pastMaxAge,
+  type PushedImage,
+  type GcDocument,
+  gcActions,
+} from '../helpers/forced-gc.js';
 
 const CLI = new URL('../../src/cli/main.js', import.meta.url).pathname;
-
-/** Image GC forced by age: anything unused for 1 s goes once GC has run for 1 s; usage never triggers. */
-const FORCED_GC_CONFIG = [
-  'apiVersion: kubelet.config.k8s.io/v1beta1',
-  'kind: KubeletConfiguration',
-  'imageGCHighThresholdPercent: 100',
-  'imageGCLowThresholdPercent: 99',
-  // The kubelet wants the maximum age above the minimum (default 2m; 0 also means 2m).
-  'imageMinimumGCAge: 1ms',
-  'imageMaximumGCAge: 1s',
-];
-
-/** Past the 1 s maximum age (real time: the CLI and the agent read the system clock). */
-const pastMaxAge = (): Promise<void> => new Promise((r) => setTimeout(r, 1100));
-
-interface Pushed {
-  ref: string;
-  /** The config digest: the image id containerd's CRI reports. */
-  id: string;
-}
 
 /** A (sleeps), B (prints a line) and the sandbox image, pushed as `gc-a:1`, `gc-b:1`, `pause:1`. */
 async function pushImages(
   reg: StartedRegistry,
   work: string,
-): Promise<{ a: Pushed; b: Pushed; pause: Pushed; m1: Pushed; m2: RunnableImage }> {
+): Promise<{ a: PushedImage; b: PushedImage; pause: PushedImage; m1: PushedImage; m2: RunnableImage }> {
   const layout = join(work, 'layout');
   const a = await generateRunnableImage(layout, { name: 'gc-a', tag: 'gc-a', command: SANDBOX_COMMAND });
   const b = await generateRunnableImage(layout, { name: 'gc-b', tag: 'gc-b', line: 'image B' });
@@ -71,7 +58,7 @@ async function pushImages(
   // The tag `gc-m:1` names M1 first; the moved-tag case pushes M2 under it later.
   const m1 = await generateRunnableImage(layout, { name: 'gc-m1', tag: 'gc-m1', command: SANDBOX_COMMAND });
   const m2 = await generateRunnableImage(layout, { name: 'gc-m2', tag: 'gc-m2', line: 'image M2' });
-  const push = async (img: RunnableImage, repoTag: string): Promise<Pushed> => {
+  const push = async (img: RunnableImage, repoTag: string): Promise<PushedImage> => {
     await skopeoPush(img, reg, repoTag);
     return { ref: `${reg.host}/${repoTag}`, id: img.manifests[0]!.config.digest };
   };
@@ -91,7 +78,7 @@ async function recordNames(ctrd: StartedContainerd): Promise<string[]> {
 }
 
 /** The names containerd's CRI plugin gives an image: tag, `repo@digest`, and the id. */
-function namesOf(names: readonly string[], p: Pushed): string[] {
+function namesOf(names: readonly string[], p: PushedImage): string[] {
   const repo = p.ref.replace(/:[^:/]+$/, '');
   return names.filter((n) => n === p.ref || n === p.id || n.startsWith(`${repo}@`));
 }
@@ -170,7 +157,7 @@ describe('kimg gc --containerd keeps the image of a container kimg did not start
     const first = await kimg(...gc);
     assert.equal(first.code, 0, first.stderr);
     const firstDoc = JSON.parse(first.stdout) as GcDocument;
-    assert.deepEqual(actions(firstDoc), {
+    assert.deepEqual(gcActions(firstDoc), {
       [images.a.id]: 'keep:in-use',
       [images.b.id]: 'keep:below-threshold',
     });
@@ -179,7 +166,7 @@ describe('kimg gc --containerd keeps the image of a container kimg did not start
     await pastMaxAge();
     const second = await kimg(...gc);
     assert.equal(second.code, 0, second.stderr);
-    assert.deepEqual(actions(JSON.parse(second.stdout) as GcDocument), {
+    assert.deepEqual(gcActions(JSON.parse(second.stdout) as GcDocument), {
       [images.a.id]: 'keep:in-use',
       [images.b.id]: 'delete:max-age',
     });
@@ -229,21 +216,12 @@ describe('kimg gc --containerd keeps the image of a container kimg did not start
     await pastMaxAge();
     const second = await kimg(...gc);
     assert.equal(second.code, 0, second.stderr);
-    const got = actions(JSON.parse(second.stdout) as GcDocument);
+    const got = gcActions(JSON.parse(second.stdout) as GcDocument);
     assert.deepEqual([got[images.m1.id], got[m2Id]], ['keep:in-use', 'delete:max-age']);
     assert.equal((await cri.imageStatus({ image: images.m1.id }))?.id, images.m1.id);
     assert.equal((await rt.containerStatus(container)).state, 'CONTAINER_RUNNING');
   });
 });
-
-interface GcDocument {
-  images: { id: string; action: string; reason: string }[];
-  unmatched: { inUse: string[] };
-}
-
-function actions(doc: GcDocument): Record<string, string> {
-  return Object.fromEntries(doc.images.map((i) => [i.id, `${i.action}:${i.reason}`]));
-}
 
 describe('kimg node --containerd keeps the image of a CRI pod it did not start', () => {
   let ctrd: StartedContainerd;

@@ -26,46 +26,24 @@ import { startRegistry, type StartedRegistry } from '../helpers/registry.js';
 import { SANDBOX_COMMAND, generateRunnableImage, generateSandboxImage } from '../helpers/runnable-images.js';
 import { skopeoPush } from '../helpers/skopeo.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
+import {
+  FORCED_GC_CONFIG,
+  pastMaxAge,
+  type PushedImage,
+  type GcDocument,
+  gcActions,
+} from '../helpers/forced-gc.js';
 
 const CLI = new URL('../../src/cli/main.js', import.meta.url).pathname;
-
-/** Image GC forced by age: anything unused for 1 s goes once GC has run for 1 s; usage never triggers. */
-const FORCED_GC_CONFIG = [
-  'apiVersion: kubelet.config.k8s.io/v1beta1',
-  'kind: KubeletConfiguration',
-  'imageGCHighThresholdPercent: 100',
-  'imageGCLowThresholdPercent: 99',
-  // The kubelet wants the maximum age above the minimum (default 2m; 0 also means 2m).
-  'imageMinimumGCAge: 1ms',
-  'imageMaximumGCAge: 1s',
-];
-
-/** Past the 1 s maximum age (real time: the CLI reads the system clock). */
-const pastMaxAge = (): Promise<void> => new Promise((r) => setTimeout(r, 1100));
-
-interface Pushed {
-  ref: string;
-  /** The config digest: the image id containerd's CRI reports. */
-  id: string;
-}
-
-interface GcDocument {
-  images: { id: string; action: string; reason: string }[];
-  error: string | null;
-}
-
-function actions(doc: GcDocument): Record<string, string> {
-  return Object.fromEntries(doc.images.map((i) => [i.id, `${i.action}:${i.reason}`]));
-}
 
 let work = '';
 let reg: StartedRegistry;
 let ctrd: StartedContainerd;
 let cri: CriImageService;
 let rt: CriRuntimeClient;
-let a: Pushed;
-let b: Pushed;
-let pause: Pushed;
+let a: PushedImage;
+let b: PushedImage;
+let pause: PushedImage;
 
 before(async () => {
   for (const bin of ['containerd', 'ctr', 'runc', 'containerd-shim-runc-v2', 'skopeo', 'docker-registry'])
@@ -138,14 +116,14 @@ describe('kimg gc over a CRI runtime keeps the images of the runtime’s contain
 
     const first = await kimg(...gc);
     assert.equal(first.code, 0, first.stderr);
-    const firstActions = actions(JSON.parse(first.stdout) as GcDocument);
+    const firstActions = gcActions(JSON.parse(first.stdout) as GcDocument);
     assert.equal(firstActions[a.id], 'keep:in-use');
     assert.equal(firstActions[b.id], 'keep:below-threshold');
 
     await pastMaxAge();
     const second = await kimg(...gc);
     assert.equal(second.code, 0, second.stderr);
-    const got = actions(JSON.parse(second.stdout) as GcDocument);
+    const got = gcActions(JSON.parse(second.stdout) as GcDocument);
     assert.equal(got[a.id], 'keep:in-use');
     assert.equal(got[b.id], 'delete:max-age');
     assert.equal(got[pause.id], 'keep:pinned');
