@@ -33,10 +33,17 @@ export function specFromWire(spec: WireImageSpec | null | undefined, rpc: string
       `${rpc}: ImageSpec.image is empty; name the image to ${rpc === 'PullImage' ? 'pull' : 'address'}`,
     );
   }
-  const out: ImageSpec = { image };
-  if (spec?.runtime_handler) out.runtimeHandler = spec.runtime_handler;
-  if (spec?.annotations && Object.keys(spec.annotations).length > 0)
-    out.annotations = { ...spec.annotations };
+  return imageSpecFieldsFromWire({ ...spec, image } as WireImageSpec);
+}
+
+/**
+ * Wire ImageSpec → domain, as it came (an empty `image` stays empty): for specs the runtime reports,
+ * which nothing validates; {@link specFromWire} for specs a caller sends.
+ */
+export function imageSpecFieldsFromWire(spec: WireImageSpec): ImageSpec {
+  const out: ImageSpec = { image: spec.image ?? '' };
+  if (spec.runtime_handler) out.runtimeHandler = spec.runtime_handler;
+  if (spec.annotations && Object.keys(spec.annotations).length > 0) out.annotations = { ...spec.annotations };
   return out;
 }
 

@@ -12,6 +12,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { ImageServiceCallOptions, ImageSpec } from '../manager/index.js';
 import { CRI_CLIENT_DEFAULTS, unaryCall, type CriClientOptions } from './client.js';
+import { imageSpecFieldsFromWire } from './convert.js';
 import {
   loadCriPackage,
   type RuntimeServiceClient,
@@ -54,15 +55,7 @@ export function containerFromWire(c: WireContainer): CriContainer {
     id: c.id,
     podSandboxId: c.pod_sandbox_id,
     metadata: c.metadata ? { name: c.metadata.name, attempt: c.metadata.attempt } : undefined,
-    image: spec
-      ? {
-          image: spec.image,
-          ...(spec.runtime_handler ? { runtimeHandler: spec.runtime_handler } : {}),
-          ...(spec.annotations && Object.keys(spec.annotations).length > 0
-            ? { annotations: { ...spec.annotations } }
-            : {}),
-        }
-      : undefined,
+    image: spec ? imageSpecFieldsFromWire(spec) : undefined,
     imageRef: c.image_ref,
     imageId: c.image_id ?? '',
     state: c.state,
