@@ -29,7 +29,7 @@ import {
   type ReconcileReport,
 } from '../manager/index.js';
 import { PullProgressHub, type ImagePullEvent } from '../pull/index.js';
-import type { CriRuntimeService } from '../cri/index.js';
+import type { CriRuntimeService, criContainerImageInUse } from '../cri/index.js';
 import { RegistryClient } from '../registry/index.js';
 import { openStore, type Store } from '../store/index.js';
 import { openImageBackend, type ImageBackend } from './backend.js';
@@ -249,20 +249,16 @@ function criContainersInUse(
   timeoutMs: number | undefined,
   cleanups: Cleanup[],
 ): () => Promise<string[]> {
-  let client: Promise<CriRuntimeService> | undefined;
-  cleanups.push(async () => {
-    const c = await client?.catch(() => undefined);
-    c?.close();
-  });
+  let opened: Promise<{ client: CriRuntimeService; imageOf: typeof criContainerImageInUse }> | undefined;
+  cleanups.push(async () => (await opened?.catch(() => undefined))?.client.close());
   return async () => {
-    client ??= import('../cri/index.js').then(
-      ({ CriRuntimeService }) =>
-        new CriRuntimeService({ endpoint, ...(timeoutMs !== undefined ? { timeoutMs } : {}) }),
-    );
-    const { criContainerImageInUse } = await import('../cri/index.js');
-    const containers = await (await client).listContainers();
-    return containers.flatMap((c) => {
-      const image = criContainerImageInUse(c);
+    opened ??= import('../cri/index.js').then((cri) => ({
+      client: new cri.CriRuntimeService({ endpoint, ...(timeoutMs !== undefined ? { timeoutMs } : {}) }),
+      imageOf: cri.criContainerImageInUse,
+    }));
+    const { client, imageOf } = await opened;
+    return (await client.listContainers()).flatMap((c) => {
+      const image = imageOf(c);
       return image !== undefined ? [image] : [];
     });
   };
