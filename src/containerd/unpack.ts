@@ -211,10 +211,6 @@ export class LayerUnpacker {
     };
   }
 
-  private placeStaged(staging: Staging | undefined, mounts: ContainerdMount[]): Promise<boolean> {
-    return placeStagedLayer(this.o.local, staging, mounts);
-  }
-
   /**
    * Whether snapshot `chain` is committed; if so it is added to the pull's lease first, so containerd's
    * GC cannot take it between this check and the image record that will reference it.
@@ -269,7 +265,7 @@ export class LayerUnpacker {
       let committed = false;
       try {
         // The staged tree serves the first attempt only: once placed, it is the snapshot's.
-        const placed = await this.placeStaged(staging, mounts);
+        const placed = await placeStagedLayer(this.o.local, staging, mounts);
         staging = undefined;
         if (!placed) {
           const applied = await client.diffApply(layer, mounts, call);
