@@ -134,6 +134,39 @@ function credentialKey(c: AuthConfig | undefined): string {
 }
 
 /**
+ * The work in flight for `key` in `flights`, joined, or started with `start` (which carries this
+ * caller's signal) and forgotten once settled. The flight runs under the signal of the caller that
+ * started it: when that caller is cancelled, a joiner whose own call goes on starts the work again
+ * rather than failing with a cancel that was not its own.
+ */
+async function singleFlight<T>(
+  flights: Map<string, Promise<T>>,
+  key: string,
+  start: () => Promise<T>,
+  signal: AbortSignal | undefined,
+): Promise<T> {
+  for (;;) {
+    let p = flights.get(key);
+    const joined = p !== undefined;
+    if (p === undefined) {
+      const started = start();
+      const forget = (): void => {
+        if (flights.get(key) === started) flights.delete(key);
+      };
+      started.then(forget, forget);
+      flights.set(key, started);
+      p = started;
+    }
+    try {
+      return await p;
+    } catch (e) {
+      if (joined && isKimgError(e) && e.code === 'ABORTED' && signal?.aborted !== true) continue;
+      throw e;
+    }
+  }
+}
+
+/**
  * Per-client authorization state: known challenges per endpoint and the token cache.
  * Not exported from the module: the client owns one.
  */
@@ -171,14 +204,16 @@ export class Authorizer {
   }
 
   /**
-   * Pings `<base>/` once (single-flight) to learn whether and how the endpoint authenticates.
+   * Pings `<base>/` once (single-flight) to learn whether and how the endpoint authenticates. `signal`
+   * is this caller's (the one `ping` itself carries when this call starts the flight).
    * @throws the transport's coded errors when the endpoint cannot be reached.
    */
-  async ping(base: string, ping: () => Promise<HttpResponse>): Promise<void> {
+  async ping(base: string, ping: () => Promise<HttpResponse>, signal?: AbortSignal): Promise<void> {
     if (this.challenges.has(base)) return;
-    let p = this.pings.get(base);
-    if (!p) {
-      p = (async () => {
+    await singleFlight(
+      this.pings,
+      base,
+      async () => {
         const res = await ping();
         if (res.status === 401) {
           this.learn(base, res.headers['www-authenticate']);
@@ -186,14 +221,9 @@ export class Authorizer {
           this.challenges.set(base, []);
         }
         discard(res.body);
-      })();
-      this.pings.set(base, p);
-      p.then(
-        () => this.pings.delete(base),
-        () => this.pings.delete(base),
-      );
-    }
-    return p;
+      },
+      signal,
+    );
   }
 
   /** Forgets a cached token (after a 401 that may mean it expired or was revoked). */
@@ -249,19 +279,23 @@ export class Authorizer {
           withCredentials: hasCreds,
         };
       }
-      let p = this.inflight.get(key);
-      if (!p) {
-        p = this.fetchToken(registry, realm, service, all, hasCreds ? creds : undefined, signal);
-        this.inflight.set(key, p);
-        p.then(
-          (t) => {
-            this.inflight.delete(key);
-            this.tokens.set(key, t);
-          },
-          () => this.inflight.delete(key),
-        );
-      }
-      const t = await p;
+      const t = await singleFlight(
+        this.inflight,
+        key,
+        async () => {
+          const fetched = await this.fetchToken(
+            registry,
+            realm,
+            service,
+            all,
+            hasCreds ? creds : undefined,
+            signal,
+          );
+          this.tokens.set(key, fetched);
+          return fetched;
+        },
+        signal,
+      );
       return {
         header: `Bearer ${t.token}`,
         scheme: 'bearer',

@@ -290,25 +290,29 @@ export class RequestCore {
 
   /** `GET /v2/` without auth, so the authorizer learns the endpoint's challenges (once per base URL). */
   private async ping(ep: RegistryEndpoint, op: Op, retries: boolean): Promise<void> {
-    await this.authorizer.ping(this.baseUrl(ep), async () => {
-      const r = await this.onEndpoint(
-        ep,
-        {
-          registry: op.registry,
-          capability: op.capability,
-          method: 'GET',
-          path: '/',
-          scopes: [],
-          ctx: { registry: op.registry, kind: 'ping' },
-          followRedirects: true,
-          call: { signal: op.call.signal, stallTimeoutMs: op.call.stallTimeoutMs },
-          accept: (s) => s < 500 && s !== 429 && s !== 408,
-          noAuth: true,
-        },
-        retries,
-      );
-      return r.res;
-    });
+    await this.authorizer.ping(
+      this.baseUrl(ep),
+      async () => {
+        const r = await this.onEndpoint(
+          ep,
+          {
+            registry: op.registry,
+            capability: op.capability,
+            method: 'GET',
+            path: '/',
+            scopes: [],
+            ctx: { registry: op.registry, kind: 'ping' },
+            followRedirects: true,
+            call: { signal: op.call.signal, stallTimeoutMs: op.call.stallTimeoutMs },
+            accept: (s) => s < 500 && s !== 429 && s !== 408,
+            noAuth: true,
+          },
+          retries,
+        );
+        return r.res;
+      },
+      op.call.signal,
+    );
   }
 
   /**
